@@ -1,0 +1,7 @@
+"""`python -m otel_llm_cost` runs the CLI."""
+
+import sys
+
+from otel_llm_cost.cli import main
+
+sys.exit(main())

@@ -1,0 +1,159 @@
+"""The one table of environment variables otel-llm-cost reads.
+
+Precedence everywhere: explicit argument > environment variable > default. A bad environment value
+is logged and the default used, because telemetry must not crash an application at start; a bad
+explicit argument raises ``ValueError`` where it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+_logger = logging.getLogger("otel_llm_cost")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar(Generic[T]):
+    """One environment variable: its name, how to parse it, its default and what it means."""
+
+    name: str
+    parse: Callable[[str], T]
+    default: T
+    doc: str
+
+    def get(self) -> T:
+        """The parsed value, or the default when unset, empty or invalid (invalid is logged)."""
+        raw = os.environ.get(self.name)
+        if raw is None or raw.strip() == "":
+            return self.default
+        try:
+            return self.parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            _logger.error("ignoring %s=%r (%s); using the default %r", self.name, raw, exc, self.default)
+            return self.default
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true/false")
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a positive number")
+    return value
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _parse_str(raw: str) -> str:
+    return raw
+
+
+def _parse_optional_str(raw: str) -> str | None:
+    return raw
+
+
+DUCKDB_PATH = EnvVar(
+    "OTEL_LLM_COST_DUCKDB_PATH",
+    _parse_str,
+    "llm_costs.duckdb",
+    "DuckDB file the exporter writes and the CLI reads.",
+)
+PRICES = EnvVar[str | None](
+    "OTEL_LLM_COST_PRICES",
+    _parse_optional_str,
+    None,
+    "Path of a user price file (TOML or JSON) layered over the bundled genai-prices data.",
+)
+USER_ID_HASH_KEY = EnvVar[str | None](
+    "OTEL_LLM_COST_USER_ID_KEY",
+    _parse_optional_str,
+    None,
+    "Secret key for the HMAC-SHA-256 of user ids. Without it a per-installation key is used (see README).",
+)
+HASH_USER_IDS = EnvVar(
+    "OTEL_LLM_COST_HASH_USER_IDS",
+    _parse_bool,
+    True,
+    "Set to false only when user ids are not personal data (for example service accounts).",
+)
+CAPTURE_CONTENT = EnvVar(
+    "OTEL_LLM_COST_CAPTURE_CONTENT",
+    _parse_bool,
+    False,
+    "Store prompt and completion text attributes in DuckDB (off: they are dropped before storage).",
+)
+STORE_ALL_SPANS = EnvVar(
+    "OTEL_LLM_COST_STORE_ALL_SPANS",
+    _parse_bool,
+    False,
+    "Also keep every non-LLM span in the `spans` table for context.",
+)
+LOCK_TIMEOUT_SECONDS = EnvVar(
+    "OTEL_LLM_COST_LOCK_TIMEOUT_SECONDS",
+    _parse_positive_float,
+    5.0,
+    "How long an export retries a DuckDB file held by another process before spooling the batch.",
+)
+SPOOL_DIR = EnvVar[str | None](
+    "OTEL_LLM_COST_SPOOL_DIR",
+    _parse_optional_str,
+    None,
+    "Where batches that could not be written wait for replay (default: `<db path>.spool/`).",
+)
+BUDGETS_FILE = EnvVar[str | None](
+    "OTEL_LLM_COST_BUDGETS",
+    _parse_optional_str,
+    None,
+    "Path of a budgets TOML file loaded by `configure()` and the CLI.",
+)
+WEBHOOK_URL = EnvVar[str | None](
+    "OTEL_LLM_COST_WEBHOOK_URL",
+    _parse_optional_str,
+    None,
+    "Budget alerts are also POSTed as JSON to this URL.",
+)
+SERVE_TOKEN = EnvVar[str | None](
+    "OTEL_LLM_COST_SERVE_TOKEN",
+    _parse_optional_str,
+    None,
+    "Bearer token `otel-llm-cost serve` requires on every request (unset: no authentication).",
+)
+DEDUP_CAPACITY = EnvVar(
+    "OTEL_LLM_COST_DEDUP_CAPACITY",
+    _parse_positive_int,
+    10_000,
+    "How many recent LLM calls the double-count guard remembers (bounded memory).",
+)
+
+ALL_VARIABLES: tuple[EnvVar[object], ...] = (
+    DUCKDB_PATH,
+    PRICES,
+    USER_ID_HASH_KEY,
+    HASH_USER_IDS,
+    CAPTURE_CONTENT,
+    STORE_ALL_SPANS,
+    LOCK_TIMEOUT_SECONDS,
+    SPOOL_DIR,
+    BUDGETS_FILE,
+    WEBHOOK_URL,
+    SERVE_TOKEN,
+    DEDUP_CAPACITY,
+)  # type: ignore[assignment]

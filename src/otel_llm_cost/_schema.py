@@ -1,0 +1,108 @@
+"""The DuckDB schema: the contract between the exporter, the CostStore, budgets and the collector.
+
+One row of ``llm_calls`` is one LLM span (one call, or a duplicate record of one, marked
+``billable = false``). Money is DECIMAL(18,12): exact sums (DOUBLE sums differed between runs, DESIGN.md
+fact 5), 64-bit storage, and 12 places hold the smallest per-token prices exactly.
+
+The schema is versioned in ``otel_llm_cost_meta``; opening an older file migrates it (see
+``MIGRATIONS``), opening a newer one raises :class:`~otel_llm_cost.exceptions.SchemaVersionError`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_VERSION: Final = 1
+
+MONEY_TYPE: Final = "DECIMAL(18,12)"
+
+META_TABLE: Final = "otel_llm_cost_meta"
+CALLS_TABLE: Final = "llm_calls"
+SPANS_TABLE: Final = "spans"
+ALERTS_TABLE: Final = "budget_alerts"
+
+# (column, DuckDB type, meaning). Order is the physical column order and the Arrow schema order.
+CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("span_id", "VARCHAR", "16 hex digits; the idempotency key"),
+    ("trace_id", "VARCHAR", "32 hex digits"),
+    ("parent_span_id", "VARCHAR", "16 hex digits, NULL for a root span"),
+    ("service_name", "VARCHAR", "resource service.name"),
+    ("scope_name", "VARCHAR", "instrumentation scope that emitted the span"),
+    ("span_name", "VARCHAR", ""),
+    ("start_time", "TIMESTAMPTZ", "UTC; windows and budgets use the start time"),
+    ("end_time", "TIMESTAMPTZ", "UTC"),
+    ("duration_ms", "DOUBLE", "end - start in milliseconds"),
+    ("status_code", "VARCHAR", "UNSET, OK or ERROR"),
+    ("status_message", "VARCHAR", ""),
+    ("operation", "VARCHAR", "chat, text_completion, embeddings..."),
+    ("provider", "VARCHAR", "provider as the span named it"),
+    ("request_model", "VARCHAR", ""),
+    ("response_model", "VARCHAR", ""),
+    ("upstream_model", "VARCHAR", "price entry that matched (alias/deployment resolved)"),
+    ("deployment", "VARCHAR", "deployment or resource id when the model id carried one"),
+    ("convention", "VARCHAR", "gen_ai, openinference, traceloop, openlit, anthropic_sdk, seed"),
+    ("input_tokens", "BIGINT", "all input, including cache reads and writes"),
+    ("output_tokens", "BIGINT", "including reasoning"),
+    ("total_tokens", "BIGINT", "input + output"),
+    ("cache_read_tokens", "BIGINT", ""),
+    ("cache_write_tokens", "BIGINT", "5-minute and 1-hour writes"),
+    ("cache_write_1h_tokens", "BIGINT", "the 1-hour part of cache_write_tokens"),
+    ("reasoning_tokens", "BIGINT", "part of output_tokens"),
+    ("cost_usd", MONEY_TYPE, "NULL when unpriced"),
+    ("input_cost_usd", MONEY_TYPE, "uncached input"),
+    ("cache_read_cost_usd", MONEY_TYPE, ""),
+    ("cache_write_cost_usd", MONEY_TYPE, ""),
+    ("output_cost_usd", MONEY_TYPE, ""),
+    ("cost_status", "VARCHAR", "priced, unpriced, reported or free"),
+    ("cost_reason", "VARCHAR", "why unpriced"),
+    ("price_source", "VARCHAR", "provider, user:<file> or genai-prices <version>"),
+    ("external_cost_usd", MONEY_TYPE, "cost another instrumentation computed, kept for comparison"),
+    ("billable", "BOOLEAN", "false for duplicate records of a call and for agent/workflow totals"),
+    ("duplicate_of", "VARCHAR", "span_id of the record this one duplicates"),
+    ("cache_hit", "BOOLEAN", "some input was read from the provider's prompt cache"),
+    ("cache_tokens_saved", "BIGINT", "cache-read tokens"),
+    ("cache_saved_usd", MONEY_TYPE, "cache reads at full input price minus their cost"),
+    ("feature", "VARCHAR", "attribution"),
+    ("agent", "VARCHAR", "attribution"),
+    ("user_id", "VARCHAR", "keyed HMAC-SHA-256 of the user id, never the raw id"),
+    ("org_id", "VARCHAR", "attribution"),
+    ("session_id", "VARCHAR", "attribution"),
+    ("workflow_id", "VARCHAR", "attribution"),
+    ("workflow_label", "VARCHAR", "attribution"),
+    ("step", "VARCHAR", "attribution"),
+    ("tags", "MAP(VARCHAR, VARCHAR)", "custom cost.* tags, key without the prefix"),
+    ("response_id", "VARCHAR", "gen_ai.response.id"),
+    ("streaming", "BOOLEAN", ""),
+    ("from_cache", "BOOLEAN", "served from an application response cache: no API spend"),
+    ("attributes", "JSON", "remaining span attributes (prompt/completion text only when opted in)"),
+)
+
+CALL_COLUMN_NAMES: Final = tuple(name for name, _, _ in CALL_COLUMNS)
+
+SPAN_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("span_id", "VARCHAR", ""),
+    ("trace_id", "VARCHAR", ""),
+    ("parent_span_id", "VARCHAR", ""),
+    ("service_name", "VARCHAR", ""),
+    ("scope_name", "VARCHAR", ""),
+    ("span_name", "VARCHAR", ""),
+    ("kind", "VARCHAR", ""),
+    ("start_time", "TIMESTAMPTZ", ""),
+    ("end_time", "TIMESTAMPTZ", ""),
+    ("duration_ms", "DOUBLE", ""),
+    ("status_code", "VARCHAR", ""),
+    ("attributes", "JSON", ""),
+)
+
+
+def _create_table(name: str, columns: tuple[tuple[str, str, str], ...]) -> str:
+    body = ",\n    ".join(f"{col} {typ}" for col, typ, _ in columns)
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n    {body}\n)"
+
+
+CREATE_META: Final = f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)"
+CREATE_CALLS: Final = _create_table(CALLS_TABLE, CALL_COLUMNS)
+CREATE_SPANS: Final = _create_table(SPANS_TABLE, SPAN_COLUMNS)
+
+# Migrations from version N to N+1, applied in order inside one transaction.
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}

@@ -1,0 +1,48 @@
+"""The ``otel-llm-cost`` command line: reports, prices, budgets and the OTLP receiver.
+
+Each area registers its subcommands from its own private module; this module only builds the parser,
+runs the chosen handler and turns expected errors into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from otel_llm_cost import _cli_budgets, _cli_prices, _cli_reports, _cli_serve
+from otel_llm_cost.exceptions import OtelLLMCostError
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="otel-llm-cost",
+        description="Know what your LLM calls cost: reports, prices, budgets and an OTLP receiver.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (_cli_reports, _cli_prices, _cli_budgets, _cli_serve):
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="otel-llm-cost: %(levelname)s: %(message)s",
+    )
+    try:
+        code: int = args.handler(args)
+    except (OtelLLMCostError, ValueError, OSError) as exc:
+        print(f"otel-llm-cost: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code

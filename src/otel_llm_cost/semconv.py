@@ -1,0 +1,157 @@
+"""Every span attribute name otel-llm-cost reads or writes, in one place.
+
+Names we *read* are grouped by the convention that emits them; names we *write* are the
+contract with every exporter downstream (see DESIGN.md, "Attribute names written on spans").
+Nothing else in the package spells an attribute name as a string literal.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --------------------------------------------------------------------------------------------
+# Names we read
+# --------------------------------------------------------------------------------------------
+
+# OpenTelemetry GenAI semantic conventions, current names.
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+# Proposed GenAI convention for a cost the provider itself reported.
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+GEN_AI_USAGE_COST_SOURCE: Final = "gen_ai.usage.cost.source"
+
+# OpenTelemetry GenAI, legacy and in-between names still emitted in the wild.
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+GEN_AI_USAGE_TOTAL_TOKENS: Final = "gen_ai.usage.total_tokens"
+# The cache-write count has three names in the wild (DESIGN.md fact 2).
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_DOTTED: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_LEGACY: Final = "gen_ai.usage.cache_read_input_tokens"
+CACHE_WRITE_NAMES: Final = (
+    GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_DOTTED,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+)
+
+# OpenLLMetry / Traceloop.
+LLM_USAGE_TOTAL_TOKENS: Final = "llm.usage.total_tokens"
+LLM_USAGE_PROMPT_TOKENS: Final = "llm.usage.prompt_tokens"
+LLM_USAGE_COMPLETION_TOKENS: Final = "llm.usage.completion_tokens"
+LLM_USAGE_CACHE_READ_INPUT_TOKENS: Final = "llm.usage.cache_read_input_tokens"
+LLM_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "llm.usage.cache_creation_input_tokens"
+LLM_REQUEST_TYPE: Final = "llm.request.type"
+LLM_IS_STREAMING: Final = "llm.is_streaming"
+TRACELOOP_ASSOCIATION_PREFIX: Final = "traceloop.association.properties."
+TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"
+TRACELOOP_ENTITY_NAME: Final = "traceloop.entity.name"
+TRACELOOP_WORKFLOW_NAME: Final = "traceloop.workflow.name"
+
+# OpenInference (Arize Phoenix).
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+LLM_MODEL_NAME: Final = "llm.model_name"
+LLM_PROVIDER: Final = "llm.provider"
+LLM_SYSTEM: Final = "llm.system"
+LLM_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+LLM_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+LLM_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+LLM_TOKEN_COUNT_PROMPT_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
+LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
+LLM_TOKEN_COUNT_COMPLETION_REASONING: Final = "llm.token_count.completion_details.reasoning"
+LLM_COST_TOTAL: Final = "llm.cost.total"
+OPENINFERENCE_COST_PREFIX: Final = "llm.cost."
+SESSION_ID: Final = "session.id"
+USER_ID: Final = "user.id"
+
+# OpenLIT. Its Anthropic spans report input tokens WITHOUT cache tokens (DESIGN.md fact 2).
+OPENLIT_SCOPE_PREFIX: Final = "openlit"
+OPENLIT_ANTHROPIC_SCOPE: Final = "openlit.instrumentation.anthropic"
+
+# The Anthropic SDK's own spans (anthropic >= 1.14).
+ANTHROPIC_SDK_SCOPE: Final = "com.anthropic.sdk.python"
+
+# Service resource.
+SERVICE_NAME: Final = "service.name"
+
+# --------------------------------------------------------------------------------------------
+# Names we write
+# --------------------------------------------------------------------------------------------
+
+# Tokens. `llm.tokens.input` is all input including cache reads and writes.
+LLM_TOKENS_INPUT: Final = "llm.tokens.input"
+LLM_TOKENS_OUTPUT: Final = "llm.tokens.output"
+LLM_TOKENS_TOTAL: Final = "llm.tokens.total"
+LLM_TOKENS_CACHE_READ: Final = "llm.tokens.cache_read"
+LLM_TOKENS_CACHE_WRITE: Final = "llm.tokens.cache_write"
+LLM_TOKENS_CACHE_WRITE_1H: Final = "llm.tokens.cache_write_1h"
+LLM_TOKENS_REASONING: Final = "llm.tokens.reasoning"
+
+# Model identity as priced.
+LLM_MODEL: Final = "llm.model"
+LLM_PROVIDER_NAME: Final = "llm.provider_name"
+LLM_OPERATION: Final = "llm.operation"
+LLM_CONVENTION: Final = "llm.convention"
+
+# Cost. `llm.cost_usd` is a float (span attributes have no decimal type); storage re-reads it as
+# DECIMAL quantized to 12 places, which round-trips exactly for per-call costs below $1000.
+LLM_COST_USD: Final = "llm.cost_usd"
+LLM_COST_INPUT_USD: Final = "llm.cost.input_usd"
+LLM_COST_CACHE_READ_USD: Final = "llm.cost.cache_read_usd"
+LLM_COST_CACHE_WRITE_USD: Final = "llm.cost.cache_write_usd"
+LLM_COST_OUTPUT_USD: Final = "llm.cost.output_usd"
+LLM_COST_STATUS: Final = "llm.cost.status"
+LLM_COST_REASON: Final = "llm.cost.reason"
+LLM_COST_SOURCE: Final = "llm.cost.source"
+LLM_COST_MODEL_ID: Final = "llm.cost.model_id"
+LLM_COST_PROVIDER_ID: Final = "llm.cost.provider_id"
+LLM_COST_DEPLOYMENT: Final = "llm.cost.deployment"
+LLM_COST_EXTERNAL_USD: Final = "llm.cost.external_usd"
+LLM_COST_BILLABLE: Final = "llm.cost.billable"
+LLM_COST_DUPLICATE_OF: Final = "llm.cost.duplicate_of"
+# Mirror of the total for backends that read the proposed GenAI name (Langfuse, OpenLIT UIs).
+GEN_AI_USAGE_COST_MIRROR: Final = GEN_AI_USAGE_COST
+
+# Cache impact.
+LLM_CACHE_HIT: Final = "llm.cache.hit"
+LLM_CACHE_TOKENS_SAVED: Final = "llm.cache.tokens_saved"
+LLM_CACHE_COST_SAVED_USD: Final = "llm.cache.cost_saved_usd"
+# The call was answered from an application-side response cache (no API spend).
+LLM_RESPONSE_FROM_CACHE: Final = "llm.response.from_cache"
+
+# Attribution. `cost.user_id` is a keyed hash, never the raw id.
+COST_PREFIX: Final = "cost."
+COST_FEATURE: Final = "cost.feature"
+COST_AGENT: Final = "cost.agent"
+COST_USER_ID: Final = "cost.user_id"
+COST_ORG_ID: Final = "cost.org_id"
+COST_SESSION_ID: Final = "cost.session_id"
+COST_WORKFLOW_ID: Final = "cost.workflow_id"
+COST_WORKFLOW_LABEL: Final = "cost.workflow_label"
+COST_STEP: Final = "cost.step"
+ATTRIBUTION_KEYS: Final = (
+    "feature",
+    "agent",
+    "user_id",
+    "org_id",
+    "session_id",
+    "workflow_id",
+    "workflow_label",
+    "step",
+)
+
+# Application hints read by savings reports (seed names).
+PROMPT_COULD_USE_HAIKU: Final = "prompt.could_use_haiku"
+MODEL_RECOMMENDATION: Final = "model.recommendation"
