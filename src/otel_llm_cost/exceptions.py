@@ -12,6 +12,7 @@ __all__ = [
     "BudgetExceeded",
     "OtelLLMCostError",
     "PriceFileError",
+    "QueryError",
     "SchemaVersionError",
     "StorageError",
     "UnknownDimensionError",
@@ -53,3 +54,7 @@ class BudgetExceeded(OtelLLMCostError):  # noqa: N818 - the name says what happe
     Attributes carry the numbers so callers can report them: ``budget``, ``entity``, ``spent_usd``,
     ``limit_usd``.
     """
+
+
+class QueryError(OtelLLMCostError, ValueError):
+    """SQL given to ``CostStore.sql`` or ``otel-llm-cost query`` was rejected by DuckDB."""

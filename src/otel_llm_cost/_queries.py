@@ -1,0 +1,315 @@
+"""The aggregation SQL behind :class:`~otel_llm_cost.store.CostStore` and the CLI reports.
+
+Pure: every function builds a :class:`Query` (SQL text plus bound parameters) and runs nothing, so the
+same text can be timed against hand-written SQL (benchmarks/bench_store.py) and read in one place.
+
+Rules every query here follows:
+- Only billable rows are summed (``billable = false`` marks duplicate records of a call and agent or
+  workflow totals that repeat their children, DESIGN.md fact 3).
+- Windows are half-open ``[start, end)`` on ``start_time``, bound as TIMESTAMPTZ parameters.
+- Money is summed as DECIMAL; ``sum(cost_usd)`` is NULL when no call of a group is priced, so a group
+  of unpriced calls reads "unknown", never $0. Unpriced calls are counted beside the money.
+- SQL text is assembled only from the fixed dimension table below; every value (including a custom tag
+  key) is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Final
+
+from otel_llm_cost._schema import CALLS_TABLE
+from otel_llm_cost.exceptions import UnknownDimensionError
+
+__all__ = [
+    "DIMENSIONS",
+    "TAG_PREFIX",
+    "Dimension",
+    "Query",
+    "check_window",
+    "cost_by",
+    "daily_cost",
+    "day_range",
+    "resolve_dimension",
+    "resolve_timezone",
+    "top_calls",
+    "totals",
+    "workflow_steps",
+]
+
+TAG_PREFIX: Final = "tag:"
+"""``cost_by("tag:team")`` groups by the custom attribution tag ``cost.team`` (the ``tags`` MAP column)."""
+
+BILLABLE: Final = "billable IS DISTINCT FROM false"
+
+_MODEL_EXPR: Final = "COALESCE(response_model, request_model)"
+
+# Canonical name -> (SQL expression over llm_calls, meaning). The only place a dimension becomes SQL.
+_DIMENSION_TABLE: Final[Mapping[str, tuple[str, str]]] = {
+    "model": (_MODEL_EXPR, "model as the span named it (response model, else request model)"),
+    "provider": ("provider", "provider as the span named it"),
+    "upstream_model": ("upstream_model", "price entry that matched (aliases and deployments resolved)"),
+    "deployment": ("deployment", "deployment or resource id carried by the model id"),
+    "service": ("service_name", "resource service.name"),
+    "feature": ("feature", "cost.feature"),
+    "agent": ("agent", "cost.agent"),
+    "user": ("user_id", "cost.user_id (keyed hash)"),
+    "org": ("org_id", "cost.org_id"),
+    "session": ("session_id", "cost.session_id"),
+    "workflow": ("workflow_id", "cost.workflow_id"),
+    "workflow_label": ("workflow_label", "cost.workflow_label"),
+    "step": ("step", "cost.step"),
+    # Role and task have no column: they travel as custom tags (cost.role / cost.task).
+    "role": ("tags[?]", "custom tag cost.role"),
+    "task": ("tags[?]", "custom tag cost.task"),
+}
+_ALIASES: Final[Mapping[str, str]] = {
+    "user_id": "user",
+    "org_id": "org",
+    "session_id": "session",
+    "workflow_id": "workflow",
+    "resource": "deployment",
+    "service_name": "service",
+    "upstream": "upstream_model",
+    "upstream-model": "upstream_model",
+    "workflow-label": "workflow_label",
+}
+
+DIMENSIONS: Final = tuple(_DIMENSION_TABLE)
+"""Canonical dimension names accepted by ``cost_by`` (plus aliases and ``tag:<key>``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """SQL text and its positional parameters."""
+
+    sql: str
+    params: tuple[object, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    """A validated grouping dimension: its canonical name and SQL expression."""
+
+    name: str
+    expression: str
+    params: tuple[object, ...] = ()
+
+
+def resolve_dimension(name: str) -> Dimension:
+    """Validate a dimension name and return its SQL expression.
+
+    Args:
+        name: a canonical name (see :data:`DIMENSIONS`), an alias such as ``user_id`` or ``resource``,
+            or ``tag:<key>`` for a custom ``cost.<key>`` tag.
+
+    Returns:
+        The dimension; a tag key is a bound parameter, never part of the SQL text.
+
+    Raises:
+        UnknownDimensionError: the name is none of those; the message lists the valid names.
+    """
+    key = name.strip()
+    if key.startswith(TAG_PREFIX):
+        tag = key[len(TAG_PREFIX) :]
+        if not tag:
+            raise UnknownDimensionError("empty custom tag name: use tag:<key>, for example tag:team")
+        return Dimension(key, "tags[?]", (tag,))
+    canonical = _ALIASES.get(key.lower(), key.lower())
+    entry = _DIMENSION_TABLE.get(canonical)
+    if entry is None:
+        valid = ", ".join(DIMENSIONS)
+        raise UnknownDimensionError(
+            f"unknown dimension {name!r}; valid: {valid}, or tag:<key> for a custom tag"
+        )
+    expression = entry[0]
+    params: tuple[object, ...] = (canonical,) if expression == "tags[?]" else ()
+    return Dimension(canonical, expression, params)
+
+
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    """Raise ValueError unless both bounds are timezone-aware (or None) and start < end."""
+    for label, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        if not isinstance(value, datetime):
+            raise TypeError(f"{label} must be a datetime, not {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{label}={value.isoformat()} is naive; pass a timezone-aware datetime")
+    if start is not None and end is not None and not start < end:
+        raise ValueError(f"empty window: start {start.isoformat()} is not before end {end.isoformat()}")
+
+
+def resolve_timezone(tz: str | zoneinfo.ZoneInfo) -> zoneinfo.ZoneInfo:
+    """The IANA zone for ``tz``; raises ValueError for a name the zone database does not know."""
+    if isinstance(tz, zoneinfo.ZoneInfo):
+        return tz
+    try:
+        return zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as Europe/Berlin)") from exc
+
+
+def _where(
+    start: datetime | None, end: datetime | None, extra: tuple[tuple[str, object], ...] = ()
+) -> tuple[str, tuple[object, ...]]:
+    conditions = [BILLABLE]
+    params: list[object] = []
+    if start is not None:
+        conditions.append("start_time >= ?")
+        params.append(start)
+    if end is not None:
+        conditions.append("start_time < ?")
+        params.append(end)
+    for column_condition, value in extra:
+        conditions.append(column_condition)
+        params.append(value)
+    return " AND ".join(conditions), tuple(params)
+
+
+_GROUP_AGGREGATES: Final = (
+    "sum(cost_usd) AS total_cost_usd, "
+    "CAST(COALESCE(sum(total_tokens), 0) AS BIGINT) AS total_tokens, "
+    "count(*) AS call_count, "
+    "count(*) - count(cost_usd) AS unpriced_calls"
+)
+
+
+def cost_by(
+    dimension: Dimension,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    session_id: str | None = None,
+) -> Query:
+    """Rows of (key, total_cost_usd, total_tokens, call_count, unpriced_calls), highest cost first."""
+    extra = (("session_id = ?", session_id),) if session_id is not None else ()
+    where, where_params = _where(start, end, extra)
+    sql = (
+        f"SELECT {dimension.expression} AS key, {_GROUP_AGGREGATES} "
+        f"FROM {CALLS_TABLE} WHERE {where} GROUP BY ALL "
+        "ORDER BY total_cost_usd DESC NULLS LAST, call_count DESC, key NULLS LAST"
+    )
+    return Query(sql, dimension.params + where_params)
+
+
+def totals(
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    workflow_id: str | None = None,
+    session_id: str | None = None,
+) -> Query:
+    """One row of totals over the window (and workflow or session, when given).
+
+    Columns: call_count, unpriced_calls, cost_usd (known part; NULL when nothing is priced),
+    the token sums, cache_saved_usd, cache_hit_calls, from_cache_calls, latency_ms, first_start,
+    last_end, excluded_records (non-billable records in the same scope, shown so double counting is
+    visibly avoided).
+    """
+    extra: list[tuple[str, object]] = []
+    if workflow_id is not None:
+        extra.append(("workflow_id = ?", workflow_id))
+    if session_id is not None:
+        extra.append(("session_id = ?", session_id))
+    where, params = _where(start, end, tuple(extra))
+    excluded_where = where.replace(BILLABLE, "billable = false", 1)
+    tokens = ", ".join(
+        f"CAST(COALESCE(sum({col}), 0) AS BIGINT) AS {col}"
+        for col in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "total_tokens",
+        )
+    )
+    sql = (
+        "SELECT count(*) AS call_count, count(*) - count(cost_usd) AS unpriced_calls, "
+        f"sum(cost_usd) AS cost_usd, {tokens}, "
+        "CAST(COALESCE(sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL), 0) AS BIGINT) "
+        "AS priced_tokens, "
+        "COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "
+        "count(*) FILTER (WHERE cache_hit) AS cache_hit_calls, "
+        "count(*) FILTER (WHERE from_cache) AS from_cache_calls, "
+        "COALESCE(sum(duration_ms), 0) AS latency_ms, "
+        "min(start_time) AS first_start, max(end_time) AS last_end, "
+        f"(SELECT count(*) FROM {CALLS_TABLE} WHERE {excluded_where}) AS excluded_records "
+        f"FROM {CALLS_TABLE} WHERE {where}"
+    )
+    return Query(sql, params + params)
+
+
+CALL_COLUMNS_OUT: Final = (
+    "span_id, trace_id, start_time, end_time, duration_ms AS latency_ms, "
+    f"{_MODEL_EXPR} AS model, provider, feature, agent, user_id, org_id, session_id, workflow_id, "
+    "workflow_label, step, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+    "total_tokens, cost_usd, cost_status, cost_reason, from_cache"
+)
+
+
+def workflow_steps(workflow_id: str) -> Query:
+    """One row per billable call of a workflow, in start order."""
+    where, params = _where(None, None, (("workflow_id = ?", workflow_id),))
+    sql = f"SELECT {CALL_COLUMNS_OUT} FROM {CALLS_TABLE} WHERE {where} ORDER BY start_time, span_id"
+    return Query(sql, params)
+
+
+def top_calls(n: int, start: datetime | None, end: datetime | None) -> Query:
+    """The ``n`` most expensive billable calls (unpriced calls cannot rank and are left out)."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, not {n}")
+    where, params = _where(start, end, ())
+    sql = (
+        f"SELECT {CALL_COLUMNS_OUT} FROM {CALLS_TABLE} WHERE {where} AND cost_usd IS NOT NULL "
+        "ORDER BY cost_usd DESC, start_time LIMIT ?"
+    )
+    return Query(sql, (*params, n))
+
+
+def day_range(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> tuple[date, int]:
+    """First local calendar day touched by ``[start, end)`` and how many days the window touches."""
+    first = start.astimezone(tz).date()
+    # end is exclusive: a window ending exactly at local midnight does not touch that day.
+    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    return first, (last - first).days + 1
+
+
+# Every UTC offset in the zone database since 1900 is a multiple of 15 minutes, and DST switches
+# happen on such boundaries, so no 15-minute UTC bucket straddles a local midnight. Summing per
+# bucket first (integer arithmetic) and converting only the few bucket starts to local days keeps
+# the costly ICU time-zone conversion off the 10M-row scan.
+_BUCKET_US: Final = 15 * 60 * 1_000_000
+
+
+def daily_cost(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> Query:
+    """One row per local calendar day touched by ``[start, end)``, days without calls included as 0."""
+    first_day, n_days = day_range(start, end, tz)
+    where, params = _where(start, end, ())
+    sql = (
+        f"WITH buckets AS ("
+        f"  SELECT epoch_us(start_time) // {_BUCKET_US} AS bucket, sum(cost_usd) AS cost_usd, "
+        "   count(cost_usd) AS priced_calls, count(*) AS call_count, "
+        "   COALESCE(sum(total_tokens), 0) AS total_tokens "
+        f"  FROM {CALLS_TABLE} WHERE {where} GROUP BY 1"
+        "), per_day AS ("
+        f"  SELECT CAST(timezone(?, timezone('UTC', make_timestamp(bucket * {_BUCKET_US}))) AS DATE) AS day, "
+        "   sum(cost_usd) AS cost_usd, sum(priced_calls) AS priced_calls, sum(call_count) AS call_count, "
+        "   sum(total_tokens) AS total_tokens "
+        "  FROM buckets GROUP BY 1"
+        "), days AS ("
+        "  SELECT CAST(? AS DATE) + CAST(i AS INTEGER) AS day FROM range(?) AS r(i)"
+        ") "
+        "SELECT days.day, "
+        "  CASE WHEN per_day.day IS NULL THEN CAST(0 AS DECIMAL(38, 12)) ELSE per_day.cost_usd END "
+        "    AS total_cost_usd, "
+        "  CAST(COALESCE(per_day.total_tokens, 0) AS BIGINT) AS total_tokens, "
+        "  CAST(COALESCE(per_day.call_count, 0) AS BIGINT) AS call_count, "
+        "  CAST(COALESCE(per_day.call_count - per_day.priced_calls, 0) AS BIGINT) AS unpriced_calls "
+        "FROM days LEFT JOIN per_day ON per_day.day = days.day ORDER BY days.day"
+    )
+    return Query(sql, (*params, tz.key, first_day, n_days))
