@@ -1,10 +1,108 @@
-"""CLI subcommands for one area (registered by :mod:`otel_llm_cost.cli`)."""
+"""``otel-llm-cost serve``: run the OTLP/HTTP receiver (registered by :mod:`otel_llm_cost.cli`)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
+
+from otel_llm_cost import _config
+
+if TYPE_CHECKING:
+    from otel_llm_cost.collector import OTLPReceiver
+
+_DESCRIPTION = """\
+Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON, optionally gzip),
+price the LLM spans and store them in one DuckDB file. Point any OTLP exporter at it, for example
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces. SIGTERM or Ctrl-C stops it after
+storing everything it acknowledged. Needs the 'serve' extra: pip install 'otel-llm-cost[serve]'.
+"""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this area's subcommands; each sets ``handler(args) -> int`` with ``set_defaults``."""
+    """Add the ``serve`` subcommand."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="receive OTLP/HTTP traces from other processes and store their LLM costs",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="DuckDB file to write (default: $OTEL_LLM_COST_DUCKDB_PATH, else llm_costs.duckdb)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default: %(default)s, loopback only; a public interface needs a token)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=4318,
+        help="TCP port (default: %(default)s, the OTLP/HTTP port; 0: any free port)",
+    )
+    parser.add_argument(
+        "--token",
+        help="bearer token every request must carry (default: $OTEL_LLM_COST_SERVE_TOKEN; "
+        "prefer the variable: command lines are visible to other users)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        metavar="N",
+        help="largest request body, before and after decompression (default: 20 MiB)",
+    )
+    parser.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="user price file layered over the bundled prices (default: $OTEL_LLM_COST_PRICES)",
+    )
+    parser.add_argument(
+        "--budgets", metavar="FILE", help="budgets TOML file (default: $OTEL_LLM_COST_BUDGETS)"
+    )
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported on use: the server libraries are an optional extra and slow down every other command.
+    try:
+        from otel_llm_cost import collector  # noqa: PLC0415
+    except ImportError as exc:
+        print(f"otel-llm-cost: error: {exc}", file=sys.stderr)
+        return 2
+    pricing = None
+    if args.prices is not None:
+        from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415
+
+        pricing = PriceBook.from_file(args.prices)
+    budgets: list[Any] = []
+    budgets_file = args.budgets if args.budgets is not None else _config.BUDGETS_FILE.get()
+    if budgets_file is not None:
+        from otel_llm_cost.budgets import load_budgets  # noqa: PLC0415
+
+        budgets = list(load_budgets(budgets_file))
+
+    def announce(receiver: OTLPReceiver) -> None:
+        # The one line a supervisor or a test waits for; the URL carries the real port when --port 0.
+        print(f"otel-llm-cost: receiving OTLP traces on {receiver.url}", file=sys.stderr, flush=True)
+
+    stats = collector.serve(
+        args.db,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        max_body_bytes=(
+            args.max_body_bytes if args.max_body_bytes is not None else collector.DEFAULT_MAX_BODY_BYTES
+        ),
+        pricing=pricing,
+        budgets=budgets,
+        on_ready=announce,
+    )
+    print(
+        f"otel-llm-cost: stopped after {stats.requests} request(s): {stats.spans_accepted} span(s) accepted, "
+        f"{stats.spans_rejected} rejected",
+        file=sys.stderr,
+    )
+    return 0
