@@ -1,0 +1,175 @@
+"""The double-count guard: one billable call = one leaf LLM span.
+
+The same LLM call is often recorded by two spans (DESIGN.md fact 3): the Anthropic SDK's own span
+(scope ``com.anthropic.sdk.python``) next to an instrumentation's span, and agent/workflow spans
+whose usage repeats their children. Spans are *marked* (``llm.cost.billable = false``, plus
+``llm.cost.duplicate_of = <span id>`` when the other span of the same call is known), never dropped.
+
+Rules, applied to each LLM span when it ends, in this order:
+
+1. **Same response id.** A span whose ``gen_ai.response.id`` was already seen on a billable span
+   is a duplicate of that span.
+2. **SDK span next to an instrumentation span** (response id absent on one of them): exactly one
+   of the two has the Anthropic SDK scope, they are in the same trace, their times overlap and
+   their input and output token counts are equal. The later one is a duplicate of the earlier.
+   Each billable span can absorb one such duplicate, so two identical calls made in parallel
+   still count twice.
+3. **Aggregate or ancestor.** A span whose usage is an aggregate (``Usage.is_aggregate``) or that
+   is an ancestor, in this process, of an LLM span already seen is not billable: its usage
+   repeats its descendants' (``duplicate_of`` stays unset: it repeats several calls).
+4. Otherwise the span is billable and is remembered for rules 1 and 2.
+
+Which span of a pair is billable is decided by end order, which is deterministic: the span that
+ends first wins. Spans end child-first, so when one span wraps the other (the usual layout: an
+instrumentation wraps ``messages.create`` and the SDK's span is its child) the innermost span,
+the leaf closest to the HTTP call, is billable and the wrapper is marked. Between siblings, the
+first to end is billable. A span is forwarded to exporters as soon as it ends and cannot be
+revised afterwards, so preferring the instrumentation's span when the SDK's span ended first
+would mean holding spans back; the guard does not, and billing the leaf never loses usage.
+
+Memory is bounded: each table is an LRU of at most ``capacity`` entries
+(``OTEL_LLM_COST_DEDUP_CAPACITY``). A parent that ended more than ``capacity`` LLM spans ago is
+forgotten, so a pathological trace can be over-counted, never under-counted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Final, NamedTuple
+
+__all__ = ["DoubleCountGuard", "Verdict"]
+
+_MISSING: Final = object()
+
+
+class Verdict(NamedTuple):
+    """The guard's decision for one LLM span."""
+
+    billable: bool
+    duplicate_of: str | None
+    """Hex span id of the billable span of the same call, when known."""
+
+
+_YES: Final = Verdict(True, None)
+_AGGREGATE: Final = Verdict(False, None)
+
+
+class _Seen(NamedTuple):
+    span_id_hex: str
+    start_ns: int
+    end_ns: int
+    native: bool
+
+
+class DoubleCountGuard:
+    """Decides, span by span, which LLM spans are billable (see the module docstring).
+
+    Thread-safe; every method is O(1).
+
+    Args:
+        capacity: Maximum entries per table (LRU).
+
+    Raises:
+        ValueError: ``capacity`` is not positive.
+    """
+
+    __slots__ = ("_ancestors", "_by_response", "_by_usage", "_capacity", "_lock")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._by_response: OrderedDict[str, str] = OrderedDict()
+        self._by_usage: OrderedDict[tuple[int, int, int], list[_Seen]] = OrderedDict()
+        # Span ids of spans still open that are known to contain an LLM span.
+        self._ancestors: OrderedDict[int, None] = OrderedDict()
+
+    @property
+    def tracking_ancestors(self) -> bool:
+        """Whether any open span is known to contain an LLM span (cheap, lock-free check)."""
+        return bool(self._ancestors)
+
+    def _remember_ancestor(self, parent_span_id: int | None) -> None:
+        if parent_span_id is None:
+            return
+        self._ancestors[parent_span_id] = None
+        self._ancestors.move_to_end(parent_span_id)
+        if len(self._ancestors) > self._capacity:
+            self._ancestors.popitem(last=False)
+
+    def non_llm_span_ended(self, span_id: int, parent_span_id: int | None) -> None:
+        """Pass "contains an LLM span" from an ended non-LLM span on to its parent."""
+        with self._lock:
+            if self._ancestors.pop(span_id, _MISSING) is not _MISSING:
+                self._remember_ancestor(parent_span_id)
+
+    def llm_span_ended(
+        self,
+        *,
+        trace_id: int,
+        span_id: int,
+        span_id_hex: str,
+        parent_span_id: int | None,
+        start_ns: int,
+        end_ns: int,
+        native_sdk: bool,
+        response_id: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        aggregate: bool,
+    ) -> Verdict:
+        """Record an ended LLM span and decide whether it is billable.
+
+        Args:
+            trace_id: The span's trace id.
+            span_id: Its span id.
+            span_id_hex: The same, as 16 hex digits (what ``duplicate_of`` carries).
+            parent_span_id: Its parent's span id (``None`` for a root).
+            start_ns: Start time.
+            end_ns: End time.
+            native_sdk: Whether it is the Anthropic SDK's own span.
+            response_id: ``gen_ai.response.id`` when present.
+            input_tokens: Normalised input tokens (``None`` when no usage was reported).
+            output_tokens: Normalised output tokens (``None`` when no usage was reported).
+            aggregate: Whether its usage is an aggregate of its children (never billable).
+
+        Returns:
+            The :class:`Verdict`.
+        """
+        with self._lock:
+            was_ancestor = self._ancestors.pop(span_id, _MISSING) is not _MISSING
+            self._remember_ancestor(parent_span_id)
+            if response_id:
+                first = self._by_response.get(response_id)
+                if first is not None:
+                    self._by_response.move_to_end(response_id)
+                    return Verdict(False, first)
+            key: tuple[int, int, int] | None = None
+            candidates: list[_Seen] | None = None
+            if input_tokens is not None and output_tokens is not None and (input_tokens or output_tokens):
+                key = (trace_id, input_tokens, output_tokens)
+                candidates = self._by_usage.get(key)
+                if candidates and not aggregate:
+                    for index, seen in enumerate(candidates):
+                        if seen.native != native_sdk and seen.start_ns <= end_ns and start_ns <= seen.end_ns:
+                            del candidates[index]
+                            if not candidates:
+                                del self._by_usage[key]
+                            return Verdict(False, seen.span_id_hex)
+            if aggregate or was_ancestor:
+                return _AGGREGATE
+            if response_id:
+                self._by_response[response_id] = span_id_hex
+                if len(self._by_response) > self._capacity:
+                    self._by_response.popitem(last=False)
+            if key is not None:
+                entry = _Seen(span_id_hex, start_ns, end_ns, native_sdk)
+                if candidates:
+                    candidates.append(entry)
+                else:
+                    self._by_usage[key] = [entry]
+                    if len(self._by_usage) > self._capacity:
+                        self._by_usage.popitem(last=False)
+            return _YES

@@ -1,0 +1,395 @@
+"""Attribution tags (feature, agent, user, org, session, workflow, step...) for everything in a block.
+
+``attribution(**tags)`` puts the tags on the OpenTelemetry context *and* in W3C baggage, so
+:class:`~otel_llm_cost.processor.LLMCostSpanProcessor` copies them onto every span started inside
+the block as ``cost.<key>``, including spans in other services that receive the baggage through
+the standard propagators.
+
+User ids are personal data: they are replaced by a keyed hash (HMAC-SHA-256) *before* they enter
+the context or baggage, so a raw id never leaves the process. See :class:`UserIdHasher` for where
+the key comes from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import hmac
+import inspect
+import logging
+import os
+import re
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
+
+from opentelemetry import baggage, context
+
+from otel_llm_cost import _config
+from otel_llm_cost._logging import log_once
+from otel_llm_cost.semconv import COST_PREFIX, COST_USER_ID
+
+__all__ = ["UserIdHasher", "attribution", "current_attribution", "default_user_id_hasher"]
+
+_logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Our hashes: "h:" + 32 lower-case hex digits (the first 128 bits of the HMAC-SHA-256).
+_HASH_PREFIX: Final = "h:"
+_HASH_HEX_CHARS: Final = 32
+_HASH_RE: Final = re.compile(r"h:[0-9a-f]{32}")
+_KEY_FILE_NAME: Final = "user-id-key"
+_KEY_BYTES: Final = 32
+
+_TAGS_KEY: Final = context.create_key("otel_llm_cost.attribution")
+
+
+def is_hashed_user_id(value: str) -> bool:
+    """Whether ``value`` already has the shape of a :class:`UserIdHasher` output (``h:`` + 32 hex)."""
+    return len(value) == len(_HASH_PREFIX) + _HASH_HEX_CHARS and _HASH_RE.fullmatch(value) is not None
+
+
+def _config_dir() -> Path:
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    if xdg:
+        return Path(xdg) / "otel-llm-cost"
+    if os.name == "nt":
+        appdata = os.environ.get("APPDATA")
+        if appdata:
+            return Path(appdata) / "otel-llm-cost"
+    return Path.home() / ".config" / "otel-llm-cost"
+
+
+def _installation_key(directory: Path) -> bytes:
+    """Read the per-installation key file, creating it atomically (mode 0600) on first use.
+
+    Two processes starting together must end up with the same key: the new key is written to a
+    temporary file and hard-linked into place, which fails if another process won the race, in
+    which case its key is read.
+    """
+    path = directory / _KEY_FILE_NAME
+    try:
+        return _read_key_file(path)
+    except FileNotFoundError:
+        pass
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".user-id-key.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_hex(_KEY_BYTES).encode("ascii"))
+        # Losing the race is fine: the winner's key is read below.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return _read_key_file(path)
+
+
+def _read_key_file(path: Path) -> bytes:
+    key = path.read_bytes().strip()
+    if len(key) < _KEY_BYTES:
+        raise OSError(f"{path} holds a key shorter than {_KEY_BYTES} bytes")
+    return key
+
+
+class UserIdHasher:
+    """Replaces user ids with a keyed hash (HMAC-SHA-256), stable across processes and restarts.
+
+    The key comes from, in order:
+
+    1. the ``key`` argument;
+    2. the ``OTEL_LLM_COST_USER_ID_KEY`` environment variable (UTF-8);
+    3. a random per-installation key kept in ``$XDG_CONFIG_HOME/otel-llm-cost/user-id-key``
+       (default ``~/.config/otel-llm-cost/user-id-key``), created with mode 0600 on first use.
+       Hashes are then stable across restarts *on this machine only*: set the variable (same
+       value everywhere) when several hosts must produce the same hash for the same user.
+       If that file cannot be read or created, a random in-memory key is used and a warning is
+       logged: hashes are then stable only for the life of the process.
+
+    A fixed built-in key is deliberately not offered: it would turn the hash into a public,
+    unsalted one that anyone can reverse by hashing candidate ids.
+
+    Output is ``"h:"`` + the first 32 hex digits (128 bits) of the HMAC. A value that already has
+    that shape (for example a hash received in baggage from an upstream service) is returned
+    unchanged, so ids are never hashed twice.
+
+    Args:
+        key: Secret key bytes (at least 16 bytes recommended). ``None`` resolves as above.
+        enabled: ``False`` stores ids as given; only for ids that are not personal data (service
+            accounts, tenants). ``None`` reads ``OTEL_LLM_COST_HASH_USER_IDS`` (default true).
+
+    Raises:
+        ValueError: ``key`` is given but empty.
+
+    Example:
+        >>> UserIdHasher(key=b"0123456789abcdef").hash("u-42")
+        'h:94540378e6acf270e05745e3f980456b'
+    """
+
+    __slots__ = ("_cached", "_enabled", "_key", "_key_source")
+
+    def __init__(self, key: bytes | None = None, enabled: bool | None = None) -> None:
+        if key is not None and not key:
+            raise ValueError("UserIdHasher key must not be empty")
+        self._enabled = _config.HASH_USER_IDS.get() if enabled is None else bool(enabled)
+        self._key = b""
+        self._key_source = "disabled"
+        if self._enabled:
+            self._key, self._key_source = self._resolve_key(key)
+        # HMAC costs ~1-2 us; the same few user ids recur on every span of a request.
+        self._cached: Callable[[str], str] = functools.lru_cache(maxsize=4096)(self._compute)
+
+    @staticmethod
+    def _resolve_key(key: bytes | None) -> tuple[bytes, str]:
+        if key is not None:
+            return key, "argument"
+        env_key = _config.USER_ID_HASH_KEY.get()
+        if env_key:
+            return env_key.encode("utf-8"), _config.USER_ID_HASH_KEY.name
+        directory = _config_dir()
+        try:
+            return _installation_key(directory), str(directory / _KEY_FILE_NAME)
+        except OSError as exc:
+            log_once(
+                _logger,
+                "attribution.user_id_key_file",
+                logging.WARNING,
+                "cannot read or create the user-id hash key file in %s (%s); using a random key for this "
+                "process only, so cost.user_id hashes will change on restart. Set %s to fix this.",
+                directory,
+                exc,
+                _config.USER_ID_HASH_KEY.name,
+            )
+            return secrets.token_bytes(_KEY_BYTES), "ephemeral"
+
+    @property
+    def enabled(self) -> bool:
+        """Whether ids are hashed (``False`` only when explicitly turned off)."""
+        return self._enabled
+
+    @property
+    def key_source(self) -> str:
+        """Where the key came from: ``argument``, the env variable name, the key file path,
+        ``ephemeral`` or ``disabled``."""
+        return self._key_source
+
+    def hash(self, raw: str) -> str:
+        """The stored form of a user id.
+
+        Args:
+            raw: The user id as the application knows it.
+
+        Returns:
+            ``"h:<32 hex>"``; ``raw`` itself when hashing is disabled or ``raw`` is already a hash.
+        """
+        if not self._enabled:
+            return raw
+        return self._cached(raw)
+
+    def _compute(self, raw: str) -> str:
+        if is_hashed_user_id(raw):
+            return raw
+        digest = hmac.new(self._key, raw.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return _HASH_PREFIX + digest[:_HASH_HEX_CHARS]
+
+    def __repr__(self) -> str:
+        return f"UserIdHasher(enabled={self._enabled}, key_source={self._key_source!r})"
+
+
+_default_hasher: UserIdHasher | None = None
+_default_lock = threading.Lock()
+
+
+def default_user_id_hasher() -> UserIdHasher:
+    """The process-wide hasher used when none is passed (created on first use from the environment).
+
+    Returns:
+        A shared :class:`UserIdHasher`.
+    """
+    global _default_hasher  # noqa: PLW0603 - one lazily built process-wide default
+    hasher = _default_hasher
+    if hasher is None:
+        with _default_lock:
+            if _default_hasher is None:
+                _default_hasher = UserIdHasher()
+            hasher = _default_hasher
+    return hasher
+
+
+class _Tags(NamedTuple):
+    values: Mapping[str, str]
+    """Tag key (without the ``cost.`` prefix) -> value, user id already hashed."""
+    attributes: tuple[tuple[str, str], ...]
+    """The same as ``(attribute name, value)`` pairs, precomputed for ``on_start``."""
+
+
+def _make_tags(values: dict[str, str]) -> _Tags:
+    return _Tags(values, tuple((COST_PREFIX + key, value) for key, value in values.items()))
+
+
+def _baggage_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> dict[str, str]:
+    """``cost.*`` entries of the W3C baggage (for example from an upstream service), validated."""
+    found: dict[str, str] = {}
+    for name, value in baggage.get_all(ctx).items():
+        if not name.startswith(COST_PREFIX) or not isinstance(value, str):
+            continue
+        key = name[len(COST_PREFIX) :]
+        if _KEY_RE.fullmatch(key) is None:
+            continue
+        # An upstream service without this library may have put a raw id in baggage.
+        found[key] = (hasher or default_user_id_hasher()).hash(value) if name == COST_USER_ID else value
+    return found
+
+
+def span_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> tuple[tuple[str, str], ...]:
+    """The ``(cost.<key>, value)`` attributes a span started in ``ctx`` should carry.
+
+    Tags set by :func:`attribution` in this process win over baggage entries (they were merged
+    with the baggage present when the block was entered).
+
+    Args:
+        ctx: The context the span is started in (``None``: the current context).
+        hasher: Hashes raw user ids found in baggage (``None``: the default hasher).
+
+    Returns:
+        Attribute pairs, possibly empty.
+    """
+    tags = context.get_value(_TAGS_KEY, ctx)
+    if tags is not None:
+        return cast(_Tags, tags).attributes
+    if not baggage.get_all(ctx):
+        return ()
+    return tuple((COST_PREFIX + key, value) for key, value in _baggage_tags(ctx, hasher).items())
+
+
+def current_attribution(ctx: context.Context | None = None) -> dict[str, str]:
+    """The attribution tags in effect (``attribution`` blocks merged with ``cost.*`` baggage).
+
+    Args:
+        ctx: Context to read (``None``: the current context).
+
+    Returns:
+        Tag key (without ``cost.``) -> value; ``user_id`` is the hashed form.
+    """
+    merged = _baggage_tags(ctx, None)
+    tags = context.get_value(_TAGS_KEY, ctx)
+    if tags is not None:
+        merged.update(cast(_Tags, tags).values)
+    return merged
+
+
+def _validate(tags: Mapping[str, object]) -> dict[str, str]:
+    clean: dict[str, str] = {}
+    for key, value in tags.items():
+        if _KEY_RE.fullmatch(key) is None:
+            raise ValueError(
+                f"attribution key {key!r} must look like an identifier (letters, digits, '_', at most 64)"
+            )
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise TypeError(f"attribution value for {key!r} must be a str, not {type(value).__name__}")
+        clean[key] = value
+    return clean
+
+
+class attribution:
+    """Tag every span started inside a block (or a decorated function) with ``cost.*`` attributes.
+
+    Keys: ``feature``, ``agent``, ``user_id``, ``org_id``, ``session_id``, ``workflow_id``,
+    ``workflow_label``, ``step``, or any custom identifier-like key. Nested blocks merge, the inner
+    value winning. The tags ride on the OpenTelemetry context and in W3C baggage as ``cost.<key>``
+    entries, so they follow ``contextvars`` into threads started with a copied context, asyncio
+    tasks, and other services through the standard baggage propagator. ``user_id`` is hashed
+    before it enters the context (see :class:`UserIdHasher`). A ``None`` value is ignored.
+
+    Works as a context manager and as a decorator of sync or ``async`` functions (each call gets
+    its own block). Generator functions are refused: a block cannot stay open across ``yield``.
+
+    Args:
+        user_id_hasher: Hasher for ``user_id`` (``None``: :func:`default_user_id_hasher`).
+        **tags: Tag values (``str``).
+
+    Raises:
+        ValueError: A key is not identifier-like.
+        TypeError: A value is not a ``str`` (or ``None``); decorating a generator function.
+
+    Example:
+        >>> with attribution(feature="search", user_id="u-42"):
+        ...     pass  # spans started here carry cost.feature and cost.user_id (hashed)
+    """
+
+    __slots__ = ("_hasher", "_tags", "_tokens")
+
+    def __init__(self, *, user_id_hasher: UserIdHasher | None = None, **tags: str | None) -> None:
+        self._tags = _validate(tags)
+        self._hasher = user_id_hasher
+        if "user_id" in self._tags:
+            self._tags["user_id"] = (user_id_hasher or default_user_id_hasher()).hash(self._tags["user_id"])
+        self._tokens: list[object] = []
+
+    @property
+    def tags(self) -> Mapping[str, str]:
+        """The validated tags of this block (``user_id`` hashed)."""
+        return dict(self._tags)
+
+    def _context(self) -> context.Context:
+        ctx = context.get_current()
+        merged = current_attribution(ctx)
+        previous = dict(merged)
+        merged.update(self._tags)
+        ctx = context.set_value(_TAGS_KEY, _make_tags(merged), ctx)
+        for key, value in self._tags.items():
+            if previous.get(key) != value:
+                ctx = baggage.set_baggage(COST_PREFIX + key, value, ctx)
+        return ctx
+
+    def __enter__(self) -> attribution:
+        self._tokens.append(context.attach(self._context()))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        context.detach(self._tokens.pop())  # type: ignore[arg-type]
+
+    def _fresh(self) -> attribution:
+        clone = attribution.__new__(attribution)
+        clone._tags = self._tags
+        clone._hasher = self._hasher
+        clone._tokens = []
+        return clone
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorate ``func`` so each call runs inside this attribution block."""
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError("attribution cannot decorate a generator; use `with attribution(...)` inside it")
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with self._fresh():
+                    return await func(*args, **kwargs)
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with self._fresh():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    def __repr__(self) -> str:
+        return f"attribution({', '.join(f'{k}={v!r}' for k, v in self._tags.items())})"
