@@ -157,3 +157,12 @@ ALL_VARIABLES: tuple[EnvVar[object], ...] = (
     SERVE_TOKEN,
     DEDUP_CAPACITY,
 )  # type: ignore[assignment]
+
+PRICE_DATA = EnvVar[str | None](
+    "OTEL_LLM_COST_PRICE_DATA",
+    _parse_optional_str,
+    None,
+    "Path of a genai-prices JSON data file used instead of the data bundled with genai-prices "
+    "(newer prices without upgrading; the user price file still applies on top).",
+)
+ALL_VARIABLES = (*ALL_VARIABLES, PRICE_DATA)  # type: ignore[assignment]
