@@ -106,3 +106,38 @@ CREATE_SPANS: Final = _create_table(SPANS_TABLE, SPAN_COLUMNS)
 
 # Migrations from version N to N+1, applied in order inside one transaction.
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
+
+# Fired budget alerts. The primary key IS the de-duplication: an alert is inserted with
+# ON CONFLICT DO NOTHING RETURNING and delivered only when the insert returned it, so a restart or a
+# second process evaluating the same budget never fires twice. `threshold` and `limit_usd` are part of
+# the key so that raising a threshold (or the limit) re-arms the alert; `window_key` makes a new window
+# start fresh.
+ALERT_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
+    ("budget", "VARCHAR NOT NULL", "budget name"),
+    ("entity", "VARCHAR NOT NULL", "scope value (org id, hashed user id, span id...); '*' for global"),
+    ("window_key", "VARCHAR NOT NULL", "identifies the window: its UTC start, 'lifetime', 'call'..."),
+    ("kind", "VARCHAR NOT NULL", "threshold, forecast or unpriced"),
+    ("threshold", "DECIMAL(9,6) NOT NULL", "fraction of the limit (1.0 = 100%); 0 for unpriced"),
+    ("limit_usd", "DECIMAL(38,12) NOT NULL", "the budget's limit when it fired (may exceed $1M)"),
+    ("scope", "VARCHAR", "call, session, user, org, ..., tag:<key> or global"),
+    ("window_spec", "VARCHAR", "call, lifetime, day, week, month or rolling:<N>h"),
+    ("window_start", "TIMESTAMPTZ", "NULL for lifetime and per-call windows"),
+    ("window_end", "TIMESTAMPTZ", "exclusive; NULL for lifetime and per-call windows"),
+    ("tz", "VARCHAR", "IANA zone of calendar windows"),
+    ("spent_usd", "DECIMAL(38,12)", "billable priced spend in the window when it fired"),
+    ("percent", "DECIMAL(12,2)", "spent / limit * 100"),
+    ("unpriced_calls", "BIGINT", "calls in the window whose cost is unknown (not in spent_usd)"),
+    ("forecast_at", "TIMESTAMPTZ", "forecast alerts: when the limit will be reached"),
+    ("trace_id", "VARCHAR", "the call that crossed the threshold"),
+    ("span_id", "VARCHAR", "the call that crossed the threshold"),
+    ("message", "VARCHAR", "human-readable text as delivered"),
+    ("fired_at", "TIMESTAMPTZ NOT NULL", "when it was recorded"),
+)
+
+ALERT_KEY_COLUMNS: Final = ("budget", "entity", "window_key", "kind", "threshold", "limit_usd")
+
+CREATE_ALERTS: Final = (
+    f"CREATE TABLE IF NOT EXISTS {ALERTS_TABLE} (\n    "
+    + ",\n    ".join(f"{col} {typ}" for col, typ, _ in ALERT_COLUMNS)
+    + f",\n    PRIMARY KEY ({', '.join(ALERT_KEY_COLUMNS)})\n)"
+)

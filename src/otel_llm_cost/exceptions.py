@@ -7,6 +7,10 @@ degrades instead of raising into the application.
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
 __all__ = [
     "BudgetConfigError",
     "BudgetExceeded",
@@ -45,15 +49,54 @@ class UnknownDimensionError(OtelLLMCostError, ValueError):
 
 
 class BudgetConfigError(OtelLLMCostError, ValueError):
-    """A budget definition or budget file is malformed; the message names the line and field."""
+    """A budget definition or budget file is malformed; the message names the line and field.
+
+    Attributes: ``field`` (the offending field, when known) and ``line`` (1-based line in the budgets
+    file, when the error came from one).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.line = line
 
 
 class BudgetExceeded(OtelLLMCostError):  # noqa: N818 - the name says what happened, as users expect
     """Raised by opt-in enforcement when a hard budget limit is already spent.
 
-    Attributes carry the numbers so callers can report them: ``budget``, ``entity``, ``spent_usd``,
-    ``limit_usd``.
+    Attributes carry the numbers so callers can report them: ``budget`` (the budget's name), ``entity``
+    (the scope value, e.g. an org id; ``"*"`` for a global budget), ``spent_usd`` and ``limit_usd``
+    (``Decimal``), and ``window_end`` (``datetime`` when the window resets, ``None`` for lifetime budgets).
     """
+
+    def __init__(
+        self,
+        budget: str,
+        entity: str,
+        spent_usd: Decimal,
+        limit_usd: Decimal,
+        *,
+        window_end: datetime | None = None,
+    ) -> None:
+        super().__init__(
+            f"budget {budget!r} exceeded for {entity}: ${spent_usd:.2f} spent of ${limit_usd:.2f}"
+        )
+        self.budget = budget
+        self.entity = entity
+        self.spent_usd = spent_usd
+        self.limit_usd = limit_usd
+        self.window_end = window_end
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only window_end would be lost by the default pickling of exceptions.
+        return (_rebuild_budget_exceeded, (self.budget, self.entity, self.spent_usd, self.limit_usd,
+                                           self.window_end))
+
+
+def _rebuild_budget_exceeded(
+    budget: str, entity: str, spent_usd: Decimal, limit_usd: Decimal, window_end: datetime | None
+) -> BudgetExceeded:
+    return BudgetExceeded(budget, entity, spent_usd, limit_usd, window_end=window_end)
 
 
 class QueryError(OtelLLMCostError, ValueError):

@@ -155,3 +155,59 @@ ATTRIBUTION_KEYS: Final = (
 # Application hints read by savings reports (seed names).
 PROMPT_COULD_USE_HAIKU: Final = "prompt.could_use_haiku"
 MODEL_RECOMMENDATION: Final = "model.recommendation"
+
+# --------------------------------------------------------------------------------------------
+# Prompt and completion content (dropped before storage unless OTEL_LLM_COST_CAPTURE_CONTENT)
+# --------------------------------------------------------------------------------------------
+
+# An attribute is content when its name equals one of these or continues it with "." (indexed and
+# flattened forms such as `gen_ai.prompt.0.content`, `llm.input_messages.0.message.content`).
+CONTENT_ATTRIBUTE_NAMES: Final = (
+    # OTel GenAI, current (structured messages) and legacy flattened/event-as-attribute forms.
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "gen_ai.content.prompt",
+    "gen_ai.content.completion",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    # OpenInference.
+    "llm.input_messages",
+    "llm.output_messages",
+    "llm.prompts",
+    "llm.prompt_template.variables",
+    "input.value",
+    "output.value",
+    "embedding.embeddings",
+    "retrieval.documents",
+    "reranker.input_documents",
+    "reranker.output_documents",
+    "reranker.query",
+    # OpenLLMetry / Traceloop.
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+    "llm.completions",
+    # Logfire / pydantic-ai.
+    "all_messages_events",
+    "pydantic_ai.all_messages",
+    "final_result",
+)
+
+# Budget alerts, as attributes of the OpenTelemetry log record `OTelLogSink` emits (its trace/span
+# context is the call that crossed the threshold).
+BUDGET_ALERT_EVENT_NAME: Final = "llm.budget.alert"
+BUDGET_NAME: Final = "llm.budget.name"
+BUDGET_SCOPE: Final = "llm.budget.scope"
+BUDGET_ENTITY: Final = "llm.budget.entity"
+BUDGET_WINDOW: Final = "llm.budget.window"
+BUDGET_WINDOW_START: Final = "llm.budget.window_start"
+BUDGET_WINDOW_END: Final = "llm.budget.window_end"
+BUDGET_ALERT_KIND: Final = "llm.budget.alert.kind"
+BUDGET_THRESHOLD: Final = "llm.budget.threshold"
+BUDGET_SPENT_USD: Final = "llm.budget.spent_usd"
+BUDGET_LIMIT_USD: Final = "llm.budget.limit_usd"
+BUDGET_PERCENT: Final = "llm.budget.percent"
+BUDGET_UNPRICED_CALLS: Final = "llm.budget.unpriced_calls"
+BUDGET_FORECAST_AT: Final = "llm.budget.forecast_at"

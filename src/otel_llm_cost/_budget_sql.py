@@ -1,0 +1,162 @@
+"""SQL builders for budget evaluation over ``llm_calls`` (pure: strings and parameter lists, no I/O).
+
+Every identifier placed in SQL comes from a fixed table here or from a tag key that
+:class:`~otel_llm_cost.budgets.Budget` validated against ``TAG_KEY_PATTERN``; every value is a bound
+parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Final
+
+from otel_llm_cost._schema import ALERT_COLUMNS, ALERTS_TABLE, CALLS_TABLE
+
+__all__ = [
+    "BUILTIN_SCOPES",
+    "TAG_KEY_PATTERN",
+    "insert_alerts_sql",
+    "scope_expression",
+    "spend_sql",
+    "trigger_sql",
+]
+
+#: Scope name -> SQL expression over ``llm_calls`` giving the entity a budget is kept per.
+BUILTIN_SCOPES: Final[Mapping[str, str]] = {
+    "call": "span_id",
+    "session": "session_id",
+    "user": "user_id",
+    "org": "org_id",
+    "feature": "feature",
+    "agent": "agent",
+    "workflow": "workflow_id",
+    "workflow_label": "workflow_label",
+    "step": "step",
+    # What the caller asked for or got; the price entry (upstream_model) is NULL for unknown models.
+    "model": "coalesce(response_model, request_model)",
+    "provider": "provider",
+    "service": "service_name",
+    "global": "'*'",
+}
+
+#: Custom tag keys (``cost.<key>`` on spans, ``tags['<key>']`` in storage) allowed in scopes.
+TAG_KEY_PATTERN: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+
+# Spend that counts against a budget: the billable record of each call (duplicates and agent/workflow
+# totals are billable = false); NULL billable comes from older writers and is counted, not dropped.
+_BILLABLE: Final = "billable IS NOT FALSE"
+# An unknown price is NULL (never 0). Calls answered from an application cache cost nothing.
+_UNPRICED: Final = "cost_usd IS NULL AND NOT coalesce(from_cache, false)"
+
+
+def scope_expression(scope: str) -> str:
+    """The SQL expression for a canonical scope (``org``, ``tag:team``...)."""
+    if scope.startswith("tag:"):
+        key = scope[4:]
+        if not TAG_KEY_PATTERN.match(key):  # pragma: no cover - Budget validated it already
+            raise ValueError(f"invalid tag key {key!r}")
+        return f"tags['{key}']"
+    return BUILTIN_SCOPES[scope]
+
+
+def spend_sql(
+    scope: str,
+    where: Mapping[str, Sequence[str]],
+    *,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    entities: Sequence[str] | None,
+    recent_start: datetime | None,
+    recent_end: datetime | None,
+) -> tuple[str, list[object]]:
+    """Spend per entity in one window: ``(entity, spent, calls, unpriced, recent, first_unpriced_span)``.
+
+    ``spent`` is the exact DECIMAL sum of priced billable calls; ``recent`` the part of it that started
+    in ``[recent_start, recent_end)`` (the forecast's recent rate; 0 when those are None).
+    """
+    expr = scope_expression(scope)
+    sql = [
+        f"SELECT {expr} AS entity,",
+        "  coalesce(sum(cost_usd), 0) AS spent,",
+        "  count(*) AS calls,",
+        f"  count(*) FILTER (WHERE {_UNPRICED}) AS unpriced,",
+        "  coalesce(sum(cost_usd) FILTER (WHERE start_time >= ? AND start_time < ?), 0) AS recent,",
+        f"  min(span_id) FILTER (WHERE {_UNPRICED}) AS unpriced_span",
+        f"FROM {CALLS_TABLE}",
+        f"WHERE {_BILLABLE} AND {expr} IS NOT NULL",
+    ]
+    params: list[object] = [recent_start, recent_end]
+    filters, filter_params = _filters(where, window_start, window_end, expr, entities)
+    sql.extend(filters)
+    params.extend(filter_params)
+    sql.append("GROUP BY 1")
+    return "\n".join(sql), params
+
+
+def trigger_sql(
+    scope: str,
+    where: Mapping[str, Sequence[str]],
+    *,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    entity: str,
+    amount: object,
+) -> tuple[str, list[object]]:
+    """The first call (in start-time order) at which the running spend reached ``amount``."""
+    expr = scope_expression(scope)
+    filters, params = _filters(where, window_start, window_end, expr, [entity])
+    sql = "\n".join(
+        [
+            "SELECT span_id, trace_id FROM (",
+            "  SELECT span_id, trace_id, start_time,",
+            "    sum(coalesce(cost_usd, 0)) OVER (ORDER BY start_time, span_id",
+            "      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running",
+            f"  FROM {CALLS_TABLE}",
+            f"  WHERE {_BILLABLE} AND {expr} IS NOT NULL",
+            *("  " + f for f in filters),
+            ") WHERE running >= ? ORDER BY start_time, span_id LIMIT 1",
+        ]
+    )
+    return sql, [*params, amount]
+
+
+def _filters(
+    where: Mapping[str, Sequence[str]],
+    window_start: datetime | None,
+    window_end: datetime | None,
+    expr: str,
+    entities: Sequence[str] | None,
+) -> tuple[list[str], list[object]]:
+    sql: list[str] = []
+    params: list[object] = []
+    if window_start is not None:
+        sql.append("AND start_time >= ?")
+        params.append(window_start)
+    if window_end is not None:
+        sql.append("AND start_time < ?")
+        params.append(window_end)
+    if entities is not None:
+        sql.append(f"AND list_contains(?, {expr})")
+        params.append(list(entities))
+    for key, values in sorted(where.items()):
+        sql.append(f"AND list_contains(?, {scope_expression(key)})")
+        params.append(list(values))
+    return sql, params
+
+
+_ALERT_COLUMN_NAMES: Final = tuple(name for name, _, _ in ALERT_COLUMNS)
+
+
+def insert_alerts_sql(count: int) -> str:
+    """Insert ``count`` alert rows; returns the key of each row actually inserted (the de-duplication)."""
+    row = "(" + ", ".join("?" for _ in _ALERT_COLUMN_NAMES) + ")"
+    return (
+        f"INSERT INTO {ALERTS_TABLE} ({', '.join(_ALERT_COLUMN_NAMES)}) VALUES "
+        + ", ".join(row for _ in range(count))
+        + " ON CONFLICT DO NOTHING RETURNING budget, entity, window_key, kind, threshold"
+    )
+
+
+ALERT_COLUMN_NAMES: Final = _ALERT_COLUMN_NAMES
