@@ -211,3 +211,10 @@ BUDGET_LIMIT_USD: Final = "llm.budget.limit_usd"
 BUDGET_PERCENT: Final = "llm.budget.percent"
 BUDGET_UNPRICED_CALLS: Final = "llm.budget.unpriced_calls"
 BUDGET_FORECAST_AT: Final = "llm.budget.forecast_at"
+
+# Raw end-user ids: never stored (the keyed hash is in `cost.user_id` / the user_id column).
+RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
+    USER_ID,
+    "enduser.id",
+    TRACELOOP_ASSOCIATION_PREFIX + "user_id",
+)

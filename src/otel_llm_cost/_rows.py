@@ -1,0 +1,323 @@
+"""ReadableSpan batches -> column lists -> pyarrow Tables matching ``_schema`` (one bulk insert each).
+
+The hot loop appends plain Python values to one list per column; Arrow converts each list in C. A
+column whose values do not fit its type (a string where a count belongs, a cost too large for
+DECIMAL(18,12)) is rebuilt value by value on a slow path that nulls the misfits, so one odd span never
+loses the batch. Measured on this machine: ~2 us/row for the Arrow step, against ~1 ms/row for
+``executemany`` (DESIGN.md fact 5).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from opentelemetry.sdk.trace import ReadableSpan
+
+from . import _schema
+from . import semconv as sc
+
+__all__ = [
+    "CALLS_ARROW_SCHEMA",
+    "SPANS_ARROW_SCHEMA",
+    "RowBatch",
+    "build_rows",
+    "is_content_attribute",
+]
+
+_ARROW_TYPES: Final[dict[str, pa.DataType]] = {
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    # Nanoseconds as the SDK records them; DuckDB rounds to its microsecond TIMESTAMPTZ on insert.
+    "TIMESTAMPTZ": pa.timestamp("ns", tz="UTC"),
+    "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
+    _schema.MONEY_TYPE: pa.decimal128(18, 12),
+}
+
+
+def _arrow_schema(columns: tuple[tuple[str, str, str], ...]) -> pa.Schema:
+    return pa.schema([pa.field(name, _ARROW_TYPES[sql_type]) for name, sql_type, _ in columns])
+
+
+CALLS_ARROW_SCHEMA: Final = _arrow_schema(_schema.CALL_COLUMNS)
+SPANS_ARROW_SCHEMA: Final = _arrow_schema(_schema.SPAN_COLUMNS)
+
+# Largest magnitude DECIMAL(18,12) holds: 6 integer digits.
+_MONEY_LIMIT: Final = 1e6
+_MONEY_QUANTUM: Final = Decimal("1e-12")
+
+# Column -> attribute names tried in order. Our own (written by the processor or by the exporter's
+# enrichment) come first; names of the source conventions are fallbacks.
+_ATTRIBUTE_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("operation", (sc.LLM_OPERATION, sc.GEN_AI_OPERATION_NAME)),
+    (
+        "provider",
+        (sc.LLM_PROVIDER_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_SYSTEM, sc.LLM_PROVIDER, sc.LLM_SYSTEM),
+    ),
+    ("request_model", (sc.GEN_AI_REQUEST_MODEL, sc.LLM_MODEL_NAME, sc.LLM_MODEL)),
+    ("response_model", (sc.GEN_AI_RESPONSE_MODEL,)),
+    ("upstream_model", (sc.LLM_COST_MODEL_ID,)),
+    ("deployment", (sc.LLM_COST_DEPLOYMENT,)),
+    ("convention", (sc.LLM_CONVENTION,)),
+    ("input_tokens", (sc.LLM_TOKENS_INPUT,)),
+    ("output_tokens", (sc.LLM_TOKENS_OUTPUT,)),
+    ("total_tokens", (sc.LLM_TOKENS_TOTAL,)),
+    ("cache_read_tokens", (sc.LLM_TOKENS_CACHE_READ,)),
+    ("cache_write_tokens", (sc.LLM_TOKENS_CACHE_WRITE,)),
+    ("cache_write_1h_tokens", (sc.LLM_TOKENS_CACHE_WRITE_1H,)),
+    ("reasoning_tokens", (sc.LLM_TOKENS_REASONING,)),
+    ("cost_usd", (sc.LLM_COST_USD, sc.GEN_AI_USAGE_COST_MIRROR)),
+    ("input_cost_usd", (sc.LLM_COST_INPUT_USD,)),
+    ("cache_read_cost_usd", (sc.LLM_COST_CACHE_READ_USD,)),
+    ("cache_write_cost_usd", (sc.LLM_COST_CACHE_WRITE_USD,)),
+    ("output_cost_usd", (sc.LLM_COST_OUTPUT_USD,)),
+    ("cost_status", (sc.LLM_COST_STATUS,)),
+    ("cost_reason", (sc.LLM_COST_REASON,)),
+    ("price_source", (sc.LLM_COST_SOURCE,)),
+    ("external_cost_usd", (sc.LLM_COST_EXTERNAL_USD,)),
+    ("billable", (sc.LLM_COST_BILLABLE,)),
+    ("duplicate_of", (sc.LLM_COST_DUPLICATE_OF,)),
+    ("cache_hit", (sc.LLM_CACHE_HIT,)),
+    ("cache_tokens_saved", (sc.LLM_CACHE_TOKENS_SAVED,)),
+    ("cache_saved_usd", (sc.LLM_CACHE_COST_SAVED_USD,)),
+    *((key, (sc.COST_PREFIX + key,)) for key in sc.ATTRIBUTION_KEYS),
+    ("response_id", (sc.GEN_AI_RESPONSE_ID,)),
+    ("streaming", (sc.GEN_AI_REQUEST_STREAM, sc.LLM_IS_STREAMING)),
+    ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
+)
+_RAW_USER_IDS: Final = frozenset(sc.RAW_USER_ID_ATTRIBUTE_NAMES)
+# Attributes that became columns are not repeated in the JSON column.
+# Raw user ids are dropped too: only their keyed hash (user_id column) is stored.
+_CONSUMED: Final = frozenset(name for _, names in _ATTRIBUTE_COLUMNS for name in names) | _RAW_USER_IDS
+
+_CONTENT_EXACT: Final = frozenset(sc.CONTENT_ATTRIBUTE_NAMES)
+_CONTENT_PREFIXES: Final = tuple(name + "." for name in sc.CONTENT_ATTRIBUTE_NAMES)
+_COST_PREFIX_LEN: Final = len(sc.COST_PREFIX)
+
+
+def is_content_attribute(name: str) -> bool:
+    """True for prompt/completion/message text attributes of any supported convention."""
+    return name in _CONTENT_EXACT or name.startswith(_CONTENT_PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class RowBatch:
+    """One export batch as Arrow tables: LLM calls, and every span when that option is on."""
+
+    calls: pa.Table
+    spans: pa.Table | None
+
+    @property
+    def empty(self) -> bool:
+        return self.calls.num_rows == 0 and (self.spans is None or self.spans.num_rows == 0)
+
+
+Enricher = Callable[[ReadableSpan], Mapping[str, Any] | None]
+"""Returns the attributes to add to a span nothing enriched, or None when it is not an LLM call."""
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _to_json(attributes: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(attributes, allow_nan=False, separators=(",", ":"), default=_json_default)
+    except ValueError:
+        # NaN/Infinity are not JSON; keep them readable as strings rather than drop the row.
+        cleaned = {
+            key: (str(value) if isinstance(value, float) and not math.isfinite(value) else value)
+            for key, value in attributes.items()
+        }
+        cleaned = {
+            key: (
+                [str(v) if isinstance(v, float) and not math.isfinite(v) else v for v in value]
+                if isinstance(value, tuple | list)
+                else value
+            )
+            for key, value in cleaned.items()
+        }
+        return json.dumps(cleaned, allow_nan=False, separators=(",", ":"), default=_json_default)
+
+
+def _hex16(value: int) -> str:
+    return f"{value:016x}"
+
+
+class _Columns:
+    """One list per column, appended in span order."""
+
+    __slots__ = ("data", "schema")
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.data: dict[str, list[Any]] = {name: [] for name in schema.names}
+
+    def to_table(self) -> pa.Table:
+        arrays = [_to_array(self.data[field.name], field.type) for field in self.schema]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _to_array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_decimal(arrow_type):
+        try:
+            # Arrow's float64 -> decimal cast rounds to the nearest 12-place value, exactly what
+            # Decimal(value).quantize(1e-12) gives (checked by a property test), in C.
+            return pc.cast(pa.array(values, pa.float64()), arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            return pa.array([_money(value) for value in values], arrow_type)
+    try:
+        return pa.array(values, arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array([_coerce(value, arrow_type) for value in values], arrow_type)
+
+
+def _money(value: object) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(value if isinstance(value, str) else float(value))  # type: ignore[arg-type]
+    except (InvalidOperation, TypeError, ValueError, OverflowError):
+        return None
+    if not amount.is_finite() or abs(amount) >= Decimal(int(_MONEY_LIMIT)):
+        return None
+    return amount.quantize(_MONEY_QUANTUM)
+
+
+def _coerce(value: object, arrow_type: pa.DataType) -> object:
+    """Slow path: the value if it fits ``arrow_type`` (converting obvious cases), else None."""
+    try:
+        pa.array([value], arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        pass
+    else:
+        return value
+    if pa.types.is_string(arrow_type):
+        return str(value)
+    if pa.types.is_integer(arrow_type) and isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            return None
+        return number if -(2**63) <= number < 2**63 else None
+    return None
+
+
+def _span_common(span: ReadableSpan, span_id: int, out: dict[str, list[Any]]) -> None:
+    context = span.context
+    out["span_id"].append(_hex16(span_id))
+    out["trace_id"].append(f"{context.trace_id:032x}" if context is not None else None)
+    parent = span.parent
+    out["parent_span_id"].append(_hex16(parent.span_id) if parent is not None else None)
+    resource = span.resource
+    out["service_name"].append(resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None)
+    scope = span.instrumentation_scope
+    out["scope_name"].append(scope.name if scope is not None else None)
+    out["span_name"].append(span.name)
+    start, end = span.start_time, span.end_time
+    out["start_time"].append(start)
+    out["end_time"].append(end)
+    out["duration_ms"].append((end - start) / 1e6 if start is not None and end is not None else None)
+    out["status_code"].append(span.status.status_code.name)
+
+
+def build_rows(
+    spans: Sequence[ReadableSpan],
+    *,
+    enrich: Enricher | None,
+    capture_content: bool,
+    store_all_spans: bool,
+) -> RowBatch:
+    """Convert one export batch into Arrow tables for ``llm_calls`` (and ``spans``).
+
+    A span is an LLM call when the processor enriched it (it carries ``llm.cost.status``) or when
+    ``enrich`` recognises it. The same span twice in one batch is kept once.
+
+    Args:
+        spans: The batch, as the SDK hands it to ``export``.
+        enrich: Prices and normalises spans nothing enriched (None: only enriched spans are calls).
+        capture_content: Keep prompt/completion text attributes in the JSON column.
+        store_all_spans: Also build the ``spans`` table (every span of the batch).
+
+    Returns:
+        The tables, in span order.
+    """
+    calls = _Columns(CALLS_ARROW_SCHEMA)
+    c = calls.data
+    all_spans = _Columns(SPANS_ARROW_SCHEMA) if store_all_spans else None
+    seen: set[tuple[int, int]] = set()
+    attribute_columns = [(c[column], names) for column, names in _ATTRIBUTE_COLUMNS]
+    consumed = _CONSUMED
+    cost_prefix = sc.COST_PREFIX
+    for span in spans:
+        context = span.context
+        if context is None:
+            continue
+        key = (context.trace_id, context.span_id)
+        if key in seen:
+            continue
+        seen.add(key)
+        attributes: Mapping[str, Any] = span.attributes or {}
+        if all_spans is not None:
+            s = all_spans.data
+            _span_common(span, context.span_id, s)
+            s["kind"].append(span.kind.name)
+            s["attributes"].append(
+                _to_json(
+                    {k: v for k, v in attributes.items() if k not in _RAW_USER_IDS}
+                    if capture_content
+                    else {
+                        k: v
+                        for k, v in attributes.items()
+                        if k not in _RAW_USER_IDS and not is_content_attribute(k)
+                    }
+                )
+            )
+        if sc.LLM_COST_STATUS not in attributes:
+            extra = enrich(span) if enrich is not None else None
+            if extra is None:
+                continue
+            attributes = {**attributes, **extra}
+        _span_common(span, context.span_id, c)
+        c["status_message"].append(span.status.description)
+        for values, names in attribute_columns:
+            value = None
+            for name in names:
+                value = attributes.get(name)
+                if value is not None:
+                    break
+            values.append(value)
+        tags: list[tuple[str, str]] = []
+        rest: dict[str, Any] = {}
+        for name, value in attributes.items():
+            if name in consumed:
+                continue
+            if name.startswith(cost_prefix):
+                tags.append(
+                    (name[_COST_PREFIX_LEN:], value if isinstance(value, str) else _to_json_value(value))
+                )
+            elif capture_content or not is_content_attribute(name):
+                rest[name] = value
+        c["tags"].append(tags)
+        c["attributes"].append(_to_json(rest))
+    billable = c["billable"]
+    for index, value in enumerate(billable):
+        # Absent means billable: only the processor's dedup and aggregate detection say otherwise.
+        if value is None:
+            billable[index] = True
+    return RowBatch(calls.to_table(), all_spans.to_table() if all_spans is not None else None)
+
+
+def _to_json_value(value: object) -> str:
+    return json.dumps(value, default=_json_default)

@@ -1,0 +1,144 @@
+"""An append-only, crash-safe spool of batches the database could not take yet.
+
+One file per batch: the ``llm_calls`` rows and (optionally) the ``spans`` rows as two Arrow IPC
+streams behind a small header, written to a temporary name, fsynced, renamed into place and the
+directory fsynced. A reader therefore sees a batch completely or not at all, even after kill -9 or a
+power cut. File names sort in write order (``<time_ns>-<pid>-<seq>.batch``), which is the replay order.
+Replays are idempotent (the storage layer skips span ids already stored), so a batch replayed twice,
+or by two processes sharing the spool, is stored once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import struct
+import time
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+
+from ._rows import RowBatch
+
+__all__ = ["Spool", "SpoolCorruptError"]
+
+_MAGIC: Final = b"OLCSPOOL1"
+_HEADER: Final = struct.Struct("<QQ")  # byte lengths of the calls stream and the spans stream
+_SUFFIX: Final = ".batch"
+_TMP_PREFIX: Final = ".tmp-"
+# A temporary file this old belongs to a writer that died mid-write (a live write takes milliseconds).
+_STALE_TMP_S: Final = 600.0
+
+
+class SpoolCorruptError(Exception):
+    """A spool file cannot be decoded (it is moved aside, never replayed)."""
+
+
+def _ipc_bytes(table: pa.Table | None) -> bytes:
+    if table is None:
+        return b""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform/filesystem allows opening a directory.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class Spool:
+    """Batches waiting for the database, in a directory (created on first write)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self._seq = itertools.count()
+
+    def write(self, batch: RowBatch) -> Path:
+        """Durably append one batch.
+
+        Raises:
+            OSError: The spool directory cannot be written (read-only, full...).
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        calls = _ipc_bytes(batch.calls)
+        spans = _ipc_bytes(batch.spans)
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):08d}{_SUFFIX}"
+        tmp = self.directory / f"{_TMP_PREFIX}{name}"
+        try:
+            with open(tmp, "wb") as file:
+                file.write(_MAGIC)
+                file.write(_HEADER.pack(len(calls), len(spans)))
+                file.write(calls)
+                file.write(spans)
+                file.flush()
+                os.fsync(file.fileno())
+            final = self.directory / name
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _fsync_dir(self.directory)
+        return final
+
+    def pending(self) -> list[Path]:
+        """Spooled batches, oldest first (empty when the directory does not exist)."""
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError:
+            return []
+        batches = []
+        now = time.time()
+        for entry in entries:
+            if entry.name.endswith(_SUFFIX) and not entry.name.startswith(_TMP_PREFIX):
+                batches.append(Path(entry.path))
+            elif entry.name.startswith(_TMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > _STALE_TMP_S:
+                        os.unlink(entry.path)
+        return sorted(batches, key=lambda path: path.name)
+
+    @staticmethod
+    def read(path: Path) -> RowBatch:
+        """Decode one spooled batch.
+
+        Raises:
+            FileNotFoundError: Another process replayed and removed it meanwhile.
+            SpoolCorruptError: The file is not a complete spool batch.
+        """
+        data = path.read_bytes()
+        header_end = len(_MAGIC) + _HEADER.size
+        if len(data) < header_end or not data.startswith(_MAGIC):
+            raise SpoolCorruptError(f"{path} is not an otel-llm-cost spool batch")
+        calls_len, spans_len = _HEADER.unpack_from(data, len(_MAGIC))
+        if header_end + calls_len + spans_len != len(data):
+            raise SpoolCorruptError(f"{path} is truncated or has trailing bytes")
+        try:
+            calls = pa.ipc.open_stream(data[header_end : header_end + calls_len]).read_all()
+            spans = pa.ipc.open_stream(data[header_end + calls_len :]).read_all() if spans_len else None
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SpoolCorruptError(f"{path}: {exc}") from exc
+        return RowBatch(calls, spans)
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        """Forget a batch once the database committed it (already gone is fine)."""
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    @staticmethod
+    def quarantine(path: Path) -> Path:
+        """Move an undecodable batch aside (``.corrupt``) so it stops blocking the replay."""
+        target = path.with_suffix(".corrupt")
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, target)
+        return target
