@@ -1,0 +1,96 @@
+"""`configure()`: one call that wires a TracerProvider with sane defaults."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.environment_variables import (
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from otel_llm_cost import _config
+
+if TYPE_CHECKING:
+    from otel_llm_cost.budgets import Budget
+    from otel_llm_cost.pricing import PriceBook
+
+_logger = logging.getLogger("otel_llm_cost")
+
+
+def configure(
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    otlp: bool | None = None,
+    pricing: PriceBook | None = None,
+    budgets: Sequence[Budget] | str | os.PathLike[str] | None = None,
+    alert_sinks: Sequence[Any] | None = None,
+    set_global: bool = True,
+) -> TracerProvider:
+    """Wire a TracerProvider so every LLM span is priced, tagged and stored in DuckDB.
+
+    Adds one :class:`~otel_llm_cost.LLMCostSpanProcessor` that feeds a
+    ``BatchSpanProcessor(DuckDBSpanExporter(db_path))`` and, when an OTLP endpoint is configured,
+    a ``BatchSpanProcessor(OTLPSpanExporter())`` that receives the same enriched spans.
+
+    Args:
+        db_path: DuckDB file; default ``OTEL_LLM_COST_DUCKDB_PATH`` or ``llm_costs.duckdb``.
+        tracer_provider: Provider to add the processor to; default a new ``TracerProvider()``
+            (resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``).
+        otlp: Also export over OTLP/HTTP. Default: only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+            ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set.
+        pricing: Price book; default :meth:`PriceBook.default` (bundled data + ``OTEL_LLM_COST_PRICES``).
+        budgets: Budgets, or the path of a budgets TOML file; default ``OTEL_LLM_COST_BUDGETS`` if set.
+        alert_sinks: Where budget alerts go (default: Python logging, plus
+            ``OTEL_LLM_COST_WEBHOOK_URL`` if set).
+        set_global: Make the provider the global one, unless a global SDK provider is already set.
+
+    Returns:
+        The configured provider. Call ``provider.shutdown()`` (or rely on the SDK's atexit hook)
+        to flush.
+
+    Raises:
+        PriceFileError, BudgetConfigError: a price or budget file is malformed.
+
+    Example:
+        >>> provider = configure("llm_costs.duckdb", set_global=False)  # doctest: +SKIP
+    """
+    from otel_llm_cost.budgets import load_budgets
+    from otel_llm_cost.exporter import DuckDBSpanExporter
+    from otel_llm_cost.processor import LLMCostSpanProcessor
+
+    provider = tracer_provider if tracer_provider is not None else TracerProvider()
+
+    if budgets is None:
+        budgets_file = _config.BUDGETS_FILE.get()
+        budget_list: Sequence[Budget] = load_budgets(budgets_file) if budgets_file else ()
+    elif isinstance(budgets, str | os.PathLike):
+        budget_list = load_budgets(budgets)
+    else:
+        budget_list = budgets
+
+    wrapped: list[Any] = [BatchSpanProcessor(DuckDBSpanExporter(db_path))]
+    if otlp is None:
+        otlp = bool(os.environ.get(OTEL_EXPORTER_OTLP_ENDPOINT) or os.environ.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT))
+    if otlp:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        wrapped.append(BatchSpanProcessor(OTLPSpanExporter()))
+
+    provider.add_span_processor(
+        LLMCostSpanProcessor(*wrapped, pricing=pricing, budgets=budget_list, alert_sinks=alert_sinks)
+    )
+    if set_global:
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            _logger.warning("a global SDK TracerProvider is already set; configure() did not replace it")
+        else:
+            trace.set_tracer_provider(provider)
+    return provider
