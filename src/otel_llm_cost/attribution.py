@@ -34,7 +34,13 @@ from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.semconv import COST_PREFIX, COST_USER_ID
 
-__all__ = ["UserIdHasher", "attribution", "current_attribution", "default_user_id_hasher"]
+__all__ = [
+    "UserIdHasher",
+    "attribution",
+    "current_attribution",
+    "default_user_id_hasher",
+    "set_default_user_id_hasher",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -222,6 +228,20 @@ def default_user_id_hasher() -> UserIdHasher:
                 _default_hasher = UserIdHasher()
             hasher = _default_hasher
     return hasher
+
+
+def set_default_user_id_hasher(hasher: UserIdHasher) -> None:
+    """Make ``hasher`` the process-wide default used by :func:`attribution` blocks.
+
+    :class:`~otel_llm_cost.processor.LLMCostSpanProcessor` calls this when it is given a hasher, so
+    the key configured there also hashes ids entering ``attribution(user_id=...)`` blocks.
+
+    Args:
+        hasher: The hasher to use from now on.
+    """
+    global _default_hasher  # noqa: PLW0603 - the process-wide default, as set_tracer_provider
+    with _default_lock:
+        _default_hasher = hasher
 
 
 class _Tags(NamedTuple):

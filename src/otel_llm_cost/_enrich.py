@@ -1,0 +1,321 @@
+"""What to add to an LLM span (tokens, cost, cache impact, attribution) and the enriched span copy.
+
+Two functions, shared by the span processor and the DuckDB exporter:
+
+- :func:`compute_enrichment` is pure: span attributes in, attributes to add out (``None`` for a
+  span that is not an LLM call). It never raises.
+- :func:`enriched_copy` builds the ReadableSpan the wrapped processors receive. A processor
+  cannot add attributes at or after ``end()`` (opentelemetry-sdk 1.40-1.45 marks the span ended
+  before ``_on_ending``/``on_end`` run and, since 1.43, freezes the attribute map), so cost
+  attributes travel on a copy. It is the one place that depends on ReadableSpan's layout and is
+  tested against the oldest and newest supported SDK (tests/test_sdk_compat.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Final, Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.util.types import AttributeValue
+
+from otel_llm_cost import semconv as sc
+from otel_llm_cost._logging import log_once
+from otel_llm_cost.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
+from otel_llm_cost.pricing import CostBreakdown, CostStatus
+from otel_llm_cost.usage import Usage, normalize_usage
+
+if TYPE_CHECKING:
+    from datetime import datetime as _DateTime
+
+__all__ = ["compute_enrichment", "enriched_copy", "is_llm_candidate"]
+
+_logger = logging.getLogger("otel_llm_cost.enrich")
+
+
+class _Pricer(Protocol):
+    """The part of :class:`otel_llm_cost.pricing.PriceBook` enrichment needs."""
+
+    def compute_cost(
+        self, usage: Usage, *, at: _DateTime | None = None, reported_cost_usd: Decimal | None = None
+    ) -> CostBreakdown: ...
+
+
+# Any of these keys (or an LLM scope) makes a span worth handing to normalize_usage. It is a cheap
+# superset test so that the ~99% of spans that are HTTP/DB spans cost one set intersection.
+_LLM_MARKER_KEYS: Final = frozenset(
+    {
+        sc.GEN_AI_OPERATION_NAME,
+        sc.GEN_AI_PROVIDER_NAME,
+        sc.GEN_AI_SYSTEM,
+        sc.GEN_AI_REQUEST_MODEL,
+        sc.GEN_AI_RESPONSE_MODEL,
+        sc.GEN_AI_USAGE_INPUT_TOKENS,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+        sc.GEN_AI_USAGE_PROMPT_TOKENS,
+        sc.GEN_AI_USAGE_COMPLETION_TOKENS,
+        sc.GEN_AI_USAGE_TOTAL_TOKENS,
+        sc.GEN_AI_USAGE_COST,
+        sc.LLM_USAGE_TOTAL_TOKENS,
+        sc.LLM_USAGE_PROMPT_TOKENS,
+        sc.LLM_USAGE_COMPLETION_TOKENS,
+        sc.LLM_REQUEST_TYPE,
+        sc.TRACELOOP_SPAN_KIND,
+        sc.OPENINFERENCE_SPAN_KIND,
+        sc.LLM_MODEL_NAME,
+        sc.LLM_PROVIDER,
+        sc.LLM_SYSTEM,
+        sc.LLM_TOKEN_COUNT_PROMPT,
+        sc.LLM_TOKEN_COUNT_COMPLETION,
+        sc.LLM_TOKEN_COUNT_TOTAL,
+        sc.LLM_COST_TOTAL,
+        sc.LLM_TOKENS_INPUT,
+        sc.LLM_TOKENS_OUTPUT,
+        sc.LLM_TOKENS_TOTAL,
+    }
+)
+_ASSOCIATION_PREFIX_LEN: Final = len(sc.TRACELOOP_ASSOCIATION_PREFIX)
+_PROVIDER_COST_SOURCE: Final = "provider"
+
+
+def is_llm_candidate(attributes: Mapping[str, object], scope_name: str | None) -> bool:
+    """Cheap pre-test: could this span be an LLM call? (``False`` means certainly not.)"""
+    if scope_name is not None and (
+        scope_name == sc.ANTHROPIC_SDK_SCOPE or scope_name.startswith(sc.OPENLIT_SCOPE_PREFIX)
+    ):
+        return True
+    return not _LLM_MARKER_KEYS.isdisjoint(attributes)
+
+
+def _money_attribute(value: object) -> float | None:
+    """A finite, non-negative USD amount from a span attribute, else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        amount = float(value)
+    except (ValueError, OverflowError):
+        return None
+    if not math.isfinite(amount) or amount < 0:
+        return None
+    return amount
+
+
+def _write_usage(out: dict[str, AttributeValue], usage: Usage) -> None:
+    model = usage.model
+    if model is not None:
+        out[sc.LLM_MODEL] = model
+    if usage.provider is not None:
+        out[sc.LLM_PROVIDER_NAME] = usage.provider
+    if usage.operation is not None:
+        out[sc.LLM_OPERATION] = usage.operation
+    out[sc.LLM_CONVENTION] = usage.convention
+    if not getattr(usage, "usage_reported", True):
+        return
+    out[sc.LLM_TOKENS_INPUT] = usage.input_tokens
+    out[sc.LLM_TOKENS_OUTPUT] = usage.output_tokens
+    out[sc.LLM_TOKENS_TOTAL] = usage.total_tokens
+    out[sc.LLM_TOKENS_CACHE_READ] = usage.cache_read_tokens
+    out[sc.LLM_TOKENS_CACHE_WRITE] = usage.cache_write_tokens
+    if usage.cache_write_1h_tokens:
+        out[sc.LLM_TOKENS_CACHE_WRITE_1H] = usage.cache_write_1h_tokens
+    out[sc.LLM_TOKENS_REASONING] = usage.reasoning_tokens
+    out[sc.LLM_CACHE_HIT] = usage.cache_read_tokens > 0
+    out[sc.LLM_CACHE_TOKENS_SAVED] = usage.cache_read_tokens
+
+
+def _write_cost(out: dict[str, AttributeValue], cost: CostBreakdown) -> None:
+    out[sc.LLM_COST_STATUS] = str(cost.status)
+    if cost.total_usd is not None:
+        total = float(cost.total_usd)
+        out[sc.LLM_COST_USD] = total
+        out[sc.GEN_AI_USAGE_COST_MIRROR] = total
+    for name, amount in (
+        (sc.LLM_COST_INPUT_USD, cost.input_usd),
+        (sc.LLM_COST_CACHE_READ_USD, cost.cache_read_usd),
+        (sc.LLM_COST_CACHE_WRITE_USD, cost.cache_write_usd),
+        (sc.LLM_COST_OUTPUT_USD, cost.output_usd),
+        (sc.LLM_CACHE_COST_SAVED_USD, cost.cache_saved_usd),
+    ):
+        if amount is not None:
+            out[name] = float(amount)
+    for name, text in (
+        (sc.LLM_COST_SOURCE, cost.source),
+        (sc.LLM_COST_REASON, cost.reason),
+        (sc.LLM_COST_MODEL_ID, cost.model_id),
+        (sc.LLM_COST_PROVIDER_ID, cost.provider_id),
+        (sc.LLM_COST_DEPLOYMENT, getattr(cost, "deployment", None)),
+    ):
+        if text is not None:
+            out[name] = text
+
+
+def _write_attribution(
+    out: dict[str, AttributeValue], attributes: Mapping[str, object], hasher: UserIdHasher | None
+) -> None:
+    """Map OpenInference/Traceloop ids onto ``cost.*`` when the span has no ``cost.*`` of its own."""
+    mapped: dict[str, str] = {}
+    session = attributes.get(sc.SESSION_ID)
+    if isinstance(session, str | int) and not isinstance(session, bool):
+        mapped["session_id"] = str(session)
+    user = attributes.get(sc.USER_ID)
+    if isinstance(user, str | int) and not isinstance(user, bool):
+        mapped["user_id"] = str(user)
+    for name, value in attributes.items():
+        if name.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX) and isinstance(value, str | int):
+            key = name[_ASSOCIATION_PREFIX_LEN:]
+            if key.isidentifier() and key.isascii() and not isinstance(value, bool):
+                mapped.setdefault(key, str(value))
+    for key, value in mapped.items():
+        name = sc.COST_PREFIX + key
+        if name in attributes:
+            continue
+        if name == sc.COST_USER_ID:
+            value = (hasher or default_user_id_hasher()).hash(value)  # noqa: PLW2901
+        out[name] = value
+    existing = attributes.get(sc.COST_USER_ID)
+    if isinstance(existing, str) and not is_hashed_user_id(existing):
+        # Set directly on the span with a raw id: the copy carries the hash instead.
+        hashed = (hasher or default_user_id_hasher()).hash(existing)
+        if hashed != existing:
+            out[sc.COST_USER_ID] = hashed
+
+
+def compute_enrichment(
+    attributes: Mapping[str, AttributeValue],
+    *,
+    scope_name: str | None,
+    start_time_ns: int | None,
+    pricebook: _Pricer,
+    hasher: UserIdHasher | None,
+) -> dict[str, AttributeValue] | None:
+    """The attributes to add to a span so it carries its tokens, cost, cache impact and attribution.
+
+    Pure (no deduplication across spans: ``llm.cost.billable`` is ``False`` only for a span whose
+    own usage is an aggregate of its children). Never raises: a failure inside usage
+    normalisation returns ``None``; a failure inside pricing leaves the tokens and records
+    ``llm.cost.status = unpriced`` with a reason. Both are logged once and counted.
+
+    Args:
+        attributes: The span's attributes.
+        scope_name: Its instrumentation scope name (identifies OpenLIT and Anthropic SDK spans).
+        start_time_ns: Span start; the call is priced at this time (``None``: now).
+        pricebook: Prices the usage (:class:`otel_llm_cost.pricing.PriceBook`).
+        hasher: Hashes user ids mapped from ``user.id``/association properties (``None``: the
+            process default :func:`~otel_llm_cost.attribution.default_user_id_hasher`).
+
+    Returns:
+        Attribute name -> value to ADD (values override same-named span attributes), or ``None``
+        when the span is not an LLM call.
+    """
+    try:
+        if not is_llm_candidate(attributes, scope_name):
+            return None
+        usage = normalize_usage(attributes, scope_name)
+    except Exception as exc:
+        log_once(_logger, "enrich.normalize_usage", logging.ERROR, "normalize_usage failed: %r", exc)
+        return None
+    if usage is None:
+        return None
+    out: dict[str, AttributeValue] = {}
+    reported: Decimal | None = None
+    try:
+        _write_usage(out, usage)
+        problems = getattr(usage, "problems", ())
+        if problems:
+            log_once(
+                _logger,
+                "enrich.usage_problems",
+                logging.WARNING,
+                "ignored invalid usage attributes on an LLM span: %s",
+                "; ".join(problems),
+            )
+        if attributes.get(sc.GEN_AI_USAGE_COST_SOURCE) == _PROVIDER_COST_SOURCE:
+            amount = _money_attribute(attributes.get(sc.GEN_AI_USAGE_COST))
+            if amount is not None:
+                reported = Decimal(repr(amount))
+        else:
+            # A cost another instrumentation computed from its own price table: kept for comparison,
+            # never trusted (its prices and cache rules differ from ours).
+            external = _money_attribute(attributes.get(sc.GEN_AI_USAGE_COST))
+            if external is None:
+                external = _money_attribute(attributes.get(sc.LLM_COST_TOTAL))
+            if external is not None:
+                out[sc.LLM_COST_EXTERNAL_USD] = external
+        out[sc.LLM_COST_BILLABLE] = not getattr(usage, "is_aggregate", False)
+        if attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:
+            out[sc.LLM_CACHE_HIT] = True
+        _write_attribution(out, attributes, hasher)
+    except Exception as exc:
+        log_once(_logger, "enrich.attributes", logging.ERROR, "building LLM span attributes failed: %r", exc)
+    try:
+        at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
+        cost = pricebook.compute_cost(usage, at=at, reported_cost_usd=reported)
+        _write_cost(out, cost)
+    except Exception as exc:
+        log_once(_logger, "enrich.compute_cost", logging.ERROR, "pricing an LLM span failed: %r", exc)
+        out[sc.LLM_COST_STATUS] = str(CostStatus.UNPRICED)
+        out[sc.LLM_COST_REASON] = f"pricing error: {type(exc).__name__}"
+    return out
+
+
+class _EnrichedSpan(ReadableSpan):
+    """A ReadableSpan whose attributes are the original's plus the enrichment.
+
+    The dropped counts are carried over explicitly: ReadableSpan derives them from its
+    BoundedAttributes/BoundedList containers, which a copy built from public data does not have.
+    """
+
+    def __init__(self, original: ReadableSpan, attributes: dict[str, AttributeValue]) -> None:
+        super().__init__(
+            name=original.name,
+            context=original.context,
+            parent=original.parent,
+            resource=original.resource,
+            attributes=attributes,
+            events=original.events,
+            links=original.links,
+            kind=original.kind,
+            # Deprecated since SDK 1.11 but still part of the span; read privately to avoid the
+            # DeprecationWarning of the public property.
+            instrumentation_info=getattr(original, "_instrumentation_info", None),
+            status=original.status,
+            start_time=original.start_time,
+            end_time=original.end_time,
+            instrumentation_scope=original.instrumentation_scope,
+        )
+        self._dropped = (original.dropped_attributes, original.dropped_events, original.dropped_links)
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped[0]
+
+    @property
+    def dropped_events(self) -> int:
+        return self._dropped[1]
+
+    @property
+    def dropped_links(self) -> int:
+        return self._dropped[2]
+
+
+def enriched_copy(span: ReadableSpan, extra: Mapping[str, AttributeValue]) -> ReadableSpan:
+    """A copy of ``span`` with ``extra`` attributes added (overriding same-named ones).
+
+    Everything else is kept: name, context, parent, resource, scope, events, links, status,
+    kind, start/end times and the dropped attribute/event/link counts. Added attributes are not
+    subject to the span's attribute-count limit (they are the point of the copy).
+
+    Args:
+        span: The ended span as the SDK handed it to ``on_end``.
+        extra: Attributes to add, typically from :func:`compute_enrichment`.
+
+    Returns:
+        A new :class:`~opentelemetry.sdk.trace.ReadableSpan`.
+    """
+    attributes: dict[str, AttributeValue] = dict(span.attributes or {})
+    attributes.update(extra)
+    return _EnrichedSpan(span, attributes)
