@@ -83,6 +83,28 @@ OPENLIT_ANTHROPIC_SCOPE: Final = "openlit.instrumentation.anthropic"
 # The Anthropic SDK's own spans (anthropic >= 1.14).
 ANTHROPIC_SDK_SCOPE: Final = "com.anthropic.sdk.python"
 
+# Read by usage.normalize_usage; names found on spans recorded from the real packages
+# (tests/fixtures/spans), grouped by who emits them.
+# OpenLLMetry >= 0.4x (and OpenLIT for the reasoning count); llm.* are its older spellings.
+GEN_AI_USAGE_REASONING_TOKENS: Final = "gen_ai.usage.reasoning_tokens"
+LLM_USAGE_REASONING_TOKENS: Final = "llm.usage.reasoning_tokens"
+GEN_AI_IS_STREAMING: Final = "gen_ai.is_streaming"
+# OpenInference (openinference-instrumentation-anthropic 3.x) separates the request's model from the
+# response's; its embedding spans name their model in embedding.model_name, not llm.model_name.
+LLM_REQUEST_MODEL_NAME: Final = "llm.request.model_name"
+LLM_RESPONSE_MODEL_NAME: Final = "llm.response.model_name"
+EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
+# The Anthropic SDK's own spans: the 5m/1h split of cache writes, and the tokens of server-side
+# context compactions, which its gen_ai.usage.* counts leave out (anthropic 2.x, lib/_tracing).
+ANTHROPIC_USAGE_CACHE_CREATION_5M_INPUT_TOKENS: Final = (
+    "anthropic.usage.cache_creation.ephemeral_5m_input_tokens"
+)
+ANTHROPIC_USAGE_CACHE_CREATION_1H_INPUT_TOKENS: Final = (
+    "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
+)
+ANTHROPIC_USAGE_COMPACTION_INPUT_TOKENS: Final = "anthropic.usage.compaction.input_tokens"
+ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS: Final = "anthropic.usage.compaction.output_tokens"
+
 # Service resource.
 SERVICE_NAME: Final = "service.name"
 
