@@ -103,6 +103,7 @@ _BUSY_TIMEOUT_S: Final = 2.0
 """How long a request waits for queue room before 503; short, so the sender's retry (not its timeout)
 handles a sustained overload and no request is accepted after its sender gave up on it."""
 _RETRY_AFTER_S: Final = 1
+_LISTEN_BACKLOG: Final = 2048
 _POLL_S: Final = 0.01
 
 
@@ -332,6 +333,9 @@ class OTLPReceiver:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(address)
+                # Listening at once lets senders connect as soon as the URL is announced; the
+                # kernel queues them until the event loop accepts (uvicorn's default backlog).
+                sock.listen(_LISTEN_BACKLOG)
             except OSError:
                 sock.close()
                 raise
