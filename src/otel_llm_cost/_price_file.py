@@ -32,6 +32,10 @@ _TIER_FIELDS: Final = frozenset({*PRICE_FIELDS, "above_input_tokens"})
 _TOP_LEVEL: Final = frozenset({"version", "models", "deployments", "aliases", "discounts"})
 _SECTIONS: Final = ("models", "deployments", "aliases")
 _SUPPORTED_VERSION: Final = 1
+# Bounds that catch a unit mistake (USD per token instead of per 1M, an exponent typo) and keep every
+# cost well inside DECIMAL(18,12). The dearest list price today is a few hundred USD per 1M tokens.
+_MAX_PRICE_MTOK: Final = Decimal(1_000_000)
+_MAX_MULTIPLIER: Final = Decimal(1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +263,10 @@ def _price(path: Path, where: str, field: str, value: object) -> Decimal:
     price = Decimal(value)
     if not price.is_finite() or price < 0:
         raise _error(path, where, field, f"must be a non-negative number (USD per 1M tokens), got {value}")
+    if price > _MAX_PRICE_MTOK:
+        raise _error(
+            path, where, field, f"must be at most {_MAX_PRICE_MTOK} (USD per 1M tokens), got {value}"
+        )
     return price
 
 
@@ -270,6 +278,8 @@ def _multiplier(path: Path, where: str, field: str, value: object) -> Decimal:
         raise _error(
             path, where, field, f"must be greater than 0 (use `free = true` for a free model), got {value}"
         )
+    if multiplier > _MAX_MULTIPLIER:
+        raise _error(path, where, field, f"must be at most {_MAX_MULTIPLIER}, got {value}")
     return multiplier
 
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost._price_file import PRICE_FIELDS, PriceEntry, PriceFile, PriceOverrides, load_price_file
+from otel_llm_cost._price_file import PriceEntry, PriceFile, PriceOverrides, load_price_file
 from otel_llm_cost.exceptions import PriceFileError, UnknownModelError
 
 if TYPE_CHECKING:
@@ -1042,7 +1042,21 @@ class PriceBook:
         schedule = resolved.schedule
         if schedule is None:
             return resolved.outcome
-        card = schedule.fixed or schedule.card_at(at)
+        try:
+            return self._priced(usage, resolved.outcome, schedule.fixed or schedule.card_at(at))
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            # Token counts beyond any real call (Usage drops most invalid values): visible, not raised.
+            log_once(_logger, "pricing.arithmetic", logging.WARNING, "cannot price %r: %r", usage, exc)
+            return CostBreakdown(
+                status=CostStatus.UNPRICED,
+                total_usd=None,
+                source=resolved.outcome.source,
+                model_id=resolved.outcome.model_id,
+                provider_id=resolved.outcome.provider_id,
+                reason=f"cost out of range: {exc!r}",
+            )
+
+    def _priced(self, usage: Usage, outcome: CostBreakdown, card: _Card) -> CostBreakdown:
         input_tokens = usage.input_tokens
         rates = card.rates_for(input_tokens) if card.tiers else card.base
 
@@ -1065,7 +1079,6 @@ class PriceBook:
         request = rates.request
         total = input_usd + cache_read_usd + cache_write_usd + output_usd + request
         quantize = _CTX.quantize
-        outcome = resolved.outcome
         return CostBreakdown(
             status=CostStatus.PRICED,
             total_usd=quantize(total, MONEY_QUANTUM),
@@ -1228,21 +1241,31 @@ class _EntryTransform:
 
 
 def _override(rates: _Rates, prices: PriceOverrides) -> _Rates:
+    """Replace the written kinds. A kind charged at its fallback's price (cache reads at the input
+    price when a model has no cache discount, 1h writes at the write price) keeps following that
+    fallback, as genai-prices charges a kind without a price of its own."""
     if prices.is_empty():
         return rates
-    values = rates._asdict()
-    written = {name: getattr(prices, name) for name in PRICE_FIELDS}
-    if written["input"] is not None:
-        values["input"] = _per_token(written["input"])
-    if written["output"] is not None:
-        values["output"] = _per_token(written["output"])
-    if written["cache_read"] is not None:
-        values["cache_read"] = _per_token(written["cache_read"])
-    if written["cache_write"] is not None:
-        values["cache_write_5m"] = _per_token(written["cache_write"])
-        if written["cache_write_1h"] is None and rates.cache_write_1h == rates.cache_write_5m:
-            # A model without a separate 1h price charged 1h writes as writes; keep that link.
-            values["cache_write_1h"] = values["cache_write_5m"]
-    if written["cache_write_1h"] is not None:
-        values["cache_write_1h"] = _per_token(written["cache_write_1h"])
-    return _Rates(**values)
+    input_rate = _per_token(prices.input) if prices.input is not None else rates.input
+    if prices.cache_read is not None:
+        cache_read = _per_token(prices.cache_read)
+    else:
+        cache_read = input_rate if rates.cache_read == rates.input else rates.cache_read
+    if prices.cache_write is not None:
+        cache_write_5m = _per_token(prices.cache_write)
+    else:
+        cache_write_5m = input_rate if rates.cache_write_5m == rates.input else rates.cache_write_5m
+    if prices.cache_write_1h is not None:
+        cache_write_1h = _per_token(prices.cache_write_1h)
+    else:
+        cache_write_1h = (
+            cache_write_5m if rates.cache_write_1h == rates.cache_write_5m else rates.cache_write_1h
+        )
+    return _Rates(
+        input=input_rate,
+        cache_read=cache_read,
+        cache_write_5m=cache_write_5m,
+        cache_write_1h=cache_write_1h,
+        output=_per_token(prices.output) if prices.output is not None else rates.output,
+        request=rates.request,
+    )
