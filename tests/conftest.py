@@ -6,6 +6,7 @@ adds rows where every column not given takes a plausible default (a priced, bill
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from otel_llm_cost import _schema
+from otel_llm_cost import _schema, _storage
 
 BASE_TIME = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -103,9 +104,7 @@ def calls_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
 
 def create_calls_file(path: Path) -> None:
     """An empty store file with the ``llm_calls`` table."""
-    with duckdb.connect(str(path)) as connection:
-        connection.execute(_schema.CREATE_META)
-        connection.execute(_schema.CREATE_CALLS)
+    _storage.connect(path).close()
 
 
 def insert_calls(connection: duckdb.DuckDBPyConnection, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -124,12 +123,12 @@ class CallsDB:
         create_calls_file(path)
 
     def insert(self, *rows: Mapping[str, Any]) -> None:
-        with duckdb.connect(str(self.path)) as connection:
+        with contextlib.closing(_storage.connect(self.path)) as connection:
             insert_calls(connection, rows)
 
     def replace(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Delete every row, then insert ``rows`` (Hypothesis examples reuse one file)."""
-        with duckdb.connect(str(self.path)) as connection:
+        with contextlib.closing(_storage.connect(self.path)) as connection:
             connection.execute(f"DELETE FROM {_schema.CALLS_TABLE}")
             insert_calls(connection, rows)
 

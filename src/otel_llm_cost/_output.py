@@ -19,13 +19,14 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from otel_llm_cost.store import SessionSummary
+    from otel_llm_cost.store import Savings, SessionSummary, WhatIf
 
 __all__ = [
     "Progress",
     "format_duration",
     "format_int",
     "format_pct",
+    "format_savings",
     "format_session",
     "format_usd",
     "is_tty",
@@ -260,4 +261,31 @@ def format_session(summary: SessionSummary, style: str, *, fancy: bool = False) 
         "By model",
         render_table(["model", "cost", "calls", "tokens"], _breakdown_rows(summary.by_model), fancy=fancy),
     ]
+    return "\n".join(lines)
+
+
+def format_savings(savings: Savings, what_if: WhatIf | None, *, fancy: bool = False) -> str:
+    """Text for ``otel-llm-cost savings``."""
+    lines = [
+        "Prompt caching",
+        f"  saved      {format_usd(savings.cache_saved_usd)} "
+        f"on {savings.cache_read_tokens:,} cache-read tokens "
+        f"({savings.cache_hit_calls:,} of {savings.call_count:,} calls hit the cache)",
+        "Cheaper-model candidates (tagged by the app)",
+        f"  calls      {savings.downgradable_calls:,}, costing {format_usd(savings.downgradable_cost_usd)}",
+    ]
+    if what_if is not None:
+        rows = [
+            ["calls", format_int(what_if.calls)],
+            ["unpriced calls", format_int(what_if.unpriced_calls)],
+            [f"actual cost on {what_if.from_model}", format_usd(what_if.actual_cost_usd)],
+            [f"same calls on {what_if.to_model}", format_usd(what_if.projected_priced_cost_usd)],
+            ["difference", format_usd(what_if.difference_usd)],
+            ["tagged downgradable", format_int(what_if.downgradable_calls)],
+        ]
+        lines += [
+            "",
+            f"What if {what_if.from_model} -> {what_if.to_model}",
+            render_table(["", "value"], rows, align="lr", fancy=fancy),
+        ]
     return "\n".join(lines)

@@ -7,8 +7,8 @@ Rules every query here follows:
 - Only billable rows are summed (``billable = false`` marks duplicate records of a call and agent or
   workflow totals that repeat their children, DESIGN.md fact 3).
 - Windows are half-open ``[start, end)`` on ``start_time``, bound as TIMESTAMPTZ parameters.
-- Money is summed as DECIMAL; ``sum(cost_usd)`` is NULL when no call of a group is priced, so a group
-  of unpriced calls reads "unknown", never $0. Unpriced calls are counted beside the money.
+- Money is summed as DECIMAL; the sum is NULL when every call of a group is unpriced, so such a
+  group reads "unknown", never $0. Unpriced calls are counted beside the money.
 - SQL text is assembled only from the fixed dimension table below; every value (including a custom tag
   key) is a bound parameter.
 """
@@ -23,6 +23,7 @@ from typing import Final
 
 from otel_llm_cost._schema import CALLS_TABLE
 from otel_llm_cost.exceptions import UnknownDimensionError
+from otel_llm_cost.semconv import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
 
 __all__ = [
     "DIMENSIONS",
@@ -44,6 +45,12 @@ TAG_PREFIX: Final = "tag:"
 """``cost_by("tag:team")`` groups by the custom attribution tag ``cost.team`` (the ``tags`` MAP column)."""
 
 BILLABLE: Final = "billable IS DISTINCT FROM false"
+# Unknown price; a call answered from an application response cache had no API spend, so its NULL
+# cost is not "unknown" (the same rule as budgets, _budget_sql._UNPRICED).
+UNPRICED: Final = "cost_usd IS NULL AND from_cache IS NOT TRUE"
+_UNPRICED_COUNT: Final = f"count(*) FILTER (WHERE {UNPRICED})"
+# The known spend, or NULL when every call of the group is unpriced (never a silent $0).
+_KNOWN_COST: Final = f"COALESCE(sum(cost_usd), CASE WHEN {_UNPRICED_COUNT} = 0 THEN 0 END)"
 
 _MODEL_EXPR: Final = "COALESCE(response_model, request_model)"
 
@@ -154,7 +161,7 @@ def resolve_timezone(tz: str | zoneinfo.ZoneInfo) -> zoneinfo.ZoneInfo:
 
 
 def _where(
-    start: datetime | None, end: datetime | None, extra: tuple[tuple[str, object], ...] = ()
+    start: datetime | None, end: datetime | None, extra: tuple[tuple[str, tuple[object, ...]], ...] = ()
 ) -> tuple[str, tuple[object, ...]]:
     conditions = [BILLABLE]
     params: list[object] = []
@@ -164,17 +171,17 @@ def _where(
     if end is not None:
         conditions.append("start_time < ?")
         params.append(end)
-    for column_condition, value in extra:
-        conditions.append(column_condition)
-        params.append(value)
+    for condition, values in extra:
+        conditions.append(condition)
+        params.extend(values)
     return " AND ".join(conditions), tuple(params)
 
 
 _GROUP_AGGREGATES: Final = (
-    "sum(cost_usd) AS total_cost_usd, "
+    f"{_KNOWN_COST} AS total_cost_usd, "
     "CAST(COALESCE(sum(total_tokens), 0) AS BIGINT) AS total_tokens, "
     "count(*) AS call_count, "
-    "count(*) - count(cost_usd) AS unpriced_calls"
+    f"{_UNPRICED_COUNT} AS unpriced_calls"
 )
 
 
@@ -186,7 +193,7 @@ def cost_by(
     session_id: str | None = None,
 ) -> Query:
     """Rows of (key, total_cost_usd, total_tokens, call_count, unpriced_calls), highest cost first."""
-    extra = (("session_id = ?", session_id),) if session_id is not None else ()
+    extra = (("session_id = ?", (session_id,)),) if session_id is not None else ()
     where, where_params = _where(start, end, extra)
     sql = (
         f"SELECT {dimension.expression} AS key, {_GROUP_AGGREGATES} "
@@ -210,11 +217,11 @@ def totals(
     last_end, excluded_records (non-billable records in the same scope, shown so double counting is
     visibly avoided).
     """
-    extra: list[tuple[str, object]] = []
+    extra: list[tuple[str, tuple[object, ...]]] = []
     if workflow_id is not None:
-        extra.append(("workflow_id = ?", workflow_id))
+        extra.append(("workflow_id = ?", (workflow_id,)))
     if session_id is not None:
-        extra.append(("session_id = ?", session_id))
+        extra.append(("session_id = ?", (session_id,)))
     where, params = _where(start, end, tuple(extra))
     excluded_where = where.replace(BILLABLE, "billable = false", 1)
     tokens = ", ".join(
@@ -229,8 +236,8 @@ def totals(
         )
     )
     sql = (
-        "SELECT count(*) AS call_count, count(*) - count(cost_usd) AS unpriced_calls, "
-        f"sum(cost_usd) AS cost_usd, {tokens}, "
+        f"SELECT count(*) AS call_count, {_UNPRICED_COUNT} AS unpriced_calls, "
+        f"{_KNOWN_COST} AS cost_usd, {tokens}, "
         "CAST(COALESCE(sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL), 0) AS BIGINT) "
         "AS priced_tokens, "
         "COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "
@@ -254,7 +261,7 @@ CALL_COLUMNS_OUT: Final = (
 
 def workflow_steps(workflow_id: str) -> Query:
     """One row per billable call of a workflow, in start order."""
-    where, params = _where(None, None, (("workflow_id = ?", workflow_id),))
+    where, params = _where(None, None, (("workflow_id = ?", (workflow_id,)),))
     sql = f"SELECT {CALL_COLUMNS_OUT} FROM {CALLS_TABLE} WHERE {where} ORDER BY start_time, span_id"
     return Query(sql, params)
 
@@ -293,23 +300,187 @@ def daily_cost(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> Query:
     sql = (
         f"WITH buckets AS ("
         f"  SELECT epoch_us(start_time) // {_BUCKET_US} AS bucket, sum(cost_usd) AS cost_usd, "
-        "   count(cost_usd) AS priced_calls, count(*) AS call_count, "
+        f"   {_UNPRICED_COUNT} AS unpriced_calls, count(*) AS call_count, "
         "   COALESCE(sum(total_tokens), 0) AS total_tokens "
         f"  FROM {CALLS_TABLE} WHERE {where} GROUP BY 1"
         "), per_day AS ("
         f"  SELECT CAST(timezone(?, timezone('UTC', make_timestamp(bucket * {_BUCKET_US}))) AS DATE) AS day, "
-        "   sum(cost_usd) AS cost_usd, sum(priced_calls) AS priced_calls, sum(call_count) AS call_count, "
+        "   sum(cost_usd) AS cost_usd, sum(unpriced_calls) AS unpriced_calls, sum(call_count) AS call_count, "
         "   sum(total_tokens) AS total_tokens "
         "  FROM buckets GROUP BY 1"
         "), days AS ("
         "  SELECT CAST(? AS DATE) + CAST(i AS INTEGER) AS day FROM range(?) AS r(i)"
         ") "
         "SELECT days.day, "
-        "  CASE WHEN per_day.day IS NULL THEN CAST(0 AS DECIMAL(38, 12)) ELSE per_day.cost_usd END "
+        "  CASE WHEN per_day.day IS NULL THEN CAST(0 AS DECIMAL(38, 12)) "
+        "    ELSE COALESCE(per_day.cost_usd, CASE WHEN per_day.unpriced_calls = 0 THEN 0 END) END "
         "    AS total_cost_usd, "
         "  CAST(COALESCE(per_day.total_tokens, 0) AS BIGINT) AS total_tokens, "
         "  CAST(COALESCE(per_day.call_count, 0) AS BIGINT) AS call_count, "
-        "  CAST(COALESCE(per_day.call_count - per_day.priced_calls, 0) AS BIGINT) AS unpriced_calls "
+        "  CAST(COALESCE(per_day.unpriced_calls, 0) AS BIGINT) AS unpriced_calls "
         "FROM days LEFT JOIN per_day ON per_day.day = days.day ORDER BY days.day"
     )
     return Query(sql, (*params, tz.key, first_day, n_days))
+
+
+def export_calls(
+    start: datetime | None, end: datetime | None, *, include_non_billable: bool = False
+) -> Query:
+    """Every stored column of the calls in the window, in start order (the finance export)."""
+    where, params = _where(start, end, ())
+    if include_non_billable:
+        where = where.replace(BILLABLE, "true", 1)
+    return Query(f"SELECT * FROM {CALLS_TABLE} WHERE {where} ORDER BY start_time, span_id", params)
+
+
+# A downgradable call carries the app's hint in its attributes JSON (flat attribute names as keys).
+# The substring test first keeps JSON parsing off the rows that cannot match (almost all of them).
+_DOWNGRADABLE: Final = (
+    "(CASE WHEN contains(CAST(attributes AS VARCHAR), ?) OR contains(CAST(attributes AS VARCHAR), ?) "
+    "THEN COALESCE(TRY_CAST(json_extract_string(attributes, ?) AS BOOLEAN), false) "
+    "OR json_extract_string(attributes, ?) IS NOT NULL ELSE false END)"
+)
+
+
+def _downgradable_params() -> tuple[object, ...]:
+    return (
+        PROMPT_COULD_USE_HAIKU,
+        MODEL_RECOMMENDATION,
+        f'$."{PROMPT_COULD_USE_HAIKU}"',
+        f'$."{MODEL_RECOMMENDATION}"',
+    )
+
+
+def savings(start: datetime | None, end: datetime | None) -> Query:
+    """One row: what prompt caching saved, and the calls the app tagged as downgradable."""
+    where, params = _where(start, end, ())
+    sql = (
+        "SELECT count(*) AS call_count, "
+        "COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "
+        "CAST(COALESCE(sum(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, "
+        "count(*) FILTER (WHERE cache_hit) AS cache_hit_calls, "
+        "count(*) FILTER (WHERE downgradable) AS downgradable_calls, "
+        "COALESCE(sum(cost_usd) FILTER (WHERE downgradable), 0) AS downgradable_cost_usd "
+        f"FROM (SELECT *, {_DOWNGRADABLE} AS downgradable FROM {CALLS_TABLE} WHERE {where})"
+    )
+    return Query(sql, (*_downgradable_params(), *params))
+
+
+_MODEL_MATCH: Final = "(request_model = ? OR response_model = ? OR upstream_model = ?)"
+
+
+def what_if_groups(
+    model: str,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    thresholds: tuple[int, ...],
+    slot_minutes: int,
+) -> Query:
+    """Token sums of ``model``'s calls per price slot, tier band and priced/unpriced.
+
+    Prices are linear in tokens within one price period and one long-context tier, so summing the
+    tokens of each (UTC time slot, tier band) group and multiplying by its unit prices gives exactly
+    the per-call sum with a few hundred price lookups instead of one per call. ``slot_minutes`` is
+    1440 (prices change at UTC midnight) or 30 (time-of-day prices change on the half hour);
+    ``band`` counts the tier thresholds a call's input exceeds.
+    """
+    where, params = _where(start, end, ((_MODEL_MATCH, (model, model, model)),))
+    slot_us = slot_minutes * 60 * 1_000_000
+    # How many tier thresholds the call's input exceeds; the SQL text depends only on their count.
+    band = " + ".join(["0"] + ["CAST(COALESCE(input_tokens, 0) > ? AS INTEGER)"] * len(thresholds))
+    sql = (
+        f"SELECT epoch_us(start_time) // {slot_us} * {slot_us} AS slot_us, "
+        f"{band} AS band, "
+        "cost_usd IS NOT NULL AS priced, "
+        "count(*) AS calls, sum(cost_usd) AS cost_usd, "
+        "CAST(COALESCE(sum(COALESCE(input_tokens, 0) - COALESCE(cache_read_tokens, 0) "
+        "- COALESCE(cache_write_tokens, 0)), 0) AS BIGINT) "
+        "AS uncached_input_tokens, "
+        "CAST(COALESCE(sum(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, "
+        # Writers may leave the 1-hour part NULL: then every cache write is a 5-minute one.
+        "CAST(COALESCE(sum(COALESCE(cache_write_tokens, 0) - COALESCE(cache_write_1h_tokens, 0)), 0) "
+        "AS BIGINT) "
+        "AS cache_write_5m_tokens, "
+        "CAST(COALESCE(sum(cache_write_1h_tokens), 0) AS BIGINT) AS cache_write_1h_tokens, "
+        "CAST(COALESCE(sum(output_tokens), 0) AS BIGINT) AS output_tokens, "
+        f"count(*) FILTER (WHERE {_DOWNGRADABLE}) AS downgradable_calls "
+        f"FROM {CALLS_TABLE} WHERE {where} GROUP BY ALL ORDER BY slot_us"
+    )
+    return Query(sql, (*thresholds, *_downgradable_params(), *params))
+
+
+REPRICE_COLUMNS: Final = (
+    "span_id",
+    "trace_id",
+    "start_time",
+    "request_model",
+    "response_model",
+    "provider",
+    "operation",
+    "convention",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "input_cost_usd",
+    "cache_read_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "cost_status",
+    "cost_reason",
+    "price_source",
+    "cache_saved_usd",
+    "upstream_model",
+    "deployment",
+)
+
+
+def reprice_candidates(start: datetime | None, end: datetime | None, *, include_priced: bool) -> Query:
+    """Stored records to price again: unpriced ones, or (``include_priced``) every list-priced one.
+
+    Provider-reported costs are never recomputed: the provider's figure is the bill. Non-billable
+    records are included so a duplicate record keeps the same price as the call it duplicates.
+    """
+    conditions = ["cost_status IS DISTINCT FROM 'reported'"]
+    if not include_priced:
+        conditions.append("cost_usd IS NULL")
+    params: list[object] = []
+    if start is not None:
+        conditions.append("start_time >= ?")
+        params.append(start)
+    if end is not None:
+        conditions.append("start_time < ?")
+        params.append(end)
+    sql = (
+        f"SELECT {', '.join(REPRICE_COLUMNS)} FROM {CALLS_TABLE} "
+        f"WHERE {' AND '.join(conditions)} ORDER BY start_time"
+    )
+    return Query(sql, tuple(params))
+
+
+REPRICE_UPDATED: Final = (
+    "cost_usd",
+    "input_cost_usd",
+    "cache_read_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "cost_status",
+    "cost_reason",
+    "price_source",
+    "cache_saved_usd",
+    "upstream_model",
+    "deployment",
+)
+
+
+def reprice_update(source_table: str) -> str:
+    """UPDATE llm_calls from a registered table of (span_id, trace_id, REPRICE_UPDATED...) rows."""
+    assignments = ", ".join(f"{col} = new.{col}" for col in REPRICE_UPDATED)
+    return (
+        f"UPDATE {CALLS_TABLE} SET {assignments} FROM {source_table} AS new "
+        f"WHERE {CALLS_TABLE}.span_id = new.span_id AND {CALLS_TABLE}.trace_id = new.trace_id"
+    )

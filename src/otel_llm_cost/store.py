@@ -20,29 +20,37 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, Self, TypeVar, overload
 
 import duckdb
 import pyarrow as pa
 
-from otel_llm_cost import _output, _queries
+from otel_llm_cost import _output, _queries, _storage
 from otel_llm_cost._queries import Query
 from otel_llm_cost.exceptions import QueryError, StorageError
+from otel_llm_cost.pricing import MONEY_QUANTUM, CostBreakdown, PriceTier, UnitPrices
+from otel_llm_cost.usage import Usage
+
+if TYPE_CHECKING:
+    from otel_llm_cost.pricing import PriceBook
 
 __all__ = [
     "CallRow",
     "CostRow",
     "CostStore",
     "DailyCost",
+    "RepriceResult",
     "Rows",
+    "Savings",
     "SessionSummary",
     "Summary",
+    "WhatIf",
     "WorkflowTotals",
 ]
 
@@ -282,6 +290,70 @@ class WorkflowTotals(_Tabular):
     _source: _Source | None = field(default=None, repr=False, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Savings(_Tabular):
+    """What prompt caching saved in a window, and the calls the app tagged as downgradable.
+
+    Attributes:
+        cache_saved_usd: cache-read tokens priced at the full input price, minus what they cost.
+        downgradable_calls: calls whose span says a cheaper model would do (``prompt.could_use_haiku``
+            or ``model.recommendation``); ``downgradable_cost_usd`` is what they cost.
+    """
+
+    start: datetime | None
+    end: datetime | None
+    call_count: int
+    cache_saved_usd: Decimal
+    cache_read_tokens: int
+    cache_hit_calls: int
+    downgradable_calls: int
+    downgradable_cost_usd: Decimal
+    _source: _Source | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """The same calls priced on another model, at that model's price at each call's time.
+
+    Attributes:
+        calls: calls of ``from_model`` in the window; ``unpriced_calls`` of them have no actual cost.
+        actual_cost_usd: what the priced ones cost.
+        projected_cost_usd: what all of them would have cost on ``to_model``.
+        projected_priced_cost_usd: the same for the priced ones only (compare with ``actual_cost_usd``).
+        downgradable_calls: calls the app tagged as fit for a cheaper model.
+    """
+
+    from_model: str
+    to_model: str
+    start: datetime | None
+    end: datetime | None
+    calls: int
+    unpriced_calls: int
+    actual_cost_usd: Decimal
+    projected_cost_usd: Decimal
+    projected_priced_cost_usd: Decimal
+    downgradable_calls: int
+    price_lookups: int
+
+    @property
+    def difference_usd(self) -> Decimal:
+        """Actual minus projected over the priced calls: positive means ``to_model`` is cheaper."""
+        return self.actual_cost_usd - self.projected_priced_cost_usd
+
+
+@dataclass(frozen=True, slots=True)
+class RepriceResult:
+    """What :meth:`CostStore.reprice` changed (or, with ``dry_run``, would change)."""
+
+    rows_examined: int
+    rows_changed: int
+    rows_newly_priced: int
+    rows_still_unpriced: int
+    usd_changed: Decimal
+    """New minus old cost over the changed rows (an unpriced row counts as 0 before)."""
+    dry_run: bool
+
+
 SummaryStyle = Literal["detailed", "compact", "table"]
 
 
@@ -331,6 +403,11 @@ class SessionSummary:
         return self.format("detailed")
 
 
+def _first_line(exc: BaseException) -> str:
+    """DuckDB messages run over several lines (hints, a caret under the SQL); errors here are one line."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
 def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
@@ -343,11 +420,6 @@ def _build(cls: Callable[..., T], record: dict[str, Any], source: _Source) -> T:
             continue
         values[key] = _utc(value) if isinstance(value, datetime) else value
     return cls(**values, _source=source)
-
-
-def _open(path: str | os.PathLike[str], read_only: bool) -> duckdb.DuckDBPyConnection:
-    """The single place CostStore opens a file."""
-    return duckdb.connect(os.fspath(path), read_only=read_only)
 
 
 class CostStore:
@@ -384,7 +456,7 @@ class CostStore:
             self.path = Path(path_or_connection)
             if not self.path.is_file():
                 raise StorageError(f"no DuckDB file at {self.path}")
-            self._connection = _open(self.path, read_only)
+            self._connection = _storage.connect(self.path, read_only=read_only)
             self._owned = True
         self.read_only = read_only and self._owned
         self._local = threading.local()
@@ -418,7 +490,9 @@ class CostStore:
         try:
             table = connection.sql(query.sql, params=list(query.params)).to_arrow_table()
         except duckdb.Error as exc:
-            raise StorageError(f"query failed on {self.path or 'the connection'}: {exc}") from exc
+            raise StorageError(
+                f"query failed on {self.path or 'the connection'}: {_first_line(exc)}"
+            ) from exc
         return _Source(connection, query, table), table.to_pylist()
 
     def _rows(self, cls: Callable[..., T], query: Query) -> Rows[T]:
@@ -496,8 +570,6 @@ class CostStore:
     def _summary(self, query: Query, start: datetime | None, end: datetime | None) -> Summary:
         source, records = self._fetch(query)
         record = records[0]
-        if record["cost_usd"] is None and record["unpriced_calls"] == 0:
-            record["cost_usd"] = _ZERO  # nothing in scope: a true zero, not an unknown
         return _build(Summary, {**record, "start": start, "end": end}, source)
 
     def workflow_totals(self, workflow_id: str) -> WorkflowTotals:
@@ -578,9 +650,294 @@ class CostStore:
                 return Rows([], _Source(connection, bound, pa.table({})))
             table = relation.to_arrow_table()
         except duckdb.Error as exc:
-            raise QueryError(f"query failed: {exc}") from exc
+            raise QueryError(f"query failed: {_first_line(exc)}") from exc
         records = [
             {k: _utc(v) if isinstance(v, datetime) and v.tzinfo else v for k, v in r.items()}
             for r in table.to_pylist()
         ]
         return Rows(records, _Source(connection, bound, table))
+
+    # -- savings and repricing -------------------------------------------------------------------
+
+    def savings(self, start: datetime | None = None, end: datetime | None = None) -> Savings:
+        """What prompt caching saved in ``[start, end)``, and how many calls the app marked downgradable.
+
+        Raises:
+            ValueError: a naive datetime or an empty window.
+        """
+        _queries.check_window(start, end)
+        source, records = self._fetch(_queries.savings(start, end))
+        return _build(Savings, {**records[0], "start": start, "end": end}, source)
+
+    def what_if(
+        self,
+        from_model: str,
+        to_model: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        pricebook: PriceBook,
+        to_provider: str | None = None,
+    ) -> WhatIf:
+        """What ``from_model``'s calls in ``[start, end)`` would have cost on ``to_model``.
+
+        Each call is priced at ``to_model``'s price in force at the call's start time, with its own
+        token mix (cache reads and writes included) and long-context tier. Calls are summed per price
+        period and tier band in SQL, then priced once per group: exact, because prices are linear
+        within a period and a tier, and fast (hundreds of price lookups, not one per call).
+
+        Args:
+            from_model: matched against the request model, response model and matched price entry.
+            to_model: the model to price the calls on.
+            start: inclusive, timezone-aware, or None.
+            end: exclusive, timezone-aware, or None.
+            pricebook: prices to use (``PriceBook.default()`` for the bundled ones).
+            to_provider: provider of ``to_model`` when the model id alone is ambiguous.
+
+        Raises:
+            UnknownModelError: no price is known for ``to_model``.
+            ValueError: a naive datetime or an empty window.
+        """
+        _queries.check_window(start, end)
+        now = datetime.now(UTC)
+        probes = [pricebook.unit_prices(to_model, to_provider, at=end or now)]
+        if start is not None:
+            probes.append(pricebook.unit_prices(to_model, to_provider, at=start))
+        thresholds = frozenset(t.above_input_tokens for p in probes for t in p.tiers)
+        slot_minutes = 30 if any(p.time_of_day_pricing for p in probes) else 24 * 60
+        while True:
+            _source, records = self._fetch(
+                _queries.what_if_groups(
+                    from_model, start, end, thresholds=tuple(sorted(thresholds)), slot_minutes=slot_minutes
+                )
+            )
+            priced = _price_groups(records, pricebook, to_model, to_provider, tuple(sorted(thresholds)))
+            if priced.thresholds_seen <= thresholds:
+                break
+            # A price period in the window has a tier boundary the grouping did not split on.
+            thresholds |= priced.thresholds_seen
+        unpriced = sum(r["calls"] for r in records if not r["priced"])
+        return WhatIf(
+            from_model=from_model,
+            to_model=to_model,
+            start=start,
+            end=end,
+            calls=sum(r["calls"] for r in records),
+            unpriced_calls=unpriced,
+            actual_cost_usd=sum((r["cost_usd"] for r in records if r["priced"]), _ZERO),
+            projected_cost_usd=priced.total_usd,
+            projected_priced_cost_usd=priced.priced_usd,
+            downgradable_calls=sum(r["downgradable_calls"] for r in records),
+            price_lookups=priced.lookups,
+        )
+
+    def reprice(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        pricebook: PriceBook,
+        include_priced: bool = False,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> RepriceResult:
+        """Price stored calls again with ``pricebook``, at the price in force at each call's time.
+
+        By default only calls stored as unpriced are considered (for example after adding a price for
+        a fine-tuned or self-hosted model to the user price file); already-priced history is left alone
+        unless ``include_priced=True``. Provider-reported costs are never recomputed. Idempotent: a
+        second run changes nothing.
+
+        Args:
+            start: inclusive, timezone-aware, or None.
+            end: exclusive, timezone-aware, or None.
+            pricebook: the prices to apply.
+            include_priced: also recompute calls that already have a price.
+            dry_run: compute and report, write nothing.
+            progress: called with the number of records just processed (for a progress display).
+
+        Returns:
+            How many records were examined and changed, and by how many dollars.
+
+        Raises:
+            StorageError: the store is read-only (open it with ``read_only=False``) or the update failed.
+            ValueError: a naive datetime or an empty window.
+        """
+        _queries.check_window(start, end)
+        if self.read_only and not dry_run:
+            raise StorageError("reprice writes to the store: open it with CostStore(path, read_only=False)")
+        _source, records = self._fetch(_queries.reprice_candidates(start, end, include_priced=include_priced))
+        memo: dict[tuple[Usage, datetime], CostBreakdown] = {}
+        changed: list[dict[str, Any]] = []
+        newly_priced = still_unpriced = 0
+        usd_changed = _ZERO
+        for index, record in enumerate(records, 1):
+            usage = _usage_of(record)
+            # Prices change at UTC midnight or on the half hour (time-of-day prices), never inside a slot.
+            slot = _half_hour_floor(record["start_time"])
+            breakdown = memo.get((usage, slot))
+            if breakdown is None:
+                breakdown = pricebook.compute_cost(usage, at=slot)
+                memo[(usage, slot)] = breakdown
+            new = _reprice_values(record, breakdown)
+            if new["cost_usd"] is None:
+                still_unpriced += 1
+            if any(new[col] != record[col] for col in _REPRICE_COMPARED):
+                changed.append({"span_id": record["span_id"], "trace_id": record["trace_id"], **new})
+                if record["cost_usd"] is None and new["cost_usd"] is not None:
+                    newly_priced += 1
+                usd_changed += (new["cost_usd"] or _ZERO) - (record["cost_usd"] or _ZERO)
+            if progress is not None and (index % 1000 == 0 or index == len(records)):
+                progress(1000 if index % 1000 == 0 else index % 1000)
+        if changed and not dry_run:
+            self._apply_reprice(changed)
+        return RepriceResult(
+            rows_examined=len(records),
+            rows_changed=len(changed),
+            rows_newly_priced=newly_priced,
+            rows_still_unpriced=still_unpriced,
+            usd_changed=usd_changed,
+            dry_run=dry_run,
+        )
+
+    def _apply_reprice(self, changed: list[dict[str, Any]]) -> None:
+        money = pa.decimal128(18, 12)
+        schema = pa.schema(
+            [("span_id", pa.string()), ("trace_id", pa.string())]
+            + [(col, money if col in _MONEY_COLUMNS else pa.string()) for col in _queries.REPRICE_UPDATED]
+        )
+        table = pa.Table.from_pylist(changed, schema=schema)
+        connection = self.connection
+        connection.register("_repriced_calls", table)
+        try:
+            connection.begin()
+            connection.execute(_queries.reprice_update("_repriced_calls"))
+            connection.commit()
+        except duckdb.Error as exc:
+            connection.rollback()
+            raise StorageError(f"reprice could not update {self.path or 'the store'}: {exc}") from exc
+        finally:
+            connection.unregister("_repriced_calls")
+
+
+_MONEY_COLUMNS: Final = frozenset(
+    (
+        "cost_usd",
+        "input_cost_usd",
+        "cache_read_cost_usd",
+        "cache_write_cost_usd",
+        "output_cost_usd",
+        "cache_saved_usd",
+    )
+)
+# What makes a record "changed": its money, status or price source (not the free-text reason).
+_REPRICE_COMPARED: Final = (
+    "cost_usd",
+    "input_cost_usd",
+    "cache_read_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "cost_status",
+    "price_source",
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLION = Decimal(1_000_000)
+
+
+def _half_hour_floor(value: datetime) -> datetime:
+    value = value.astimezone(UTC)
+    return value.replace(minute=value.minute - value.minute % 30, second=0, microsecond=0)
+
+
+def _usage_of(record: Mapping[str, Any]) -> Usage:
+    def count(name: str) -> int:
+        return int(record[name] or 0)
+
+    return Usage(
+        input_tokens=count("input_tokens"),
+        output_tokens=count("output_tokens"),
+        cache_read_tokens=count("cache_read_tokens"),
+        cache_write_tokens=count("cache_write_tokens"),
+        reasoning_tokens=count("reasoning_tokens"),
+        request_model=record["request_model"],
+        response_model=record["response_model"],
+        provider=record["provider"],
+        operation=record["operation"],
+        convention=record["convention"] or "gen_ai",
+        # A record stored without token counts stays unpriced ("no usage reported"), never $0.
+        usage_reported=record["input_tokens"] is not None or record["output_tokens"] is not None,
+    )
+
+
+def _reprice_values(record: Mapping[str, Any], breakdown: CostBreakdown) -> dict[str, Any]:
+    return {
+        "cost_usd": breakdown.total_usd,
+        "input_cost_usd": breakdown.input_usd,
+        "cache_read_cost_usd": breakdown.cache_read_usd,
+        "cache_write_cost_usd": breakdown.cache_write_usd,
+        "output_cost_usd": breakdown.output_usd,
+        "cost_status": str(breakdown.status),
+        "cost_reason": breakdown.reason,
+        "price_source": breakdown.source,
+        "cache_saved_usd": breakdown.cache_saved_usd,
+        "upstream_model": breakdown.model_id or record["upstream_model"],
+        "deployment": breakdown.deployment or record["deployment"],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _PricedGroups:
+    total_usd: Decimal
+    priced_usd: Decimal
+    lookups: int
+    thresholds_seen: frozenset[int]
+
+
+def _price_groups(
+    records: Sequence[Mapping[str, Any]],
+    pricebook: PriceBook,
+    model: str,
+    provider: str | None,
+    thresholds: tuple[int, ...],
+) -> _PricedGroups:
+    total = priced = _ZERO
+    lookups = 0
+    seen: set[int] = set()
+    prices: UnitPrices | None = None
+    for record in records:
+        at = _EPOCH + timedelta(microseconds=record["slot_us"])
+        if prices is None or not _in_force(prices, at):
+            prices = pricebook.unit_prices(model, provider, at=at)
+            lookups += 1
+            seen.update(t.above_input_tokens for t in prices.tiers)
+        band = record["band"]
+        # The call's input exceeds thresholds[band - 1]: the highest tier at or below it applies.
+        crossed = thresholds[band - 1] if band else None
+        tier = max(
+            (t for t in prices.tiers if crossed is not None and t.above_input_tokens <= crossed),
+            key=lambda t: t.above_input_tokens,
+            default=None,
+        )
+        rates: UnitPrices | PriceTier = tier if tier is not None else prices
+        cost = (
+            record["uncached_input_tokens"] * rates.input_mtok
+            + record["cache_read_tokens"] * rates.cache_read_mtok
+            + record["cache_write_5m_tokens"] * rates.cache_write_5m_mtok
+            + record["cache_write_1h_tokens"] * rates.cache_write_1h_mtok
+            + record["output_tokens"] * rates.output_mtok
+        ) / _MILLION + prices.request_usd * record["calls"]
+        total += cost
+        if record["priced"]:
+            priced += cost
+    return _PricedGroups(
+        total.quantize(MONEY_QUANTUM), priced.quantize(MONEY_QUANTUM), lookups, frozenset(seen)
+    )
+
+
+def _in_force(prices: UnitPrices, at: datetime) -> bool:
+    if prices.time_of_day_pricing:
+        return False
+    day = at.date()
+    return (prices.valid_from is None or prices.valid_from <= day) and (
+        prices.valid_until is None or day < prices.valid_until
+    )
