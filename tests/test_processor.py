@@ -151,6 +151,15 @@ def test_non_llm_span_is_forwarded_as_the_same_object(pipeline: Pipeline) -> Non
     assert pipeline.wrapped.ended[0] is pipeline.beside.ended[0]
 
 
+def test_span_enriched_upstream_is_forwarded_as_is(pipeline: Pipeline) -> None:
+    # What the collector receives from a service that runs its own LLMCostSpanProcessor.
+    (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
+    upstream = {**recorded.attributes, sc.LLM_COST_STATUS: "priced", sc.LLM_COST_USD: 0.5}
+    pipeline.tracer(recorded.scope).start_span("llm", attributes=upstream).end()
+    assert pipeline.wrapped.ended[0] is pipeline.beside.ended[0]
+    assert pipeline.only("llm")[sc.LLM_COST_USD] == 0.5
+
+
 def test_llm_span_reaches_every_wrapped_processor_enriched(pipeline: Pipeline, pricebook: PriceBook) -> None:
     (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
     start = 1_750_000_000_000_000_000

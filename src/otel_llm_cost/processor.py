@@ -56,10 +56,11 @@ class LLMCostSpanProcessor(SpanProcessor):
     - ``on_start``: copies the attribution tags of the context (:func:`~otel_llm_cost.attribution`
       blocks and ``cost.*`` W3C baggage) onto every span as ``cost.*`` attributes, unless the span
       already has that attribute.
-    - ``on_end``: a span that is not an LLM call is forwarded to every wrapped processor as the
-      same object. An LLM span is normalised, priced at its start time and forwarded as an
-      enriched copy carrying the attributes listed in the README, with ``llm.cost.billable`` set by
-      the double-count guard (:mod:`otel_llm_cost._dedup`).
+    - ``on_end``: a span that is not an LLM call, or that was already enriched upstream (it has
+      ``llm.cost.status``), is forwarded to every wrapped processor as the same object. Any other
+      LLM span is normalised, priced at its start time and forwarded as an enriched copy carrying
+      the attributes listed in the README, with ``llm.cost.billable`` set by the double-count
+      guard (:mod:`otel_llm_cost._dedup`).
     - ``force_flush``/``shutdown``: delegated to every wrapped processor.
 
     Nothing here raises into the application: a failure while enriching forwards the span
@@ -192,14 +193,19 @@ class LLMCostSpanProcessor(SpanProcessor):
         forwarded = span
         try:
             attributes = span.attributes or {}
-            scope = span.instrumentation_scope
-            extra = compute_enrichment(
-                attributes,
-                scope_name=scope.name if scope is not None else None,
-                start_time_ns=span.start_time,
-                pricebook=self._pricing,
-                hasher=self._hasher,
-            )
+            if sc.LLM_COST_STATUS in attributes:
+                # Already enriched upstream (another service's processor, re-sent to the collector):
+                # its figures and billable verdict stand; a second pricing could only disagree.
+                extra = None
+            else:
+                scope = span.instrumentation_scope
+                extra = compute_enrichment(
+                    attributes,
+                    scope_name=scope.name if scope is not None else None,
+                    start_time_ns=span.start_time,
+                    pricebook=self._pricing,
+                    hasher=self._hasher,
+                )
             if extra is None:
                 if self._guard.tracking_ancestors:
                     context, parent = span.context, span.parent
@@ -208,6 +214,7 @@ class LLMCostSpanProcessor(SpanProcessor):
                             context.span_id, parent.span_id if parent is not None else None
                         )
             else:
+                scope = span.instrumentation_scope
                 billable = self._mark_billable(span, attributes, extra, scope.name if scope else None)
                 forwarded = enriched_copy(span, extra)
                 if billable and self._budget_engine is not None:
