@@ -1063,6 +1063,9 @@ class PriceBook:
         cache_read = usage.cache_read_tokens
         cache_write = usage.cache_write_tokens
         cache_write_1h = usage.cache_write_1h_tokens
+        output_tokens = usage.output_tokens
+        if (input_tokens | cache_read | cache_write | cache_write_1h | output_tokens) < 0:
+            raise ValueError("negative token count")
         uncached = input_tokens - cache_read - cache_write
         uncached = max(uncached, 0)  # Usage guarantees >= 0; never charge negative tokens anyway
         mul = _CTX.multiply
@@ -1075,7 +1078,7 @@ class PriceBook:
             )
         else:
             cache_write_usd = mul(rates.cache_write_5m, cache_write)
-        output_usd = mul(rates.output, usage.output_tokens)
+        output_usd = mul(rates.output, output_tokens)
         request = rates.request
         total = input_usd + cache_read_usd + cache_write_usd + output_usd + request
         quantize = _CTX.quantize
