@@ -32,12 +32,14 @@ import duckdb
 import pyarrow as pa
 
 from otel_llm_cost import _output, _queries, _storage
+from otel_llm_cost import budgets as _budgets
 from otel_llm_cost._queries import Query
 from otel_llm_cost.exceptions import QueryError, StorageError
 from otel_llm_cost.pricing import MONEY_QUANTUM, CostBreakdown, PriceTier, UnitPrices
 from otel_llm_cost.usage import Usage
 
 if TYPE_CHECKING:
+    from otel_llm_cost.budgets import Budget, BudgetStatus
     from otel_llm_cost.pricing import PriceBook
 
 __all__ = [
@@ -656,6 +658,22 @@ class CostStore:
             for r in table.to_pylist()
         ]
         return Rows(records, _Source(connection, bound, table))
+
+    # -- budgets -----------------------------------------------------------------------------------
+
+    def check_budgets(self, budgets: Sequence[Budget], at: datetime | None = None) -> list[BudgetStatus]:
+        """Where every entity stands against each window budget at ``at`` (default now); read-only.
+
+        Delegates to :func:`otel_llm_cost.budgets.evaluate_budgets`.
+        """
+        return _budgets.evaluate_budgets(self.connection, budgets, at)
+
+    def remaining(self, budget: Budget, entity: str | None = None, at: datetime | None = None) -> Decimal:
+        """What ``entity`` may still spend under ``budget`` in the window containing ``at``.
+
+        Delegates to :func:`otel_llm_cost.budgets.remaining_budget`.
+        """
+        return _budgets.remaining_budget(self.connection, budget, entity, at)
 
     # -- savings and repricing -------------------------------------------------------------------
 
