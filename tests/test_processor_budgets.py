@@ -1,0 +1,106 @@
+"""The processor's budget hook: per-call budgets on each billable LLM span, window budgets on commit."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id
+
+from otel_llm_cost import _schema, _storage
+from otel_llm_cost import attribution as attribution_module
+from otel_llm_cost import semconv as sc
+from otel_llm_cost._logging import reset_log_once
+from otel_llm_cost.attribution import UserIdHasher
+from otel_llm_cost.budgets import Budget, BudgetAlert
+from otel_llm_cost.exporter import DuckDBSpanExporter
+from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.processor import LLMCostSpanProcessor
+
+HASHER = UserIdHasher(key=b"budget-hook-key-0123456789")
+CALL: dict[str, Any] = {
+    sc.GEN_AI_OPERATION_NAME: "chat",
+    sc.GEN_AI_PROVIDER_NAME: "openai",
+    sc.GEN_AI_REQUEST_MODEL: "gpt-4o",
+    sc.GEN_AI_RESPONSE_ID: "chatcmpl-1",
+    sc.GEN_AI_USAGE_INPUT_TOKENS: 100_000,
+    sc.GEN_AI_USAGE_OUTPUT_TOKENS: 10_000,
+}
+
+
+@pytest.fixture(scope="module")
+def pricebook() -> PriceBook:
+    return PriceBook.default()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(attribution_module, "_default_hasher", None)
+    reset_log_once()
+    yield
+    reset_log_once()
+
+
+def test_per_call_budget_fires_once_per_billable_call(pricebook: PriceBook) -> None:
+    alerts: list[BudgetAlert] = []
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(
+        LLMCostSpanProcessor(
+            SimpleSpanProcessor(exporter),
+            pricing=pricebook,
+            budgets=[Budget.per_call("0.01")],
+            alert_sinks=[alerts.append],
+            user_id_hasher=HASHER,
+        )
+    )
+    tracer = provider.get_tracer("app")
+    tracer.start_span("first", attributes=CALL).end()
+    # The same call recorded a second time (same response id): marked, and not alerted again.
+    tracer.start_span("duplicate", attributes=CALL).end()
+    cheap = {
+        **CALL,
+        sc.GEN_AI_RESPONSE_ID: "c2",
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 1,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 1,
+    }
+    tracer.start_span("cheap", attributes=cheap).end()
+    provider.shutdown()
+
+    first = next(s for s in exporter.get_finished_spans() if s.name == "first")
+    assert first.context is not None
+    assert len(alerts) == 1
+    assert alerts[0].budget == "per_call"
+    assert alerts[0].span_id == format_span_id(first.context.span_id)
+    assert alerts[0].spent_usd >= alerts[0].limit_usd
+
+
+def test_window_budgets_are_evaluated_after_each_duckdb_commit(pricebook: PriceBook, tmp_path: Path) -> None:
+    alerts: list[BudgetAlert] = []
+    path = tmp_path / "costs.duckdb"
+    processor = LLMCostSpanProcessor(
+        DuckDBSpanExporter(path),
+        pricing=pricebook,
+        budgets=[Budget.per_user_daily("0.01")],
+        alert_sinks=[alerts.append],
+        user_id_hasher=HASHER,
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with attribution_module.attribution(user_id="u-1"):
+        provider.get_tracer("app").start_span("call", attributes=CALL).end()
+    assert processor.force_flush(30_000)
+    provider.shutdown()
+
+    assert [a.budget for a in alerts if a.threshold == 1] == ["per_user_daily"]
+    assert alerts[0].entity == HASHER.hash("u-1")
+    with contextlib.closing(_storage.connect(path, read_only=True)) as connection:
+        stored = connection.execute(f"SELECT count(*) FROM {_schema.ALERTS_TABLE}").fetchone()
+    assert stored is not None
+    assert stored[0] >= 1
