@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,7 +23,6 @@ from otel_llm_cost.budgets import (
     Budget,
     BudgetEngine,
     BudgetStatus,
-    LoggingSink,
     WebhookSink,
     evaluate_budgets,
     load_budgets,
@@ -52,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     check.add_argument(
         "--fire",
         action="store_true",
-        help="also record new alerts in budget_alerts and deliver them (log, and --webhook if given)",
+        help="also record new alerts in budget_alerts, print them and POST them to --webhook if given",
     )
     check.add_argument(
         "--webhook",
@@ -182,10 +180,8 @@ def _status_dict(s: BudgetStatus) -> dict[str, Any]:
 def _check(args: argparse.Namespace) -> int:
     if args.fire:
         budgets = _load(args)
-        sinks: list[AlertSink] = [LoggingSink(logging.getLogger("otel_llm_cost.budgets"))]
-        webhook = WebhookSink(args.webhook) if args.webhook else None
-        if webhook is not None:
-            sinks.append(webhook)
+        # The alerts are printed below; the webhook (if any) is the only other sink.
+        sinks: list[AlertSink] = [WebhookSink(args.webhook)] if args.webhook else []
         engine = BudgetEngine(budgets, sinks)
         with contextlib.closing(_storage.connect(args.db)) as connection:
             fired = engine.evaluate(connection, args.at)
@@ -203,7 +199,7 @@ def _check(args: argparse.Namespace) -> int:
         )
     unpriced = sum(s.unpriced_calls for s in statuses)
     if unpriced:
-        print(f"WARNING {unpriced} calls to unknown models are not counted in these totals")
+        print(f"WARNING {unpriced} call(s) to unknown models are not counted in these totals")
     window_budgets = sum(1 for b in budgets if not b.is_per_call)
     if not over:
         print(f"OK {window_budgets} window budget(s), {len(statuses)} entities within limits")
@@ -251,7 +247,8 @@ def _alert_rows(connection: Any, args: argparse.Namespace) -> list[dict[str, Any
     cursor = connection.execute(
         "SELECT budget, scope, entity, kind, threshold, spent_usd, limit_usd, percent, unpriced_calls, "
         "epoch_us(window_start), epoch_us(window_end), epoch_us(forecast_at), epoch_us(fired_at), "
-        f"trace_id, span_id, message FROM {ALERTS_TABLE} {clause} ORDER BY fired_at DESC LIMIT ?",
+        f"trace_id, span_id, message FROM {ALERTS_TABLE} {clause}"
+        " ORDER BY fired_at DESC, budget, entity, kind, threshold DESC LIMIT ?",
         [*params, max(0, args.limit)],
     )
     names = [d[0] for d in cursor.description]

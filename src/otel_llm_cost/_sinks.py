@@ -215,11 +215,10 @@ class WebhookSink:
     def _run(self) -> None:
         while True:
             body = self._queue.get()
-            if body is None:
-                return
+            if body is None or self._abandon.is_set():
+                return  # shut down, or abandoned after the shutdown timeout (the rest is dropped)
             try:
-                if not self._abandon.is_set():
-                    self._deliver(body)
+                self._deliver(body)
             except Exception as exc:  # the worker must survive anything
                 log_once(_logger, "budgets.webhook.worker", logging.WARNING, "webhook worker error: %r", exc)
             finally:

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
-from otel_llm_cost import _budget_sql, semconv
+from otel_llm_cost import _budget_sql, _config, semconv
 from otel_llm_cost._logging import log_once
 from otel_llm_cost._schema import CREATE_ALERTS
 from otel_llm_cost._sinks import (
@@ -872,7 +872,8 @@ class BudgetEngine:
     Args:
         budgets: The budgets (names must be unique).
         sinks: Where alerts go: callables taking a :class:`BudgetAlert` (``LoggingSink``,
-            ``WebhookSink``, ``OTelLogSink`` or any function). Default: a :class:`LoggingSink`.
+            ``WebhookSink``, ``OTelLogSink`` or any function). Default: a :class:`LoggingSink`, plus a
+            :class:`WebhookSink` when ``OTEL_LLM_COST_WEBHOOK_URL`` is set.
         clock: Returns the current time (timezone-aware); for tests and replays.
         forecast: Set False to disable burn-rate forecast alerts.
 
@@ -889,7 +890,7 @@ class BudgetEngine:
         forecast: bool = True,
     ) -> None:
         self._budgets = _validated(budgets)
-        self._sinks: tuple[AlertSink, ...] = tuple(sinks) if sinks is not None else (LoggingSink(),)
+        self._sinks: tuple[AlertSink, ...] = tuple(sinks) if sinks is not None else _default_sinks()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._forecast = forecast
         self._lock = threading.Lock()
@@ -1227,6 +1228,16 @@ class BudgetEngine:
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Flush and stop background sinks (webhook threads), waiting at most ``timeout_s``."""
         shutdown_sinks(self._sinks, timeout_s)
+
+
+def _default_sinks() -> tuple[AlertSink, ...]:
+    url = _config.WEBHOOK_URL.get()
+    if url:
+        try:
+            return (LoggingSink(), WebhookSink(url))
+        except ValueError as exc:  # a bad environment value is logged, never fatal
+            _logger.error("ignoring %s=%r: %s", _config.WEBHOOK_URL.name, url, exc)
+    return (LoggingSink(),)
 
 
 def _alert_row(alert: BudgetAlert) -> list[object]:
@@ -1610,6 +1621,9 @@ def _budget_from_table(entry: object, defaults: Mapping[str, Any]) -> Budget:
                 options["name"] = entry["name"]
             if preset in ("per_call", "per_session"):
                 options.pop("tz", None)
+            if preset == "per_call" and "thresholds" not in entry:
+                # A call crosses all its thresholds at once; the window budgets' defaults would triple it.
+                options.pop("thresholds", None)
             return _PRESETS[preset](entry["limit_usd"], **options)
         for key in ("name", "scope", "window"):
             if key not in entry:

@@ -1,0 +1,162 @@
+"""``otel-llm-cost budgets status|check`` and ``otel-llm-cost alerts`` on a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import CallsDB, call
+from otel_llm_cost.cli import main
+
+AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+BUDGETS = textwrap.dedent(
+    """\
+    [[budget]]
+    preset = "per_call"
+    limit_usd = 1
+
+    [[budget]]
+    preset = "per_org_daily"
+    limit_usd = 100
+
+    [[budget]]
+    name = "weekly-search"
+    scope = "feature"
+    window = "week"
+    limit_usd = 1000
+    """
+)
+
+
+@pytest.fixture
+def setup(tmp_path: Path, calls_db: CallsDB) -> tuple[str, str]:
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text(BUDGETS)
+    calls_db.insert(
+        call(org_id="org_over", feature="search", cost_usd=100, start_time=AT - timedelta(hours=3)),
+        call(org_id="org_half", feature="search", cost_usd="55.5", start_time=AT - timedelta(hours=3)),
+        call(org_id="org_half", cost_usd=None, start_time=AT - timedelta(hours=2)),
+    )
+    return str(budgets), str(calls_db.path)
+
+
+def test_status_prints_a_row_per_entity_with_a_bar(
+    setup: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets, db = setup
+    assert main(["budgets", "status", "--budgets", budgets, "--db", db, "--at", AT.isoformat()]) == 0
+    out = capsys.readouterr().out
+    over = next(line for line in out.splitlines() if "org_over" in line)
+    assert "$100.00" in over
+    assert "100.00%" in over
+    assert "#" * 20 + "!" in over
+    half = next(line for line in out.splitlines() if "org_half" in line)
+    assert "55.50%" in half
+    assert "+1 unpriced" in half
+    assert "##########" in half
+    assert "per-call limit $1.00" in out
+
+
+def test_status_json(setup: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    budgets, db = setup
+    assert (
+        main(["budgets", "status", "--budgets", budgets, "--db", db, "--at", "2026-11-20T12:00", "--json"])
+        == 0
+    )
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_entity = {(r["budget"], r["entity"]): r for r in rows}
+    assert by_entity["per_org_daily", "org_over"]["over"] is True
+    assert by_entity["per_org_daily", "org_half"]["spent_usd"] == "55.500000000000"
+    assert by_entity["weekly-search", "search"]["percent"] == "15.55"
+
+
+def test_check_exits_1_when_anything_is_over(
+    setup: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets, db = setup
+    assert main(["budgets", "check", "--budgets", budgets, "--db", db, "--at", AT.isoformat()]) == 1
+    out = capsys.readouterr().out
+    assert "OVER per_org_daily org=org_over: $100.00 of $100.00 (100.00%)" in out
+    assert "1 call(s) to unknown models" in out
+
+
+def test_check_exits_0_when_everything_is_within_limits(
+    setup: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets, db = setup
+    next_day = (AT + timedelta(days=1)).isoformat()
+    assert main(["budgets", "check", "--budgets", budgets, "--db", db, "--at", next_day]) == 0
+    assert capsys.readouterr().out.startswith("OK 2 window budget(s)")
+
+
+def test_check_fire_records_alerts_once_and_alerts_lists_them(
+    setup: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets, db = setup
+    args = [
+        "budgets",
+        "check",
+        "--budgets",
+        budgets,
+        "--db",
+        db,
+        "--at",
+        AT.isoformat(),
+        "--fire",
+        "--webhook",
+        "",
+    ]
+    assert main(args) == 1
+    first = capsys.readouterr().out
+    assert first.count("ALERT threshold") == 4  # org_over: 50/80/100%, org_half: 50%
+    assert first.count("ALERT unpriced") == 1
+    assert main(args) == 1
+    assert "ALERT" not in capsys.readouterr().out  # recorded: never again for this window
+
+    assert main(["alerts", "--db", db, "--json"]) == 0
+    history = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(history) == 5
+    assert {(h["entity"], h["kind"], h["threshold"]) for h in history} >= {
+        ("org_over", "threshold", "1"),
+        ("org_half", "unpriced", "0"),
+    }
+    assert all(h["window_start"] == "2026-11-20T00:00:00+00:00" for h in history)
+
+    assert main(["alerts", "--db", db, "--kind", "unpriced"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert "1 call to unknown models not counted" in lines[0]
+
+
+def test_alerts_on_a_file_without_alerts(calls_db: CallsDB, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["alerts", "--db", str(calls_db.path)]) == 0
+    assert capsys.readouterr().out == "no alerts\n"
+
+
+def test_a_malformed_budgets_file_is_a_clear_error(tmp_path: Path, calls_db: CallsDB) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[budget]]\npreset = "per_org_daily"\nlimit_usd = "lots"\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otel_llm_cost",
+            "budgets",
+            "check",
+            "--budgets",
+            str(bad),
+            "--db",
+            str(calls_db.path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "line 3: budget #1 ('per_org_daily'): field 'limit_usd'" in result.stderr
