@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Context, Decimal, localcontext
 from pathlib import Path
 
 import pytest
@@ -467,9 +467,27 @@ def test_default_with_a_missing_price_file_fails_loudly(
         PriceBook.default()
 
 
-def test_cost_breakdown_is_immutable(book: PriceBook) -> None:
-    cost = book.compute_cost(usage("gpt-4o", input_tokens=1))
+def test_priced_breakdown_is_an_ordinary_frozen_cost_breakdown(book: PriceBook) -> None:
+    # compute_cost builds priced results through slot descriptors (speed); they must be
+    # indistinguishable from ones built by the dataclass constructor.
+    cost = book.compute_cost(usage("claude-sonnet-4-20250514", input_tokens=900, cache_read_tokens=100))
+    rebuilt = CostBreakdown(**{f.name: getattr(cost, f.name) for f in dataclasses.fields(CostBreakdown)})
 
+    assert type(cost) is CostBreakdown
+    assert cost == rebuilt
+    assert hash(cost) == hash(rebuilt)
+    assert repr(cost) == repr(rebuilt)
+    assert dataclasses.replace(cost, reason="x").reason == "x"
     with pytest.raises(dataclasses.FrozenInstanceError):
         cost.total_usd = D(0)  # type: ignore[misc]
-    assert isinstance(cost, CostBreakdown)
+
+
+def test_application_decimal_context_does_not_change_costs(book: PriceBook) -> None:
+    calls = usage(
+        "claude-opus-4-20250514", input_tokens=123_457, cache_read_tokens=1_111, output_tokens=98_765
+    )
+    expected = book.compute_cost(calls)
+    with localcontext(Context(prec=3, rounding=ROUND_DOWN)):
+        cost = book.compute_cost(calls)
+
+    assert cost == expected
