@@ -316,6 +316,12 @@ def enriched_copy(span: ReadableSpan, extra: Mapping[str, AttributeValue]) -> Re
     Returns:
         A new :class:`~opentelemetry.sdk.trace.ReadableSpan`.
     """
-    attributes: dict[str, AttributeValue] = dict(span.attributes or {})
+    return _enriched_copy_of(span, dict(span.attributes or {}), extra)
+
+
+def _enriched_copy_of(
+    span: ReadableSpan, attributes: dict[str, AttributeValue], extra: Mapping[str, AttributeValue]
+) -> ReadableSpan:
+    """:func:`enriched_copy` reusing ``attributes``, a private plain-dict copy of the span's (mutated)."""
     attributes.update(extra)
     return _EnrichedSpan(span, attributes)

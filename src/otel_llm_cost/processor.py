@@ -29,7 +29,7 @@ from opentelemetry.trace import format_span_id
 from otel_llm_cost import _config
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._dedup import DoubleCountGuard
-from otel_llm_cost._enrich import compute_enrichment, enriched_copy
+from otel_llm_cost._enrich import _enriched_copy_of, compute_enrichment, is_llm_candidate
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.attribution import (
     UserIdHasher,
@@ -193,15 +193,18 @@ class LLMCostSpanProcessor(SpanProcessor):
         forwarded = span
         try:
             attributes = span.attributes or {}
-            if sc.LLM_COST_STATUS in attributes:
-                # Already enriched upstream (another service's processor, re-sent to the collector):
-                # its figures and billable verdict stand; a second pricing could only disagree.
-                extra = None
-            else:
-                scope = span.instrumentation_scope
+            scope = span.instrumentation_scope
+            scope_name = scope.name if scope is not None else None
+            extra = None
+            # LLM_COST_STATUS present: already enriched upstream (another service's processor,
+            # re-sent to the collector); its figures and billable verdict stand.
+            if is_llm_candidate(attributes, scope_name) and sc.LLM_COST_STATUS not in attributes:
+                # One plain-dict copy: every lookup on the SDK's attribute map runs Python code
+                # (BoundedAttributes.__getitem__), and the enriched copy needs a dict anyway.
+                plain = dict(attributes)
                 extra = compute_enrichment(
-                    attributes,
-                    scope_name=scope.name if scope is not None else None,
+                    plain,
+                    scope_name=scope_name,
                     start_time_ns=span.start_time,
                     pricebook=self._pricing,
                     hasher=self._hasher,
@@ -214,9 +217,8 @@ class LLMCostSpanProcessor(SpanProcessor):
                             context.span_id, parent.span_id if parent is not None else None
                         )
             else:
-                scope = span.instrumentation_scope
-                billable = self._mark_billable(span, attributes, extra, scope.name if scope else None)
-                forwarded = enriched_copy(span, extra)
+                billable = self._mark_billable(span, plain, extra, scope_name)
+                forwarded = _enriched_copy_of(span, plain, extra)
                 if billable and self._budget_engine is not None:
                     self._check_call_budgets(forwarded)
         except Exception as exc:

@@ -1,0 +1,131 @@
+"""Added cost of LLMCostSpanProcessor per span, against a bare TracerProvider in the same run.
+
+Both pipelines export through SimpleSpanProcessor to a no-op exporter, so the difference is what
+the processor adds (attribution on start, recognition, normalisation, pricing, the enriched copy
+and the double-count guard on end). Each case is run several times, interleaved, and the best
+run is kept, to damp noise from other processes on the machine.
+
+    python benchmarks/bench_processor.py [--spans 100000] [--repeat 3]
+
+Targets: <= 2 us added per non-LLM span, <= 25 us per LLM span.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from otel_llm_cost.attribution import UserIdHasher, attribution
+from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.processor import LLMCostSpanProcessor
+
+HTTP_ATTRIBUTES = {
+    "http.request.method": "GET",
+    "http.route": "/api/items/{id}",
+    "http.response.status_code": 200,
+    "url.scheme": "https",
+    "server.address": "api.internal",
+    "server.port": 443,
+}
+# As opentelemetry-instrumentation-openai-v2 records a chat call (tests/fixtures/spans).
+LLM_ATTRIBUTES = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.system": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.response.model": "gpt-4o-2024-08-06",
+    "gen_ai.response.finish_reasons": ("stop",),
+    "gen_ai.usage.input_tokens": 1200,
+    "gen_ai.usage.output_tokens": 300,
+    "server.address": "api.openai.com",
+}
+
+
+class NoopExporter(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def bare_provider() -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(NoopExporter()))
+    return provider
+
+
+def cost_provider(pricebook: PriceBook) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(
+        LLMCostSpanProcessor(
+            SimpleSpanProcessor(NoopExporter()),
+            pricing=pricebook,
+            user_id_hasher=UserIdHasher(key=b"benchmark-key-0123456789"),
+        )
+    )
+    return provider
+
+
+def per_span_us(provider: TracerProvider, attribute_sets: list[dict[str, Any]], tagged: bool) -> float:
+    tracer = provider.get_tracer("bench")
+    start_span = tracer.start_span
+    block = attribution(feature="search", agent="planner", user_id="u-42", workflow_id="wf-1")
+    if tagged:
+        block.__enter__()
+    try:
+        begin = time.perf_counter_ns()
+        for attributes in attribute_sets:
+            start_span("span", attributes=attributes).end()
+        elapsed = time.perf_counter_ns() - begin
+    finally:
+        if tagged:
+            block.__exit__(None, None, None)
+    return elapsed / len(attribute_sets) / 1000
+
+
+def best_of(repeat: int, run: Callable[[], float]) -> float:
+    return min(run() for _ in range(repeat))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    pricebook = PriceBook.default()
+    http = [dict(HTTP_ATTRIBUTES) for _ in range(args.spans)]
+    # A distinct response id per call, as in production (no span is a duplicate of another).
+    llm = [{**LLM_ATTRIBUTES, "gen_ai.response.id": f"chatcmpl-{n}"} for n in range(args.spans)]
+    bare, enriched = bare_provider(), cost_provider(pricebook)
+    per_span_us(enriched, llm[:2000], tagged=False)  # warm the price cache and the code paths
+
+    rows = []
+    for label, spans, tagged in (
+        ("non-LLM span", http, False),
+        ("non-LLM span in attribution(4 tags)", http, True),
+        ("LLM span", llm, False),
+        ("LLM span in attribution(4 tags)", llm, True),
+    ):
+        base = best_of(args.repeat, lambda s=spans, t=tagged: per_span_us(bare, s, t))  # type: ignore[misc]
+        with_cost = best_of(args.repeat, lambda s=spans, t=tagged: per_span_us(enriched, s, t))  # type: ignore[misc]
+        rows.append((label, base, with_cost, with_cost - base))
+
+    print(f"{args.spans:,} spans per case, best of {args.repeat}; SimpleSpanProcessor + no-op exporter")
+    print(f"{'case':<38}{'bare us/span':>14}{'with processor':>16}{'added us':>10}")
+    for label, base, with_cost, added in rows:
+        print(f"{label:<38}{base:>14.2f}{with_cost:>16.2f}{added:>10.2f}")
+    print("targets: added <= 2 us per non-LLM span, <= 25 us per LLM span")
+    bare.shutdown()
+    enriched.shutdown()
+
+
+if __name__ == "__main__":
+    main()
