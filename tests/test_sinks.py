@@ -6,7 +6,6 @@ while the server was provably still holding the request).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -17,13 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from conftest import call, calls_table, insert_calls
-from otel_llm_cost import _storage, semconv
+from otel_llm_cost import semconv
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
 from otel_llm_cost.budgets import (
     Budget,
@@ -33,8 +32,18 @@ from otel_llm_cost.budgets import (
     OTelLogSink,
     WebhookSink,
 )
+from otel_llm_cost.exporter import DuckDBSpanExporter
+from otel_llm_cost.pricing import PriceBook
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+LLM_CALL = {
+    semconv.GEN_AI_OPERATION_NAME: "chat",
+    semconv.GEN_AI_PROVIDER_NAME: "openai",
+    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o",
+    semconv.GEN_AI_USAGE_INPUT_TOKENS: 100_000,
+    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 10_000,
+    semconv.COST_ORG_ID: "org_1",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -128,30 +137,25 @@ def test_webhook_does_not_retry_a_client_error(endpoint: Endpoint, caplog: pytes
     assert any("HTTP 400" in r.getMessage() for r in caplog.records)
 
 
-def test_a_hanging_webhook_does_not_hold_up_the_commit_path(endpoint: Endpoint, tmp_path: Path) -> None:
+def test_a_hanging_webhook_does_not_hold_up_export(endpoint: Endpoint, tmp_path: Path) -> None:
     endpoint.hold = True
     sink = WebhookSink(endpoint.url, timeout_s=30)
-    engine = BudgetEngine([Budget("org", "org", "day", 10, [1])], [sink], clock=lambda: NOON)
-    rows = [call(org_id="o", cost_usd=20, start_time=NOON)]
-    with contextlib.closing(_storage.connect(tmp_path / "c.duckdb")) as con:
-        insert_calls(con, rows)
-
-        @dataclass
-        class Commit:
-            connection: duckdb.DuckDBPyConnection
-            rows: Any
-
-        engine.on_commit(Commit(con, calls_table(rows)))
-        # on_commit has returned. The server may or may not have the request yet, but it cannot have
-        # answered: it holds every request until `release` is set below.
-        assert not endpoint.responded.is_set()
-        assert con.execute("SELECT count(*) FROM budget_alerts").fetchone() == (1,)
-
+    engine = BudgetEngine([Budget("org", "org", "day", "0.01", [1])], [sink])
+    exporter = DuckDBSpanExporter(tmp_path / "c.duckdb", pricing=PriceBook.default())
+    exporter.add_commit_listener(engine.on_commit)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))  # export() runs inside span.end()
+    with provider.get_tracer("test").start_as_current_span("chat gpt-4o", attributes=LLM_CALL):
+        pass
+    # export() returned: the batch is committed and the alert recorded. The server may or may not have
+    # the POST yet, but it cannot have answered: it holds every request until `release` is set below.
+    assert not endpoint.responded.is_set()
     assert endpoint.arrived.wait(30)
     assert not endpoint.responded.is_set()
     endpoint.release.set()
     assert engine.flush(30)
-    assert len(endpoint.delivered) == 1
+    assert [p["alert"]["entity"] for p in endpoint.delivered] == ["org_1"]
+    provider.shutdown()
     engine.shutdown(5)
 
 

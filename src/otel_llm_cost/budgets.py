@@ -321,6 +321,20 @@ class Budget:
         set_(self, "_rolling_hours", rolling_hours)
         set_(self, "_zone", zone)
 
+    def __hash__(self) -> int:
+        # ``where`` is a dict; hash its sorted items so budgets can live in sets and dict keys.
+        return hash(
+            (
+                self.name,
+                self.scope,
+                self.window,
+                self.limit_usd,
+                self.thresholds,
+                self.tz,
+                tuple(sorted(self.where.items())),
+            )
+        )
+
     # Presets ---------------------------------------------------------------------------------
 
     @classmethod
