@@ -49,6 +49,8 @@ from otel_llm_cost._otlp import (
     encode_status,
     parse_request,
 )
+from otel_llm_cost.exporter import DuckDBSpanExporter
+from otel_llm_cost.processor import LLMCostSpanProcessor
 
 # The receiver needs the `serve` extra. The core package never imports this module, so importing the
 # server libraries here keeps them optional while giving one clear error where they are needed.
@@ -57,7 +59,7 @@ try:
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import Response
     from starlette.routing import Route
 except ImportError as _exc:  # pragma: no cover - exercised in a subprocess without the extra
@@ -174,6 +176,11 @@ class OTLPReceiver:
 
     Raises:
         ValueError: A bad argument (empty token, non-positive size, port out of range).
+
+    Attributes:
+        app: The ASGI application (Starlette). Its lifespan shutdown shuts ``processor`` down, so it
+            can also be served by another ASGI server, as a single process (one DuckDB writer).
+        stats: Counters of requests and spans (:class:`ReceiverStats`).
 
     Example::
 
@@ -450,10 +457,14 @@ class OTLPReceiver:
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             raise _HTTPError(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise _HTTPError(413, f"request body exceeds the limit of {limit} bytes")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise _HTTPError(413, f"request body exceeds the limit of {limit} bytes")
+        except ClientDisconnect:
+            # Nothing was accepted from this request; the answer is only for the log and the stats.
+            raise _HTTPError(400, "the client disconnected before sending the whole body") from None
         return bytes(body)
 
     async def _accept(self, spans: Sequence[ReadableSpan]) -> tuple[int, list[str]]:
@@ -598,10 +609,6 @@ def build_processor(
     Raises:
         StorageError: The DuckDB file cannot be opened for writing.
     """
-    # Imported here while C's and D's modules land; they are core modules with no optional dependency.
-    from otel_llm_cost.exporter import DuckDBSpanExporter  # noqa: PLC0415
-    from otel_llm_cost.processor import LLMCostSpanProcessor  # noqa: PLC0415
-
     path = db_path if db_path is not None else _config.DUCKDB_PATH.get()
     batch = BatchSpanProcessor(
         DuckDBSpanExporter(path),
