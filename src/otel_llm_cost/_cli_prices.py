@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from otel_llm_cost import _config
 from otel_llm_cost.pricing import CostStatus, PriceBook, UnitPrices, provider_id_for
 
 _KINDS = (
@@ -100,8 +101,6 @@ def handle_prices(args: argparse.Namespace) -> int:
     if args.prices is None and args.data is None:
         book = PriceBook.default()
     else:
-        from otel_llm_cost import _config  # noqa: PLC0415 - only this branch needs the env table
-
         book = PriceBook(
             args.prices if args.prices is not None else _config.PRICES.get(),
             data_file=args.data if args.data is not None else _config.PRICE_DATA.get(),
