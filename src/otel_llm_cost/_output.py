@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
@@ -58,9 +58,9 @@ def format_usd(value: Decimal | None, unpriced_calls: int = 0) -> str:
     if value is None:
         text = "unpriced"
     elif value == 0 or abs(value) >= _CENT:
-        text = f"${value.quantize(_CENT):,}"
+        text = f"${value.quantize(_CENT, ROUND_HALF_UP):,}"
     else:
-        text = f"${value.quantize(Decimal('0.000001')):f}"
+        text = f"${value.quantize(Decimal('0.000001'), ROUND_HALF_UP):f}"
     if unpriced_calls and value is not None:
         text += f" (+{unpriced_calls} unpriced)"
     return text
