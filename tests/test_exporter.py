@@ -30,6 +30,7 @@ from otel_llm_cost.exporter import CommitInfo, DuckDBSpanExporter
 
 _ids = itertools.count(1)
 START_NS = 1_736_942_400_123_456_789  # 2025-01-15T12:00:00.123456789Z
+RESOURCE = Resource.create({sc.SERVICE_NAME: "checkout"})  # built once: Resource.create runs detectors
 
 
 def enriched_attributes(**extra: Any) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def make_span(
         name=name,
         context=context,
         parent=parent,
-        resource=Resource.create({sc.SERVICE_NAME: "checkout"}),
+        resource=RESOURCE,
         attributes=dict(enriched_attributes() if attributes is None else attributes),
         kind=SpanKind.CLIENT,
         status=status or Status(StatusCode.UNSET),

@@ -41,7 +41,7 @@ _VERSION_KEY = "schema_version"
 # Backoff bounds: the first retry comes quickly (a writer's hold is usually a few ms), the cap keeps a
 # waiting reader polling often enough to catch the gap between two writer holds.
 _FIRST_DELAY_S = 0.005
-_MAX_DELAY_S = 0.1
+_MAX_DELAY_S = 0.05
 # A read request older than this came from a reader that died; writers ignore it.
 _READ_REQUEST_STALE_S = 30.0
 
