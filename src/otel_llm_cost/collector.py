@@ -124,8 +124,9 @@ class _QueueProbe:
     """Reads how full a BatchSpanProcessor's queue is, to apply backpressure before it drops spans.
 
     The SDK has no public accessor (its queue-size gauge needs a MeterProvider), so this reads the
-    private deque of ``opentelemetry.sdk._shared_internal.BatchProcessor`` (SDK >= 1.34) and, if a
-    future SDK moves it, disables backpressure with a log line rather than failing.
+    private deque of ``opentelemetry.sdk._shared_internal.BatchProcessor`` (the SDK versions this
+    package supports) and, if a future SDK moves it, disables backpressure with a log line rather
+    than failing.
     """
 
     def __init__(self, batch_processor: BatchSpanProcessor) -> None:
@@ -411,9 +412,8 @@ class OTLPReceiver:
                 )
             gzipped = _is_gzip(request.headers.get("content-encoding"))
             body = await self._read_body(request)
-            if gzipped:
-                body = _gunzip(body, self._max_body_bytes)
-            decoded = await run_in_threadpool(_decode, body, requested_format)
+            # Decompression and decoding are CPU work: off the event loop, which keeps accepting.
+            decoded = await run_in_threadpool(_decode, body, requested_format, gzipped, self._max_body_bytes)
             failed, failures = await self._accept(decoded.spans)
         except _HTTPError as exc:
             return self._error(wire_format, exc.status, exc.message, exc.headers)
@@ -526,7 +526,9 @@ class OTLPReceiver:
         return _response(status, encode_status(wire_format, status, message), wire_format, headers)
 
 
-def _decode(body: bytes, wire_format: WireFormat) -> DecodedSpans:
+def _decode(body: bytes, wire_format: WireFormat, gzipped: bool, limit: int) -> DecodedSpans:
+    if gzipped:
+        body = _gunzip(body, limit)
     try:
         return decode_spans(parse_request(body, wire_format))
     except OTLPDecodeError as exc:
