@@ -12,8 +12,8 @@ Two kinds of bad input are told apart, as the OTLP/HTTP specification asks:
 
 - a request that cannot be decoded at all (corrupt or truncated protobuf, invalid JSON, an id that is
   not hex or has the wrong length) raises :class:`OTLPDecodeError`; the server answers 400;
-- a well-formed span whose trace or span id is all zeros (an invalid span context) is *rejected* on its
-  own and counted, so the rest of the request is still accepted (``partial_success``).
+- a well-formed span whose trace or span id is missing or all zeros (an invalid span context) is
+  *rejected* on its own and counted, so the rest of the request is still accepted (``partial_success``).
 
 Pure: no I/O, no global state.
 """
@@ -217,8 +217,8 @@ def decode_spans(request: ExportTraceServiceRequest) -> DecodedSpans:
         request: A parsed request (see :func:`parse_request`).
 
     Returns:
-        The decoded spans, with the count and first reasons of spans rejected for an invalid
-        (all-zero) trace or span id.
+        The decoded spans, with the count and first reasons of spans rejected for a missing or
+        all-zero trace or span id.
 
     Raises:
         OTLPDecodeError: An id has the wrong length: the body is malformed, not merely invalid.
@@ -250,6 +250,12 @@ def decode_spans(request: ExportTraceServiceRequest) -> DecodedSpans:
 
 def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope, where: str) -> ReadableSpan | str:
     """The decoded span, or the reason it is rejected."""
+    # A missing or all-zero id makes an invalid span context: that span is rejected. An id of another
+    # length means the body itself is malformed (raised by _id).
+    if not pb.trace_id:
+        return f"{where}: traceId is missing"
+    if not pb.span_id:
+        return f"{where}: spanId is missing"
     trace_id = _id(pb.trace_id, _TRACE_ID_BYTES, where, "traceId")
     span_id = _id(pb.span_id, _SPAN_ID_BYTES, where, "spanId")
     if trace_id == 0:
