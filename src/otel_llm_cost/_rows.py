@@ -95,10 +95,18 @@ _ATTRIBUTE_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
 )
 _RAW_USER_IDS: Final = frozenset(sc.RAW_USER_ID_ATTRIBUTE_NAMES)
-# Attributes that became columns are not repeated in the JSON column.
-# Raw user ids are dropped too: only their keyed hash (user_id column) is stored.
-_CONSUMED: Final = frozenset(name for _, names in _ATTRIBUTE_COLUMNS for name in names) | _RAW_USER_IDS
+# Attributes that become columns are not repeated in the JSON column. Raw user ids are dropped
+# too: only their keyed hash (user_id column) is stored.
 
+_CALL_NAMES: Final = tuple(CALLS_ARROW_SCHEMA.names)
+_CALL_INDEX: Final = {name: index for index, name in enumerate(_CALL_NAMES)}
+# Attribute name -> (column index, priority; lower wins).
+_SOURCES: Final = {
+    name: (_CALL_INDEX[column], priority)
+    for column, names in _ATTRIBUTE_COLUMNS
+    for priority, name in enumerate(names)
+}
+_UNRANKED: Final = 1_000_000
 _CONTENT_EXACT: Final = frozenset(sc.CONTENT_ATTRIBUTE_NAMES)
 _CONTENT_PREFIXES: Final = tuple(name + "." for name in sc.CONTENT_ATTRIBUTE_NAMES)
 _COST_PREFIX_LEN: Final = len(sc.COST_PREFIX)
@@ -129,6 +137,9 @@ def _json_default(value: object) -> object:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+_ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_json_default)
 
 
 def _to_json(attributes: Mapping[str, Any]) -> str:
@@ -253,13 +264,18 @@ def build_rows(
     Returns:
         The tables, in span order.
     """
-    calls = _Columns(CALLS_ARROW_SCHEMA)
-    c = calls.data
+    call_rows: list[list[Any]] = []
     all_spans = _Columns(SPANS_ARROW_SCHEMA) if store_all_spans else None
     seen: set[tuple[int, int]] = set()
-    attribute_columns = [(c[column], names) for column, names in _ATTRIBUTE_COLUMNS]
-    consumed = _CONSUMED
+    width = len(_CALL_NAMES)
+    sources = _SOURCES
+    tags_at, attributes_at, billable_at = (
+        _CALL_INDEX["tags"],
+        _CALL_INDEX["attributes"],
+        _CALL_INDEX["billable"],
+    )
     cost_prefix = sc.COST_PREFIX
+    encode = _ENCODER.encode
     for span in spans:
         context = span.context
         if context is None:
@@ -270,53 +286,91 @@ def build_rows(
         seen.add(key)
         attributes: Mapping[str, Any] = span.attributes or {}
         if all_spans is not None:
-            s = all_spans.data
-            _span_common(span, context.span_id, s)
-            s["kind"].append(span.kind.name)
-            s["attributes"].append(
-                _to_json(
-                    {k: v for k, v in attributes.items() if k not in _RAW_USER_IDS}
-                    if capture_content
-                    else {
-                        k: v
-                        for k, v in attributes.items()
-                        if k not in _RAW_USER_IDS and not is_content_attribute(k)
-                    }
-                )
-            )
+            _span_row(all_spans.data, span, context.span_id, attributes, capture_content)
         if sc.LLM_COST_STATUS not in attributes:
             extra = enrich(span) if enrich is not None else None
             if extra is None:
                 continue
             attributes = {**attributes, **extra}
-        _span_common(span, context.span_id, c)
-        c["status_message"].append(span.status.description)
-        for values, names in attribute_columns:
-            value = None
-            for name in names:
-                value = attributes.get(name)
-                if value is not None:
-                    break
-            values.append(value)
+        row: list[Any] = [None] * width
+        _call_common(span, context, row)
+        # One pass over the attributes: a column takes the value of its highest-priority source name.
+        rank = [_UNRANKED] * width
         tags: list[tuple[str, str]] = []
         rest: dict[str, Any] = {}
         for name, value in attributes.items():
-            if name in consumed:
-                continue
-            if name.startswith(cost_prefix):
+            source = sources.get(name)
+            if source is not None:
+                column, priority = source
+                if value is not None and priority < rank[column]:
+                    row[column] = value
+                    rank[column] = priority
+            elif name.startswith(cost_prefix):
                 tags.append(
                     (name[_COST_PREFIX_LEN:], value if isinstance(value, str) else _to_json_value(value))
                 )
+            elif name in _RAW_USER_IDS:
+                continue
             elif capture_content or not is_content_attribute(name):
                 rest[name] = value
-        c["tags"].append(tags)
-        c["attributes"].append(_to_json(rest))
-    billable = c["billable"]
-    for index, value in enumerate(billable):
-        # Absent means billable: only the processor's dedup and aggregate detection say otherwise.
-        if value is None:
-            billable[index] = True
-    return RowBatch(calls.to_table(), all_spans.to_table() if all_spans is not None else None)
+        row[tags_at] = tags
+        try:
+            row[attributes_at] = encode(rest)
+        except ValueError:
+            row[attributes_at] = _to_json(rest)
+        if row[billable_at] is None:
+            # Absent means billable: only the processor's dedup and aggregate detection say otherwise.
+            row[billable_at] = True
+        call_rows.append(row)
+    return RowBatch(_calls_table(call_rows), all_spans.to_table() if all_spans is not None else None)
+
+
+def _span_row(
+    out: dict[str, list[Any]],
+    span: ReadableSpan,
+    span_id: int,
+    attributes: Mapping[str, Any],
+    capture_content: bool,
+) -> None:
+    _span_common(span, span_id, out)
+    out["kind"].append(span.kind.name)
+    kept = {
+        k: v
+        for k, v in attributes.items()
+        if k not in _RAW_USER_IDS and (capture_content or not is_content_attribute(k))
+    }
+    out["attributes"].append(_to_json(kept))
+
+
+def _call_common(span: ReadableSpan, context: Any, row: list[Any]) -> None:
+    index = _CALL_INDEX
+    row[index["span_id"]] = _hex16(context.span_id)
+    row[index["trace_id"]] = f"{context.trace_id:032x}"
+    parent = span.parent
+    row[index["parent_span_id"]] = _hex16(parent.span_id) if parent is not None else None
+    resource = span.resource
+    row[index["service_name"]] = resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None
+    scope = span.instrumentation_scope
+    row[index["scope_name"]] = scope.name if scope is not None else None
+    row[index["span_name"]] = span.name
+    start, end = span.start_time, span.end_time
+    row[index["start_time"]] = start
+    row[index["end_time"]] = end
+    row[index["duration_ms"]] = (end - start) / 1e6 if start is not None and end is not None else None
+    status = span.status
+    row[index["status_code"]] = status.status_code.name
+    row[index["status_message"]] = status.description
+
+
+def _calls_table(rows: list[list[Any]]) -> pa.Table:
+    # Transposing with zip runs in C; one Arrow conversion per column follows.
+    columns: list[Any] = (
+        [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in _CALL_NAMES]
+    )
+    arrays = [
+        _to_array(values, field.type) for values, field in zip(columns, CALLS_ARROW_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=CALLS_ARROW_SCHEMA)
 
 
 def _to_json_value(value: object) -> str:

@@ -46,6 +46,8 @@ _logger = logging.getLogger("otel_llm_cost.exporter")
 
 # How often the closer thread checks idle time and read requests while the file is held.
 _POLL_S = 0.02
+# Building rows for a large batch takes a while on a loaded machine; the file is not idle meanwhile.
+_BUILD_GRACE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,8 @@ class DuckDBSpanExporter(SpanExporter):
         """
         if self._shutdown:
             return SpanExportResult.FAILURE
+        # Batches keep coming: keep the file while this one's rows are built (not counted as idle).
+        self._last_use = time.monotonic() + _BUILD_GRACE_S
         try:
             batch = build_rows(
                 spans,
