@@ -270,34 +270,40 @@ _CONVENTIONS_BY_LABEL: Final = {
     t.convention: t for t in (GEN_AI, TRACELOOP, ANTHROPIC_SDK, OPENLIT, OPENINFERENCE)
 }
 
-_OPENINFERENCE_MARKERS: Final = (
-    sc.OPENINFERENCE_SPAN_KIND,
-    sc.LLM_TOKEN_COUNT_PROMPT,
-    sc.LLM_TOKEN_COUNT_COMPLETION,
-    sc.LLM_TOKEN_COUNT_TOTAL,
+_OPENINFERENCE_MARKERS: Final = frozenset(
+    (
+        sc.OPENINFERENCE_SPAN_KIND,
+        sc.LLM_TOKEN_COUNT_PROMPT,
+        sc.LLM_TOKEN_COUNT_COMPLETION,
+        sc.LLM_TOKEN_COUNT_TOTAL,
+    )
 )
 # Attributes only OpenLLMetry writes (its token counts are gen_ai.* names shared with others).
-_TRACELOOP_MARKERS: Final = (
-    sc.LLM_REQUEST_TYPE,
-    sc.TRACELOOP_SPAN_KIND,
-    sc.LLM_USAGE_TOTAL_TOKENS,
-    sc.LLM_USAGE_PROMPT_TOKENS,
-    sc.LLM_USAGE_COMPLETION_TOKENS,
-    sc.GEN_AI_USAGE_TOTAL_TOKENS,
-    sc.GEN_AI_IS_STREAMING,
-    sc.LLM_IS_STREAMING,
-    sc.TRACELOOP_WORKFLOW_NAME,
-    sc.TRACELOOP_ENTITY_NAME,
+_TRACELOOP_MARKERS: Final = frozenset(
+    (
+        sc.LLM_REQUEST_TYPE,
+        sc.TRACELOOP_SPAN_KIND,
+        sc.LLM_USAGE_TOTAL_TOKENS,
+        sc.LLM_USAGE_PROMPT_TOKENS,
+        sc.LLM_USAGE_COMPLETION_TOKENS,
+        sc.GEN_AI_USAGE_TOTAL_TOKENS,
+        sc.GEN_AI_IS_STREAMING,
+        sc.LLM_IS_STREAMING,
+        sc.TRACELOOP_WORKFLOW_NAME,
+        sc.TRACELOOP_ENTITY_NAME,
+    )
 )
-_GEN_AI_MARKERS: Final = (
-    sc.GEN_AI_OPERATION_NAME,
-    sc.GEN_AI_USAGE_INPUT_TOKENS,
-    sc.GEN_AI_USAGE_OUTPUT_TOKENS,
-    sc.GEN_AI_USAGE_PROMPT_TOKENS,
-    sc.GEN_AI_USAGE_COMPLETION_TOKENS,
-    sc.GEN_AI_PROVIDER_NAME,
-    sc.GEN_AI_SYSTEM,
-    sc.GEN_AI_REQUEST_MODEL,
+_GEN_AI_MARKERS: Final = frozenset(
+    (
+        sc.GEN_AI_OPERATION_NAME,
+        sc.GEN_AI_USAGE_INPUT_TOKENS,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+        sc.GEN_AI_USAGE_PROMPT_TOKENS,
+        sc.GEN_AI_USAGE_COMPLETION_TOKENS,
+        sc.GEN_AI_PROVIDER_NAME,
+        sc.GEN_AI_SYSTEM,
+        sc.GEN_AI_REQUEST_MODEL,
+    )
 )
 
 # Values (not names) that classify a span.
@@ -360,6 +366,8 @@ def _count(attributes: Mapping[str, Any], names: _Names, problems: list[str]) ->
     for name in names:
         value = attributes.get(name)
         if value is not None:
+            if type(value) is int and 0 <= value <= _MAX_COUNT:  # the common case, without a call
+                return value
             count = _as_count(name, value, problems)
             if count is not None:
                 return count
@@ -404,10 +412,6 @@ def _str_value(attributes: Mapping[str, Any], name: str) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _has_any(attributes: Mapping[str, Any], names: _Names) -> bool:
-    return any(name in attributes for name in names)
-
-
 def _pick(attributes: Mapping[str, Any], scope_name: str | None) -> _Table | None:
     """The convention whose table describes this span, or ``None`` if no convention claims it.
 
@@ -417,11 +421,11 @@ def _pick(attributes: Mapping[str, Any], scope_name: str | None) -> _Table | Non
             return ANTHROPIC_SDK
         if scope_name.startswith(sc.OPENLIT_SCOPE_PREFIX):
             return OPENLIT_ANTHROPIC if scope_name == sc.OPENLIT_ANTHROPIC_SCOPE else OPENLIT
-    if _has_any(attributes, _OPENINFERENCE_MARKERS):
+    if not _OPENINFERENCE_MARKERS.isdisjoint(attributes):
         return OPENINFERENCE
-    if _has_any(attributes, _TRACELOOP_MARKERS):
+    if not _TRACELOOP_MARKERS.isdisjoint(attributes):
         return TRACELOOP
-    if _has_any(attributes, _GEN_AI_MARKERS):
+    if not _GEN_AI_MARKERS.isdisjoint(attributes):
         return GEN_AI
     return None
 
