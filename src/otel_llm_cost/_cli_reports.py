@@ -248,7 +248,11 @@ def _trend(
     """Daily rows over the window, at most the last TREND_DAYS local days of it."""
     if not summary.call_count or summary.first_start is None or summary.last_end is None:
         return Rows([])
-    end = until or max(datetime.now(UTC), summary.last_end + timedelta(microseconds=1))
+    after_last = summary.last_end + timedelta(microseconds=1)
+    now = datetime.now(UTC)
+    # Up to today for live data; for an old file (an archive, a benchmark) end at its last call
+    # rather than showing a month of empty days.
+    end = until or (max(now, after_last) if now - after_last < timedelta(days=TREND_DAYS) else after_last)
     start = since or summary.first_start
     last_day = (end - timedelta(microseconds=1)).astimezone(zone).date()
     earliest = datetime.combine(last_day - timedelta(days=TREND_DAYS - 1), time(), zone)

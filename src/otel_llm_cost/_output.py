@@ -62,7 +62,7 @@ def format_usd(value: Decimal | None, unpriced_calls: int = 0) -> str:
     else:
         text = f"${value.quantize(Decimal('0.000001'), ROUND_HALF_UP):f}"
     if unpriced_calls and value is not None:
-        text += f" (+{unpriced_calls} unpriced)"
+        text += f" (+{unpriced_calls:,} unpriced)"
     return text
 
 

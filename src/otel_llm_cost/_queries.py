@@ -209,13 +209,14 @@ def totals(
     *,
     workflow_id: str | None = None,
     session_id: str | None = None,
+    count_excluded: bool = False,
 ) -> Query:
     """One row of totals over the window (and workflow or session, when given).
 
     Columns: call_count, unpriced_calls, cost_usd (known part; NULL when nothing is priced),
     the token sums, cache_saved_usd, cache_hit_calls, from_cache_calls, latency_ms, first_start,
-    last_end, excluded_records (non-billable records in the same scope, shown so double counting is
-    visibly avoided).
+    last_end, excluded_records (with ``count_excluded``: non-billable records in the same scope, shown
+    so double counting is visibly avoided; 0 otherwise).
     """
     extra: list[tuple[str, tuple[object, ...]]] = []
     if workflow_id is not None:
@@ -245,10 +246,11 @@ def totals(
         "count(*) FILTER (WHERE from_cache) AS from_cache_calls, "
         "COALESCE(sum(duration_ms), 0) AS latency_ms, "
         "min(start_time) AS first_start, max(end_time) AS last_end, "
-        f"(SELECT count(*) FROM {CALLS_TABLE} WHERE {excluded_where}) AS excluded_records "
-        f"FROM {CALLS_TABLE} WHERE {where}"
+        # A second (cheap, count-only) scan; only summary() asks for it.
+        + (f"(SELECT count(*) FROM {CALLS_TABLE} WHERE {excluded_where})" if count_excluded else "0")
+        + f" AS excluded_records FROM {CALLS_TABLE} WHERE {where}"
     )
-    return Query(sql, params + params)
+    return Query(sql, params + params if count_excluded else params)
 
 
 CALL_COLUMNS_OUT: Final = (

@@ -414,6 +414,14 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
+def _column(table: pa.Table, name: str) -> list[Any]:
+    column = table.column(name)
+    values: list[Any] = column.to_pylist()
+    if pa.types.is_timestamp(column.type):
+        return [_utc(v) for v in values]
+    return values
+
+
 def _build(cls: Callable[..., T], record: dict[str, Any], source: _Source) -> T:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # always a result dataclass
     values = {}
@@ -488,6 +496,10 @@ class CostStore:
         return cursor
 
     def _fetch(self, query: Query) -> tuple[_Source, list[dict[str, Any]]]:
+        source = self._execute(query)
+        return source, source.table.to_pylist()
+
+    def _execute(self, query: Query) -> _Source:
         connection = self.connection
         try:
             table = connection.sql(query.sql, params=list(query.params)).to_arrow_table()
@@ -495,11 +507,15 @@ class CostStore:
             raise StorageError(
                 f"query failed on {self.path or 'the connection'}: {_first_line(exc)}"
             ) from exc
-        return _Source(connection, query, table), table.to_pylist()
+        return _Source(connection, query, table)
 
     def _rows(self, cls: Callable[..., T], query: Query) -> Rows[T]:
-        source, records = self._fetch(query)
-        return Rows([_build(cls, record, source) for record in records], source)
+        source = self._execute(query)
+        table = source.table
+        names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
+        # Column-wise conversion: several times faster than a dict per row on 10k-group results.
+        columns = [_column(table, name) for name in names]
+        return Rows([cls(*values, _source=source) for values in zip(*columns, strict=True)], source)
 
     # -- reports ---------------------------------------------------------------------------------
 
@@ -567,7 +583,7 @@ class CostStore:
             ValueError: a naive datetime or an empty window.
         """
         _queries.check_window(start, end)
-        return self._summary(_queries.totals(start, end), start, end)
+        return self._summary(_queries.totals(start, end, count_excluded=True), start, end)
 
     def _summary(self, query: Query, start: datetime | None, end: datetime | None) -> Summary:
         source, records = self._fetch(query)

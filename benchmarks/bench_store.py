@@ -1,0 +1,162 @@
+"""Time each CostStore report against the equivalent hand-written SQL, in the same run, on the same file.
+
+    python benchmarks/gen_calls.py --rows 10000000 --db /tmp/bench_calls.duckdb
+    python benchmarks/bench_store.py --db /tmp/bench_calls.duckdb
+
+Each figure is the best of ``--repeat`` hot runs (after one warm-up), because the machine is shared
+and the minimum is the figure least disturbed by other processes. Targets (issue 5): every report
+under 1 s and at most 1.2x its hand-written SQL. The hand-written SQL is what an analyst would type:
+literal timestamps, no parameters, fetched as Arrow (``fetchall`` of a TIMESTAMPTZ needs pytz); the
+CostStore side includes binding parameters and building the typed Decimal results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from otel_llm_cost.store import CostStore
+
+END = datetime(2025, 2, 1, tzinfo=UTC)
+START = END - timedelta(days=30)
+WEEK = END - timedelta(days=7)
+
+S = "TIMESTAMPTZ '2025-01-02 00:00:00+00'"
+E = "TIMESTAMPTZ '2025-02-01 00:00:00+00'"
+W = "TIMESTAMPTZ '2025-01-25 00:00:00+00'"
+WINDOW = f"billable AND start_time >= {S} AND start_time < {E}"
+
+
+def _group(expression: str, where: str = WINDOW) -> str:
+    return (
+        f"SELECT {expression} AS key, sum(cost_usd), sum(total_tokens), count(*), "
+        f"count(*) FILTER (WHERE cost_usd IS NULL AND NOT coalesce(from_cache, false)) "
+        f"FROM llm_calls WHERE {where} GROUP BY 1 ORDER BY 2 DESC NULLS LAST"
+    )
+
+
+def cases(store: CostStore, workflow_id: str, session_id: str) -> list[tuple[str, Callable[[], object], str]]:
+    totals = (
+        "SELECT count(*), count(*) FILTER (WHERE cost_usd IS NULL AND NOT coalesce(from_cache, false)), "
+        "sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
+        "sum(cache_write_tokens), "
+        "sum(reasoning_tokens), sum(total_tokens), sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL), "
+        "sum(cache_saved_usd), count(*) FILTER (WHERE cache_hit), count(*) FILTER (WHERE from_cache), "
+        "sum(duration_ms), min(start_time), max(end_time) FROM llm_calls WHERE {where}"
+    )
+    return [
+        (
+            "summary (30 days)",
+            lambda: store.summary(START, END),
+            totals.format(where=WINDOW) + "; SELECT count(*) FROM llm_calls WHERE billable = false "
+            f"AND start_time >= {S} AND start_time < {E}",
+        ),
+        (
+            "cost_by_model (30 d)",
+            lambda: store.cost_by_model(START, END),
+            _group("coalesce(response_model, request_model)"),
+        ),
+        ("cost_by feature (30 d)", lambda: store.cost_by("feature", START, END), _group("feature")),
+        ("cost_by user (30 d)", lambda: store.cost_by("user", START, END), _group("user_id")),
+        ("cost_by tag:team (30 d)", lambda: store.cost_by("tag:team", START, END), _group("tags['team']")),
+        (
+            "cost_by org (7 days)",
+            lambda: store.cost_by("org", WEEK, END),
+            _group("org_id", f"billable AND start_time >= {W} AND start_time < {E}"),
+        ),
+        (
+            "daily_cost UTC (30 d)",
+            lambda: store.daily_cost(START, END),
+            "SELECT CAST(timezone('UTC', start_time) AS DATE) AS d, sum(cost_usd), count(*) "
+            f"FROM llm_calls WHERE {WINDOW} GROUP BY 1 ORDER BY 1",
+        ),
+        (
+            "daily_cost New York (30 d)",
+            lambda: store.daily_cost(START, END, "America/New_York"),
+            "SELECT CAST(timezone('America/New_York', start_time) AS DATE) AS d, sum(cost_usd), count(*) "
+            f"FROM llm_calls WHERE {WINDOW} GROUP BY 1 ORDER BY 1",
+        ),
+        (
+            "top_calls 10 (30 d)",
+            lambda: store.top_calls(10, START, END),
+            f"SELECT * FROM llm_calls WHERE {WINDOW} AND cost_usd IS NOT NULL "
+            "ORDER BY cost_usd DESC LIMIT 10",
+        ),
+        (
+            "workflow_totals",
+            lambda: store.workflow_totals(workflow_id),
+            totals.format(where=f"billable AND workflow_id = '{workflow_id}'"),
+        ),
+        (
+            "steps_for_workflow",
+            lambda: store.steps_for_workflow(workflow_id),
+            f"SELECT * FROM llm_calls WHERE billable AND workflow_id = '{workflow_id}' ORDER BY start_time",
+        ),
+        (
+            "session_summary",
+            lambda: store.session_summary(session_id),
+            totals.format(where=f"billable AND session_id = '{session_id}'")
+            + "; "
+            + _group("provider", f"billable AND session_id = '{session_id}'")
+            + "; "
+            + _group("coalesce(response_model, request_model)", f"billable AND session_id = '{session_id}'"),
+        ),
+        (
+            "savings (30 d)",
+            lambda: store.savings(START, END),
+            "SELECT sum(cache_saved_usd), sum(cache_read_tokens), count(*) FILTER (WHERE cache_hit), "
+            "count(*) FILTER (WHERE json_extract_string(attributes, '$.\"prompt.could_use_haiku\"') = 'true' "
+            "OR json_extract_string(attributes, '$.\"model.recommendation\"') IS NOT NULL) "
+            f"FROM llm_calls WHERE {WINDOW}",
+        ),
+    ]
+
+
+def best(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up: file pages and plan caches
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", type=Path, required=True, help="the DuckDB file")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with CostStore(args.db) as store:
+        connection = store.connection
+        rows = connection.execute("SELECT count(*) FROM llm_calls").fetchall()[0]
+        workflow = connection.execute(
+            f"SELECT workflow_id FROM llm_calls WHERE workflow_id IS NOT NULL AND start_time >= {W} LIMIT 1"
+        ).fetchall()[0]
+        session = connection.execute(
+            f"SELECT session_id FROM llm_calls WHERE start_time >= {W} LIMIT 1"
+        ).fetchall()[0]
+        print(f"{rows[0]:,} rows in {args.db}; best of {args.repeat} hot runs")
+        print(f"{'report':<28} {'CostStore ms':>12} {'raw SQL ms':>11} {'ratio':>6}  verdict")
+        for name, call, sql in cases(store, workflow[0], session[0]):
+            statements = [s for s in sql.split("; ") if s]
+
+            def raw(statements: list[str] = statements) -> None:
+                for statement in statements:
+                    connection.sql(statement).to_arrow_table()
+
+            store_s = best(call, args.repeat)
+            raw_s = best(raw, args.repeat)
+            ratio = store_s / raw_s if raw_s else float("inf")
+            ok = store_s < 1.0 and ratio <= 1.2
+            verdict = "ok" if ok else "MISS"
+            print(f"{name:<28} {store_s * 1000:>12.1f} {raw_s * 1000:>11.1f} {ratio:>6.2f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
