@@ -1,0 +1,191 @@
+"""End-to-end DuckDBSpanExporter throughput against a raw DuckDB insert of the same rows.
+
+For each batch size: stream ``--spans`` enriched ReadableSpans (built directly, as LLMCostSpanProcessor
+leaves them) through ``DuckDBSpanExporter.export`` in batches the BatchSpanProcessor would make, into a
+fresh file; then, into another fresh file, insert the very same rows from Arrow tables prepared
+beforehand (untimed ``build_rows``), one transaction per batch on one connection, no idempotency check.
+Span construction is never timed. RSS is printed every 10% to show memory stays flat while streaming.
+
+    /work/venv/bin/python benchmarks/bench_exporter.py                 # 1M spans, batches of 512 and 8192
+    /work/venv/bin/python benchmarks/bench_exporter.py --spans 100000 --batch 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from otel_llm_cost import _schema, _storage
+from otel_llm_cost import semconv as sc
+from otel_llm_cost._rows import build_rows
+from otel_llm_cost.exporter import DuckDBSpanExporter
+
+RESOURCE = Resource.create({sc.SERVICE_NAME: "bench-service", "deployment.environment": "prod"})
+SCOPES = [
+    InstrumentationScope("opentelemetry.instrumentation.openai_v2"),
+    InstrumentationScope("openinference"),
+]
+MODELS = [
+    ("openai", "gpt-4o-mini", 0.15, 0.6),
+    ("anthropic", "claude-sonnet-4-0", 3.0, 15.0),
+    ("openai", "gpt-4o", 2.5, 10),
+]
+START_NS = 1_736_942_400_000_000_000
+
+
+def _status(path: str = "/proc/self/status") -> str:
+    try:
+        fields = dict(line.split(":", 1) for line in Path(path).read_text().splitlines() if ":" in line)
+    except OSError:
+        return "rss n/a"
+    return f"rss {fields['VmRSS'].strip()}, peak {fields['VmHWM'].strip()}"
+
+
+def make_spans(n: int, offset: int, rng: random.Random) -> list[ReadableSpan]:
+    """``n`` enriched LLM spans with realistic, varied attributes, in start-time order."""
+    spans = []
+    for i in range(offset, offset + n):
+        provider, model, in_price, out_price = MODELS[i % len(MODELS)]
+        input_tokens = rng.randint(200, 20_000)
+        output_tokens = rng.randint(20, 2_000)
+        cache_read = input_tokens // 2 if i % 3 == 0 else 0
+        cost_in = (input_tokens - cache_read) * in_price / 1e6
+        cost_cache = cache_read * in_price / 10 / 1e6
+        cost_out = output_tokens * out_price / 1e6
+        total = round(cost_in + cost_cache + cost_out, 12)
+        attributes = {
+            sc.GEN_AI_OPERATION_NAME: "chat",
+            sc.GEN_AI_PROVIDER_NAME: provider,
+            sc.GEN_AI_REQUEST_MODEL: model,
+            sc.GEN_AI_RESPONSE_MODEL: model,
+            sc.GEN_AI_RESPONSE_ID: f"resp_{i:012d}",
+            sc.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+            "gen_ai.request.max_tokens": 4096,
+            "gen_ai.request.temperature": 0.2,
+            "server.address": f"api.{provider}.com",
+            sc.LLM_MODEL: model,
+            sc.LLM_PROVIDER_NAME: provider,
+            sc.LLM_OPERATION: "chat",
+            sc.LLM_CONVENTION: "gen_ai",
+            sc.LLM_TOKENS_INPUT: input_tokens,
+            sc.LLM_TOKENS_OUTPUT: output_tokens,
+            sc.LLM_TOKENS_TOTAL: input_tokens + output_tokens,
+            sc.LLM_TOKENS_CACHE_READ: cache_read,
+            sc.LLM_TOKENS_CACHE_WRITE: 0,
+            sc.LLM_TOKENS_REASONING: 0,
+            sc.LLM_COST_USD: total,
+            sc.GEN_AI_USAGE_COST_MIRROR: total,
+            sc.LLM_COST_INPUT_USD: round(cost_in, 12),
+            sc.LLM_COST_CACHE_READ_USD: round(cost_cache, 12),
+            sc.LLM_COST_CACHE_WRITE_USD: 0.0,
+            sc.LLM_COST_OUTPUT_USD: round(cost_out, 12),
+            sc.LLM_COST_STATUS: "priced",
+            sc.LLM_COST_SOURCE: "genai-prices 0.2.3",
+            sc.LLM_COST_MODEL_ID: model,
+            sc.LLM_COST_BILLABLE: True,
+            sc.LLM_CACHE_HIT: cache_read > 0,
+            sc.LLM_CACHE_TOKENS_SAVED: cache_read,
+            sc.COST_FEATURE: f"feature-{i % 7}",
+            sc.COST_USER_ID: f"h:{i % 5000:016x}",
+            sc.COST_ORG_ID: f"org-{i % 50}",
+            sc.COST_SESSION_ID: f"s-{i // 20}",
+            sc.COST_WORKFLOW_ID: f"wf-{i // 100}",
+            sc.COST_STEP: ("plan", "extract", "answer")[i % 3],
+            "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"..."}]}]',
+        }
+        start = START_NS + i * 1_000_000
+        spans.append(
+            ReadableSpan(
+                name=f"chat {model}",
+                context=SpanContext(rng.getrandbits(128), rng.getrandbits(64), False, TraceFlags(1)),
+                parent=None,
+                resource=RESOURCE,
+                attributes=attributes,
+                kind=SpanKind.CLIENT,
+                status=Status(StatusCode.UNSET),
+                start_time=start,
+                end_time=start + rng.randint(200, 9_000) * 1_000_000,
+                instrumentation_scope=SCOPES[i % 2],
+            )
+        )
+    return spans
+
+
+def batches(total: int, size: int, seed: int) -> Iterator[list[ReadableSpan]]:
+    rng = random.Random(seed)
+    for offset in range(0, total, size):
+        yield make_spans(min(size, total - offset), offset, rng)
+
+
+def run_exporter(path: Path, total: int, size: int) -> float:
+    exporter = DuckDBSpanExporter(path, lock_timeout_s=30)
+    elapsed = 0.0
+    done = 0
+    report_every = max(total // 10, 1)
+    next_report = report_every
+    for batch in batches(total, size, seed=size):
+        started = time.perf_counter()
+        exporter.export(batch)
+        elapsed += time.perf_counter() - started
+        done += len(batch)
+        if done >= next_report:
+            print(f"    exporter {done:>9,} spans  {done / elapsed:>9,.0f} spans/s  {_status()}")
+            next_report += report_every
+    started = time.perf_counter()
+    exporter.shutdown()  # releases the file: the final checkpoint is part of the cost
+    return elapsed + time.perf_counter() - started
+
+
+def run_raw(path: Path, total: int, size: int) -> float:
+    elapsed = 0.0
+    con = _storage.connect(path)
+    try:
+        for batch in batches(total, size, seed=size):
+            table = build_rows(batch, enrich=None, capture_content=False, store_all_spans=False).calls
+            started = time.perf_counter()
+            con.execute("BEGIN TRANSACTION")
+            con.register("prepared", table)
+            con.execute(f"INSERT INTO {_schema.CALLS_TABLE} BY NAME SELECT * FROM prepared")
+            con.unregister("prepared")
+            con.execute("COMMIT")
+            elapsed += time.perf_counter() - started
+    finally:
+        started = time.perf_counter()
+        con.close()  # the final checkpoint counts, as it does for the exporter's shutdown()
+    return elapsed + time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument(
+        "--batch", type=int, action="append", help="batch size (repeatable; default 512 and 8192)"
+    )
+    args = parser.parse_args()
+    sizes = args.batch or [512, 8192]
+    print(f"{args.spans:,} enriched LLM spans per run; {_status()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            print(f"batch size {size}:")
+            e2e = run_exporter(Path(tmp) / f"exporter-{size}.duckdb", args.spans, size)
+            raw = run_raw(Path(tmp) / f"raw-{size}.duckdb", args.spans, size)
+            e2e_rate, raw_rate = args.spans / e2e, args.spans / raw
+            print(
+                f"  end-to-end export {e2e_rate:>9,.0f} spans/s ({e2e:.1f} s)   "
+                f"raw Arrow insert {raw_rate:>9,.0f} rows/s ({raw:.1f} s)   "
+                f"ratio {e2e_rate / raw_rate:.2f}   {_status()}"
+            )
+
+
+if __name__ == "__main__":
+    main()
