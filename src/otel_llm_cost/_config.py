@@ -18,7 +18,7 @@ _logger = logging.getLogger("otel_llm_cost")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: on 3.11 frozen+slots breaks EnvVar[T](...) (__orig_class__)
 class EnvVar(Generic[T]):
     """One environment variable: its name, how to parse it, its default and what it means."""
 
