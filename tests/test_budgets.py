@@ -576,3 +576,12 @@ def test_remaining_budget_needs_an_entity_for_scoped_budgets(con: duckdb.DuckDBP
     assert remaining_budget(con, Budget.per_org_daily(10), "nobody", NOON) == 10
     with pytest.raises(ValueError, match="timezone-aware"):
         remaining_budget(con, Budget.per_org_daily(10), "o", datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_a_tiny_rate_against_a_huge_limit_gives_no_forecast_and_no_error(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    insert_calls(con, [call(org_id="o", cost_usd="0.000001", start_time=NOON - timedelta(minutes=30))])
+    [status] = evaluate_budgets(con, [Budget("d", "org", "month", 999_999_999)], NOON)
+    assert status.recent_rate_usd_per_hour == Decimal("0.000001")
+    assert status.forecast_at is None

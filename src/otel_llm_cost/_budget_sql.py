@@ -20,7 +20,7 @@ __all__ = [
     "insert_alerts_sql",
     "scope_expression",
     "spend_sql",
-    "trigger_sql",
+    "triggers_sql",
 ]
 
 #: Scope name -> SQL expression over ``llm_calls`` giving the entity a budget is kept per.
@@ -95,31 +95,41 @@ def spend_sql(
     return "\n".join(sql), params
 
 
-def trigger_sql(
+def triggers_sql(
     scope: str,
     where: Mapping[str, Sequence[str]],
     *,
     window_start: datetime | None,
     window_end: datetime | None,
-    entity: str,
-    amount: object,
+    entities: Sequence[str],
+    amounts: Sequence[object],
 ) -> tuple[str, list[object]]:
-    """The first call (in start-time order) at which the running spend reached ``amount``."""
+    """For each ``(entities[i], amounts[i])``: the first call (start-time order) at which the entity's
+    running spend in the window reached the amount. Rows: ``(i, span_id, trace_id)``; one query per window.
+    """
     expr = scope_expression(scope)
-    filters, params = _filters(where, window_start, window_end, expr, [entity])
+    filters, params = _filters(where, window_start, window_end, expr, sorted(set(entities)))
     sql = "\n".join(
         [
-            "SELECT span_id, trace_id FROM (",
-            "  SELECT span_id, trace_id, start_time,",
-            "    sum(coalesce(cost_usd, 0)) OVER (ORDER BY start_time, span_id",
+            "WITH targets AS (",
+            "  SELECT unnest(?::INTEGER[]) AS idx, unnest(?::VARCHAR[]) AS entity,",
+            "         unnest(?::DECIMAL(38,12)[]) AS amount",
+            "), running AS (",
+            f"  SELECT {expr} AS entity, span_id, trace_id, start_time,",
+            f"    sum(coalesce(cost_usd, 0)) OVER (PARTITION BY {expr} ORDER BY start_time, span_id",
             "      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running",
             f"  FROM {CALLS_TABLE}",
             f"  WHERE {_BILLABLE} AND {expr} IS NOT NULL",
             *("  " + f for f in filters),
-            ") WHERE running >= ? ORDER BY start_time, span_id LIMIT 1",
+            ")",
+            "SELECT t.idx,",
+            "  min_by(r.span_id, struct_pack(a := r.start_time, b := r.span_id)),",
+            "  min_by(r.trace_id, struct_pack(a := r.start_time, b := r.span_id))",
+            "FROM targets t JOIN running r ON r.entity = t.entity AND r.running >= t.amount",
+            "GROUP BY t.idx",
         ]
     )
-    return sql, [*params, amount]
+    return sql, [list(range(len(entities))), list(entities), [str(a) for a in amounts], *params]
 
 
 def _filters(
@@ -149,13 +159,12 @@ def _filters(
 _ALERT_COLUMN_NAMES: Final = tuple(name for name, _, _ in ALERT_COLUMNS)
 
 
-def insert_alerts_sql(count: int) -> str:
-    """Insert ``count`` alert rows; returns the key of each row actually inserted (the de-duplication)."""
-    row = "(" + ", ".join("?" for _ in _ALERT_COLUMN_NAMES) + ")"
+def insert_alerts_sql(relation: str) -> str:
+    """Insert the alert rows of ``relation`` (a registered Arrow table in ``ALERT_COLUMNS`` order);
+    returns the key of each row actually inserted: the primary key conflict is the de-duplication."""
     return (
-        f"INSERT INTO {ALERTS_TABLE} ({', '.join(_ALERT_COLUMN_NAMES)}) VALUES "
-        + ", ".join(row for _ in range(count))
-        + " ON CONFLICT DO NOTHING RETURNING budget, entity, window_key, kind, threshold"
+        f"INSERT INTO {ALERTS_TABLE} ({', '.join(_ALERT_COLUMN_NAMES)}) SELECT * FROM {relation} "
+        "ON CONFLICT DO NOTHING RETURNING budget, entity, window_key, kind, threshold"
     )
 
 

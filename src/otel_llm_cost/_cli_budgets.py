@@ -226,10 +226,10 @@ def _alerts(args: argparse.Namespace) -> int:
 
 
 def _alert_rows(connection: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
-    exists = connection.execute(
+    [(exists,)] = connection.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [ALERTS_TABLE]
-    ).fetchone()
-    if not exists or not exists[0]:
+    ).fetchall()
+    if not exists:
         return []
     where: list[str] = []
     params: list[object] = []

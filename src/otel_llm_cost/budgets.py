@@ -84,7 +84,7 @@ _ONE: Final = Decimal(1)
 _THRESHOLD_QUANTUM: Final = Decimal("0.000001")  # DECIMAL(9,6) in budget_alerts
 _MONEY_QUANTUM: Final = Decimal("1e-12")
 _PERCENT_QUANTUM: Final = Decimal("0.01")
-_MAX_LIMIT: Final = Decimal("1e20")
+_MAX_LIMIT: Final = Decimal("1e12")  # keeps limit x threshold exact at 12 places in 28 digits
 _MAX_THRESHOLD: Final = Decimal(1000)
 _RECENT_CALLS_REMEMBERED: Final = 10_000
 _PENDING_RECORDS_MAX: Final = 10_000
@@ -211,6 +211,29 @@ def _canonical_window(window: object) -> tuple[str, int | None]:
     raise BudgetConfigError(f"window: expected one of {_WINDOW_HELP}, got {window!r}", field="window")
 
 
+def _normalized_where(where: Mapping[str, str | Sequence[str]] | None) -> dict[str, tuple[str, ...]]:
+    if where is not None and not isinstance(where, Mapping):
+        raise BudgetConfigError(
+            f"where: expected a mapping such as {{'org': 'org_1'}}, got {where!r}", field="where"
+        )
+    normalized_where: dict[str, tuple[str, ...]] = {}
+    for key, values in (where or {}).items():
+        where_scope = _canonical_scope(key, "where")
+        if where_scope in ("global", "call"):
+            raise BudgetConfigError(f"where: cannot filter on {key!r}", field="where")
+        if isinstance(values, str):
+            values_tuple: tuple[str, ...] = (values,)
+        elif isinstance(values, Sequence) and values and all(isinstance(v, str) for v in values):
+            values_tuple = tuple(values)
+        else:
+            raise BudgetConfigError(
+                f"where: {key!r} must be a string or a non-empty list of strings, got {values!r}",
+                field="where",
+            )
+        normalized_where[where_scope] = values_tuple
+    return normalized_where
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class Budget:
     """A spending limit for a scope over a window, with alert thresholds.
@@ -267,7 +290,14 @@ class Budget:
             )
         limit = _to_decimal(limit_usd, "limit_usd")
         if limit <= 0 or limit >= _MAX_LIMIT:
-            raise BudgetConfigError(f"limit_usd: must be > 0, got {limit_usd!r}", field="limit_usd")
+            raise BudgetConfigError(
+                f"limit_usd: must be > 0 and < 1e12, got {limit_usd!r}", field="limit_usd"
+            )
+        if limit != limit.quantize(_MONEY_QUANTUM):
+            raise BudgetConfigError(
+                f"limit_usd: at most 12 decimal places (the stored precision), got {limit_usd!r}",
+                field="limit_usd",
+            )
         if isinstance(thresholds, str | bytes):
             raise BudgetConfigError("thresholds: expected a list of fractions", field="thresholds")
         try:
@@ -295,21 +325,7 @@ class Budget:
             raise BudgetConfigError(
                 f"tz: unknown IANA time zone {tz!r} (e.g. 'Europe/Berlin')", field="tz"
             ) from None
-        normalized_where: dict[str, tuple[str, ...]] = {}
-        for key, values in (where or {}).items():
-            where_scope = _canonical_scope(key, "where")
-            if where_scope in ("global", "call"):
-                raise BudgetConfigError(f"where: cannot filter on {key!r}", field="where")
-            if isinstance(values, str):
-                values_tuple: tuple[str, ...] = (values,)
-            elif isinstance(values, Sequence) and values and all(isinstance(v, str) for v in values):
-                values_tuple = tuple(values)
-            else:
-                raise BudgetConfigError(
-                    f"where: {key!r} must be a string or a non-empty list of strings, got {values!r}",
-                    field="where",
-                )
-            normalized_where[where_scope] = values_tuple
+        normalized_where = _normalized_where(where)
         set_ = object.__setattr__
         set_(self, "name", name.strip())
         set_(self, "scope", canonical_scope)
@@ -736,9 +752,9 @@ def _statuses_for_window(  # noqa: PLR0917 - private helper called positionally 
                 rate = (Decimal(recent_spend) * 3600 / Decimal(repr(lookback_s))).quantize(_MONEY_QUANTUM)
                 if rate > 0 and spent_d < budget.limit_usd and window.end is not None:
                     seconds_left = (budget.limit_usd - spent_d) / rate * 3600
-                    eta = at + timedelta(seconds=float(seconds_left))
-                    if eta < window.end:
-                        forecast_at = eta
+                    # Compare before building a timedelta: a tiny rate gives an out-of-range date.
+                    if seconds_left < Decimal(repr((window.end - at).total_seconds())):
+                        forecast_at = at + timedelta(seconds=float(seconds_left))
         status = BudgetStatus(
             budget=budget,
             entity=str(entity),
@@ -903,7 +919,7 @@ class BudgetEngine:
         clock: Callable[[], datetime] | None = None,
         forecast: bool = True,
     ) -> None:
-        self._budgets = _validated(budgets)
+        self._set(budgets)
         self._sinks: tuple[AlertSink, ...] = tuple(sinks) if sinks is not None else _default_sinks()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._forecast = forecast
@@ -915,7 +931,7 @@ class BudgetEngine:
     @property
     def budgets(self) -> tuple[Budget, ...]:
         """The current budgets (an immutable snapshot)."""
-        return self._budgets
+        return self._snapshot[0]
 
     @property
     def sinks(self) -> tuple[AlertSink, ...]:
@@ -928,7 +944,16 @@ class BudgetEngine:
         Raises:
             BudgetConfigError: as for the constructor.
         """
-        self._budgets = _validated(budgets)
+        self._set(budgets)
+
+    def _set(self, budgets: Sequence[Budget]) -> None:
+        validated = _validated(budgets)
+        per_call = [b for b in validated if b.is_per_call]
+        # Below this float cost no per-call threshold can be reached; the margin absorbs the float
+        # rounding of llm.cost_usd, so the exact Decimal check still decides every close call.
+        floor = min((float(b.limit_usd * b.thresholds[0]) for b in per_call), default=math.inf)
+        # One tuple assignment: a concurrent check_call sees the old snapshot or the new, never a mix.
+        self._snapshot = (validated, floor * (1 - 1e-9), bool(per_call))
 
     # Per-call ---------------------------------------------------------------------------------
 
@@ -954,9 +979,12 @@ class BudgetEngine:
         Returns:
             The alerts delivered for this call.
         """
-        budgets = self._budgets
-        if not any(b.is_per_call for b in budgets):
+        budgets, fast_floor, has_per_call = self._snapshot
+        if not has_per_call:
             return []
+        raw_cost = attributes.get(semconv.LLM_COST_USD) if isinstance(attributes, Mapping) else None
+        if isinstance(raw_cost, float | int) and raw_cost < fast_floor:
+            return []  # the common case: a call far below every per-call limit
         try:
             return self._check_call(budgets, attributes, trace_id, span_id, start_time_ns)
         except Exception as exc:
@@ -1074,7 +1102,7 @@ class BudgetEngine:
             pending, self._pending = self._pending, []
         if pending:
             self._record(connection, pending)
-        budgets = [b for b in self._budgets if not b.is_per_call]
+        budgets = [b for b in self._snapshot[0] if not b.is_per_call]
         if not budgets or rows is None or rows.num_rows == 0:
             return
         now = _aware(self._clock())
@@ -1110,7 +1138,7 @@ class BudgetEngine:
         cursor = connection.cursor()
         try:
             fired: list[BudgetAlert] = []
-            for budget in self._budgets:
+            for budget in self._snapshot[0]:
                 if budget.is_per_call:
                     continue
                 window = _window_containing(budget, when)
@@ -1157,41 +1185,57 @@ class BudgetEngine:
                 ],
             ).fetchall()
         )
+        fresh = [
+            (status, kind, threshold)
+            for status, kind, threshold in wanted
+            if (status.entity, status.window_key, kind.value, threshold) not in existing
+        ]
+        triggers = self._triggers(connection, [(s, t) for s, k, t in fresh if k is AlertKind.THRESHOLD])
         alerts = []
-        for status, kind, threshold in wanted:
-            if (status.entity, status.window_key, kind.value, threshold) in existing:
-                continue
-            trace_id, span_id = self._trigger(connection, status, kind, threshold)
+        for status, kind, threshold in fresh:
+            if kind is AlertKind.THRESHOLD:
+                trace_id, span_id = triggers.get((status.entity, threshold), (None, None))
+            elif kind is AlertKind.UNPRICED:
+                trace_id, span_id = self._unpriced_trigger(connection, status)
+            else:
+                trace_id, span_id = None, None
             alerts.append(self._build(kind, status, threshold, trace_id, span_id))
         return self._record(connection, alerts)
 
-    def _trigger(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        status: BudgetStatus,
-        kind: AlertKind,
-        threshold: Decimal,
+    @staticmethod
+    def _unpriced_trigger(
+        connection: duckdb.DuckDBPyConnection, status: BudgetStatus
     ) -> tuple[str | None, str | None]:
-        if kind is AlertKind.UNPRICED:
-            if status.first_unpriced_span is None:
-                return None, None
-            row = connection.execute(
-                "SELECT trace_id FROM llm_calls WHERE span_id = ? LIMIT 1", [status.first_unpriced_span]
-            ).fetchone()
-            return (row[0] if row else None), status.first_unpriced_span
-        if kind is not AlertKind.THRESHOLD:
+        if status.first_unpriced_span is None:
             return None, None
-        budget = status.budget
-        sql, params = _budget_sql.trigger_sql(
+        # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while a result is unfinished.
+        rows = connection.execute(
+            "SELECT trace_id FROM llm_calls WHERE span_id = ? LIMIT 1", [status.first_unpriced_span]
+        ).fetchall()
+        return (rows[0][0] if rows else None), status.first_unpriced_span
+
+    @staticmethod
+    def _triggers(
+        connection: duckdb.DuckDBPyConnection, wanted: Sequence[tuple[BudgetStatus, Decimal]]
+    ) -> dict[tuple[str, Decimal], tuple[str | None, str | None]]:
+        """The call that crossed each (entity, threshold): one query for the whole window."""
+        if not wanted:
+            return {}
+        first = wanted[0][0]
+        budget = first.budget
+        sql, params = _budget_sql.triggers_sql(
             budget.scope,
             budget.where,
-            window_start=status.window_start,
-            window_end=status.window_end,
-            entity=status.entity,
-            amount=budget.limit_usd * threshold,
+            window_start=first.window_start,
+            window_end=first.window_end,
+            entities=[status.entity for status, _ in wanted],
+            amounts=[(budget.limit_usd * t).quantize(_MONEY_QUANTUM) for _, t in wanted],
         )
-        found = connection.execute(sql, params).fetchone()
-        return (found[1], found[0]) if found else (None, None)
+        found: dict[tuple[str, Decimal], tuple[str | None, str | None]] = {}
+        for index, span_id, trace_id in connection.execute(sql, params).fetchall():
+            status, threshold = wanted[index]
+            found[(status.entity, threshold)] = (trace_id, span_id)
+        return found
 
     def _ensure_table(self, connection: duckdb.DuckDBPyConnection) -> None:
         # CREATE IF NOT EXISTS once per database instance, in case the file predates the alerts table.
@@ -1207,21 +1251,22 @@ class BudgetEngine:
         if not alerts:
             return []
         self._ensure_table(connection)
-        params: list[object] = []
-        for alert in alerts:
-            params.extend(_alert_row(alert))
-        sql = _budget_sql.insert_alerts_sql(len(alerts))
-        for attempt in range(3):
-            try:
-                inserted = {
-                    (b, e, w, k, Decimal(t)) for b, e, w, k, t in connection.execute(sql, params).fetchall()
-                }
-                break
-            except duckdb.TransactionException:
-                # Another thread of this process inserted a same-key row concurrently; the retry sees it
-                # committed and ON CONFLICT skips it.
-                if attempt == 2:
-                    raise
+        # Arrow, not bound parameters: an alert storm (thousands of users crossing at once) binds in ms.
+        relation = f"_otel_llm_cost_alerts_{threading.get_ident()}"
+        connection.register(relation, _alerts_table(alerts))
+        try:
+            for attempt in range(3):
+                try:
+                    returned = connection.execute(_budget_sql.insert_alerts_sql(relation)).fetchall()
+                    break
+                except duckdb.TransactionException:
+                    # Another thread of this process inserted a same-key row concurrently; the retry
+                    # sees it committed and ON CONFLICT skips it.
+                    if attempt == 2:
+                        raise
+        finally:
+            connection.unregister(relation)
+        inserted = {(b, e, w, k, Decimal(t)) for b, e, w, k, t in returned}
         return [
             a for a in alerts if (a.budget, a.entity, a.window_key, a.kind.value, a.threshold) in inserted
         ]
@@ -1254,28 +1299,34 @@ def _default_sinks() -> tuple[AlertSink, ...]:
     return (LoggingSink(),)
 
 
-def _alert_row(alert: BudgetAlert) -> list[object]:
-    return [
-        alert.budget,
-        alert.entity,
-        alert.window_key,
-        alert.kind.value,
-        alert.threshold,
-        alert.limit_usd,
-        alert.scope,
-        alert.window,
-        alert.window_start,
-        alert.window_end,
-        alert.tz,
-        alert.spent_usd,
-        alert.percent,
-        alert.unpriced_calls,
-        alert.forecast_at,
-        alert.trace_id,
-        alert.span_id,
-        alert.message,
-        alert.fired_at or datetime.now(UTC),
+def _alerts_table(alerts: Sequence[BudgetAlert]) -> Any:
+    import pyarrow as pa  # noqa: PLC0415 - only needed when an alert fires
+
+    now = datetime.now(UTC)
+    money = pa.decimal128(38, 12)
+    instant = pa.timestamp("us", tz="UTC")
+    columns: list[tuple[str, Any, list[Any]]] = [
+        ("budget", pa.string(), [a.budget for a in alerts]),
+        ("entity", pa.string(), [a.entity for a in alerts]),
+        ("window_key", pa.string(), [a.window_key for a in alerts]),
+        ("kind", pa.string(), [a.kind.value for a in alerts]),
+        ("threshold", pa.decimal128(9, 6), [a.threshold for a in alerts]),
+        ("limit_usd", money, [a.limit_usd for a in alerts]),
+        ("scope", pa.string(), [a.scope for a in alerts]),
+        ("window_spec", pa.string(), [a.window for a in alerts]),
+        ("window_start", instant, [a.window_start for a in alerts]),
+        ("window_end", instant, [a.window_end for a in alerts]),
+        ("tz", pa.string(), [a.tz for a in alerts]),
+        ("spent_usd", money, [a.spent_usd for a in alerts]),
+        ("percent", pa.decimal128(12, 2), [a.percent for a in alerts]),
+        ("unpriced_calls", pa.int64(), [a.unpriced_calls for a in alerts]),
+        ("forecast_at", instant, [a.forecast_at for a in alerts]),
+        ("trace_id", pa.string(), [a.trace_id for a in alerts]),
+        ("span_id", pa.string(), [a.span_id for a in alerts]),
+        ("message", pa.string(), [a.message for a in alerts]),
+        ("fired_at", instant, [a.fired_at or now for a in alerts]),
     ]
+    return pa.table({name: pa.array(values, type=typ) for name, typ, values in columns})
 
 
 def _validated(budgets: Sequence[Budget]) -> tuple[Budget, ...]:
