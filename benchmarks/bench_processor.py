@@ -2,10 +2,11 @@
 
 Both pipelines export through SimpleSpanProcessor to a no-op exporter, so the difference is what
 the processor adds (attribution on start, recognition, normalisation, pricing, the enriched copy
-and the double-count guard on end). Each case is run several times, interleaved, and the best
-run is kept, to damp noise from other processes on the machine.
+and the double-count guard on end). Time is this process's CPU time (other processes on a busy
+machine do not count), the two pipelines run in alternating chunks of 10,000 spans so they see
+the same conditions, and each figure is the median over chunks.
 
-    python benchmarks/bench_processor.py [--spans 100000] [--repeat 3]
+    python benchmarks/bench_processor.py [--spans 100000] [--chunk 10000]
 
 Targets: <= 2 us added per non-LLM span, <= 25 us per LLM span.
 """
@@ -13,8 +14,10 @@ Targets: <= 2 us added per non-LLM span, <= 25 us per LLM span.
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -78,18 +81,27 @@ def per_span_us(provider: TracerProvider, attribute_sets: list[dict[str, Any]], 
     if tagged:
         block.__enter__()
     try:
-        begin = time.perf_counter_ns()
+        begin = time.process_time_ns()
         for attributes in attribute_sets:
             start_span("span", attributes=attributes).end()
-        elapsed = time.perf_counter_ns() - begin
+        elapsed = time.process_time_ns() - begin
     finally:
         if tagged:
             block.__exit__(None, None, None)
     return elapsed / len(attribute_sets) / 1000
 
 
-def best_of(repeat: int, run: Callable[[], float]) -> float:
-    return min(run() for _ in range(repeat))
+def interleaved(
+    bare: TracerProvider, enriched: TracerProvider, spans: list[dict[str, Any]], tagged: bool, chunk: int
+) -> tuple[float, float]:
+    """Median us/span of each pipeline, alternating chunks of ``chunk`` spans."""
+    base: list[float] = []
+    with_cost: list[float] = []
+    for offset in range(0, len(spans), chunk):
+        part = spans[offset : offset + chunk]
+        base.append(per_span_us(bare, part, tagged))
+        with_cost.append(per_span_us(enriched, part, tagged))
+    return statistics.median(base), statistics.median(with_cost)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -97,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--spans", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=10_000)
     args = parser.parse_args(argv)
 
     pricebook = PriceBook.default()
@@ -114,15 +126,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("LLM span", llm, False),
         ("LLM span in attribution(4 tags)", llm, True),
     ):
-        base = best_of(args.repeat, lambda s=spans, t=tagged: per_span_us(bare, s, t))  # type: ignore[misc]
-        with_cost = best_of(args.repeat, lambda s=spans, t=tagged: per_span_us(enriched, s, t))  # type: ignore[misc]
+        base, with_cost = interleaved(bare, enriched, spans, tagged, args.chunk)
         rows.append((label, base, with_cost, with_cost - base))
 
-    print(f"{args.spans:,} spans per case, best of {args.repeat}; SimpleSpanProcessor + no-op exporter")
+    print(
+        f"{args.spans:,} spans per case, CPU time, median of chunks of {args.chunk:,}; "
+        "SimpleSpanProcessor + no-op exporter"
+    )
     print(f"{'case':<38}{'bare us/span':>14}{'with processor':>16}{'added us':>10}")
     for label, base, with_cost, added in rows:
         print(f"{label:<38}{base:>14.2f}{with_cost:>16.2f}{added:>10.2f}")
     print("targets: added <= 2 us per non-LLM span, <= 25 us per LLM span")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"load average (1/5/15 min) after the run: {load}, on {os.cpu_count()} CPUs")
     bare.shutdown()
     enriched.shutdown()
 

@@ -15,7 +15,6 @@ def llm(guard: DoubleCountGuard, span_id: int, **overrides: Any) -> Verdict:
     fields: dict[str, Any] = {
         "trace_id": TRACE,
         "span_id": span_id,
-        "span_id_hex": f"{span_id:016x}",
         "parent_span_id": None,
         "start_ns": 1_000,
         "end_ns": 2_000,

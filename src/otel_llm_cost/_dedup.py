@@ -38,6 +38,8 @@ import threading
 from collections import OrderedDict
 from typing import Final, NamedTuple
 
+from opentelemetry.trace import format_span_id
+
 __all__ = ["DoubleCountGuard", "Verdict"]
 
 _MISSING: Final = object()
@@ -56,7 +58,7 @@ _AGGREGATE: Final = Verdict(False, None)
 
 
 class _Seen(NamedTuple):
-    span_id_hex: str
+    span_id: int
     start_ns: int
     end_ns: int
     native: bool
@@ -81,7 +83,7 @@ class DoubleCountGuard:
             raise ValueError("capacity must be positive")
         self._capacity = capacity
         self._lock = threading.Lock()
-        self._by_response: OrderedDict[str, str] = OrderedDict()
+        self._by_response: OrderedDict[str, int] = OrderedDict()
         self._by_usage: OrderedDict[tuple[int, int, int], list[_Seen]] = OrderedDict()
         # Span ids of spans still open that are known to contain an LLM span.
         self._ancestors: OrderedDict[int, None] = OrderedDict()
@@ -110,7 +112,6 @@ class DoubleCountGuard:
         *,
         trace_id: int,
         span_id: int,
-        span_id_hex: str,
         parent_span_id: int | None,
         start_ns: int,
         end_ns: int,
@@ -125,7 +126,6 @@ class DoubleCountGuard:
         Args:
             trace_id: The span's trace id.
             span_id: Its span id.
-            span_id_hex: The same, as 16 hex digits (what ``duplicate_of`` carries).
             parent_span_id: Its parent's span id (``None`` for a root).
             start_ns: Start time.
             end_ns: End time.
@@ -145,7 +145,7 @@ class DoubleCountGuard:
                 first = self._by_response.get(response_id)
                 if first is not None:
                     self._by_response.move_to_end(response_id)
-                    return Verdict(False, first)
+                    return Verdict(False, format_span_id(first))
             key: tuple[int, int, int] | None = None
             candidates: list[_Seen] | None = None
             if input_tokens is not None and output_tokens is not None and (input_tokens or output_tokens):
@@ -157,15 +157,15 @@ class DoubleCountGuard:
                             del candidates[index]
                             if not candidates:
                                 del self._by_usage[key]
-                            return Verdict(False, seen.span_id_hex)
+                            return Verdict(False, format_span_id(seen.span_id))
             if aggregate or was_ancestor:
                 return _AGGREGATE
             if response_id:
-                self._by_response[response_id] = span_id_hex
+                self._by_response[response_id] = span_id
                 if len(self._by_response) > self._capacity:
                     self._by_response.popitem(last=False)
             if key is not None:
-                entry = _Seen(span_id_hex, start_ns, end_ns, native_sdk)
+                entry = _Seen(span_id, start_ns, end_ns, native_sdk)
                 if candidates:
                     candidates.append(entry)
                 else:

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import format_span_id
 
 from otel_llm_cost import _config
 from otel_llm_cost import semconv as sc
@@ -155,8 +154,13 @@ class LLMCostSpanProcessor(SpanProcessor):
         try:
             tags = span_tags(parent_context, self._hasher)
             if tags:
-                existing = span.attributes or {}
-                missing = {name: value for name, value in tags if name not in existing}
+                existing = span.attributes
+                if existing:
+                    # A set: `in` on the SDK's attribute map raises and catches KeyError per miss.
+                    present = set(existing)
+                    missing = {name: value for name, value in tags if name not in present}
+                else:
+                    missing = dict(tags)
                 if missing:
                     span.set_attributes(missing)
         except Exception as exc:
@@ -196,12 +200,14 @@ class LLMCostSpanProcessor(SpanProcessor):
             scope = span.instrumentation_scope
             scope_name = scope.name if scope is not None else None
             extra = None
+            plain: dict[str, Any] | None = None
             # LLM_COST_STATUS present: already enriched upstream (another service's processor,
             # re-sent to the collector); its figures and billable verdict stand.
-            if is_llm_candidate(attributes, scope_name) and sc.LLM_COST_STATUS not in attributes:
+            if is_llm_candidate(attributes, scope_name):
                 # One plain-dict copy: every lookup on the SDK's attribute map runs Python code
-                # (BoundedAttributes.__getitem__), and the enriched copy needs a dict anyway.
+                # (a miss raises KeyError inside Mapping.__contains__), and the copy needs a dict.
                 plain = dict(attributes)
+            if plain is not None and sc.LLM_COST_STATUS not in plain:
                 extra = compute_enrichment(
                     plain,
                     scope_name=scope_name,
@@ -216,7 +222,7 @@ class LLMCostSpanProcessor(SpanProcessor):
                         self._guard.non_llm_span_ended(
                             context.span_id, parent.span_id if parent is not None else None
                         )
-            else:
+            elif plain is not None:
                 billable = self._mark_billable(span, plain, extra, scope_name)
                 forwarded = _enriched_copy_of(span, plain, extra)
                 if billable and self._budget_engine is not None:
@@ -255,7 +261,6 @@ class LLMCostSpanProcessor(SpanProcessor):
         verdict = self._guard.llm_span_ended(
             trace_id=context.trace_id,
             span_id=context.span_id,
-            span_id_hex=format_span_id(context.span_id),
             parent_span_id=parent.span_id if parent is not None else None,
             start_ns=start_ns,
             end_ns=span.end_time or start_ns,
