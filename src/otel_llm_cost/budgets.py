@@ -926,7 +926,6 @@ class BudgetEngine:
         self._lock = threading.Lock()
         self._recent_calls: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: list[BudgetAlert] = []
-        self._table_ready: set[int] = set()
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -1237,12 +1236,11 @@ class BudgetEngine:
             found[(status.entity, threshold)] = (trace_id, span_id)
         return found
 
-    def _ensure_table(self, connection: duckdb.DuckDBPyConnection) -> None:
-        # CREATE IF NOT EXISTS once per database instance, in case the file predates the alerts table.
-        ident = id(connection)
-        if ident not in self._table_ready:
-            connection.execute(CREATE_ALERTS)
-            self._table_ready.add(ident)
+    @staticmethod
+    def _ensure_table(connection: duckdb.DuckDBPyConnection) -> None:
+        # _storage.connect creates budget_alerts; a connection handed in by the user may predate it.
+        # Only a handful of statements reach here (when some alert is due), so the check is cheap.
+        connection.execute(CREATE_ALERTS)
 
     def _record(
         self, connection: duckdb.DuckDBPyConnection, alerts: Sequence[BudgetAlert]
