@@ -585,3 +585,19 @@ def test_a_tiny_rate_against_a_huge_limit_gives_no_forecast_and_no_error(
     [status] = evaluate_budgets(con, [Budget("d", "org", "month", 999_999_999)], NOON)
     assert status.recent_rate_usd_per_hour == Decimal("0.000001")
     assert status.forecast_at is None
+
+
+def test_cost_store_answers_through_the_same_functions(con: duckdb.DuckDBPyConnection) -> None:
+    from otel_llm_cost.store import CostStore  # noqa: PLC0415 - E's module, integration only
+
+    insert_calls(con, [call(org_id="o", cost_usd=30, start_time=NOON)])
+    store = CostStore(con)
+    budget = Budget.per_org_daily(40)
+    [status] = store.check_budgets([budget], NOON)
+    assert (status.entity, status.spent_usd, status.percent) == ("o", Decimal(30), Decimal("75.00"))
+    assert store.remaining(budget, "o", NOON) == Decimal(10)
+    guard = BudgetGuard(store, [budget])
+    guard.check(org="o", at=NOON)
+    insert_calls(con, [call(org_id="o", cost_usd=10, start_time=NOON)])
+    with pytest.raises(BudgetExceeded):
+        guard.check(org="o", at=NOON)
