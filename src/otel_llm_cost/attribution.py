@@ -282,7 +282,10 @@ def span_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> tuple
     Returns:
         Attribute pairs, possibly empty.
     """
-    tags = context.get_value(_TAGS_KEY, ctx)
+    if ctx is None:
+        ctx = context.get_current()
+    # Context is a dict: a direct lookup is the cheap path every span takes.
+    tags = ctx.get(_TAGS_KEY)
     if tags is not None:
         return cast(_Tags, tags).attributes
     if not baggage.get_all(ctx):
