@@ -601,3 +601,33 @@ def test_cost_store_answers_through_the_same_functions(con: duckdb.DuckDBPyConne
     insert_calls(con, [call(org_id="o", cost_usd=10, start_time=NOON)])
     with pytest.raises(BudgetExceeded):
         guard.check(org="o", at=NOON)
+
+
+@pytest.mark.parametrize("offset_us", [-1, 0], ids=["last-microsecond-of-the-day", "midnight"])
+def test_a_commit_at_a_window_edge_lands_in_the_right_window(
+    con: duckdb.DuckDBPyConnection, offset_us: int
+) -> None:
+    midnight = datetime(2026, 11, 21, tzinfo=UTC)
+    started = midnight + timedelta(microseconds=offset_us)
+    got: list[BudgetAlert] = []
+    engine = BudgetEngine([Budget("d", "org", "day", 1, [1])], [got.append], clock=Clock(midnight))
+    commit(con, engine, call(org_id="o", cost_usd=1, start_time=started))
+    assert [a.window_start for a in got] == [datetime(2026, 11, 20 + (offset_us == 0), tzinfo=UTC)]
+
+
+def test_rolling_window_alerts_on_commit_and_ignores_calls_older_than_the_window(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    got: list[BudgetAlert] = []
+    engine = BudgetEngine([Budget("r", "org", "rolling:24h", 10, [1])], [got.append], clock=Clock(NOON))
+    commit(con, engine, call(org_id="old", cost_usd=50, start_time=NOON - timedelta(hours=25)))
+    assert got == []
+    commit(
+        con,
+        engine,
+        call(org_id="o", cost_usd=6, start_time=NOON - timedelta(hours=23)),
+        call(org_id="o", cost_usd=4, start_time=NOON - timedelta(hours=1)),
+    )
+    assert keys(got) == [("o", "threshold", "1")]
+    assert (got[0].window_start, got[0].window_end) == (NOON - timedelta(hours=24), NOON)
+    assert got[0].window_key == "rolling:2026-11-20T00:00:00+00:00"

@@ -1367,9 +1367,20 @@ def _batch_columns(rows: Any) -> _BatchColumns:
     start = rows.column("start_time")
     unit = getattr(start.type, "unit", "us")
     ints = pc.cast(start, pa.int64()).to_pylist()
-    divisor = {"s": 1e-6, "ms": 1e-3, "us": 1, "ns": 1000}[unit]
-    start_us = [int(v / divisor) if isinstance(v, int) else 0 for v in ints]
+    # Integer arithmetic: a float division could move a call across a window boundary by a microsecond.
+    if unit == "ns":
+        start_us = [v // 1000 if isinstance(v, int) else 0 for v in ints]
+    else:
+        scale = {"s": 1_000_000, "ms": 1000, "us": 1}[unit]
+        start_us = [v * scale if isinstance(v, int) else 0 for v in ints]
     return _BatchColumns(rows, {}, start_us)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _from_us(epoch_us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=epoch_us)
 
 
 def _value_getter(columns: _BatchColumns, scope: str) -> Callable[[int], str | None]:
@@ -1410,7 +1421,8 @@ def _touched(
     rows_by_time = sorted(range(len(columns.start_us)), key=columns.start_us.__getitem__)
     latest = max(columns.start_us) if columns.start_us else 0
     # A rolling window ends now, or just after the newest call when the sender's clock runs ahead.
-    rolling_at = max(now, datetime.fromtimestamp(latest / 1e6, UTC) + timedelta(microseconds=1))
+    rolling_at = max(now, _from_us(latest + 1))
+    rolling = _window_containing(budget, rolling_at) if budget._rolling_hours is not None else None
     result: dict[str, tuple[_Window, set[str], datetime]] = {}
     current: _Window | None = None
     for i in rows_by_time:
@@ -1419,12 +1431,11 @@ def _touched(
         entity = entity_of(i)
         if entity is None or any(getter(i) not in budget.where[key] for key, getter in filters.items()):
             continue
-        instant = datetime.fromtimestamp(columns.start_us[i] / 1e6, UTC)
-        if budget._rolling_hours is not None:
-            window = _window_containing(budget, rolling_at)
-            if not (window.start is not None and instant >= window.start):
+        instant = _from_us(columns.start_us[i])
+        if rolling is not None:
+            if rolling.start is None or instant < rolling.start:
                 continue
-            at = rolling_at
+            window, at = rolling, rolling_at
         else:
             if current is None or not current.contains(instant):
                 current = _window_containing(budget, instant)
