@@ -299,7 +299,7 @@ def test_what_if_equals_pricing_every_call_on_the_target_model(
     )
     assert (result.calls, result.unpriced_calls, result.downgradable_calls) == (4, 1, 1)
     assert result.actual_cost_usd == D("0.003")
-    # 1-hour cache writes are priced at the 1h rate: add that call by hand (Usage has no 1h field).
+    # 1-hour cache writes are priced at the 1h rate: add that call by hand.
     one_hour = pricebook.unit_prices("claude-sonnet-4-0", at=BASE_TIME)
     by_hand = (50 * one_hour.input_mtok + 50 * one_hour.cache_write_1h_mtok + 1 * one_hour.output_mtok) / D(
         1_000_000
@@ -350,6 +350,25 @@ def test_reprice_prices_unpriced_rows_once_and_leaves_history(calls_db: CallsDB,
     acme = next(r for r in after if r.key == "acme-coder-2-ft")
     assert acme.total_cost_usd == D("7.0025")  # the billable repriced call + untouched history
     assert acme.unpriced_calls == 0
+
+
+def test_reprice_charges_one_hour_cache_writes_at_the_one_hour_rate(calls_db: CallsDB) -> None:
+    # claude-opus-4: 10,000 tokens written to the 1-hour cache cost $30/MTok = $0.30 (Anthropic list
+    # price; the 5-minute rate would give $0.1875).
+    calls_db.insert(
+        call(
+            request_model="claude-opus-4",
+            provider="anthropic",
+            cost_usd=None,
+            input_tokens=10_000,
+            output_tokens=0,
+            cache_write_tokens=10_000,
+            cache_write_1h_tokens=10_000,
+        )
+    )
+    with CostStore(calls_db.path, read_only=False) as store:
+        store.reprice(pricebook=PriceBook())
+        assert store.summary().cost_usd == D("0.30")
 
 
 def test_reprice_include_priced_rewrites_history_only_when_asked(calls_db: CallsDB, tmp_path: Path) -> None:

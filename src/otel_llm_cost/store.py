@@ -892,6 +892,7 @@ def _usage_of(record: Mapping[str, Any]) -> Usage:
         output_tokens=count("output_tokens"),
         cache_read_tokens=count("cache_read_tokens"),
         cache_write_tokens=count("cache_write_tokens"),
+        cache_write_1h_tokens=count("cache_write_1h_tokens"),
         reasoning_tokens=count("reasoning_tokens"),
         request_model=record["request_model"],
         response_model=record["response_model"],
