@@ -67,6 +67,7 @@ class Recorder(SpanProcessor):
     """Keeps the exact objects a processor receives (identity matters here)."""
 
     def __init__(self) -> None:
+        self.ending: list[Span] = []
         self.started: list[Span] = []
         self.ended: list[ReadableSpan] = []
         self.flush_timeouts: list[int] = []
@@ -74,6 +75,9 @@ class Recorder(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self.started.append(span)
+
+    def _on_ending(self, span: Span) -> None:
+        self.ending.append(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         self.ended.append(span)
@@ -491,6 +495,33 @@ def test_agent_span_above_llm_spans_is_not_billable(pipeline: Pipeline) -> None:
     assert sc.LLM_COST_DUPLICATE_OF not in pipeline.only("invoke_agent researcher")
 
 
+def test_concurrent_threads_bill_each_call_exactly_once(pipeline: Pipeline) -> None:
+    (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
+    tracer = pipeline.tracer(recorded.scope)
+    barrier = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        for call in range(40):
+            attributes = {**recorded.attributes, sc.GEN_AI_RESPONSE_ID: f"resp-{n}-{call}"}
+            # Each call recorded twice, as an instrumentation plus the provider SDK would.
+            tracer.start_span("a", attributes=attributes).end()
+            tracer.start_span("b", attributes=attributes).end()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    billable: dict[str, int] = {}
+    for span in pipeline.exported():
+        attributes = span.attributes or {}
+        response_id = str(attributes[sc.GEN_AI_RESPONSE_ID])
+        billable[response_id] = billable.get(response_id, 0) + bool(attributes[sc.LLM_COST_BILLABLE])
+    assert len(billable) == 8 * 40
+    assert set(billable.values()) == {1}
+
+
 # --- wiring ---------------------------------------------------------------------------------------
 
 
@@ -515,9 +546,11 @@ def test_wrapping_something_else_is_refused(pricebook: PriceBook) -> None:
         LLMCostSpanProcessor(object(), pricing=pricebook)  # type: ignore[arg-type]
 
 
-def test_on_start_force_flush_and_shutdown_are_delegated(pipeline: Pipeline) -> None:
-    pipeline.tracer().start_span("s").end()
-    assert len(pipeline.wrapped.started) == 1
+def test_on_start_on_ending_force_flush_and_shutdown_are_delegated(pipeline: Pipeline) -> None:
+    span = pipeline.tracer().start_span("s")
+    span.end()
+    assert pipeline.wrapped.started == [span]
+    assert pipeline.wrapped.ending == [span]
     assert pipeline.processor.force_flush(5_000) is True
     assert 0 < pipeline.wrapped.flush_timeouts[0] <= 5_000
     pipeline.processor.shutdown()
