@@ -17,6 +17,7 @@ from otel_llm_cost._schema import ALERT_COLUMNS, ALERTS_TABLE, CALLS_TABLE
 __all__ = [
     "BUILTIN_SCOPES",
     "TAG_KEY_PATTERN",
+    "first_unpriced_sql",
     "insert_alerts_sql",
     "scope_expression",
     "spend_sql",
@@ -71,7 +72,7 @@ def spend_sql(
     recent_start: datetime | None,
     recent_end: datetime | None,
 ) -> tuple[str, list[object]]:
-    """Spend per entity in one window: ``(entity, spent, calls, unpriced, recent, first_unpriced_span)``.
+    """Spend per entity in one window: ``(entity, spent, calls, unpriced, recent)``.
 
     ``spent`` is the exact DECIMAL sum of priced billable calls; ``recent`` the part of it that started
     in ``[recent_start, recent_end)`` (the forecast's recent rate; 0 when those are None).
@@ -82,8 +83,8 @@ def spend_sql(
         "  coalesce(sum(cost_usd), 0) AS spent,",
         "  count(*) AS calls,",
         f"  count(*) FILTER (WHERE {_UNPRICED}) AS unpriced,",
-        "  coalesce(sum(cost_usd) FILTER (WHERE start_time >= ? AND start_time < ?), 0) AS recent,",
-        f"  min(span_id) FILTER (WHERE {_UNPRICED}) AS unpriced_span",
+        # No span_id here: reading it for every row tripled the cost of a month-long window.
+        "  coalesce(sum(cost_usd) FILTER (WHERE start_time >= ? AND start_time < ?), 0) AS recent",
         f"FROM {CALLS_TABLE}",
         f"WHERE {_BILLABLE} AND {expr} IS NOT NULL",
     ]
@@ -93,6 +94,28 @@ def spend_sql(
     params.extend(filter_params)
     sql.append("GROUP BY 1")
     return "\n".join(sql), params
+
+
+def first_unpriced_sql(
+    scope: str,
+    where: Mapping[str, Sequence[str]],
+    *,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    entity: str,
+) -> tuple[str, list[object]]:
+    """The first unpriced call of ``entity`` in the window: ``(span_id, trace_id)``."""
+    expr = scope_expression(scope)
+    filters, params = _filters(where, window_start, window_end, expr, [entity])
+    sql = "\n".join(
+        [
+            f"SELECT span_id, trace_id FROM {CALLS_TABLE}",
+            f"WHERE {_BILLABLE} AND {expr} IS NOT NULL AND {_UNPRICED}",
+            *filters,
+            "ORDER BY start_time, span_id LIMIT 1",
+        ]
+    )
+    return sql, params
 
 
 def triggers_sql(

@@ -610,7 +610,6 @@ class BudgetStatus:
     forecast_at: datetime | None
     window_key: str
     rate_lookback: timedelta | None = None
-    first_unpriced_span: str | None = field(default=None, repr=False)
 
     @property
     def limit_usd(self) -> Decimal:
@@ -741,7 +740,7 @@ def _statuses_for_window(  # noqa: PLR0917 - private helper called positionally 
         recent_end=recent[1] if recent else None,
     )
     statuses = []
-    for entity, spent, calls, unpriced, recent_spend, unpriced_span in cursor.execute(sql, params).fetchall():
+    for entity, spent, calls, unpriced, recent_spend in cursor.execute(sql, params).fetchall():
         spent_d = Decimal(spent)
         rate: Decimal | None = None
         forecast_at: datetime | None = None
@@ -767,7 +766,6 @@ def _statuses_for_window(  # noqa: PLR0917 - private helper called positionally 
             forecast_at=forecast_at,
             window_key=window.key,
             rate_lookback=timedelta(seconds=lookback_s) if rate is not None else None,
-            first_unpriced_span=unpriced_span,
         )
         statuses.append(status)
     return statuses
@@ -1205,13 +1203,17 @@ class BudgetEngine:
     def _unpriced_trigger(
         connection: duckdb.DuckDBPyConnection, status: BudgetStatus
     ) -> tuple[str | None, str | None]:
-        if status.first_unpriced_span is None:
-            return None, None
+        budget = status.budget
+        sql, params = _budget_sql.first_unpriced_sql(
+            budget.scope,
+            budget.where,
+            window_start=status.window_start,
+            window_end=status.window_end,
+            entity=status.entity,
+        )
         # fetchall, not fetchone: DuckDB 2.0 refuses the next statement while a result is unfinished.
-        rows = connection.execute(
-            "SELECT trace_id FROM llm_calls WHERE span_id = ? LIMIT 1", [status.first_unpriced_span]
-        ).fetchall()
-        return (rows[0][0] if rows else None), status.first_unpriced_span
+        rows = connection.execute(sql, params).fetchall()
+        return (rows[0][1], rows[0][0]) if rows else (None, None)
 
     @staticmethod
     def _triggers(
