@@ -37,7 +37,7 @@ from ._spool import Spool, SpoolCorruptError
 from .exceptions import StorageError
 
 if TYPE_CHECKING:
-    from .attribution import UserIdHasher
+    from ._attribution import UserIdHasher
     from .pricing import PriceBook
 
 __all__ = ["CommitInfo", "CommitListener", "DuckDBSpanExporter"]
