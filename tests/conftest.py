@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +22,21 @@ import pytest
 from otel_llm_cost import _schema, _storage
 
 BASE_TIME = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test away from the developer's configuration and home directory.
+
+    Without a key, user-id hashing creates a per-installation key file under $XDG_CONFIG_HOME; tests
+    must neither read a real one nor leave one behind, and no OTEL_LLM_COST_* variable of the shell
+    running the suite may change what a test sees.
+    """
+    for name in list(os.environ):
+        if name.startswith("OTEL_LLM_COST_") and name != "OTEL_LLM_COST_OLDEST_SDK_PYTHON":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),

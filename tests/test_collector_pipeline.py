@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_llm_cost import _storage
 from otel_llm_cost import semconv as sc
-from otel_llm_cost.attribution import attribution
+from otel_llm_cost._attribution import attribution
 from otel_llm_cost.collector import OTLPReceiver, build_processor
 from otel_llm_cost.processor import LLMCostSpanProcessor
 

@@ -30,10 +30,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import format_span_id
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_llm_cost import attribution as attribution_module
+from otel_llm_cost import _attribution as attribution_module
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._logging import reset_log_once
-from otel_llm_cost.attribution import UserIdHasher, attribution
+from otel_llm_cost._attribution import UserIdHasher, attribution
 from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.processor import LLMCostSpanProcessor
 from otel_llm_cost.usage import normalize_usage

@@ -16,9 +16,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_llm_cost import _config
+from otel_llm_cost.budgets import Budget, load_budgets
+from otel_llm_cost.exporter import DuckDBSpanExporter
+from otel_llm_cost.processor import LLMCostSpanProcessor
 
 if TYPE_CHECKING:
-    from otel_llm_cost.budgets import Budget
     from otel_llm_cost.pricing import PriceBook
 
 _logger = logging.getLogger("otel_llm_cost")
@@ -62,10 +64,6 @@ def configure(
     Example:
         >>> provider = configure("llm_costs.duckdb", set_global=False)  # doctest: +SKIP
     """
-    from otel_llm_cost.budgets import load_budgets
-    from otel_llm_cost.exporter import DuckDBSpanExporter
-    from otel_llm_cost.processor import LLMCostSpanProcessor
-
     provider = tracer_provider if tracer_provider is not None else TracerProvider()
 
     if budgets is None:
@@ -78,9 +76,12 @@ def configure(
 
     wrapped: list[Any] = [BatchSpanProcessor(DuckDBSpanExporter(db_path))]
     if otlp is None:
-        otlp = bool(os.environ.get(OTEL_EXPORTER_OTLP_ENDPOINT) or os.environ.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT))
+        otlp = any(
+            os.environ.get(name) for name in (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+        )
     if otlp:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        # Imported only when used: apps that never export over OTLP skip loading protobuf/requests.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
 
         wrapped.append(BatchSpanProcessor(OTLPSpanExporter()))
 

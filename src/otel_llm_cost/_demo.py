@@ -33,7 +33,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost import _storage
 from otel_llm_cost import semconv as sc
-from otel_llm_cost.attribution import attribution
+from otel_llm_cost._attribution import attribution
 from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.exporter import DuckDBSpanExporter
 from otel_llm_cost.processor import LLMCostSpanProcessor

@@ -1500,7 +1500,7 @@ class BudgetGuard:
 
     def _hash_user(self, raw: str) -> str:
         if self._hasher is None:
-            from otel_llm_cost.attribution import UserIdHasher  # noqa: PLC0415 - avoid an import cycle
+            from otel_llm_cost._attribution import UserIdHasher  # noqa: PLC0415 - avoid an import cycle
 
             self._hasher = UserIdHasher()
         return self._hasher.hash(raw)

@@ -61,7 +61,7 @@ class BudgetConfigError(OtelLLMCostError, ValueError):
         self.line = line
 
 
-class BudgetExceeded(OtelLLMCostError):  # noqa: N818 - the name says what happened, as users expect
+class BudgetExceeded(OtelLLMCostError):
     """Raised by opt-in enforcement when a hard budget limit is already spent.
 
     Attributes carry the numbers so callers can report them: ``budget`` (the budget's name), ``entity``
@@ -89,8 +89,10 @@ class BudgetExceeded(OtelLLMCostError):  # noqa: N818 - the name says what happe
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only window_end would be lost by the default pickling of exceptions.
-        return (_rebuild_budget_exceeded, (self.budget, self.entity, self.spent_usd, self.limit_usd,
-                                           self.window_end))
+        return (
+            _rebuild_budget_exceeded,
+            (self.budget, self.entity, self.spent_usd, self.limit_usd, self.window_end),
+        )
 
 
 def _rebuild_budget_exceeded(
