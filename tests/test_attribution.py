@@ -19,7 +19,6 @@ import pytest
 from opentelemetry import baggage, context
 
 from otel_llm_cost import _attribution as attribution_module
-from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
 from otel_llm_cost._attribution import (
     UserIdHasher,
     attribution,
@@ -27,6 +26,7 @@ from otel_llm_cost._attribution import (
     is_hashed_user_id,
     span_tags,
 )
+from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
 
 KEY = b"test-key-0123456789abcdef"
 

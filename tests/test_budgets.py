@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from conftest import call, calls_table, insert_calls
 from otel_llm_cost import _storage, semconv
-from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
 from otel_llm_cost._attribution import UserIdHasher
+from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
 from otel_llm_cost.budgets import (
     AlertKind,
     Budget,

@@ -25,9 +25,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_llm_cost import _attribution as attribution_module
 from otel_llm_cost import semconv as sc
+from otel_llm_cost._attribution import UserIdHasher
 from otel_llm_cost._enrich import compute_enrichment
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
-from otel_llm_cost._attribution import UserIdHasher
 from otel_llm_cost.pricing import CostBreakdown, PriceBook
 from otel_llm_cost.processor import LLMCostSpanProcessor
 from otel_llm_cost.usage import Usage

@@ -32,8 +32,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from otel_llm_cost import _attribution as attribution_module
 from otel_llm_cost import semconv as sc
-from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost._attribution import UserIdHasher, attribution
+from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.processor import LLMCostSpanProcessor
 from otel_llm_cost.usage import normalize_usage

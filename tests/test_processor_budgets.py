@@ -13,11 +13,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id
 
-from otel_llm_cost import _schema, _storage
 from otel_llm_cost import _attribution as attribution_module
+from otel_llm_cost import _schema, _storage
 from otel_llm_cost import semconv as sc
-from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost._attribution import UserIdHasher
+from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.budgets import Budget, BudgetAlert
 from otel_llm_cost.exporter import DuckDBSpanExporter
 from otel_llm_cost.pricing import PriceBook

@@ -5,8 +5,8 @@ The public surface; everything else is internal. See the README for a tour.
 
 from importlib.metadata import version as _version
 
-from otel_llm_cost._configure import configure
 from otel_llm_cost._attribution import UserIdHasher, attribution
+from otel_llm_cost._configure import configure
 from otel_llm_cost.budgets import Budget, BudgetAlert, BudgetGuard, load_budgets
 from otel_llm_cost.exceptions import BudgetExceeded
 from otel_llm_cost.exporter import DuckDBSpanExporter

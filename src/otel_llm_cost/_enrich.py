@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost import semconv as sc
-from otel_llm_cost._logging import log_once
 from otel_llm_cost._attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
+from otel_llm_cost._logging import log_once
 from otel_llm_cost.pricing import CostBreakdown, CostStatus
 from otel_llm_cost.usage import Usage, normalize_usage
 

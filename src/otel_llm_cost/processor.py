@@ -27,15 +27,15 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otel_llm_cost import _config
 from otel_llm_cost import semconv as sc
-from otel_llm_cost._dedup import DoubleCountGuard
-from otel_llm_cost._enrich import _enriched_copy_of, compute_enrichment, is_llm_candidate
-from otel_llm_cost._logging import log_once
 from otel_llm_cost._attribution import (
     UserIdHasher,
     default_user_id_hasher,
     set_default_user_id_hasher,
     span_tags,
 )
+from otel_llm_cost._dedup import DoubleCountGuard
+from otel_llm_cost._enrich import _enriched_copy_of, compute_enrichment, is_llm_candidate
+from otel_llm_cost._logging import log_once
 
 if TYPE_CHECKING:
     from otel_llm_cost._enrich import _Pricer
