@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 _logger = logging.getLogger("otel_llm_cost")
 
@@ -104,7 +104,7 @@ STORE_ALL_SPANS = EnvVar(
     "OTEL_LLM_COST_STORE_ALL_SPANS",
     _parse_bool,
     False,
-    "Also keep every non-LLM span in the `spans` table for context.",
+    "Also keep every span (LLM or not) in the `spans` table, for context around the calls.",
 )
 LOCK_TIMEOUT_SECONDS = EnvVar(
     "OTEL_LLM_COST_LOCK_TIMEOUT_SECONDS",
@@ -143,9 +143,19 @@ DEDUP_CAPACITY = EnvVar(
     "How many recent LLM calls the double-count guard remembers (bounded memory).",
 )
 
-ALL_VARIABLES: tuple[EnvVar[object], ...] = (
+
+
+PRICE_DATA = EnvVar[str | None](
+    "OTEL_LLM_COST_PRICE_DATA",
+    _parse_optional_str,
+    None,
+    "Path of a genai-prices JSON data file used instead of the data bundled with genai-prices "
+    "(newer prices without upgrading; the user price file still applies on top).",
+)
+ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     DUCKDB_PATH,
     PRICES,
+    PRICE_DATA,
     USER_ID_HASH_KEY,
     HASH_USER_IDS,
     CAPTURE_CONTENT,
@@ -156,13 +166,5 @@ ALL_VARIABLES: tuple[EnvVar[object], ...] = (
     WEBHOOK_URL,
     SERVE_TOKEN,
     DEDUP_CAPACITY,
-)  # type: ignore[assignment]
-
-PRICE_DATA = EnvVar[str | None](
-    "OTEL_LLM_COST_PRICE_DATA",
-    _parse_optional_str,
-    None,
-    "Path of a genai-prices JSON data file used instead of the data bundled with genai-prices "
-    "(newer prices without upgrading; the user price file still applies on top).",
 )
-ALL_VARIABLES = (*ALL_VARIABLES, PRICE_DATA)  # type: ignore[assignment]
+"""Every variable, in the order the README's configuration table lists them."""
