@@ -1,0 +1,36 @@
+"""The README documents what the code does: its tables are checked against the code they describe."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from otel_llm_cost import _config, _schema
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_environment_variable_is_documented_with_its_meaning() -> None:
+    for var in _config.ALL_VARIABLES:
+        row = next((line for line in README.splitlines() if line.startswith(f"| `{var.name}` |")), None)
+        assert row is not None, f"{var.name} is missing from the README's configuration table"
+        assert var.doc in row
+
+
+def test_no_undeclared_environment_variable_is_documented() -> None:
+    declared = {var.name for var in _config.ALL_VARIABLES} | {"OTEL_LLM_COST_OLDEST_SDK_PYTHON"}
+    documented = set(re.findall(r"OTEL_LLM_COST_[A-Z0-9_]+", README))
+    assert documented <= declared
+
+
+def test_llm_calls_schema_table_matches_the_schema() -> None:
+    table = "\n".join(f"| `{name}` | {typ} | {meaning} |" for name, typ, meaning in _schema.CALL_COLUMNS)
+    assert table in README
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    quick_start = README.split("## Quick start on a fresh machine", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    test_command = quick_start.strip().splitlines()[1].split("#", 1)[0].strip()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
