@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
@@ -1458,15 +1459,21 @@ class _Hasher(Protocol):
 class BudgetGuard:
     """Opt-in enforcement: call :meth:`check` before an LLM call to refuse it when a limit is spent.
 
-    Reads the stored spend with SQL each time (exact, shared with every writer of the file). Use it in
-    the process that writes the DuckDB file (pass the exporter's ``CostStore`` or connection), or
-    against a file no other process holds: DuckDB lets one process open a file read-write at a time.
+    Reads the stored spend with SQL each time (exact, shared with every writer of the file). Given a
+    path, the guard holds the file only while a check runs (and ~0.1 s after, for the next check), like
+    a path-backed ``CostStore``: the exporting application, in this process or another, keeps writing.
+    Given a ``CostStore`` it queries through the store; given a connection, it uses it as is.
 
     Args:
-        store_or_path: A ``CostStore`` (its ``connection``), a DuckDB connection, or a file path.
+        store_or_path: A ``CostStore``, a DuckDB connection, or a file path (created, with the tables,
+            if missing).
         budgets: The budgets to enforce (per-call budgets are ignored: the cost is known only after).
         user_id_hasher: Hashes raw user ids passed as ``user=`` (default: ``attribution.UserIdHasher()``,
             the same keyed hash the processor writes).
+
+    Raises:
+        TypeError: ``store_or_path`` is none of those.
+        StorageError: the file cannot be opened.
 
     Example::
 
@@ -1482,21 +1489,27 @@ class BudgetGuard:
         user_id_hasher: _Hasher | None = None,
     ) -> None:
         self._budgets = _validated(budgets)
-        self._owned: duckdb.DuckDBPyConnection | None = None
+        self._owned: _Connectable | None = None
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._store: _Connectable | None = None
         if isinstance(store_or_path, duckdb.DuckDBPyConnection):
             self._connection = store_or_path
         elif isinstance(store_or_path, str | os.PathLike):
-            self._owned = _open_database(store_or_path)
-            self._connection = self._owned
+            self._owned = self._store = _open_store(store_or_path)
         else:
-            connection = getattr(store_or_path, "connection", None)
-            if not isinstance(connection, duckdb.DuckDBPyConnection):
+            if not callable(getattr(store_or_path, "connect", None)):
                 raise TypeError(
                     "store_or_path: expected a CostStore, a DuckDB connection or a path, "
                     f"got {store_or_path!r}"
                 )
-            self._connection = connection
+            self._store = store_or_path  # type: ignore[assignment]  # a CostStore (checked above)
         self._hasher = user_id_hasher
+
+    def _connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        if self._store is not None:
+            return self._store.connect()
+        assert self._connection is not None  # noqa: S101 - set whenever there is no store
+        return contextlib.nullcontext(self._connection)
 
     def _hash_user(self, raw: str) -> str:
         if self._hasher is None:
@@ -1514,16 +1527,17 @@ class BudgetGuard:
         values = {_canonical_scope(k, "entity"): v for k, v in entities.items()}
         if "user" in values:
             values["user"] = self._hash_user(values["user"])
-        result = []
-        for budget in self._budgets:
-            if budget.is_per_call:
-                continue
-            if budget.scope != "global" and budget.scope not in values:
-                continue
-            if not budget.matches(values.get):
-                continue
-            result.append(_status_of(self._connection, budget, values.get(budget.scope), at))
-        return result
+        applicable = [
+            budget
+            for budget in self._budgets
+            if not budget.is_per_call
+            and (budget.scope == "global" or budget.scope in values)
+            and budget.matches(values.get)
+        ]
+        if not applicable:
+            return []
+        with self._connect() as connection:
+            return [_status_of(connection, budget, values.get(budget.scope), at) for budget in applicable]
 
     def check(self, *, at: datetime | None = None, **entities: str) -> None:
         """Raise :class:`BudgetExceeded` if any applicable budget is already spent.
@@ -1557,19 +1571,34 @@ class BudgetGuard:
         values = {_canonical_scope(k, "entity"): v for k, v in entities.items()}
         if "user" in values:
             values["user"] = self._hash_user(values["user"])
-        return remaining_budget(self._connection, chosen, values.get(chosen.scope), at)
+        with self._connect() as connection:
+            return remaining_budget(connection, chosen, values.get(chosen.scope), at)
 
     def close(self) -> None:
-        """Close the connection the guard opened itself (none when given a store or connection)."""
+        """Release the file the guard opened itself (nothing to do when given a store or connection)."""
         if self._owned is not None:
             self._owned.close()
             self._owned = None
 
 
-def _open_database(path: str | os.PathLike[str], *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    from otel_llm_cost import _storage  # noqa: PLC0415 - storage pulls in the exporter's dependencies
+class _Connectable(Protocol):
+    """What BudgetGuard needs from a CostStore."""
 
-    return _storage.connect(path, read_only=read_only)
+    def connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+
+    def close(self) -> None: ...
+
+
+def _open_store(path: str | os.PathLike[str]) -> _Connectable:
+    # Imported here: store imports this module, and storage pulls in the exporter's dependencies.
+    from otel_llm_cost import _storage  # noqa: PLC0415
+    from otel_llm_cost.store import CostStore  # noqa: PLC0415
+
+    if not os.path.exists(path):
+        _storage.connect(path).close()  # a guard set up before the first export creates the file
+    # Read-write: in the exporting process it then shares the exporter's DuckDB instance (a read-only
+    # handle would conflict with it, DESIGN.md fact 5).
+    return CostStore(path, read_only=False)
 
 
 # Budget files -------------------------------------------------------------------------------------

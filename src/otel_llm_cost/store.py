@@ -1,14 +1,23 @@
 """CostStore: the read/query API over the DuckDB file the exporter writes.
 
 Every report returns small frozen dataclasses with exact :class:`~decimal.Decimal` money. Each result
-also carries what produced it, so analysts can continue in DuckDB or Arrow::
+also carries the rows it was built from, so analysts can continue in DuckDB or Arrow::
 
     store = CostStore("llm_costs.duckdb")
     rows = store.cost_by("feature", start, end)
     rows[0].total_cost_usd          # Decimal
     rows.arrow()                    # pyarrow.Table, the same rows the dataclasses were built from
-    rows.relation().filter("call_count > 10").order("key")   # lazy DuckDB relation, re-runs the SQL
+    rows.relation().filter("call_count > 10").order("key")   # DuckDB relation over those rows
     rows.df()                       # pandas DataFrame (needs pandas)
+
+Sharing the file with the exporting application (DESIGN.md fact 5: while any process holds a DuckDB
+file, no other process can open it read-write): a CostStore opened on a path holds the file only while
+it runs queries. It opens the file for a query and keeps the handle while queries keep coming, then
+closes it ``hold_idle_s`` (0.1 s) after the last one, and at the next query boundary after
+``hold_max_s`` (1 s) of continuous holding it lets a waiting writer in. The exporter waits for the file
+with backoff (``lock_timeout_s``, 5 s by default), so a notebook or ``otel-llm-cost report`` beside a
+running app makes it wait a few ms at most and never spool. A connection passed in by the caller is used
+as given, never closed.
 
 Conventions: windows are half-open ``[start, end)`` on the call's start time and need timezone-aware
 datetimes (``None`` means unbounded); only billable calls are summed; a call whose price is unknown is
@@ -18,8 +27,11 @@ counted in ``unpriced_calls`` and never contributes $0 silently (a group with no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
@@ -64,15 +76,15 @@ _THOUSAND = Decimal(1000)
 
 @dataclass(frozen=True, slots=True)
 class _Source:
-    """The SQL that produced a result and the Arrow table it was read from (one execution)."""
+    """The SQL that produced a result, the Arrow table it returned, and the caller's connection if any."""
 
-    connection: duckdb.DuckDBPyConnection
+    connection: duckdb.DuckDBPyConnection | None
     query: Query
     table: pa.Table
 
 
 class _Tabular:
-    """Analyst access shared by every result: Arrow table, lazy DuckDB relation, pandas frame."""
+    """Analyst access shared by every result: Arrow table, DuckDB relation, pandas frame."""
 
     __slots__ = ()
     _source: _Source | None
@@ -82,12 +94,17 @@ class _Tabular:
         return self._require_source().table
 
     def relation(self) -> duckdb.DuckDBPyRelation:
-        """The producing SQL as a lazy DuckDB relation: compose it (filter, join, aggregate) in DuckDB.
+        """The result's rows as a DuckDB relation: compose it (filter, join, aggregate) in DuckDB.
 
-        It re-runs against the current data when fetched, so it may include calls stored since.
+        It is a snapshot, the rows of :meth:`arrow`, so it agrees with the dataclasses and does not
+        re-read the store: a path-backed CostStore does not keep the file open after the query (that
+        would stop the exporting application from writing). With a caller-owned connection
+        (``CostStore(connection)``) the relation lives on that connection, so it can be joined with
+        ``connection.table("llm_calls")``; otherwise on a private in-memory DuckDB.
         """
         source = self._require_source()
-        return source.connection.sql(source.query.sql, params=list(source.query.params))
+        connection = source.connection.cursor() if source.connection is not None else duckdb.connect()
+        return connection.from_arrow(source.table)
 
     def df(self) -> Any:
         """The result as a pandas DataFrame.
@@ -432,8 +449,132 @@ def _build(cls: Callable[..., T], record: dict[str, Any], source: _Source) -> T:
     return cls(**values, _source=source)
 
 
+# A writer waiting for the file retries every 25-50 ms (_storage backoff cap); a reader that has held
+# the file for hold_max_s stays out this long before reopening so that a waiting writer gets in.
+_WRITER_GAP_S: Final = 0.06
+
+
+class _FileHolder:
+    """The file handle of a path-backed CostStore: opened for queries, closed soon after the last one.
+
+    Reopening costs ~15 ms, so back-to-back queries (a CLI report, a notebook cell) share one handle; a
+    background thread closes it ``hold_idle_s`` after the last query ends. The thread exists only while
+    the file is held.
+    """
+
+    def __init__(
+        self, path: Path, *, read_only: bool, hold_idle_s: float, hold_max_s: float, timeout_s: float
+    ) -> None:
+        self.path = path
+        self.read_only = read_only
+        self.hold_idle_s = hold_idle_s
+        self.hold_max_s = hold_max_s
+        self.timeout_s = timeout_s
+        self.opens = 0  # how many times the file was opened (tests and benchmarks read it)
+        self._cond = threading.Condition()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._active = 0
+        self._held_since = 0.0
+        self._last_use = 0.0
+        self._closed = False
+        self._closer: threading.Thread | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while the file is open."""
+        return self._connection is not None
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the file for one query or block of queries (opens the file if needed)."""
+        with self._cond:
+            if self._closed:
+                raise StorageError(f"this CostStore on {self.path} is closed")
+            if (
+                self._connection is not None
+                and self._active == 0
+                and time.monotonic() - self._held_since >= self.hold_max_s
+            ):
+                self._close()
+                time.sleep(_WRITER_GAP_S)  # under the lock: no other thread of ours reopens meanwhile
+            if self._connection is None:
+                self._open()
+            assert self._connection is not None  # noqa: S101 - _open sets it or raises
+            self._active += 1
+            connection = self._connection
+        try:
+            cursor = connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._last_use = time.monotonic()
+                if self._active == 0 and self.hold_idle_s == 0:
+                    self._close()
+                else:
+                    self._cond.notify_all()
+
+    def close(self) -> None:
+        """Close the file now; later queries raise StorageError."""
+        with self._cond:
+            self._closed = True
+            self._close()
+            self._cond.notify_all()
+
+    def _open(self) -> None:
+        self._connection = _storage.connect(self.path, read_only=self.read_only, timeout_s=self.timeout_s)
+        self.opens += 1
+        self._held_since = self._last_use = time.monotonic()
+        if self.hold_idle_s > 0 and (self._closer is None or not self._closer.is_alive()):
+            self._closer = threading.Thread(
+                target=_closer_loop,
+                args=(weakref.ref(self),),
+                name="otel-llm-cost-store-release",
+                daemon=True,
+            )
+            self._closer.start()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _release_if_idle(self) -> bool:
+        """Close the file when no query runs and none ran for hold_idle_s; False once nothing is held."""
+        if self._connection is None:
+            return False
+        if self._active == 0:
+            idle = time.monotonic() - self._last_use
+            if idle >= self.hold_idle_s:
+                self._close()
+                return False
+            self._cond.wait(self.hold_idle_s - idle)
+        else:
+            self._cond.wait()  # woken when a query ends
+        return True
+
+
+def _closer_loop(ref: weakref.ReferenceType[_FileHolder]) -> None:
+    while True:
+        holder = ref()
+        if holder is None:
+            return
+        with holder._cond:
+            if holder._closer is not threading.current_thread() or not holder._release_if_idle():
+                if holder._closer is threading.current_thread():
+                    holder._closer = None
+                return
+        del holder
+
+
 class CostStore:
     """Query LLM spend stored by :class:`~otel_llm_cost.exporter.DuckDBSpanExporter`.
+
+    A store opened on a path holds the file only while queries run (see the module docstring), so an
+    application can keep exporting to it meanwhile; a connection passed in is used as given.
 
     Args:
         path_or_connection: a DuckDB file path, or an open ``duckdb.DuckDBPyConnection`` (for example the
@@ -441,9 +582,15 @@ class CostStore:
         read_only: open a path read-only (the default; several readers can share a file). Pass False to
             use :meth:`reprice`, or to read in the process that also writes the file (DuckDB refuses a
             read-only and a read-write handle on the same file in one process).
+        hold_idle_s: keep the file open this long after a query for the next one (0: close after each).
+        hold_max_s: after holding the file this long without a pause, step aside for a waiting writer
+            before the next query.
+        timeout_s: how long a query waits for a file the exporting application is writing.
 
     Raises:
         StorageError: the file does not exist or cannot be opened.
+        SchemaVersionError: the file was written by a newer otel-llm-cost.
+        ValueError: a negative hold or timeout.
 
     Example::
 
@@ -457,26 +604,48 @@ class CostStore:
         path_or_connection: str | os.PathLike[str] | duckdb.DuckDBPyConnection,
         *,
         read_only: bool = True,
+        hold_idle_s: float = 0.1,
+        hold_max_s: float = 1.0,
+        timeout_s: float = 10.0,
     ) -> None:
+        for name, value in (
+            ("hold_idle_s", hold_idle_s),
+            ("hold_max_s", hold_max_s),
+            ("timeout_s", timeout_s),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        self._holder: _FileHolder | None = None
+        self._connection: duckdb.DuckDBPyConnection | None = None
         if isinstance(path_or_connection, duckdb.DuckDBPyConnection):
             self._connection = path_or_connection
-            self._owned = False
             self.path: Path | None = None
         else:
             self.path = Path(path_or_connection)
             if not self.path.is_file():
                 raise StorageError(f"no DuckDB file at {self.path}")
-            self._connection = _storage.connect(self.path, read_only=read_only)
-            self._owned = True
-        self.read_only = read_only and self._owned
+            self._holder = _FileHolder(
+                self.path,
+                read_only=read_only,
+                hold_idle_s=hold_idle_s,
+                hold_max_s=hold_max_s,
+                timeout_s=timeout_s,
+            )
+            # Open once now: a missing table or a newer schema is reported here, not at the first report.
+            with self._holder.cursor():
+                pass
+        self.read_only = read_only and self._holder is not None
         self._local = threading.local()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection if CostStore opened it (a connection passed in stays open)."""
-        if self._owned:
-            self._connection.close()
+        """Release the file now (a store on a path); a connection passed in stays open.
+
+        A closed path-backed store refuses further queries.
+        """
+        if self._holder is not None:
+            self._holder.close()
 
     def __enter__(self) -> Self:
         return self
@@ -487,27 +656,60 @@ class CostStore:
         self.close()
 
     @property
+    def holds_file(self) -> bool:
+        """True while a path-backed store has the file open (between queries it soon stops)."""
+        return self._holder is not None and self._holder.held
+
+    @property
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor on the store (DuckDB refuses concurrent calls on one connection)."""
+        """This thread's cursor on the caller's connection (``CostStore(connection)`` only).
+
+        A store opened on a path has no lasting connection; use :meth:`connect` for a block of queries.
+
+        Raises:
+            StorageError: the store was opened on a path.
+        """
+        if self._connection is None:
+            raise StorageError(
+                "a CostStore opened on a path holds the file only while it queries: "
+                "use `with store.connect() as connection:` for your own SQL"
+            )
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
             cursor = self._connection.cursor()
             self._local.cursor = cursor
         return cursor
 
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the store for a block of your own queries; yields a DuckDB cursor valid inside the block.
+
+        On a path-backed store the file is held for the block (the exporting application waits
+        meanwhile, so keep it short: under ``lock_timeout_s``, 5 s by default, or it spools); with a
+        caller-owned connection this is that connection's cursor for this thread.
+
+        Raises:
+            StorageError: the file cannot be opened within ``timeout_s``, or the store is closed.
+        """
+        if self._holder is None:
+            yield self.connection
+            return
+        with self._holder.cursor() as cursor:
+            yield cursor
+
     def _fetch(self, query: Query) -> tuple[_Source, list[dict[str, Any]]]:
         source = self._execute(query)
         return source, source.table.to_pylist()
 
     def _execute(self, query: Query) -> _Source:
-        connection = self.connection
-        try:
-            table = connection.sql(query.sql, params=list(query.params)).to_arrow_table()
-        except duckdb.Error as exc:
-            raise StorageError(
-                f"query failed on {self.path or 'the connection'}: {_first_line(exc)}"
-            ) from exc
-        return _Source(connection, query, table)
+        with self.connect() as connection:
+            try:
+                table = connection.sql(query.sql, params=list(query.params)).to_arrow_table()
+            except duckdb.Error as exc:
+                raise StorageError(
+                    f"query failed on {self.path or 'the connection'}: {_first_line(exc)}"
+                ) from exc
+        return _Source(self._connection, query, table)
 
     def _rows(self, cls: Callable[..., T], query: Query) -> Rows[T]:
         source = self._execute(query)
@@ -650,6 +852,10 @@ class CostStore:
     def sql(self, query: str, params: Sequence[object] | None = None) -> Rows[dict[str, Any]]:
         """Run any SQL on the store (read-only unless opened with ``read_only=False``).
 
+        On a path-backed store each call may run on a freshly opened file, so session state (``SET``,
+        temporary tables, attached databases) does not carry over to the next call: run such work in
+        one ``with store.connect() as connection:`` block, or pass your own connection to CostStore.
+
         Args:
             query: SQL text; use ``?`` placeholders for values.
             params: the placeholder values.
@@ -660,20 +866,19 @@ class CostStore:
         Raises:
             QueryError: DuckDB rejected the query.
         """
-        connection = self.connection
         bound = Query(query, tuple(params or ()))
-        try:
-            relation = connection.sql(query, params=list(bound.params))
-            if relation is None:  # a statement without a result (SET, INSERT... on a writable store)
-                return Rows([], _Source(connection, bound, pa.table({})))
-            table = relation.to_arrow_table()
-        except duckdb.Error as exc:
-            raise QueryError(f"query failed: {_first_line(exc)}") from exc
+        with self.connect() as connection:
+            try:
+                relation = connection.sql(query, params=list(bound.params))
+                # A statement without a result (SET, INSERT... on a writable store) returns None.
+                table = pa.table({}) if relation is None else relation.to_arrow_table()
+            except duckdb.Error as exc:
+                raise QueryError(f"query failed: {_first_line(exc)}") from exc
         records = [
             {k: _utc(v) if isinstance(v, datetime) and v.tzinfo else v for k, v in r.items()}
             for r in table.to_pylist()
         ]
-        return Rows(records, _Source(connection, bound, table))
+        return Rows(records, _Source(self._connection, bound, table))
 
     # -- budgets -----------------------------------------------------------------------------------
 
@@ -682,14 +887,16 @@ class CostStore:
 
         Delegates to :func:`otel_llm_cost.budgets.evaluate_budgets`.
         """
-        return _budgets.evaluate_budgets(self.connection, budgets, at)
+        with self.connect() as connection:
+            return _budgets.evaluate_budgets(connection, budgets, at)
 
     def remaining(self, budget: Budget, entity: str | None = None, at: datetime | None = None) -> Decimal:
         """What ``entity`` may still spend under ``budget`` in the window containing ``at``.
 
         Delegates to :func:`otel_llm_cost.budgets.remaining_budget`.
         """
-        return _budgets.remaining_budget(self.connection, budget, entity, at)
+        with self.connect() as connection:
+            return _budgets.remaining_budget(connection, budget, entity, at)
 
     # -- savings and repricing -------------------------------------------------------------------
 
@@ -841,17 +1048,19 @@ class CostStore:
             + [(col, money if col in _MONEY_COLUMNS else pa.string()) for col in _queries.REPRICE_UPDATED]
         )
         table = pa.Table.from_pylist(changed, schema=schema)
-        connection = self.connection
-        connection.register("_repriced_calls", table)
-        try:
-            connection.begin()
-            connection.execute(_queries.reprice_update("_repriced_calls"))
-            connection.commit()
-        except duckdb.Error as exc:
-            connection.rollback()
-            raise StorageError(f"reprice could not update {self.path or 'the store'}: {exc}") from exc
-        finally:
-            connection.unregister("_repriced_calls")
+        # The file is held for the UPDATE only, not while Python prices the candidates: a reprice of
+        # many rows must not make the exporting application spool.
+        with self.connect() as connection:
+            connection.register("_repriced_calls", table)
+            try:
+                connection.begin()
+                connection.execute(_queries.reprice_update("_repriced_calls"))
+                connection.commit()
+            except duckdb.Error as exc:
+                connection.rollback()
+                raise StorageError(f"reprice could not update {self.path or 'the store'}: {exc}") from exc
+            finally:
+                connection.unregister("_repriced_calls")
 
 
 _MONEY_COLUMNS: Final = frozenset(
