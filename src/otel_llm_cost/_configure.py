@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_llm_cost import _config
 from otel_llm_cost.budgets import Budget, load_budgets
+from otel_llm_cost.exceptions import BudgetConfigError
 from otel_llm_cost.exporter import DuckDBSpanExporter
 from otel_llm_cost.processor import LLMCostSpanProcessor
 
@@ -44,35 +45,47 @@ def configure(
 
     Args:
         db_path: DuckDB file; default ``OTEL_LLM_COST_DUCKDB_PATH`` or ``llm_costs.duckdb``.
-        tracer_provider: Provider to add the processor to; default a new ``TracerProvider()``
+        tracer_provider: Provider to add the processor to. Default: the global SDK provider when
+            one is already set (as under ``opentelemetry-instrument``), else a new ``TracerProvider()``
             (resource from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``).
         otlp: Also export over OTLP/HTTP. Default: only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
             ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set.
         pricing: Price book; default :meth:`PriceBook.default` (bundled data + ``OTEL_LLM_COST_PRICES``).
-        budgets: Budgets, or the path of a budgets TOML file; default ``OTEL_LLM_COST_BUDGETS`` if set.
+        budgets: Budgets, or the path of a budgets TOML file; default the file named by
+            ``OTEL_LLM_COST_BUDGETS`` if set (a malformed file named there is logged and ignored, so a
+            bad deployment variable cannot stop the application from starting).
         alert_sinks: Where budget alerts go (default: Python logging, plus
             ``OTEL_LLM_COST_WEBHOOK_URL`` if set).
-        set_global: Make the provider the global one, unless a global SDK provider is already set.
+        set_global: Make a newly created provider the global one.
 
     Returns:
         The configured provider. Call ``provider.shutdown()`` (or rely on the SDK's atexit hook)
         to flush.
 
     Raises:
-        PriceFileError, BudgetConfigError: a price or budget file is malformed.
+        PriceFileError, BudgetConfigError: a price or budget file given as an argument is malformed.
 
     Example:
         >>> provider = configure("llm_costs.duckdb", set_global=False)  # doctest: +SKIP
     """
-    provider = tracer_provider if tracer_provider is not None else TracerProvider()
+    provider = tracer_provider
+    install_global = False
+    if provider is None:
+        current = trace.get_tracer_provider()
+        if isinstance(current, TracerProvider):
+            # Under opentelemetry-instrument (or an earlier setup) the instrumentations already use the
+            # global SDK provider: enriching a new, unused provider would price nothing.
+            provider = current
+        else:
+            provider = TracerProvider()
+            install_global = set_global
 
     if budgets is None:
-        budgets_file = _config.BUDGETS_FILE.get()
-        budget_list: Sequence[Budget] = load_budgets(budgets_file) if budgets_file else ()
+        budget_list = _budgets_from_environment()
     elif isinstance(budgets, str | os.PathLike):
         budget_list = load_budgets(budgets)
     else:
-        budget_list = budgets
+        budget_list = list(budgets)
 
     wrapped: list[Any] = [BatchSpanProcessor(DuckDBSpanExporter(db_path))]
     if otlp is None:
@@ -88,10 +101,17 @@ def configure(
     provider.add_span_processor(
         LLMCostSpanProcessor(*wrapped, pricing=pricing, budgets=budget_list, alert_sinks=alert_sinks)
     )
-    if set_global:
-        current = trace.get_tracer_provider()
-        if isinstance(current, TracerProvider):
-            _logger.warning("a global SDK TracerProvider is already set; configure() did not replace it")
-        else:
-            trace.set_tracer_provider(provider)
+    if install_global:
+        trace.set_tracer_provider(provider)
     return provider
+
+
+def _budgets_from_environment() -> list[Budget]:
+    path = _config.BUDGETS_FILE.get()
+    if not path:
+        return []
+    try:
+        return list(load_budgets(path))
+    except (BudgetConfigError, OSError) as exc:
+        _logger.error("ignoring %s=%s: %s", _config.BUDGETS_FILE.name, path, exc)
+        return []

@@ -11,6 +11,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import duckdb
+
 from otel_llm_cost import _cli_budgets, _cli_prices, _cli_reports, _cli_serve
 from otel_llm_cost.exceptions import OtelLLMCostError
 
@@ -40,8 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.handler(args)
-    except (OtelLLMCostError, ValueError, OSError) as exc:
-        print(f"otel-llm-cost: error: {exc}", file=sys.stderr)
+    except (OtelLLMCostError, ValueError, OSError, duckdb.Error) as exc:
+        # Expected failures (bad input, a missing or foreign file, SQL errors in `query`) are one line,
+        # never a traceback; -v shows the traceback for bug reports.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"otel-llm-cost: error: {first_line}", file=sys.stderr)
+        if args.verbose:
+            logging.getLogger("otel_llm_cost").exception("details")
         return 2
     except KeyboardInterrupt:
         return 130
