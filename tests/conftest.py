@@ -24,6 +24,10 @@ from otel_llm_cost import _schema, _storage
 BASE_TIME = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
 
+# Set by .ci/run to steer the harness itself, not the code under test.
+_TEST_HARNESS_VARIABLES = frozenset({"OTEL_LLM_COST_OLDEST_SDK_PYTHON", "OTEL_LLM_COST_LIVE_REQUIRED"})
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test away from the developer's configuration and home directory.
@@ -33,7 +37,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     running the suite may change what a test sees.
     """
     for name in list(os.environ):
-        if name.startswith("OTEL_LLM_COST_") and name != "OTEL_LLM_COST_OLDEST_SDK_PYTHON":
+        if name.startswith("OTEL_LLM_COST_") and name not in _TEST_HARNESS_VARIABLES:
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
