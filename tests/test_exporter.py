@@ -490,3 +490,52 @@ def test_rows_table_matches_the_schema_contract() -> None:
     assert batch.spans is not None
     assert batch.spans.column_names == [name for name, _, _ in _schema.SPAN_COLUMNS]
     assert isinstance(batch.calls, pa.Table)
+
+
+def test_a_batch_mixing_attribute_name_sets_keeps_each_span_its_own_values() -> None:
+    # Rows are gathered per set of attribute names (one plan per instrumentation's shape): spans of
+    # different shapes interleaved in one batch must still get their own values, in span order.
+    minimal = {sc.LLM_COST_STATUS: "unpriced", sc.GEN_AI_SYSTEM: "openai", "cost.team": 7}
+    other_convention = enriched_attributes(**{sc.LLM_COST_BILLABLE: False, "extra.key": "x"})
+    del other_convention[sc.LLM_PROVIDER_NAME]  # provider now comes from gen_ai.provider.name
+    spans = [make_span(), make_span(minimal), make_span(other_convention), make_span()]
+    calls = build_rows(spans, enrich=None, capture_content=False, store_all_spans=False).calls
+    assert calls["span_id"].to_pylist() == [f"{span.context.span_id:016x}" for span in spans]
+    assert calls["billable"].to_pylist() == [True, True, False, True]  # absent means billable
+    assert calls["provider"].to_pylist() == ["anthropic", "openai", "anthropic", "anthropic"]
+    assert calls["input_tokens"].to_pylist() == [1200, None, 1200, 1200]
+    assert calls["tags"].to_pylist() == [[("team", "search")], [("team", "7")]] + [[("team", "search")]] * 2
+    documents = [json.loads(text) for text in calls["attributes"].to_pylist()]
+    assert documents[1] == {}
+    assert documents[2]["extra.key"] == "x"
+    assert "extra.key" not in documents[0]
+
+
+def test_a_none_value_falls_through_to_the_next_source_name() -> None:
+    # Attributes built as a plain dict (an enriched copy, spans priced here) may hold None: the column
+    # takes the next name in priority order, as it would if the attribute were absent.
+    attributes = enriched_attributes(
+        **{sc.LLM_PROVIDER_NAME: None, sc.GEN_AI_REQUEST_MODEL: None, sc.LLM_COST_BILLABLE: None}
+    )
+    spans = [make_span(attributes), make_span()]
+    calls = build_rows(spans, enrich=None, capture_content=False, store_all_spans=False).calls
+    assert calls["provider"].to_pylist() == ["anthropic", "anthropic"]  # from gen_ai.provider.name
+    assert calls["request_model"].to_pylist() == ["claude-sonnet-4-20250514", "claude-sonnet-4-0"]
+    assert calls["billable"].to_pylist() == [True, True]
+
+
+def test_duration_is_null_when_the_span_has_no_end_time() -> None:
+    ended = make_span(duration_ns=2_500_000)
+    open_span = ReadableSpan(
+        name="chat",
+        context=SpanContext(1, 99, is_remote=False),
+        attributes=enriched_attributes(),
+        start_time=START_NS,
+        end_time=None,
+    )
+    calls = build_rows([ended, open_span], enrich=None, capture_content=False, store_all_spans=False).calls
+    assert calls["duration_ms"].to_pylist() == [2.5, None]
+    assert calls["service_name"].to_pylist() == [
+        "checkout",
+        open_span.resource.attributes.get(sc.SERVICE_NAME),
+    ]
