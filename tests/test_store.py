@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +15,7 @@ import pytest
 
 from conftest import BASE_TIME, CallsDB, call
 from otel_llm_cost import _storage
-from otel_llm_cost.budgets import Budget
+from otel_llm_cost.budgets import Budget, BudgetGuard
 from otel_llm_cost.exceptions import QueryError, StorageError, UnknownDimensionError
 from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.store import CostStore, _usage_of
@@ -218,6 +219,108 @@ def test_results_offer_arrow_and_a_composable_relation(store: CostStore) -> None
     relation = rows.relation()
     assert relation.filter("call_count > 1").aggregate("count(*)").fetchall() == [(1,)]
     assert store.summary().arrow().num_rows == 1
+
+
+def test_arrow_tables_match_what_duckdb_returns_for_the_same_sql(store: CostStore) -> None:
+    results = [
+        store.cost_by("feature"),
+        store.daily_cost(BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=1), "Europe/Berlin"),
+        store.summary(),
+        store.top_calls(3),
+        store.steps_for_workflow("none"),  # empty result: typed columns, no rows
+        store.savings(),
+    ]
+    with store.connect() as connection:
+        for result in results:
+            query = result._require_source().query
+            native = connection.sql(query.sql, params=list(query.params)).to_arrow_table()
+            assert result.arrow().schema == native.schema
+            assert result.arrow().equals(native)
+
+
+def test_relation_is_a_snapshot_of_the_result(calls_db: CallsDB) -> None:
+    calls_db.insert(call(cost_usd="1"))
+    with CostStore(calls_db.path, hold_idle_s=0) as store:
+        rows = store.cost_by("feature")
+        calls_db.insert(call(cost_usd="2"))  # the store released the file: a writer gets in
+        assert rows.relation().aggregate("sum(total_cost_usd)").fetchall() == [(D(1),)]
+        assert store.summary().cost_usd == D(3)
+
+
+def test_relation_on_a_callers_connection_joins_the_stored_calls(calls_db: CallsDB) -> None:
+    calls_db.insert(call(feature="a", cost_usd="1"), call(feature="a", cost_usd="2"))
+    connection = _storage.connect(calls_db.path)
+    try:
+        store = CostStore(connection)
+        joined = store.cost_by("feature").relation().join(connection.table("llm_calls"), "key = feature")
+        assert joined.aggregate("count(*)").fetchall() == [(2,)]
+    finally:
+        connection.close()
+
+
+# -- holding the file only while querying ------------------------------------------------------------
+
+
+def _released(store: CostStore) -> bool:
+    deadline = time.monotonic() + 30  # a bound for a loaded machine, not a timing assertion
+    while store.holds_file and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not store.holds_file
+
+
+def test_a_store_on_a_path_releases_the_file_after_its_queries(calls_db: CallsDB) -> None:
+    calls_db.insert(call(cost_usd="1"))
+    with CostStore(calls_db.path) as store:
+        assert store.summary().cost_usd == D(1)
+        assert _released(store)
+        # A writer in this process can open the file (a held read-only handle would conflict with it).
+        calls_db.insert(call(cost_usd="2"))
+        assert store.summary().cost_usd == D(3)
+
+
+def test_back_to_back_queries_share_one_open(calls_db: CallsDB) -> None:
+    with CostStore(calls_db.path, hold_idle_s=60) as store:
+        holder = store._holder
+        assert holder is not None
+        for _ in range(5):
+            store.summary()
+        assert holder.opens == 1
+        assert store.holds_file
+    assert not store.holds_file  # close() releases at once
+
+
+def test_hold_idle_zero_closes_after_each_query(calls_db: CallsDB) -> None:
+    with CostStore(calls_db.path, hold_idle_s=0) as store:
+        store.cost_by_model()
+        assert not store.holds_file
+        with store.connect() as connection:
+            assert store.holds_file
+            assert connection.execute("SELECT count(*) FROM llm_calls").fetchone() == (0,)
+        assert not store.holds_file
+
+
+def test_a_path_store_has_no_lasting_connection_and_refuses_use_after_close(calls_db: CallsDB) -> None:
+    store = CostStore(calls_db.path)
+    with pytest.raises(StorageError, match=r"store\.connect\(\)"):
+        _ = store.connection
+    store.close()
+    with pytest.raises(StorageError, match="closed"):
+        store.summary()
+    with pytest.raises(ValueError, match="hold_idle_s"):
+        CostStore(calls_db.path, hold_idle_s=-1)
+
+
+def test_budget_guard_on_a_path_does_not_keep_the_file(calls_db: CallsDB) -> None:
+    calls_db.insert(call(org_id="o", cost_usd="5"))
+    guard = BudgetGuard(calls_db.path, [Budget("month", "org", "month", 100)])
+    try:
+        assert guard.remaining("month", org="o", at=BASE_TIME + timedelta(hours=1)) == D(95)
+        assert guard._owned is not None
+        assert _released(guard._owned)  # type: ignore[arg-type]  # a CostStore
+        # Nothing of the guard's is open: a read-only connection (another configuration) opens at once.
+        _storage.connect(calls_db.path, read_only=True, timeout_s=0).close()
+    finally:
+        guard.close()
 
 
 def test_read_only_store_refuses_writes_and_missing_file_is_not_created(tmp_path: Path) -> None:
