@@ -4,7 +4,12 @@ For each batch size: stream ``--spans`` enriched ReadableSpans (built directly, 
 leaves them) through ``DuckDBSpanExporter.export`` in batches the BatchSpanProcessor would make, into a
 fresh file; then, into another fresh file, insert the very same rows from Arrow tables prepared
 beforehand (untimed ``build_rows``), one transaction per batch on one connection, no idempotency check.
-Span construction is never timed. RSS is printed every 10% to show memory stays flat while streaming.
+Both sides use the same table, the same ``checkpoint_threshold`` and pay their final checkpoint (the
+exporter's ``shutdown()``, the raw connection's ``close()``). Span construction is never timed.
+
+Figures are wall clock and process CPU time (all threads, DuckDB's included): on a shared machine the
+CPU figure is the steadier one. RSS is printed every 10% to show memory stays flat while streaming; the
+peak is reset between phases (``/proc/self/clear_refs``) so each phase reports its own.
 
     /work/venv/bin/python benchmarks/bench_exporter.py                 # 1M spans, batches of 512 and 8192
     /work/venv/bin/python benchmarks/bench_exporter.py --spans 100000 --batch 512
@@ -13,6 +18,8 @@ Span construction is never timed. RSS is printed every 10% to show memory stays 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import tempfile
 import time
@@ -27,7 +34,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from otel_llm_cost import _schema, _storage
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._rows import build_rows
-from otel_llm_cost.exporter import DuckDBSpanExporter
+from otel_llm_cost.exporter import CHECKPOINT_THRESHOLD, DuckDBSpanExporter
 
 RESOURCE = Resource.create({sc.SERVICE_NAME: "bench-service", "deployment.environment": "prod"})
 SCOPES = [
@@ -127,42 +134,66 @@ def batches(total: int, size: int, seed: int) -> Iterator[list[ReadableSpan]]:
         yield make_spans(min(size, total - offset), offset, rng)
 
 
-def run_exporter(path: Path, total: int, size: int) -> float:
+class Clock:
+    """Wall and process-CPU seconds accumulated over the timed sections only."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+
+
+def _reset_peak_rss() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def run_exporter(path: Path, total: int, size: int) -> Clock:
+    _reset_peak_rss()
     exporter = DuckDBSpanExporter(path, lock_timeout_s=30)
-    elapsed = 0.0
+    clock = Clock()
     done = 0
     report_every = max(total // 10, 1)
     next_report = report_every
     for batch in batches(total, size, seed=size):
-        started = time.perf_counter()
-        exporter.export(batch)
-        elapsed += time.perf_counter() - started
+        with clock.timed():
+            exporter.export(batch)
         done += len(batch)
         if done >= next_report:
-            print(f"    exporter {done:>9,} spans  {done / elapsed:>9,.0f} spans/s  {_status()}")
+            print(f"    exporter {done:>9,} spans  {done / clock.wall:>9,.0f} spans/s  {_status()}")
             next_report += report_every
-    started = time.perf_counter()
-    exporter.shutdown()  # releases the file: the final checkpoint is part of the cost
-    return elapsed + time.perf_counter() - started
+    with clock.timed():
+        exporter.shutdown()  # releases the file: the final checkpoint is part of the cost
+    return clock
 
 
-def run_raw(path: Path, total: int, size: int) -> float:
-    elapsed = 0.0
+def run_raw(path: Path, total: int, size: int) -> Clock:
+    _reset_peak_rss()
+    clock = Clock()
     con = _storage.connect(path)
+    con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")  # as the exporter's connection
     try:
         for batch in batches(total, size, seed=size):
             table = build_rows(batch, enrich=None, capture_content=False, store_all_spans=False).calls
-            started = time.perf_counter()
-            con.execute("BEGIN TRANSACTION")
-            con.register("prepared", table)
-            con.execute(f"INSERT INTO {_schema.CALLS_TABLE} BY NAME SELECT * FROM prepared")
-            con.unregister("prepared")
-            con.execute("COMMIT")
-            elapsed += time.perf_counter() - started
+            with clock.timed():
+                con.execute("BEGIN TRANSACTION")
+                con.register("prepared", table)
+                con.execute(f"INSERT INTO {_schema.CALLS_TABLE} BY NAME SELECT * FROM prepared")
+                con.unregister("prepared")
+                con.execute("COMMIT")
     finally:
-        started = time.perf_counter()
-        con.close()  # the final checkpoint counts, as it does for the exporter's shutdown()
-    return elapsed + time.perf_counter() - started
+        with clock.timed():
+            con.close()  # the final checkpoint counts, as it does for the exporter's shutdown()
+    print(f"    raw done  {_status()}")
+    return clock
 
 
 def main() -> None:
@@ -173,18 +204,26 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = args.batch or [512, 8192]
-    print(f"{args.spans:,} enriched LLM spans per run; {_status()}")
+    print(f"{args.spans:,} enriched LLM spans per run; load average {_load()}; {_status()}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             print(f"batch size {size}:")
             e2e = run_exporter(Path(tmp) / f"exporter-{size}.duckdb", args.spans, size)
             raw = run_raw(Path(tmp) / f"raw-{size}.duckdb", args.spans, size)
-            e2e_rate, raw_rate = args.spans / e2e, args.spans / raw
             print(
-                f"  end-to-end export {e2e_rate:>9,.0f} spans/s ({e2e:.1f} s)   "
-                f"raw Arrow insert {raw_rate:>9,.0f} rows/s ({raw:.1f} s)   "
-                f"ratio {e2e_rate / raw_rate:.2f}   {_status()}"
+                f"  end-to-end export {args.spans / e2e.wall:>9,.0f} spans/s ({e2e.wall:.1f} s wall, "
+                f"{e2e.cpu / args.spans * 1e6:.1f} us CPU/span)   "
+                f"raw Arrow insert {args.spans / raw.wall:>9,.0f} rows/s ({raw.wall:.1f} s wall, "
+                f"{raw.cpu / args.spans * 1e6:.1f} us CPU/row)"
             )
+            print(
+                f"  ratio {raw.wall / e2e.wall:.2f} wall, {raw.cpu / e2e.cpu:.2f} CPU   "
+                f"load average {_load()}"
+            )
+
+
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -539,3 +539,33 @@ def test_duration_is_null_when_the_span_has_no_end_time() -> None:
         "checkout",
         open_span.resource.attributes.get(sc.SERVICE_NAME),
     ]
+
+
+def _checkpoint_threshold(con: Any) -> str:
+    row = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_files_the_exporter_opens_checkpoint_at_release_not_every_16mb(db: Path) -> None:
+    exporter = DuckDBSpanExporter(db, hold_idle_s=0.05)
+    seen: list[str] = []
+    exporter.add_commit_listener(lambda info: seen.append(_checkpoint_threshold(info.connection)))
+    assert exporter.export([make_span() for _ in range(50)]) is SpanExportResult.SUCCESS
+    assert seen == ["953.6 MiB"]  # DuckDB shows CHECKPOINT_THRESHOLD ('1GB') in MiB
+    # Releasing the file checkpoints it: a reader then opens a compact file with no WAL to replay.
+    with contextlib.closing(_storage.connect(db, read_only=True, timeout_s=10)) as con:
+        assert con.execute(f"SELECT count(*) FROM {_schema.CALLS_TABLE}").fetchone() == (50,)
+    wal = Path(f"{db}.wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    exporter.shutdown()
+
+
+def test_a_caller_owned_connection_keeps_its_checkpoint_setting(tmp_path: Path) -> None:
+    con = _storage.connect(tmp_path / "owned.duckdb")
+    before = _checkpoint_threshold(con)
+    exporter = DuckDBSpanExporter(connection=con)
+    assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+    assert _checkpoint_threshold(con) == before
+    exporter.shutdown()
+    con.close()
