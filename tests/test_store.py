@@ -289,6 +289,15 @@ def test_back_to_back_queries_share_one_open(calls_db: CallsDB) -> None:
     assert not store.holds_file  # close() releases at once
 
 
+def test_after_hold_max_the_store_steps_aside_before_the_next_query(calls_db: CallsDB) -> None:
+    with CostStore(calls_db.path, hold_idle_s=60, hold_max_s=0) as store:
+        holder = store._holder
+        assert holder is not None
+        store.summary()
+        store.summary()
+        assert holder.opens == 3  # the opening check, then a reopen before each query
+
+
 def test_hold_idle_zero_closes_after_each_query(calls_db: CallsDB) -> None:
     with CostStore(calls_db.path, hold_idle_s=0) as store:
         store.cost_by_model()
