@@ -121,3 +121,13 @@ def test_memory_is_bounded_by_capacity() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         DoubleCountGuard(0)
+
+
+def test_many_identical_calls_in_one_trace_stay_bounded_and_billable() -> None:
+    guard = DoubleCountGuard(100)
+    # An embedding batch: thousands of calls with the same counts in one trace, no SDK spans.
+    for n in range(1_000):
+        assert llm(guard, 1 + n, start_ns=10 * n, end_ns=10 * n + 5).billable
+    assert all(len(seen) <= 64 for seen in guard._by_usage.values())
+    # An SDK span overlapping the latest call is still recognised as its duplicate.
+    assert llm(guard, 5_000, native_sdk=True, start_ns=9_990, end_ns=9_995) == Verdict(False, f"{1_000:016x}")

@@ -28,8 +28,10 @@ revised afterwards, so preferring the instrumentation's span when the SDK's span
 would mean holding spans back; the guard does not, and billing the leaf never loses usage.
 
 Memory is bounded: each table is an LRU of at most ``capacity`` entries
-(``OTEL_LLM_COST_DEDUP_CAPACITY``). A parent that ended more than ``capacity`` LLM spans ago is
-forgotten, so a pathological trace can be over-counted, never under-counted.
+(``OTEL_LLM_COST_DEDUP_CAPACITY``), and rule 2 remembers at most 64 unmatched spans per trace,
+token counts and scope kind. A parent that ended more than ``capacity`` LLM spans ago is
+forgotten, so a pathological trace can be over-counted, never under-counted. Every span end is
+O(1): rule 2 looks only at the spans of the other scope kind with the same counts.
 """
 
 from __future__ import annotations
@@ -57,11 +59,15 @@ _YES: Final = Verdict(True, None)
 _AGGREGATE: Final = Verdict(False, None)
 
 
-class _Seen(NamedTuple):
-    span_id: int
-    start_ns: int
-    end_ns: int
-    native: bool
+# An LLM span that can still absorb one duplicate: (span_id, start_ns, end_ns). A plain tuple: one
+# is built per billable LLM span, and a NamedTuple's Python-level __new__ costs ~0.3 us more.
+_Seen = tuple[int, int, int]
+_UsageKey = tuple[int, int, int, bool]
+"""(trace_id, input_tokens, output_tokens, is the Anthropic SDK's span)."""
+
+_MAX_SEEN_PER_USAGE: Final = 64
+"""How many not-yet-matched spans one (trace, usage, scope kind) remembers: a trace with thousands
+of identical calls (same counts, e.g. an embedding batch) must not make each end scan them all."""
 
 
 class DoubleCountGuard:
@@ -84,7 +90,7 @@ class DoubleCountGuard:
         self._capacity = capacity
         self._lock = threading.Lock()
         self._by_response: OrderedDict[str, int] = OrderedDict()
-        self._by_usage: OrderedDict[tuple[int, int, int], list[_Seen]] = OrderedDict()
+        self._by_usage: OrderedDict[_UsageKey, list[_Seen]] = OrderedDict()
         # Span ids of spans still open that are known to contain an LLM span.
         self._ancestors: OrderedDict[int, None] = OrderedDict()
 
@@ -140,24 +146,27 @@ class DoubleCountGuard:
         """
         with self._lock:
             was_ancestor = self._ancestors.pop(span_id, _MISSING) is not _MISSING
-            self._remember_ancestor(parent_span_id)
+            if parent_span_id is not None:
+                self._remember_ancestor(parent_span_id)
             if response_id:
                 first = self._by_response.get(response_id)
                 if first is not None:
                     self._by_response.move_to_end(response_id)
                     return Verdict(False, format_span_id(first))
-            key: tuple[int, int, int] | None = None
-            candidates: list[_Seen] | None = None
+            key: _UsageKey | None = None
             if input_tokens is not None and output_tokens is not None and (input_tokens or output_tokens):
-                key = (trace_id, input_tokens, output_tokens)
-                candidates = self._by_usage.get(key)
-                if candidates and not aggregate:
-                    for index, seen in enumerate(candidates):
-                        if seen.native != native_sdk and seen.start_ns <= end_ns and start_ns <= seen.end_ns:
-                            del candidates[index]
-                            if not candidates:
-                                del self._by_usage[key]
-                            return Verdict(False, format_span_id(seen.span_id))
+                key = (trace_id, input_tokens, output_tokens, native_sdk)
+                if not aggregate:
+                    # Rule 2 pairs an SDK span with a non-SDK one: look only at the other kind.
+                    other_key = (trace_id, input_tokens, output_tokens, not native_sdk)
+                    others = self._by_usage.get(other_key)
+                    if others:
+                        for index, (seen_id, seen_start, seen_end) in enumerate(others):
+                            if seen_start <= end_ns and start_ns <= seen_end:
+                                del others[index]
+                                if not others:
+                                    del self._by_usage[other_key]
+                                return Verdict(False, format_span_id(seen_id))
             if aggregate or was_ancestor:
                 return _AGGREGATE
             if response_id:
@@ -165,11 +174,14 @@ class DoubleCountGuard:
                 if len(self._by_response) > self._capacity:
                     self._by_response.popitem(last=False)
             if key is not None:
-                entry = _Seen(span_id, start_ns, end_ns, native_sdk)
-                if candidates:
-                    candidates.append(entry)
-                else:
+                entry: _Seen = (span_id, start_ns, end_ns)
+                same = self._by_usage.get(key)
+                if same is None:
                     self._by_usage[key] = [entry]
                     if len(self._by_usage) > self._capacity:
                         self._by_usage.popitem(last=False)
+                else:
+                    same.append(entry)
+                    if len(same) > _MAX_SEEN_PER_USAGE:
+                        del same[0]  # forgotten: at worst over-counted, never under-counted
             return _YES

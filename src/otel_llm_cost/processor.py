@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
@@ -34,7 +34,7 @@ from otel_llm_cost._attribution import (
     span_tags,
 )
 from otel_llm_cost._dedup import DoubleCountGuard
-from otel_llm_cost._enrich import _enriched_copy_of, compute_enrichment, is_llm_candidate
+from otel_llm_cost._enrich import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
 from otel_llm_cost._logging import log_once
 
 if TYPE_CHECKING:
@@ -196,25 +196,16 @@ class LLMCostSpanProcessor(SpanProcessor):
         """Forward ``span`` (enriched copy for an LLM span) to every wrapped processor (never raises)."""
         forwarded = span
         try:
-            attributes = span.attributes or {}
+            # The span's own plain dict, read-only: every lookup through span.attributes runs
+            # Python code in the SDK's BoundedAttributes, and this runs for every span.
+            attributes = span_attributes(span)
             scope = span.instrumentation_scope
             scope_name = scope.name if scope is not None else None
             extra = None
-            plain: dict[str, Any] | None = None
             # LLM_COST_STATUS present: already enriched upstream (another service's processor,
             # re-sent to the collector); its figures and billable verdict stand.
-            if is_llm_candidate(attributes, scope_name):
-                # One plain-dict copy: every lookup on the SDK's attribute map runs Python code
-                # (a miss raises KeyError inside Mapping.__contains__), and the copy needs a dict.
-                plain = dict(attributes)
-            if plain is not None and sc.LLM_COST_STATUS not in plain:
-                extra = compute_enrichment(
-                    plain,
-                    scope_name=scope_name,
-                    start_time_ns=span.start_time,
-                    pricebook=self._pricing,
-                    hasher=self._hasher,
-                )
+            if is_llm_candidate(attributes, scope_name) and sc.LLM_COST_STATUS not in attributes:
+                extra = _enrichment(attributes, scope_name, span.start_time, self._pricing, self._hasher)
             if extra is None:
                 if self._guard.tracking_ancestors:
                     context, parent = span.context, span.parent
@@ -222,9 +213,9 @@ class LLMCostSpanProcessor(SpanProcessor):
                         self._guard.non_llm_span_ended(
                             context.span_id, parent.span_id if parent is not None else None
                         )
-            elif plain is not None:
-                billable = self._mark_billable(span, plain, extra, scope_name)
-                forwarded = _enriched_copy_of(span, plain, extra)
+            else:
+                billable = self._mark_billable(span, attributes, extra, scope_name)
+                forwarded = _enriched_copy_of(span, dict(attributes), extra)
                 if billable and self._budget_engine is not None:
                     self._check_call_budgets(forwarded)
         except Exception as exc:
@@ -246,7 +237,7 @@ class LLMCostSpanProcessor(SpanProcessor):
     def _mark_billable(
         self,
         span: ReadableSpan,
-        attributes: Any,
+        attributes: Mapping[str, Any],
         extra: dict[str, Any],
         scope_name: str | None,
     ) -> bool:
