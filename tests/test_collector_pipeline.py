@@ -233,6 +233,8 @@ def test_serve_stores_everything_acknowledged_when_sigterm_arrives(tmp_path: Pat
 
     assert process.returncode == 0, stderr
     assert "30 span(s) accepted" in stderr
+    # No shared user-id key: the operator is told that hashes here will not match the senders'.
+    assert "OTEL_LLM_COST_USER_ID_KEY is not set" in stderr
     assert query(db, "SELECT count(*), count(DISTINCT response_id) FROM llm_calls") == [(30, 30)]
     alerts = query(db, "SELECT budget, entity FROM budget_alerts")
     assert ("per_org_daily", "org_1") in alerts

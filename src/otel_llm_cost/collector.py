@@ -677,6 +677,15 @@ def serve(
         )
     if on_ready is not None:
         on_ready(receiver)
+    if _config.USER_ID_HASH_KEY.get() is None:
+        # The receiver hashes raw user ids (OpenInference user.id, Traceloop association properties)
+        # with its own key; senders that hash in-process with attribution() use theirs. Without one
+        # shared key the same user gets two ids and per-user budgets split.
+        _logger.warning(
+            "%s is not set: raw user ids received here are hashed with this machine's key, which "
+            "differs from the senders' unless they share it; set the same secret everywhere",
+            _config.USER_ID_HASH_KEY.name,
+        )
     receiver.serve_forever()
     return receiver.stats
 
