@@ -18,7 +18,8 @@ from otel_llm_cost import _schema, _storage
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._attribution import UserIdHasher
 from otel_llm_cost._logging import reset_log_once
-from otel_llm_cost.budgets import Budget, BudgetAlert
+from otel_llm_cost.budgets import Budget, BudgetAlert, BudgetGuard
+from otel_llm_cost.exceptions import BudgetExceeded
 from otel_llm_cost.exporter import DuckDBSpanExporter
 from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.processor import LLMCostSpanProcessor
@@ -104,3 +105,25 @@ def test_window_budgets_are_evaluated_after_each_duckdb_commit(pricebook: PriceB
         stored = connection.execute(f"SELECT count(*) FROM {_schema.ALERTS_TABLE}").fetchone()
     assert stored is not None
     assert stored[0] >= 1
+
+
+def test_guard_hashes_users_with_the_processors_key(pricebook: PriceBook, tmp_path: Path) -> None:
+    # The processor was given its own key; a guard built without one must look up the same hash,
+    # or it reads $0 for every user and never refuses a call.
+    path = tmp_path / "costs.duckdb"
+    processor = LLMCostSpanProcessor(DuckDBSpanExporter(path), pricing=pricebook, user_id_hasher=HASHER)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    with attribution_module.attribution(user_id="u-1"):
+        provider.get_tracer("app").start_span("call", attributes=CALL).end()
+    assert processor.force_flush(30_000)
+
+    guard = BudgetGuard(path, [Budget.per_user_daily("0.01")])
+    try:
+        with pytest.raises(BudgetExceeded) as caught:
+            guard.check(user="u-1")
+        assert caught.value.entity == HASHER.hash("u-1")
+        guard.check(user="u-2")
+    finally:
+        guard.close()
+        provider.shutdown()

@@ -253,7 +253,8 @@ class Budget:
         tz: IANA time zone of calendar windows (``Europe/Berlin``); ignored by other windows.
         where: Narrows the budget to calls whose scope values match, e.g. ``{"org": "org_123"}`` or
             ``{"feature": ["search", "chat"]}`` (any of). User ids are stored as a keyed hash, so a
-            ``user`` filter must hold the hashed id: ``attribution.UserIdHasher().hash("u-42")``.
+            ``user`` filter must hold the hashed id:
+            ``otel_llm_cost._attribution.default_user_id_hasher().hash("u-42")`` (the processor's key).
 
     Raises:
         BudgetConfigError: (a ``ValueError``) for any invalid argument; the message names the field.
@@ -1468,8 +1469,11 @@ class BudgetGuard:
         store_or_path: A ``CostStore``, a DuckDB connection, or a file path (created, with the tables,
             if missing).
         budgets: The budgets to enforce (per-call budgets are ignored: the cost is known only after).
-        user_id_hasher: Hashes raw user ids passed as ``user=`` (default: ``attribution.UserIdHasher()``,
-            the same keyed hash the processor writes).
+        user_id_hasher: Hashes raw user ids passed as ``user=``. Default: the process-wide hasher
+            (``otel_llm_cost._attribution.default_user_id_hasher()``), which an
+            ``LLMCostSpanProcessor(user_id_hasher=...)`` in this process registers, so the guard looks
+            up the same keyed hash the processor writes. In another process, pass the same key (or set
+            ``OTEL_LLM_COST_USER_ID_KEY`` in both).
 
     Raises:
         TypeError: ``store_or_path`` is none of those.
@@ -1512,11 +1516,13 @@ class BudgetGuard:
         return contextlib.nullcontext(self._connection)
 
     def _hash_user(self, raw: str) -> str:
-        if self._hasher is None:
-            from otel_llm_cost._attribution import UserIdHasher  # noqa: PLC0415 - avoid an import cycle
+        hasher = self._hasher
+        if hasher is None:
+            # Resolved at each check, not once: a processor built after the guard still sets the key.
+            from otel_llm_cost._attribution import default_user_id_hasher  # noqa: PLC0415 - import cycle
 
-            self._hasher = UserIdHasher()
-        return self._hasher.hash(raw)
+            hasher = default_user_id_hasher()
+        return hasher.hash(raw)
 
     def statuses(self, *, at: datetime | None = None, **entities: str) -> list[BudgetStatus]:
         """The status of every budget that applies to ``entities`` (scope name -> raw value).
