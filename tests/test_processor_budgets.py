@@ -127,3 +127,36 @@ def test_guard_hashes_users_with_the_processors_key(pricebook: PriceBook, tmp_pa
     finally:
         guard.close()
         provider.shutdown()
+
+
+def test_per_call_and_window_budgets_read_the_provider_as_stored(
+    pricebook: PriceBook, tmp_path: Path
+) -> None:
+    # A legacy span names its provider "Anthropic" in gen_ai.system; the stored provider column holds
+    # the normalised llm.provider_name. The same `where` must select the call in both kinds of budget.
+    legacy = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_SYSTEM: "Anthropic",
+        sc.GEN_AI_REQUEST_MODEL: "claude-3-5-sonnet-20241022",
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 100_000,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 10_000,
+    }
+    alerts: list[BudgetAlert] = []
+    only_anthropic = {"provider": "anthropic"}
+    processor = LLMCostSpanProcessor(
+        DuckDBSpanExporter(tmp_path / "costs.duckdb"),
+        pricing=pricebook,
+        budgets=[
+            Budget.per_call("0.01", where=only_anthropic),
+            Budget("anthropic-daily", "global", "day", "0.01", thresholds=[1], where=only_anthropic),
+        ],
+        alert_sinks=[alerts.append],
+        user_id_hasher=HASHER,
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    provider.get_tracer("app").start_span("call", attributes=legacy).end()
+    assert processor.force_flush(30_000)
+    provider.shutdown()
+
+    assert sorted(a.budget for a in alerts if a.kind == "threshold") == ["anthropic-daily", "per_call"]

@@ -40,6 +40,7 @@ import duckdb
 
 from otel_llm_cost import _budget_sql, _config, semconv
 from otel_llm_cost._logging import log_once
+from otel_llm_cost._rows import _ATTRIBUTE_COLUMNS
 from otel_llm_cost._schema import CREATE_ALERTS
 from otel_llm_cost._sinks import (
     AlertSink,
@@ -99,20 +100,6 @@ _SCOPE_ALIASES: Final[Mapping[str, str]] = {
     "service_name": "service",
 }
 
-# Where check_call finds each scope on an enriched span (first present wins).
-_SCOPE_ATTRIBUTES: Final[Mapping[str, tuple[str, ...]]] = {
-    "session": (semconv.COST_SESSION_ID,),
-    "user": (semconv.COST_USER_ID,),
-    "org": (semconv.COST_ORG_ID,),
-    "feature": (semconv.COST_FEATURE,),
-    "agent": (semconv.COST_AGENT,),
-    "workflow": (semconv.COST_WORKFLOW_ID,),
-    "workflow_label": (semconv.COST_WORKFLOW_LABEL,),
-    "step": (semconv.COST_STEP,),
-    "model": (semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_REQUEST_MODEL, semconv.LLM_MODEL),
-    "provider": (semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM, semconv.LLM_PROVIDER_NAME),
-}
-
 # Where on_commit finds each scope in a batch of llm_calls rows (first non-null wins).
 _SCOPE_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
     "call": ("span_id",),
@@ -127,6 +114,15 @@ _SCOPE_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
     "model": ("response_model", "request_model"),
     "provider": ("provider",),
     "service": ("service_name",),
+}
+
+_COLUMN_ATTRIBUTES: Final[Mapping[str, tuple[str, ...]]] = dict(_ATTRIBUTE_COLUMNS)
+# Where check_call finds each scope on an enriched span: the attributes that fill those columns, in
+# the order the exporter tries them (_rows is the one table), so a `where` selects the same calls
+# per call as over stored rows (e.g. provider: the normalised llm.provider_name before gen_ai.system).
+_SCOPE_ATTRIBUTES: Final[Mapping[str, tuple[str, ...]]] = {
+    scope: tuple(name for column in columns for name in _COLUMN_ATTRIBUTES.get(column, ()))
+    for scope, columns in _SCOPE_COLUMNS.items()
 }
 
 _WINDOW_ALIASES: Final[Mapping[str, str]] = {
