@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -465,6 +466,7 @@ def test_per_call_budget_fires_at_enrichment_once_and_is_recorded(con: duckdb.Du
     assert keys(fired) == [("000000000000001f", "threshold", "1")]
     assert fired[0].trace_id == f"{0xABC:032x}"
     assert (again, cheap, duplicate) == ([], [], [])
+    assert engine.flush(5)
     assert got == fired
     commit(con, engine)  # the next committed batch (even an empty one) records per-call alerts
     assert stored(con) == [("per_call", "000000000000001f", "call", "threshold", Decimal("1.000000"))]
@@ -475,7 +477,55 @@ def test_per_call_unpriced_warns_once_per_model() -> None:
     engine = BudgetEngine([Budget.per_call(1)], [got.append])
     for span_id in (1, 2):
         engine.check_call({semconv.GEN_AI_REQUEST_MODEL: "mystery"}, span_id=span_id)
+    assert engine.flush(5)
     assert keys(got) == [("mystery", "unpriced", "0")]
+
+
+def test_per_call_alerts_are_delivered_off_the_application_thread() -> None:
+    # A pager that blocks must not block the request whose span ended: check_call returns while the
+    # sink is still inside its first alert, and the worker delivers the rest in order once released.
+    entered = threading.Event()
+    release = threading.Event()
+    delivered: list[tuple[BudgetAlert, bool, str]] = []
+
+    def blocking_pager(alert: BudgetAlert) -> None:
+        entered.set()
+        released = release.wait(30)  # a synchronous delivery would wait here, inside check_call
+        delivered.append((alert, released, threading.current_thread().name))
+
+    engine = BudgetEngine([Budget.per_call(1)], [blocking_pager])
+    first = engine.check_call({semconv.LLM_COST_USD: 2.0}, span_id=1)
+    assert entered.wait(30)  # the sink runs, and is blocked...
+    second = engine.check_call({semconv.LLM_COST_USD: 3.0}, span_id=2)  # ...yet calls still return
+    assert delivered == []
+    release.set()
+    assert engine.flush(30)
+    assert [(alert, released) for alert, released, _ in delivered] == [(*first, True), (*second, True)]
+    assert all(name != threading.current_thread().name for _, _, name in delivered)
+    engine.shutdown(5)
+
+
+def test_a_full_per_call_alert_queue_drops_and_counts_never_blocks() -> None:
+    entered = threading.Event()
+    release = threading.Event()
+    got: list[BudgetAlert] = []
+
+    def blocking_pager(alert: BudgetAlert) -> None:
+        entered.set()
+        release.wait(30)
+        got.append(alert)
+
+    engine = BudgetEngine([Budget.per_call(1)], [blocking_pager], max_queued_alerts=2)
+    fired = engine.check_call({semconv.LLM_COST_USD: 2.0}, span_id=1)
+    assert entered.wait(30)  # the worker holds alert 1; the queue has room for 2 more
+    for span_id in range(2, 6):
+        fired += engine.check_call({semconv.LLM_COST_USD: 2.0}, span_id=span_id)
+    assert len(fired) == 5  # every call fired (and is recorded in budget_alerts at the next commit)
+    assert ERROR_COUNTS["budgets.alerts.queue_full"] == 2
+    release.set()
+    assert engine.flush(30)
+    assert got == fired[:3]
+    engine.shutdown(5)
 
 
 def test_check_call_never_raises() -> None:

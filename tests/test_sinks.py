@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_llm_cost import semconv
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
+from otel_llm_cost._sinks import deliver
 from otel_llm_cost.budgets import (
     Budget,
     BudgetAlert,
@@ -104,9 +105,10 @@ def endpoint() -> Iterator[Endpoint]:
 
 
 def fire_one(sinks: list[Any], span_id: int = 0x1F) -> BudgetAlert:
-    """Fire one real alert (a per-call budget crossed) into ``sinks``."""
-    engine = BudgetEngine([Budget.per_call(1)], sinks)
+    """Fire one real alert (a per-call budget crossed) and deliver it to ``sinks`` as the engine does."""
+    engine = BudgetEngine([Budget.per_call(1)], [])
     [alert] = engine.check_call({semconv.LLM_COST_USD: 2.5}, trace_id=0xABC, span_id=span_id)
+    deliver(alert, sinks)
     return alert
 
 

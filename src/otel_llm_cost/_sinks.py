@@ -1,9 +1,9 @@
 """Where budget alerts go: Python logging, any callable, a webhook, an OpenTelemetry log record.
 
 A sink is any callable taking a :class:`~otel_llm_cost.budgets.BudgetAlert`. Delivery runs on the
-telemetry path (the exporter's thread after a commit, or the application's thread for per-call budgets),
-so :func:`deliver` never raises: a failing sink is logged once, counted, and the other sinks still run.
-The webhook only enqueues; a background thread does the network I/O.
+telemetry path (the exporter's thread after a commit; per-call alerts on the engine's own worker thread,
+never the application's), so :func:`deliver` never raises: a failing sink is logged once, counted, and
+the other sinks still run. The webhook only enqueues; a background thread does the network I/O.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar
 
 from otel_llm_cost import semconv
 from otel_llm_cost._logging import log_once
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "WEBHOOK_PAYLOAD_TYPE",
     "AlertSink",
+    "BackgroundQueue",
     "LoggingSink",
     "OTelLogSink",
     "WebhookSink",
@@ -78,6 +79,134 @@ def shutdown_sinks(sinks: Sequence[AlertSink], timeout_s: float) -> None:
             shutdown(max(0.0, deadline - time.monotonic()))
         except Exception as exc:
             log_once(_logger, "budgets.sink.shutdown", logging.WARNING, "alert sink shutdown failed: %r", exc)
+
+
+_T = TypeVar("_T")
+
+
+class BackgroundQueue(Generic[_T]):
+    """A bounded queue drained by one daemon thread that calls ``handle(item)`` for each item.
+
+    :meth:`put` never blocks and never raises: when the queue is full or shut down the item is dropped,
+    logged once and counted (``ERROR_COUNTS["<log_key>.queue_full"]`` / ``"<log_key>.closed"``).
+
+    Args:
+        handle: Called on the worker thread for each item; an exception is logged, never propagated.
+        label: Names the queue in log messages (``webhook https://...``).
+        log_key: Prefix of the deduplicated log / error-count keys.
+        thread_name: Name of the worker thread.
+        max_size: Items waiting before new ones are dropped.
+    """
+
+    def __init__(
+        self, handle: Callable[[_T], object], *, label: str, log_key: str, thread_name: str, max_size: int
+    ) -> None:
+        self._handle = handle
+        self._label = label
+        self._log_key = log_key
+        self._thread_name = thread_name
+        self._max_size = max_size
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
+        self._pid = -1
+        self._queue: queue.Queue[_T | None] = queue.Queue(max_size)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.abandoned = threading.Event()
+        """Set when :meth:`shutdown` timed out: a long-running ``handle`` may watch it to give up early."""
+
+    def put(self, item: _T) -> bool:
+        """Queue ``item`` and return at once; False when it was dropped (queue full or shut down)."""
+        with self._lock:
+            if self._closed:
+                log_once(
+                    _logger,
+                    f"{self._log_key}.closed",
+                    logging.WARNING,
+                    "%s is shut down; alert not sent",
+                    self._label,
+                )
+                return False
+            self._ensure_worker()
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                log_once(
+                    _logger,
+                    f"{self._log_key}.queue_full",
+                    logging.WARNING,
+                    "%s is behind (%d alerts queued); alert dropped",
+                    self._label,
+                    self._max_size,
+                )
+                return False
+            self._pending += 1
+        return True
+
+    def _ensure_worker(self) -> None:
+        # Threads do not survive fork(): a child starts its own worker and queue (as the SDK's
+        # BatchSpanProcessor does), dropping what the parent had queued, which the parent still handles.
+        if self._pid != os.getpid() or self._thread is None:
+            self._pid = os.getpid()
+            self._queue = queue.Queue(self._max_size)
+            self._pending = 0
+            self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None or self.abandoned.is_set():
+                return  # shut down, or abandoned after the shutdown timeout (the rest is dropped)
+            try:
+                self._handle(item)
+            except Exception as exc:  # the worker must survive anything
+                log_once(
+                    _logger,
+                    f"{self._log_key}.worker",
+                    logging.WARNING,
+                    "%s worker error: %r",
+                    self._label,
+                    exc,
+                )
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every queued item was handled; True if that happened within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            if self._pid != os.getpid():
+                return True
+            while self._pending > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def shutdown(self, timeout_s: float = 5.0) -> bool:
+        """Handle what is queued within ``timeout_s``, then stop the worker; True if all was handled.
+
+        After the timeout the worker abandons the rest and exits on its own (it is a daemon thread).
+        """
+        with self._lock:
+            self._closed = True
+            thread = self._thread if self._pid == os.getpid() else None
+        if thread is None:
+            return True
+        done = self.flush(timeout_s)
+        if not done:
+            self.abandoned.set()
+        # When full, the abandon flag drains the queue instead.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        if done:
+            thread.join(timeout_s)
+        return done
 
 
 class LoggingSink:
@@ -159,16 +288,14 @@ class WebhookSink:
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
-        self._max_queue_size = max_queue_size
         self._headers = {"Content-Type": "application/json", "User-Agent": "otel-llm-cost", **(headers or {})}
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._pending = 0
-        self._pid = -1
-        self._queue: queue.Queue[bytes | None] = queue.Queue(max_queue_size)
-        self._thread: threading.Thread | None = None
-        self._abandon = threading.Event()
-        self._closed = False
+        self._queue: BackgroundQueue[bytes] = BackgroundQueue(
+            self._deliver,
+            label=f"webhook {url}",
+            log_key="budgets.webhook",
+            thread_name="otel-llm-cost-webhook",
+            max_size=max_queue_size,
+        )
 
     def __call__(self, alert: BudgetAlert) -> None:
         """Enqueue ``alert`` for delivery and return at once."""
@@ -176,55 +303,7 @@ class WebhookSink:
 
     def enqueue(self, body: bytes) -> bool:
         """Queue a JSON body; False when it was dropped (queue full or sink shut down)."""
-        with self._lock:
-            if self._closed:
-                log_once(
-                    _logger,
-                    "budgets.webhook.closed",
-                    logging.WARNING,
-                    "webhook sink %s is shut down; alert not sent",
-                    self.url,
-                )
-                return False
-            self._ensure_worker()
-            try:
-                self._queue.put_nowait(body)
-            except queue.Full:
-                log_once(
-                    _logger,
-                    "budgets.webhook.queue_full",
-                    logging.WARNING,
-                    "webhook %s is behind (%d alerts queued); alert dropped",
-                    self.url,
-                    self._max_queue_size,
-                )
-                return False
-            self._pending += 1
-        return True
-
-    def _ensure_worker(self) -> None:
-        # Threads do not survive fork(): a child starts its own worker and queue (as the SDK's
-        # BatchSpanProcessor does), dropping what the parent had queued, which the parent still sends.
-        if self._pid != os.getpid() or self._thread is None:
-            self._pid = os.getpid()
-            self._queue = queue.Queue(self._max_queue_size)
-            self._pending = 0
-            self._thread = threading.Thread(target=self._run, name="otel-llm-cost-webhook", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            body = self._queue.get()
-            if body is None or self._abandon.is_set():
-                return  # shut down, or abandoned after the shutdown timeout (the rest is dropped)
-            try:
-                self._deliver(body)
-            except Exception as exc:  # the worker must survive anything
-                log_once(_logger, "budgets.webhook.worker", logging.WARNING, "webhook worker error: %r", exc)
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+        return self._queue.put(body)
 
     def _deliver(self, body: bytes) -> None:
         for attempt in range(self._max_attempts):
@@ -244,7 +323,7 @@ class WebhookSink:
                 )
                 return
             delay = min(self._max_backoff_s, self._backoff_s * (2**attempt))
-            if self._abandon.wait(delay):
+            if self._queue.abandoned.wait(delay):
                 return
 
     def _post(self, body: bytes) -> tuple[bool, str] | None:
@@ -261,36 +340,14 @@ class WebhookSink:
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every queued alert was delivered or given up; True if that happened in time."""
-        deadline = time.monotonic() + timeout_s
-        with self._idle:
-            if self._pid != os.getpid():
-                return True
-            while self._pending > 0:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
-        return True
+        return self._queue.flush(timeout_s)
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
         """Deliver what is queued within ``timeout_s``, then stop the worker; True if all was sent.
 
         After the timeout the worker abandons the rest (retries included) and exits on its own.
         """
-        with self._lock:
-            self._closed = True
-            thread = self._thread if self._pid == os.getpid() else None
-        if thread is None:
-            return True
-        done = self.flush(timeout_s)
-        if not done:
-            self._abandon.set()
-        # When full, the abandon flag drains the queue instead; the worker is a daemon thread.
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
-        if done:
-            thread.join(timeout_s)
-        return done
+        return self._queue.shutdown(timeout_s)
 
 
 class OTelLogSink:

@@ -26,6 +26,7 @@ import math
 import os
 import re
 import threading
+import time
 import tomllib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,7 @@ from otel_llm_cost._rows import _ATTRIBUTE_COLUMNS
 from otel_llm_cost._schema import CREATE_ALERTS
 from otel_llm_cost._sinks import (
     AlertSink,
+    BackgroundQueue,
     LoggingSink,
     OTelLogSink,
     WebhookSink,
@@ -902,9 +904,13 @@ class BudgetEngine:
             :class:`WebhookSink` when ``OTEL_LLM_COST_WEBHOOK_URL`` is set.
         clock: Returns the current time (timezone-aware); for tests and replays.
         forecast: Set False to disable burn-rate forecast alerts.
+        max_queued_alerts: Per-call alerts waiting for the delivery thread before new ones are dropped
+            (logged once and counted as ``budgets.alerts.queue_full``; they are still recorded in
+            ``budget_alerts``).
 
     Raises:
         BudgetConfigError: two budgets share a name, or an item is not a :class:`Budget`.
+        ValueError: ``max_queued_alerts`` < 1.
     """
 
     def __init__(
@@ -914,7 +920,10 @@ class BudgetEngine:
         *,
         clock: Callable[[], datetime] | None = None,
         forecast: bool = True,
+        max_queued_alerts: int = 1000,
     ) -> None:
+        if max_queued_alerts < 1:
+            raise ValueError(f"max_queued_alerts: must be >= 1, got {max_queued_alerts!r}")
         self._set(budgets)
         self._sinks: tuple[AlertSink, ...] = tuple(sinks) if sinks is not None else _default_sinks()
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -922,6 +931,18 @@ class BudgetEngine:
         self._lock = threading.Lock()
         self._recent_calls: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._pending: list[BudgetAlert] = []
+        # check_call runs in on_end, on the application's thread: a sink that blocks (a pager, a user
+        # callable) must not block the request, so per-call alerts are handed to a worker thread.
+        self._call_alerts: BackgroundQueue[BudgetAlert] = BackgroundQueue(
+            self._deliver,
+            label="per-call budget alert delivery",
+            log_key="budgets.alerts",
+            thread_name="otel-llm-cost-alerts",
+            max_size=max_queued_alerts,
+        )
+
+    def _deliver(self, alert: BudgetAlert) -> None:
+        deliver(alert, self._sinks)
 
     @property
     def budgets(self) -> tuple[Budget, ...]:
@@ -960,10 +981,11 @@ class BudgetEngine:
         span_id: int | str | None = None,
         start_time_ns: int | None = None,
     ) -> list[BudgetAlert]:
-        """Check per-call budgets against one enriched LLM span; deliver and return what fired.
+        """Check per-call budgets against one enriched LLM span; queue what fired for delivery.
 
-        Never raises: a failure is logged once and counted. Cheap when there are no per-call budgets.
-        The alerts are also recorded in ``budget_alerts`` at the next :meth:`on_commit`.
+        Never raises and never waits on a sink: the alerts are delivered to the sinks by a background
+        thread (:meth:`flush` waits for it), and recorded in ``budget_alerts`` at the next
+        :meth:`on_commit`. A failure is logged once and counted. Cheap when there are no per-call budgets.
 
         Args:
             attributes: The span's attributes including the enrichment (``llm.cost_usd``, ``cost.*``).
@@ -972,7 +994,7 @@ class BudgetEngine:
             start_time_ns: The span's start (epoch ns), reported as the alert's window.
 
         Returns:
-            The alerts delivered for this call.
+            The alerts this call fired (queued for delivery).
         """
         budgets, fast_floor, has_per_call = self._snapshot
         if not has_per_call:
@@ -1031,7 +1053,7 @@ class BudgetEngine:
                 room = _PENDING_RECORDS_MAX - len(self._pending)
                 self._pending.extend(a for a in fired[:room] if a.kind is AlertKind.THRESHOLD)
             for alert in fired:
-                deliver(alert, self._sinks)
+                self._call_alerts.put(alert)
         return fired
 
     def _remember(self, key: tuple[str, str]) -> bool:
@@ -1270,21 +1292,31 @@ class BudgetEngine:
         ]
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until queued webhook deliveries are sent; True if everything was delivered in time."""
-        ok = True
+        """Wait until queued per-call alerts reached the sinks and sinks with a queue (webhooks) sent them.
+
+        Returns:
+            True if everything was delivered within ``timeout_s`` (shared by all the waits).
+        """
+        deadline = time.monotonic() + timeout_s
+        ok = self._call_alerts.flush(timeout_s)
         for sink in self._sinks:
             flush = getattr(sink, "flush", None)
             if callable(flush):
                 try:
-                    ok = bool(flush(timeout_s)) and ok
+                    ok = bool(flush(max(0.0, deadline - time.monotonic()))) and ok
                 except Exception as exc:
                     log_once(_logger, "budgets.flush", logging.WARNING, "alert sink flush failed: %r", exc)
                     ok = False
         return ok
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Flush and stop background sinks (webhook threads), waiting at most ``timeout_s``."""
-        shutdown_sinks(self._sinks, timeout_s)
+        """Deliver queued per-call alerts, then flush and stop background sinks (webhook threads).
+
+        Waits at most ``timeout_s`` in total; what is still queued then is dropped. Never raises.
+        """
+        deadline = time.monotonic() + timeout_s
+        self._call_alerts.shutdown(timeout_s)
+        shutdown_sinks(self._sinks, max(0.0, deadline - time.monotonic()))
 
 
 def _default_sinks() -> tuple[AlertSink, ...]:
