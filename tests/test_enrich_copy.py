@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from otel_llm_cost._enrich import enriched_copy
+from otel_llm_cost._enrich import enriched_copy, span_attributes
 
 
 @pytest.fixture
@@ -162,3 +162,69 @@ def test_sdk_fact_attributes_cannot_be_added_at_or_after_end(exporter: InMemoryS
     assert "set.on_ending" not in attributes
     assert "set.on_end" not in attributes
     provider.shutdown()
+
+
+class _VendorSpan(ReadableSpan):
+    """A ReadableSpan subclass (as a vendor SDK might hand on): copied through the constructor."""
+
+
+def _public_view(span: ReadableSpan) -> dict[str, object]:
+    return {
+        "name": span.name,
+        "context": span.context,
+        "parent": span.parent,
+        "resource": span.resource,
+        "scope": span.instrumentation_scope,
+        "events": span.events,
+        "links": span.links,
+        "status": (span.status.status_code, span.status.description),
+        "kind": span.kind,
+        "times": (span.start_time, span.end_time),
+        "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
+        "attributes": dict(span.attributes or {}),
+    }
+
+
+def test_fast_field_copy_and_constructor_copy_agree(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    # The SDK's own ReadableSpan is copied field by field (speed); anything else is rebuilt
+    # through the public constructor. Both must give the same span.
+    original = make_rich_span(provider, exporter)
+    assert type(original) is ReadableSpan
+    vendor = _VendorSpan(
+        name=original.name,
+        context=original.context,
+        parent=original.parent,
+        resource=original.resource,
+        attributes=original.attributes,
+        events=original.events,
+        links=original.links,
+        kind=original.kind,
+        status=original.status,
+        start_time=original.start_time,
+        end_time=original.end_time,
+        instrumentation_scope=original.instrumentation_scope,
+    )
+
+    fast = enriched_copy(original, {"llm.cost_usd": 0.25})
+    rebuilt = enriched_copy(vendor, {"llm.cost_usd": 0.25})
+
+    fast_view, rebuilt_view = _public_view(fast), _public_view(rebuilt)
+    # The vendor span was built from public data: the SDK's dropped counts are not in it.
+    assert fast_view.pop("dropped") == (1, 1, 1)
+    assert rebuilt_view.pop("dropped") == (0, 0, 0)
+    assert fast_view == rebuilt_view
+    assert fast_view["attributes"] == {**dict(original.attributes or {}), "llm.cost_usd": 0.25}
+
+
+def test_span_attributes_is_the_span_mapping_read_without_copying(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    original = make_rich_span(provider, exporter)
+    view = span_attributes(original)
+    assert dict(view) == dict(original.attributes or {})
+    assert span_attributes(original) is view  # no copy per call
+    plain = ReadableSpan(name="s", attributes={"a": 1})
+    assert dict(span_attributes(plain)) == {"a": 1}
+    assert dict(span_attributes(ReadableSpan(name="empty"))) == {}

@@ -491,3 +491,36 @@ def test_application_decimal_context_does_not_change_costs(book: PriceBook) -> N
         cost = book.compute_cost(calls)
 
     assert cost == expected
+
+
+def test_call_without_cache_tokens_has_every_amount_as_the_general_path_gives_it(book: PriceBook) -> None:
+    # compute_cost skips the Decimal arithmetic on zero cache counts and a zero request fee; the
+    # breakdown must still be the general path's: quantized amounts, zeros as 0E-12.
+    cost = book.compute_cost(usage("gpt-4o", "openai", input_tokens=1000, output_tokens=500))
+    cached = book.compute_cost(
+        usage("gpt-4o", "openai", input_tokens=1001, cache_read_tokens=1, output_tokens=500)
+    )
+
+    amounts = (
+        cost.total_usd,
+        cost.input_usd,
+        cost.cache_read_usd,
+        cost.cache_write_usd,
+        cost.output_usd,
+        cost.cache_saved_usd,
+        cost.request_usd,
+    )
+    assert all(a is not None and a.as_tuple().exponent == MONEY_QUANTUM.as_tuple().exponent for a in amounts)
+    assert (cost.total_usd, cost.input_usd, cost.output_usd) == (D("0.0075"), D("0.0025"), D("0.005"))
+    assert (cost.cache_read_usd, cost.cache_write_usd, cost.cache_saved_usd, cost.request_usd) == (D(0),) * 4
+    # One cache-read token takes the general path: the same uncached input and output figures.
+    assert (cached.input_usd, cached.output_usd, cached.cache_write_usd, cached.request_usd) == (
+        cost.input_usd,
+        cost.output_usd,
+        cost.cache_write_usd,
+        cost.request_usd,
+    )
+    assert repr(cached.cache_write_usd) == repr(cost.cache_write_usd) == "Decimal('0E-12')"
+    assert dataclasses.replace(
+        cached, cache_read_usd=None, cache_saved_usd=None, total_usd=None
+    ) == dataclasses.replace(cost, cache_read_usd=None, cache_saved_usd=None, total_usd=None)

@@ -7,6 +7,7 @@ what that provider returned. See /tests/recording/record.py for how the expectat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -522,3 +523,54 @@ def test_random_attributes_never_raise_and_keep_the_invariants(
         assert text is None or (type(text) is str and text)
     assert usage.streaming in (None, True, False)
     assert all(type(p) is str for p in usage.problems)
+
+
+def test_normalised_usage_is_an_ordinary_frozen_usage() -> None:
+    # normalize_usage builds Usage through slot descriptors (speed); the result must be
+    # indistinguishable from one built by the dataclass constructor.
+    usage = normalize_usage(
+        {
+            sc.GEN_AI_OPERATION_NAME: "chat",
+            sc.GEN_AI_PROVIDER_NAME: "Anthropic",
+            sc.GEN_AI_REQUEST_MODEL: "claude-sonnet-4",
+            sc.GEN_AI_USAGE_INPUT_TOKENS: 1_000,
+            sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 600,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: 200,
+            sc.GEN_AI_RESPONSE_ID: "msg_1",
+            sc.GEN_AI_REQUEST_STREAM: "yes",
+        }
+    )
+    assert usage is not None
+    rebuilt = Usage(**{f.name: getattr(usage, f.name) for f in dataclasses.fields(Usage)})
+
+    assert type(usage) is Usage
+    assert usage == rebuilt
+    assert hash(usage) == hash(rebuilt)
+    assert repr(usage) == repr(rebuilt)
+    assert (usage.provider, usage.cache_read_tokens, usage.response_id) == ("anthropic", 600, "msg_1")
+    assert usage.problems  # the malformed stream flag is reported
+    assert dataclasses.replace(usage, output_tokens=1).output_tokens == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        usage.input_tokens = 0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 0},
+        {sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 0},
+    ],
+    ids=["no-optional-counts", "zero-cache-read", "zero-reasoning"],
+)
+def test_spans_without_cache_or_reasoning_counts_read_like_zero_counts(extra: dict[str, int]) -> None:
+    # Spans with none of the optional count names skip their lookups; the result must be the one
+    # explicit zero counts give.
+    base = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 10,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 5,
+    }
+    assert normalize_usage({**base, **extra}) == normalize_usage(
+        {**base, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 0, sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 0}
+    )

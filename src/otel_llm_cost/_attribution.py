@@ -56,6 +56,10 @@ _KEY_FILE_NAME: Final = "user-id-key"
 _KEY_BYTES: Final = 32
 
 _TAGS_KEY: Final = context.create_key("otel_llm_cost.attribution")
+# The context key W3C baggage lives under, learnt through the public API (set_baggage adds exactly
+# one key to an empty context): span_tags looks it up directly, as it looks up _TAGS_KEY, instead
+# of building baggage.get_all()'s MappingProxy for every span (~0.2 us of a 2 us budget).
+_BAGGAGE_KEY: Final = next(iter(baggage.set_baggage("k", "v", context.Context())))
 
 
 def is_hashed_user_id(value: str) -> bool:
@@ -288,7 +292,7 @@ def span_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> tuple
     tags = ctx.get(_TAGS_KEY)
     if tags is not None:
         return cast(_Tags, tags).attributes
-    if not baggage.get_all(ctx):
+    if not ctx.get(_BAGGAGE_KEY):
         return ()
     return tuple((COST_PREFIX + key, value) for key, value in _baggage_tags(ctx, hasher).items())
 

@@ -371,16 +371,17 @@ def _enriched_copy_of(
 
 
 def span_attributes(span: ReadableSpan) -> Mapping[str, AttributeValue]:
-    """The attributes of an ended span as a read-only mapping, without the SDK's per-lookup cost.
+    """A span's attributes as a read-only mapping, without the SDK's per-lookup cost.
 
     ``ReadableSpan.attributes`` is a MappingProxyType over the SDK's BoundedAttributes, whose
     lookups run Python code (a miss raises and catches KeyError) and whose ``dict()`` copy costs
     ~1.5 us for ten attributes. Its inner dict no longer changes once the span has ended (``end()``
     freezes it since SDK 1.43, and ``set_attribute`` after ``end()`` is dropped before that), so it
-    is read directly. Callers must not mutate the result.
+    is read directly. Callers must not mutate the result; on a span still running (``on_start``)
+    it may change under them, so use it there for point lookups only.
 
     Args:
-        span: An ended span.
+        span: The span (ended, or for point lookups a running one).
 
     Returns:
         The attribute mapping (the span's own dict when the SDK layout allows, else ``span.attributes``).
@@ -389,6 +390,6 @@ def span_attributes(span: ReadableSpan) -> Mapping[str, AttributeValue]:
     if type(raw) is dict:
         return raw
     inner = getattr(raw, "_dict", None)
-    if type(inner) is dict:
+    if isinstance(inner, dict):  # an OrderedDict once SDK 1.40-1.42 reaches the attribute limit
         return inner
     return span.attributes or _NO_ATTRIBUTES

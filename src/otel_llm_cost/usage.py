@@ -521,12 +521,15 @@ def _classify(attributes: Mapping[str, Any], operation: str | None) -> tuple[boo
     """(declares itself an LLM call, is an aggregate span) from the span's kind attributes."""
     oi_kind = _str_value(attributes, sc.OPENINFERENCE_SPAN_KIND)
     tl_kind = _str_value(attributes, sc.TRACELOOP_SPAN_KIND)
+    request_type = _str_value(attributes, sc.LLM_REQUEST_TYPE)
+    if oi_kind is None and tl_kind is None and request_type is None:
+        # Plain OTel GenAI spans (most spans): only the operation name classifies them.
+        return operation in _LLM_OPERATIONS, operation in _AGGREGATE_OPERATIONS
     aggregate = (
         (oi_kind is not None and oi_kind.upper() in _OPENINFERENCE_AGGREGATE_KINDS)
         or (tl_kind is not None and tl_kind.lower() in _TRACELOOP_AGGREGATE_KINDS)
         or (operation is not None and operation in _AGGREGATE_OPERATIONS)
     )
-    request_type = _str_value(attributes, sc.LLM_REQUEST_TYPE)
     declared = (
         (operation is not None and operation in _LLM_OPERATIONS)
         or (oi_kind is not None and oi_kind.upper() in _OPENINFERENCE_LLM_KINDS)
