@@ -40,6 +40,7 @@ from otel_llm_cost.budgets import (
     remaining_budget,
 )
 from otel_llm_cost.exceptions import BudgetExceeded
+from otel_llm_cost.store import CostStore
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -681,3 +682,27 @@ def test_rolling_window_alerts_on_commit_and_ignores_calls_older_than_the_window
     assert keys(got) == [("o", "threshold", "1")]
     assert (got[0].window_start, got[0].window_end) == (NOON - timedelta(hours=24), NOON)
     assert got[0].window_key == "rolling:2026-11-20T00:00:00+00:00"
+
+
+def test_budgets_count_exactly_what_the_reports_count(con: duckdb.DuckDBPyConnection) -> None:
+    # Rows at the edges of the billable / unpriced rules: an older writer's NULL billable, a duplicate,
+    # an unknown price, and a response-cache hit (NULL cost, no API spend: not "unpriced").
+    insert_calls(
+        con,
+        [
+            call(cost_usd="1.5", start_time=NOON),
+            call(cost_usd="2", billable=None, start_time=NOON),
+            call(cost_usd="4", billable=False, start_time=NOON),
+            call(cost_usd=None, start_time=NOON),
+            call(cost_usd=None, from_cache=True, start_time=NOON),
+            call(cost_usd=None, from_cache=None, start_time=NOON),
+        ],
+    )
+    [status] = evaluate_budgets(con, [Budget("all", "global", "day", 100)], NOON)
+    summary = CostStore(con).summary(NOON - timedelta(hours=1), NOON + timedelta(hours=1))
+    assert (status.spent_usd, status.calls, status.unpriced_calls) == (
+        summary.cost_usd,
+        summary.call_count,
+        summary.unpriced_calls,
+    )
+    assert (status.spent_usd, status.unpriced_calls) == (Decimal("3.5"), 2)

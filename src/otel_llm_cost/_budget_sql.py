@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
+# Spend that counts against a budget is what the reports count: one rule for both, kept in _queries.
+from otel_llm_cost._queries import BILLABLE, UNPRICED
 from otel_llm_cost._schema import ALERT_COLUMNS, ALERTS_TABLE, CALLS_TABLE
 
 __all__ = [
@@ -45,12 +47,6 @@ BUILTIN_SCOPES: Final[Mapping[str, str]] = {
 #: Custom tag keys (``cost.<key>`` on spans, ``tags['<key>']`` in storage) allowed in scopes.
 TAG_KEY_PATTERN: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 
-# Spend that counts against a budget: the billable record of each call (duplicates and agent/workflow
-# totals are billable = false); NULL billable comes from older writers and is counted, not dropped.
-_BILLABLE: Final = "billable IS NOT FALSE"
-# An unknown price is NULL (never 0). Calls answered from an application cache cost nothing.
-_UNPRICED: Final = "cost_usd IS NULL AND NOT coalesce(from_cache, false)"
-
 
 def scope_expression(scope: str) -> str:
     """The SQL expression for a canonical scope (``org``, ``tag:team``...)."""
@@ -82,11 +78,11 @@ def spend_sql(
         f"SELECT {expr} AS entity,",
         "  coalesce(sum(cost_usd), 0) AS spent,",
         "  count(*) AS calls,",
-        f"  count(*) FILTER (WHERE {_UNPRICED}) AS unpriced,",
+        f"  count(*) FILTER (WHERE {UNPRICED}) AS unpriced,",
         # No span_id here: reading it for every row tripled the cost of a month-long window.
         "  coalesce(sum(cost_usd) FILTER (WHERE start_time >= ? AND start_time < ?), 0) AS recent",
         f"FROM {CALLS_TABLE}",
-        f"WHERE {_BILLABLE} AND {expr} IS NOT NULL",
+        f"WHERE {BILLABLE} AND {expr} IS NOT NULL",
     ]
     params: list[object] = [recent_start, recent_end]
     filters, filter_params = _filters(where, window_start, window_end, expr, entities)
@@ -110,7 +106,7 @@ def first_unpriced_sql(
     sql = "\n".join(
         [
             f"SELECT span_id, trace_id FROM {CALLS_TABLE}",
-            f"WHERE {_BILLABLE} AND {expr} IS NOT NULL AND {_UNPRICED}",
+            f"WHERE {BILLABLE} AND {expr} IS NOT NULL AND {UNPRICED}",
             *filters,
             "ORDER BY start_time, span_id LIMIT 1",
         ]
@@ -142,7 +138,7 @@ def triggers_sql(
             f"    sum(coalesce(cost_usd, 0)) OVER (PARTITION BY {expr} ORDER BY start_time, span_id",
             "      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running",
             f"  FROM {CALLS_TABLE}",
-            f"  WHERE {_BILLABLE} AND {expr} IS NOT NULL",
+            f"  WHERE {BILLABLE} AND {expr} IS NOT NULL",
             *("  " + f for f in filters),
             ")",
             "SELECT t.idx,",

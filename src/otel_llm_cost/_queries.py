@@ -44,9 +44,11 @@ __all__ = [
 TAG_PREFIX: Final = "tag:"
 """``cost_by("tag:team")`` groups by the custom attribution tag ``cost.team`` (the ``tags`` MAP column)."""
 
+# The billable record of each call (duplicates and agent/workflow totals are billable = false); NULL
+# billable comes from older writers and is counted, not dropped. Budgets (_budget_sql) use the same one.
 BILLABLE: Final = "billable IS DISTINCT FROM false"
 # Unknown price; a call answered from an application response cache had no API spend, so its NULL
-# cost is not "unknown" (the same rule as budgets, _budget_sql._UNPRICED).
+# cost is not "unknown". Budgets (_budget_sql) use the same one.
 UNPRICED: Final = "cost_usd IS NULL AND from_cache IS NOT TRUE"
 _UNPRICED_COUNT: Final = f"count(*) FILTER (WHERE {UNPRICED})"
 # The known spend, or NULL when every call of the group is unpriced (never a silent $0).
