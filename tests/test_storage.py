@@ -17,7 +17,7 @@ import pytest
 
 from otel_llm_cost import _schema, _storage
 from otel_llm_cost._rows import CALLS_ARROW_SCHEMA
-from otel_llm_cost.exceptions import SchemaVersionError, StorageError
+from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
 
 
 def _version(path: Path) -> int | None:
@@ -101,11 +101,12 @@ def test_read_only_on_a_missing_file_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "nothing.duckdb").exists()
 
 
-def test_a_file_that_is_not_duckdb_is_a_storage_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_duckdb_is_a_storage_error_not_a_lock_error(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.duckdb"
     path.write_bytes(b"this is not a database" * 1000)
-    with pytest.raises(StorageError, match="cannot open"):
+    with pytest.raises(StorageError, match="cannot open") as raised:
         _storage.connect(path)
+    assert not isinstance(raised.value, StorageLockedError)  # not worth waiting for
 
 
 def test_insert_rows_skips_spans_already_stored(tmp_path: Path) -> None:
@@ -187,8 +188,10 @@ def test_lock_held_past_the_timeout_is_a_storage_error_and_a_reader_signals_it(t
 
         watcher = threading.Thread(target=watch)
         watcher.start()
-        with pytest.raises(StorageError, match="held by another process"):
+        with pytest.raises(StorageError, match="held by another process") as raised:
             _storage.connect(path, read_only=True, timeout_s=0.5)
         watcher.join()
+    # Callers (the exporter's spool-and-retry decision) tell a lock from a real failure by type.
+    assert isinstance(raised.value, StorageLockedError)
     assert seen_request
     assert not _storage.read_request_path(path).exists()

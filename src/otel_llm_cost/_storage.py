@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _schema
-from .exceptions import SchemaVersionError, StorageError
+from .exceptions import SchemaVersionError, StorageError, StorageLockedError
 
 __all__ = [
     "connect",
@@ -93,7 +93,7 @@ def _open(path: str, read_only: bool, timeout_s: float, *, signal_readers: bool)
                     raise StorageError(f"cannot open DuckDB file {path!r}: {exc}") from exc
                 delay = next(delays, None)
                 if delay is None:
-                    raise StorageError(
+                    raise StorageLockedError(
                         f"DuckDB file {path!r} is held by another process (or by a connection with another "
                         f"configuration in this one) for more than {timeout_s:g} s: {exc}"
                     ) from exc
@@ -128,7 +128,8 @@ def connect(
         application cannot write and spools its batches).
 
     Raises:
-        StorageError: The file is locked past ``timeout_s``, missing (read-only), unreadable or corrupt.
+        StorageLockedError: The file is held by another process past ``timeout_s`` (a StorageError).
+        StorageError: The file is missing (read-only), unreadable or corrupt.
         SchemaVersionError: The file was written by a newer otel-llm-cost.
     """
     if timeout_s < 0:

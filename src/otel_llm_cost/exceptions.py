@@ -19,6 +19,7 @@ __all__ = [
     "QueryError",
     "SchemaVersionError",
     "StorageError",
+    "StorageLockedError",
     "UnknownDimensionError",
     "UnknownModelError",
 ]
@@ -103,3 +104,11 @@ def _rebuild_budget_exceeded(
 
 class QueryError(OtelLLMCostError, ValueError):
     """SQL given to ``CostStore.sql`` or ``otel-llm-cost query`` was rejected by DuckDB."""
+
+
+class StorageLockedError(StorageError):
+    """Another process (or a connection with another configuration) held the DuckDB file past the timeout.
+
+    Worth retrying later, unlike the other :class:`StorageError` cases: the exporter spools the batch
+    and switches to one quick attempt per batch until the file is free.
+    """

@@ -34,7 +34,7 @@ from . import _config, _schema, _storage
 from ._logging import log_once
 from ._rows import RowBatch, build_rows
 from ._spool import Spool, SpoolCorruptError
-from .exceptions import StorageError
+from .exceptions import StorageError, StorageLockedError
 
 if TYPE_CHECKING:
     from ._attribution import UserIdHasher
@@ -409,9 +409,7 @@ class DuckDBSpanExporter(SpanExporter):
         # means we never had one). Lock errors switch to quick attempts until the file is free.
         self._release()
         self._degraded = True
-        key = (
-            "exporter.locked" if isinstance(exc, StorageError) and "held by" in str(exc) else "exporter.write"
-        )
+        key = "exporter.locked" if isinstance(exc, StorageLockedError) else "exporter.write"
         log_once(_logger, key, logging.WARNING, "DuckDB write to %s failed: %s", self.path, exc)
 
     # -- holding the file ---------------------------------------------------------------------------
