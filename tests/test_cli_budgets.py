@@ -160,3 +160,30 @@ def test_a_malformed_budgets_file_is_a_clear_error(tmp_path: Path, calls_db: Cal
     )
     assert result.returncode == 2
     assert "line 3: budget #1 ('per_org_daily'): field 'limit_usd'" in result.stderr
+
+
+def test_times_take_the_report_forms_and_naive_ones_are_read_in_tz(
+    setup: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets, db = setup
+    check = ["budgets", "check", "--budgets", budgets, "--db", db]
+    # 20:00 in Los Angeles on the 20th is 04:00 UTC on the 21st: a new (empty) UTC day for per_org_daily.
+    assert main([*check, "--at", "2026-11-20T20:00", "--tz", "America/Los_Angeles"]) == 0
+    assert main([*check, "--at", "2026-11-20T20:00", "--tz", "UTC"]) == 1
+    capsys.readouterr()
+
+    assert main([*check, "--at", AT.isoformat(), "--fire", "--webhook", ""]) == 1
+    capsys.readouterr()
+    # Alerts are stamped when they fire (now): an age and `today` select them, a future date does not.
+    for since, expected in (("7d", 5), ("today", 5), ("2999-01-01", 0)):
+        assert main(["alerts", "--db", db, "--since", since, "--json"]) == 0
+        out = capsys.readouterr().out
+        assert out.count('"budget"') == expected, since
+
+
+def test_a_bad_time_is_a_one_line_error(setup: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    budgets, db = setup
+    assert main(["budgets", "status", "--budgets", budgets, "--db", db, "--at", "yesterday-ish"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("otel-llm-cost: error: cannot read 'yesterday-ish' as a time")
+    assert len(err.splitlines()) == 1

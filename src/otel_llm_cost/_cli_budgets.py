@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from otel_llm_cost import _config, _storage
+from otel_llm_cost import _config, _queries, _storage
+from otel_llm_cost._cli_reports import parse_when
 from otel_llm_cost._schema import ALERTS_TABLE
 from otel_llm_cost.budgets import (
     AlertSink,
@@ -63,7 +64,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     alerts.add_argument("--db", default=_config.DUCKDB_PATH.get(), help="DuckDB file (default: %(default)s)")
     alerts.add_argument("--budget", help="only this budget")
     alerts.add_argument("--kind", choices=("threshold", "forecast", "unpriced"), help="only this kind")
-    alerts.add_argument("--since", type=_instant, help="only alerts fired at or after this ISO time")
+    alerts.add_argument(
+        "--since",
+        help="only alerts fired at or after this time: 2025-01-31, 2025-01-31T09:00+01:00 or 7d, 12h",
+    )
+    _tz_option(alerts)
     alerts.add_argument("--limit", type=int, default=50, help="newest N alerts (default: %(default)s)")
     alerts.add_argument("--json", action="store_true", help="one JSON object per line")
     alerts.set_defaults(handler=_alerts)
@@ -78,17 +83,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=_config.DUCKDB_PATH.get(), help="DuckDB file (default: %(default)s)")
     parser.add_argument(
         "--at",
-        type=_instant,
-        help="evaluate the windows containing this ISO time (default: now; no zone means UTC)",
+        help="evaluate the windows containing this time (default: now; same forms as --since of reports: "
+        "2025-01-31T09:00, 2025-01-31T09:00+01:00, 12h; no zone means --tz)",
     )
+    _tz_option(parser)
 
 
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+def _tz_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tz", default="UTC", help="IANA time zone of times without one (default UTC)")
+
+
+def _when(text: str | None, tz: str) -> datetime | None:
+    """A ``--at`` / ``--since`` value, parsed as the report commands parse theirs (naive = ``--tz``)."""
+    return None if text is None else parse_when(text, _queries.resolve_timezone(tz))
+
+
+def _at(args: argparse.Namespace) -> datetime:
+    # One instant for the whole command: `--at 12h` (or now) must not move between its queries.
+    return _when(args.at, args.tz) or datetime.now(UTC)
 
 
 def _load(args: argparse.Namespace) -> list[Budget]:
@@ -123,7 +135,7 @@ def _forecast(status: BudgetStatus) -> str:
 def _evaluate(args: argparse.Namespace) -> tuple[list[Budget], list[BudgetStatus]]:
     budgets = _load(args)
     with contextlib.closing(_storage.connect(args.db, read_only=True)) as connection:
-        return budgets, evaluate_budgets(connection, budgets, args.at)
+        return budgets, evaluate_budgets(connection, budgets, _at(args))
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -180,12 +192,13 @@ def _status_dict(s: BudgetStatus) -> dict[str, Any]:
 def _check(args: argparse.Namespace) -> int:
     if args.fire:
         budgets = _load(args)
+        at = _at(args)
         # The alerts are printed below; the webhook (if any) is the only other sink.
         sinks: list[AlertSink] = [WebhookSink(args.webhook)] if args.webhook else []
         engine = BudgetEngine(budgets, sinks)
         with contextlib.closing(_storage.connect(args.db)) as connection:
-            fired = engine.evaluate(connection, args.at)
-            statuses = evaluate_budgets(connection, budgets, args.at)
+            fired = engine.evaluate(connection, at)
+            statuses = evaluate_budgets(connection, budgets, at)
         engine.shutdown(timeout_s=30.0)
         for alert in fired:
             print(f"ALERT {alert.kind.value}: {alert.message}")
@@ -239,9 +252,10 @@ def _alert_rows(connection: Any, args: argparse.Namespace) -> list[dict[str, Any
     if args.kind:
         where.append("kind = ?")
         params.append(args.kind)
-    if args.since:
+    since = _when(args.since, args.tz)
+    if since is not None:
         where.append("fired_at >= ?")
-        params.append(args.since)
+        params.append(since)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     # Timestamps leave DuckDB as epoch microseconds: its Python conversion of TIMESTAMPTZ needs pytz.
     cursor = connection.execute(
