@@ -78,7 +78,9 @@ _ATTRIBUTE_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("cache_write_tokens", (sc.LLM_TOKENS_CACHE_WRITE,)),
     ("cache_write_1h_tokens", (sc.LLM_TOKENS_CACHE_WRITE_1H,)),
     ("reasoning_tokens", (sc.LLM_TOKENS_REASONING,)),
-    ("cost_usd", (sc.LLM_COST_USD, sc.GEN_AI_USAGE_COST_MIRROR)),
+    # Our price only: gen_ai.usage.cost on a span we could not price is another tool's figure (OpenLIT's
+    # own table, or 0), kept in external_cost_usd by the enrichment, never summed as our spend.
+    ("cost_usd", (sc.LLM_COST_USD,)),
     ("input_cost_usd", (sc.LLM_COST_INPUT_USD,)),
     ("cache_read_cost_usd", (sc.LLM_COST_CACHE_READ_USD,)),
     ("cache_write_cost_usd", (sc.LLM_COST_CACHE_WRITE_USD,)),
@@ -99,7 +101,9 @@ _ATTRIBUTE_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
 )
 _RAW_USER_IDS: Final = frozenset(sc.RAW_USER_ID_ATTRIBUTE_NAMES)
 # Attributes that become columns are not repeated in the JSON column. Raw user ids are dropped
-# too: only their keyed hash (user_id column) is stored.
+# too: only their keyed hash (user_id column) is stored. gen_ai.usage.cost is our cost_usd mirrored
+# (priced) or the external figure already in external_cost_usd (unpriced): a column either way.
+_NOT_IN_JSON: Final = _RAW_USER_IDS | {sc.GEN_AI_USAGE_COST_MIRROR}
 
 _CALL_NAMES: Final = tuple(CALLS_ARROW_SCHEMA.names)
 _CALL_INDEX: Final = {name: index for index, name in enumerate(_CALL_NAMES)}
@@ -267,7 +271,7 @@ class _Plan:
                 found.setdefault(column, []).append((priority, name))
             elif name.startswith(sc.COST_PREFIX):
                 tags.append(name)
-            elif name in _RAW_USER_IDS:
+            elif name in _NOT_IN_JSON:
                 continue
             elif capture_content or not is_content_attribute(name):
                 rest.append(name)
