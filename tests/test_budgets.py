@@ -414,7 +414,7 @@ def test_forecast_uses_the_last_hour_rate_and_says_when(con: duckdb.DuckDBPyConn
     [forecast] = [a for a in got if a.kind is AlertKind.FORECAST]
     assert forecast.forecast_at == datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
     assert forecast.message.startswith(
-        "org org_123 reaches its $1000 daily budget 'org-daily' at about 15:30 Europe/Berlin"
+        "org org_123 reaches its $1,000.00 daily budget 'org-daily' at about 15:30 Europe/Berlin"
     )
     status = evaluate_budgets(con, [budget], NOON)[0]
     assert status.recent_rate_usd_per_hour == Decimal(200)
@@ -706,3 +706,15 @@ def test_budgets_count_exactly_what_the_reports_count(con: duckdb.DuckDBPyConnec
         summary.unpriced_calls,
     )
     assert (status.spent_usd, status.unpriced_calls) == (Decimal("3.5"), 2)
+
+
+def test_alert_messages_print_money_as_the_reports_do(con: duckdb.DuckDBPyConnection) -> None:
+    got: list[BudgetAlert] = []
+    engine = BudgetEngine([Budget("org-daily", "org", "day", 1000, [1])], [got.append], clock=Clock(NOON))
+    commit(con, engine, call(org_id="o", cost_usd="1234.5", start_time=NOON))
+    [alert] = got
+    assert "has spent $1,234.50 of its $1,000.00 daily budget" in alert.message
+
+    tiny = BudgetEngine([Budget.per_call("0.0005")], [])
+    [alert] = tiny.check_call({semconv.LLM_COST_USD: 0.0007}, span_id=1)
+    assert "has spent $0.000700 of its $0.000500 per-call budget" in alert.message

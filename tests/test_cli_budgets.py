@@ -187,3 +187,16 @@ def test_a_bad_time_is_a_one_line_error(setup: tuple[str, str], capsys: pytest.C
     err = capsys.readouterr().err
     assert err.startswith("otel-llm-cost: error: cannot read 'yesterday-ish' as a time")
     assert len(err.splitlines()) == 1
+
+
+def test_sub_cent_spend_is_not_shown_as_zero(
+    tmp_path: Path, calls_db: CallsDB, capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nname = "tiny"\nscope = "org"\nwindow = "day"\nlimit_usd = "0.004"\n')
+    calls_db.insert(call(org_id="o", cost_usd="0.004", start_time=AT))
+    args = ["--budgets", str(budgets), "--db", str(calls_db.path), "--at", AT.isoformat()]
+    assert main(["budgets", "status", *args]) == 0
+    assert "$0.004000" in capsys.readouterr().out
+    assert main(["budgets", "check", *args]) == 1
+    assert "OVER tiny org=o: $0.004000 of $0.004000 (100.00%)" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from otel_llm_cost import _config, _queries, _storage
 from otel_llm_cost._cli_reports import parse_when
+from otel_llm_cost._output import format_usd
 from otel_llm_cost._schema import ALERTS_TABLE
 from otel_llm_cost.budgets import (
     AlertSink,
@@ -109,10 +110,6 @@ def _load(args: argparse.Namespace) -> list[Budget]:
     return load_budgets(args.budgets)
 
 
-def _money(amount: Decimal) -> str:
-    return f"${amount:,.2f}"
-
-
 def _bar(percent: Decimal) -> str:
     filled = min(_BAR_WIDTH, int(percent * _BAR_WIDTH / 100))
     return "#" * filled + "." * (_BAR_WIDTH - filled) + ("!" if percent >= 100 else " ")
@@ -152,7 +149,7 @@ def _status(args: argparse.Namespace) -> int:
     for budget in budgets:
         rows = [s for s in statuses if s.budget is budget]
         if budget.is_per_call:
-            print(f"{budget.name:<20} (per-call limit {_money(budget.limit_usd)}: checked on each call)")
+            print(f"{budget.name:<20} (per-call limit {format_usd(budget.limit_usd)}: checked on each call)")
             continue
         if not rows:
             print(f"{budget.name:<20} (no spend in the current {budget.describe_window()} window)")
@@ -162,7 +159,8 @@ def _status(args: argparse.Namespace) -> int:
             since = _local(s.window_start, budget.tz)
             print(
                 f"{budget.name:<20} {_short(s.entity):<{_ENTITY_WIDTH}} {since:<16} "
-                f"{_money(s.spent_usd):>12} {_money(s.limit_usd):>12} {s.percent:>7}%  {_bar(s.percent)} "
+                f"{format_usd(s.spent_usd):>12} {format_usd(s.limit_usd):>12} {s.percent:>7}%  "
+                f"{_bar(s.percent)} "
                 f"{_forecast(s)}{unpriced}"
             )
     return 0
@@ -207,8 +205,8 @@ def _check(args: argparse.Namespace) -> int:
     over = [s for s in statuses if s.over]
     for s in over:
         print(
-            f"OVER {s.budget.name} {s.budget.scope}={s.entity}: {_money(s.spent_usd)} of "
-            f"{_money(s.limit_usd)} ({s.percent}%)"
+            f"OVER {s.budget.name} {s.budget.scope}={s.entity}: {format_usd(s.spent_usd)} of "
+            f"{format_usd(s.limit_usd)} ({s.percent}%)"
         )
     unpriced = sum(s.unpriced_calls for s in statuses)
     if unpriced:

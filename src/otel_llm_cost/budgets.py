@@ -41,6 +41,7 @@ import duckdb
 
 from otel_llm_cost import _budget_sql, _config, semconv
 from otel_llm_cost._logging import log_once
+from otel_llm_cost._output import format_usd
 from otel_llm_cost._rows import _ATTRIBUTE_COLUMNS
 from otel_llm_cost._schema import CREATE_ALERTS
 from otel_llm_cost._sinks import (
@@ -636,14 +637,6 @@ def _percent(spent: Decimal, limit: Decimal) -> Decimal:
     return (spent * 100 / limit).quantize(_PERCENT_QUANTUM, rounding=ROUND_HALF_UP)
 
 
-def _usd(amount: Decimal) -> str:
-    if amount == amount.to_integral_value():
-        return f"${amount:.0f}"
-    if abs(amount) >= Decimal("0.01"):
-        return f"${amount:.2f}"
-    return f"${amount.normalize():f}"
-
-
 def _pct(fraction: Decimal) -> str:
     return f"{(fraction * 100).normalize():f}%"
 
@@ -671,24 +664,24 @@ def _alert_message(
 ) -> str:
     budget = status.budget
     who = _who(budget, status.entity)
-    limit = f"{_usd(budget.limit_usd)} {budget.describe_window()} budget {budget.name!r}"
+    limit = f"{format_usd(budget.limit_usd)} {budget.describe_window()} budget {budget.name!r}"
     if kind is AlertKind.FORECAST:
         assert status.forecast_at is not None  # noqa: S101 - callers only build forecasts with a time
         assert status.recent_rate_usd_per_hour is not None  # noqa: S101
         local = status.forecast_at.astimezone(budget._zone)
         return (
             f"{who} reaches its {limit} at about {local:%H:%M} {budget.tz} "
-            f"({_usd(status.spent_usd)} spent; {_usd(status.recent_rate_usd_per_hour)}/h "
+            f"({format_usd(status.spent_usd)} spent; {format_usd(status.recent_rate_usd_per_hour)}/h "
             f"over the last {_lookback_minutes(status)} min)"
         )
     if kind is AlertKind.UNPRICED:
         return (
             f"{who}, {limit}: {status.unpriced_calls} call{'' if status.unpriced_calls == 1 else 's'} "
             "to unknown models not counted "
-            f"({_usd(status.spent_usd)} priced spend){_window_phrase(budget, status.window_start)}"
+            f"({format_usd(status.spent_usd)} priced spend){_window_phrase(budget, status.window_start)}"
         )
     return (
-        f"{who} has spent {_usd(status.spent_usd)} of its {limit} "
+        f"{who} has spent {format_usd(status.spent_usd)} of its {limit} "
         f"({status.percent}%, threshold {_pct(threshold)}){_window_phrase(budget, status.window_start)}"
     )
 
