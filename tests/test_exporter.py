@@ -569,3 +569,39 @@ def test_a_caller_owned_connection_keeps_its_checkpoint_setting(tmp_path: Path) 
     assert _checkpoint_threshold(con) == before
     exporter.shutdown()
     con.close()
+
+
+def test_json_columns_keep_their_exact_text() -> None:
+    # The stored JSON text is what users' SQL (json_extract, LIKE) runs against: compact separators,
+    # ASCII escapes, NaN/Infinity as strings (not JSON otherwise), sequences as arrays, in span order.
+    odd = enriched_attributes(
+        **{
+            "custom.nan": float("nan"),
+            "custom.inf": float("-inf"),
+            "custom.list": (1.5, float("inf"), 2.0),
+            "custom.text": 'caf\u00e9 "q"',
+            "custom.bools": (True, False),
+            "cost.ratio": 0.25,
+            "cost.flag": True,
+        }
+    )
+    plain = {"http.request.method": "GET", "n": 3, "xs": ("a", "b")}
+    batch = build_rows(
+        [make_span(odd), make_span(plain)], enrich=None, capture_content=False, store_all_spans=True
+    )
+    extra = (
+        '"custom.nan":"nan","custom.inf":"-inf","custom.list":[1.5,"inf",2.0],'
+        '"custom.text":"caf\\u00e9 \\"q\\"","custom.bools":[true,false]'
+    )
+    assert batch.calls["attributes"].to_pylist() == [
+        '{"gen_ai.usage.input_tokens":1200,"gen_ai.usage.output_tokens":300,"gen_ai.request.temperature":0.2,'
+        '"llm.cost.provider_id":"anthropic",' + extra + "}"
+    ]
+    assert batch.calls["tags"].to_pylist() == [[("team", "search"), ("ratio", "0.25"), ("flag", "true")]]
+    assert batch.spans is not None
+    stored = batch.spans["attributes"].to_pylist()
+    assert stored[0].startswith('{"gen_ai.operation.name":"chat","gen_ai.provider.name":"anthropic",')
+    assert stored[0].endswith(
+        ',"gen_ai.request.stream":true,' + extra + ',"cost.ratio":0.25,"cost.flag":true}'
+    )
+    assert stored[1] == '{"http.request.method":"GET","n":3,"xs":["a","b"]}'

@@ -25,6 +25,7 @@ from opentelemetry.trace import StatusCode
 
 from . import _schema
 from . import semconv as sc
+from .pricing import MONEY_QUANTUM
 
 __all__ = [
     "CALLS_ARROW_SCHEMA",
@@ -56,7 +57,6 @@ SPANS_ARROW_SCHEMA: Final = _arrow_schema(_schema.SPAN_COLUMNS)
 
 # Largest magnitude DECIMAL(18,12) holds: 6 integer digits.
 _MONEY_LIMIT: Final = 1e6
-_MONEY_QUANTUM: Final = Decimal("1e-12")
 
 # Column -> attribute names tried in order. Our own (written by the processor or by the exporter's
 # enrichment) come first; names of the source conventions are fallbacks.
@@ -149,42 +149,24 @@ def _json_default(value: object) -> object:
 _ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_json_default)
 
 
-def _to_json(attributes: Mapping[str, Any]) -> str:
+def _finite(value: object) -> object:
+    """``value`` with NaN/Infinity (alone or inside a sequence) as strings: they are not JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, tuple | list):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
+
+
+def _to_json(value: object) -> str:
+    """The one JSON encoding of stored attributes: compact, ASCII, NaN/Infinity kept as strings."""
     try:
-        return json.dumps(attributes, allow_nan=False, separators=(",", ":"), default=_json_default)
+        return _ENCODER.encode(value)
     except ValueError:
-        # NaN/Infinity are not JSON; keep them readable as strings rather than drop the row.
-        cleaned = {
-            key: (str(value) if isinstance(value, float) and not math.isfinite(value) else value)
-            for key, value in attributes.items()
-        }
-        cleaned = {
-            key: (
-                [str(v) if isinstance(v, float) and not math.isfinite(v) else v for v in value]
-                if isinstance(value, tuple | list)
-                else value
-            )
-            for key, value in cleaned.items()
-        }
-        return json.dumps(cleaned, allow_nan=False, separators=(",", ":"), default=_json_default)
-
-
-def _hex16(value: int) -> str:
-    return f"{value:016x}"
-
-
-class _Columns:
-    """One list per column, appended in span order."""
-
-    __slots__ = ("data", "schema")
-
-    def __init__(self, schema: pa.Schema) -> None:
-        self.schema = schema
-        self.data: dict[str, list[Any]] = {name: [] for name in schema.names}
-
-    def to_table(self) -> pa.Table:
-        arrays = [_to_array(self.data[field.name], field.type) for field in self.schema]
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+        # Rare (a non-finite float): keep it readable rather than drop the row.
+        return _ENCODER.encode(_finite(value))
 
 
 def _to_array(values: Sequence[Any], arrow_type: pa.DataType) -> pa.Array:
@@ -210,7 +192,7 @@ def _money(value: object) -> Decimal | None:
         return None
     if not amount.is_finite() or abs(amount) >= Decimal(int(_MONEY_LIMIT)):
         return None
-    return amount.quantize(_MONEY_QUANTUM)
+    return amount.quantize(MONEY_QUANTUM)
 
 
 def _coerce(value: object, arrow_type: pa.DataType) -> object:
@@ -230,24 +212,6 @@ def _coerce(value: object, arrow_type: pa.DataType) -> object:
             return None
         return number if -(2**63) <= number < 2**63 else None
     return None
-
-
-def _span_common(span: ReadableSpan, span_id: int, out: dict[str, list[Any]]) -> None:
-    context = span.context
-    out["span_id"].append(_hex16(span_id))
-    out["trace_id"].append(f"{context.trace_id:032x}" if context is not None else None)
-    parent = span.parent
-    out["parent_span_id"].append(_hex16(parent.span_id) if parent is not None else None)
-    resource = span.resource
-    out["service_name"].append(resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None)
-    scope = span.instrumentation_scope
-    out["scope_name"].append(scope.name if scope is not None else None)
-    out["span_name"].append(span.name)
-    start, end = span.start_time, span.end_time
-    out["start_time"].append(start)
-    out["end_time"].append(end)
-    out["duration_ms"].append((end - start) / 1e6 if start is not None and end is not None else None)
-    out["status_code"].append(span.status.status_code.name)
 
 
 class _Plan:
@@ -336,7 +300,8 @@ def build_rows(
     """
     calls: list[ReadableSpan] = []
     call_attributes: list[Mapping[str, Any]] = []
-    all_spans = _Columns(SPANS_ARROW_SCHEMA) if store_all_spans else None
+    kept: list[ReadableSpan] = []
+    kept_attributes: list[Mapping[str, Any]] = []
     seen: set[tuple[int, int]] = set()
     for span in spans:
         context = span.context
@@ -347,8 +312,9 @@ def build_rows(
             continue
         seen.add(key)
         attributes: Mapping[str, Any] = span.attributes or {}
-        if all_spans is not None:
-            _span_row(all_spans.data, span, context.span_id, attributes, capture_content)
+        if store_all_spans:
+            kept.append(span)
+            kept_attributes.append(attributes)
         if sc.LLM_COST_STATUS not in attributes:
             extra = enrich(span) if enrich is not None else None
             if extra is None:
@@ -358,11 +324,69 @@ def build_rows(
         call_attributes.append(attributes)
     return RowBatch(
         _calls_table(calls, call_attributes, capture_content),
-        all_spans.to_table() if all_spans is not None else None,
+        _spans_table(kept, kept_attributes, capture_content) if store_all_spans else None,
     )
 
 
 _STATUS_NAMES: Final = {code: code.name for code in StatusCode}
+
+
+def _common_columns(spans: list[ReadableSpan]) -> dict[str, Sequence[Any]]:
+    """The span-level columns both tables share, one comprehension (in C where possible) each."""
+    contexts = [span.context for span in spans]
+    statuses = [span.status for span in spans]
+    names = _STATUS_NAMES
+    return {
+        "span_id": [f"{context.span_id:016x}" for context in contexts],
+        "trace_id": [f"{context.trace_id:032x}" for context in contexts],
+        "parent_span_id": [
+            None if parent is None else f"{parent.span_id:016x}" for parent in (span.parent for span in spans)
+        ],
+        "service_name": _service_names(spans),
+        "scope_name": [
+            None if scope is None else scope.name for scope in (span.instrumentation_scope for span in spans)
+        ],
+        "span_name": [span.name for span in spans],
+        "start_time": [span.start_time for span in spans],
+        "end_time": [span.end_time for span in spans],
+        "status_code": [names.get(status.status_code) or status.status_code.name for status in statuses],
+        "status_message": [status.description for status in statuses],
+    }
+
+
+def _arrow_table(columns: list[Sequence[Any] | None], schema: pa.Schema, count: int) -> pa.Table:
+    """One Arrow conversion per column (None: all NULL); ``duration_ms`` is computed here, in C."""
+    arrays = [
+        _to_array(values, field.type) if values is not None else pa.nulls(count, field.type)
+        for values, field in zip(columns, schema, strict=True)
+    ]
+    # (end - start) / 1e6 as a float, as Python would compute it; NULL when either is missing.
+    index = schema.get_field_index
+    nanos = pc.subtract(
+        arrays[index("end_time")].cast(pa.int64()), arrays[index("start_time")].cast(pa.int64())
+    )
+    arrays[index("duration_ms")] = pc.divide(nanos.cast(pa.float64()), 1e6)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _spans_table(
+    spans: list[ReadableSpan], span_attributes: list[Mapping[str, Any]], capture_content: bool
+) -> pa.Table:
+    columns: dict[str, Sequence[Any]] = _common_columns(spans)
+    columns["kind"] = [span.kind.name for span in spans]
+    columns["attributes"] = [
+        _to_json(
+            {
+                name: value
+                for name, value in attributes.items()
+                if name not in _RAW_USER_IDS and (capture_content or not is_content_attribute(name))
+            }
+        )
+        for attributes in span_attributes
+    ]
+    return _arrow_table(
+        [columns.get(name) for name in SPANS_ARROW_SCHEMA.names], SPANS_ARROW_SCHEMA, len(spans)
+    )
 
 
 def _calls_table(
@@ -372,25 +396,8 @@ def _calls_table(
     count = len(calls)
     index = _CALL_INDEX
     columns: list[Sequence[Any] | None] = [None] * len(_CALL_NAMES)  # None: all NULL
-    contexts = [span.context for span in calls]
-    columns[index["span_id"]] = [f"{context.span_id:016x}" for context in contexts]
-    columns[index["trace_id"]] = [f"{context.trace_id:032x}" for context in contexts]
-    columns[index["parent_span_id"]] = [
-        None if parent is None else f"{parent.span_id:016x}" for parent in (span.parent for span in calls)
-    ]
-    columns[index["service_name"]] = _service_names(calls)
-    columns[index["scope_name"]] = [
-        None if scope is None else scope.name for scope in (span.instrumentation_scope for span in calls)
-    ]
-    columns[index["span_name"]] = [span.name for span in calls]
-    columns[index["start_time"]] = [span.start_time for span in calls]
-    columns[index["end_time"]] = [span.end_time for span in calls]
-    statuses = [span.status for span in calls]
-    names = _STATUS_NAMES
-    columns[index["status_code"]] = [
-        names.get(status.status_code) or status.status_code.name for status in statuses
-    ]
-    columns[index["status_message"]] = [status.description for status in statuses]
+    for name, common in _common_columns(calls).items():
+        columns[index[name]] = common
     # Attribute-fed columns, for each run of spans sharing one set of attribute names (usually one run).
     runs: list[tuple[_Plan, list[Mapping[str, Any]]]] = []
     for attributes in call_attributes:
@@ -416,23 +423,14 @@ def _calls_table(
     columns[index["billable"]] = (
         [True] * count if billable is None else [True if value is None else value for value in billable]
     )
-    arrays = [
-        _to_array(values, field.type) if values is not None else pa.nulls(count, field.type)
-        for values, field in zip(columns, CALLS_ARROW_SCHEMA, strict=True)
-    ]
-    # In C: (end - start) / 1e6 as a float, as Python would compute it; NULL when either is missing.
-    nanos = pc.subtract(
-        arrays[index["end_time"]].cast(pa.int64()), arrays[index["start_time"]].cast(pa.int64())
-    )
-    arrays[index["duration_ms"]] = pc.divide(nanos.cast(pa.float64()), 1e6)
-    return pa.Table.from_arrays(arrays, schema=CALLS_ARROW_SCHEMA)
+    return _arrow_table(columns, CALLS_ARROW_SCHEMA, count)
 
 
-def _service_names(calls: list[ReadableSpan]) -> list[Any]:
+def _service_names(spans: list[ReadableSpan]) -> list[Any]:
     # A batch usually shares one or two Resource objects; read service.name once per object.
     by_resource: dict[int, tuple[Any, Any]] = {}
     names = []
-    for resource in (span.resource for span in calls):
+    for resource in (span.resource for span in spans):
         cached = by_resource.get(id(resource))
         if cached is None or cached[0] is not resource:
             name = resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None
@@ -454,15 +452,9 @@ def _attribute_columns(plan: _Plan, run: list[Mapping[str, Any]]) -> dict[int, l
             ]
         out[column] = values if isinstance(values, list) else list(values)
     keys = plan.rest_keys
-    encode = _ENCODER.encode
-    documents = []
-    for attributes in run:
-        rest = {name: attributes[name] for name in keys}
-        try:
-            documents.append(encode(rest))
-        except ValueError:
-            documents.append(_to_json(rest))
-    out[_CALL_INDEX["attributes"]] = documents
+    out[_CALL_INDEX["attributes"]] = [
+        _to_json({name: attributes[name] for name in keys}) for attributes in run
+    ]
     if plan.tag_keys:
         prefix = _COST_PREFIX_LEN
         out[_CALL_INDEX["tags"]] = [
@@ -474,25 +466,4 @@ def _attribute_columns(plan: _Plan, run: list[Mapping[str, Any]]) -> dict[int, l
 
 
 def _tag_value(value: object) -> str:
-    return value if isinstance(value, str) else _to_json_value(value)
-
-
-def _span_row(
-    out: dict[str, list[Any]],
-    span: ReadableSpan,
-    span_id: int,
-    attributes: Mapping[str, Any],
-    capture_content: bool,
-) -> None:
-    _span_common(span, span_id, out)
-    out["kind"].append(span.kind.name)
-    kept = {
-        k: v
-        for k, v in attributes.items()
-        if k not in _RAW_USER_IDS and (capture_content or not is_content_attribute(k))
-    }
-    out["attributes"].append(_to_json(kept))
-
-
-def _to_json_value(value: object) -> str:
-    return json.dumps(value, default=_json_default)
+    return value if isinstance(value, str) else _to_json(value)
