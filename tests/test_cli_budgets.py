@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -58,18 +60,18 @@ def test_status_prints_a_row_per_entity_with_a_bar(
     assert "#" * 20 + "!" in over
     half = next(line for line in out.splitlines() if "org_half" in line)
     assert "55.50%" in half
-    assert "+1 unpriced" in half
+    assert half.split()[-1] == "1"  # unpriced_calls
     assert "##########" in half
     assert "per-call limit $1.00" in out
 
 
-def test_status_json(setup: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("fmt", [["--format", "json"], ["--json"]], ids=["format-json", "json-alias"])
+def test_status_json(setup: tuple[str, str], capsys: pytest.CaptureFixture[str], fmt: list[str]) -> None:
     budgets, db = setup
     assert (
-        main(["budgets", "status", "--budgets", budgets, "--db", db, "--at", "2026-11-20T12:00", "--json"])
-        == 0
+        main(["budgets", "status", "--budgets", budgets, "--db", db, "--at", "2026-11-20T12:00", *fmt]) == 0
     )
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = json.loads(capsys.readouterr().out)
     by_entity = {(r["budget"], r["entity"]): r for r in rows}
     assert by_entity["per_org_daily", "org_over"]["over"] is True
     assert by_entity["per_org_daily", "org_half"]["spent_usd"] == "55.500000000000"
@@ -119,8 +121,8 @@ def test_check_fire_records_alerts_once_and_alerts_lists_them(
     assert main(args) == 1
     assert "ALERT" not in capsys.readouterr().out  # recorded: never again for this window
 
-    assert main(["alerts", "--db", db, "--json"]) == 0
-    history = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["alerts", "--db", db, "--format", "json"]) == 0
+    history = json.loads(capsys.readouterr().out)
     assert len(history) == 5
     assert {(h["entity"], h["kind"], h["threshold"]) for h in history} >= {
         ("org_over", "threshold", "1"),
@@ -129,9 +131,17 @@ def test_check_fire_records_alerts_once_and_alerts_lists_them(
     assert all(h["window_start"] == "2026-11-20T00:00:00+00:00" for h in history)
 
     assert main(["alerts", "--db", db, "--kind", "unpriced"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    header, rule, *lines = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["fired_at", "kind", "budget", "entity"]
+    assert set(rule) <= {"-", " "}
     assert len(lines) == 1
     assert "1 call to unknown models not counted" in lines[0]
+
+    assert main(["alerts", "--db", db, "--format", "csv"]) == 0
+    records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(records) == 5
+    assert {r["fired_at"][-6:] for r in records} == {"+00:00"}
+    assert {r["window_start"] for r in records} == {"2026-11-20T00:00:00+00:00"}
 
 
 def test_alerts_on_a_file_without_alerts(calls_db: CallsDB, capsys: pytest.CaptureFixture[str]) -> None:
@@ -200,3 +210,38 @@ def test_sub_cent_spend_is_not_shown_as_zero(
     assert "$0.004000" in capsys.readouterr().out
     assert main(["budgets", "check", *args]) == 1
     assert "OVER tiny org=o: $0.004000 of $0.004000 (100.00%)" in capsys.readouterr().out
+
+
+def test_status_is_a_plain_aligned_table_when_piped(
+    setup: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets, db = setup
+    assert main(["budgets", "status", "--budgets", budgets, "--db", db, "--at", AT.isoformat()]) == 0
+    header, rule, *rest = capsys.readouterr().out.splitlines()
+    assert header.split()[:6] == ["budget", "entity", "window_from", "spent_usd", "limit_usd", "percent"]
+    assert set(rule) <= {"-", " "}
+    assert "\033" not in header
+    rows = rest[:3]
+    # Right-aligned money: every row's limit ends in the same column as the header's.
+    end = header.index("limit_usd") + len("limit_usd")
+    assert all(row[end - 1] == "0" and row[end] == " " for row in rows)
+
+
+def test_status_csv_and_display_zone(setup: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    budgets, db = setup
+    args = ["budgets", "status", "--budgets", budgets, "--db", db, "--at", AT.isoformat()]
+    assert main([*args, "--format", "csv"]) == 0
+    records = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    over = next(r for r in records if r["entity"] == "org_over")
+    assert (over["spent_usd"], over["limit_usd"], over["percent"], over["over"]) == (
+        "100.000000000000",
+        "100",
+        "100.00",
+        "True",
+    )
+    assert over["window_start"] == "2026-11-20T00:00:00+00:00"
+
+    # The UTC day starting 2026-11-20 00:00 began at 19:00 the evening before in New York.
+    assert main([*args, "--tz", "America/New_York"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "org_over" in x)
+    assert "2026-11-19 19:00" in line

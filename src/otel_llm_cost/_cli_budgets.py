@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from otel_llm_cost import _config, _queries, _storage
+from otel_llm_cost import _config, _output, _queries, _storage
 from otel_llm_cost._cli_reports import parse_when
-from otel_llm_cost._output import format_usd
+from otel_llm_cost._output import format_int, format_usd
 from otel_llm_cost._schema import ALERTS_TABLE
 from otel_llm_cost.budgets import (
     AlertSink,
@@ -32,7 +32,6 @@ from otel_llm_cost.budgets import (
 from otel_llm_cost.exceptions import BudgetConfigError
 
 _BAR_WIDTH = 20
-_ENTITY_WIDTH = 28
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -42,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
     status = commands.add_parser("status", help="spent, limit, percent and forecast per entity")
     _common(status)
-    status.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    _format_options(status)
     status.set_defaults(handler=_status)
 
     check = commands.add_parser(
@@ -71,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     _tz_option(alerts)
     alerts.add_argument("--limit", type=int, default=50, help="newest N alerts (default: %(default)s)")
-    alerts.add_argument("--json", action="store_true", help="one JSON object per line")
+    _format_options(alerts)
     alerts.set_defaults(handler=_alerts)
 
 
@@ -91,12 +90,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _tz_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tz", default="UTC", help="IANA time zone of times without one (default UTC)")
+    parser.add_argument(
+        "--tz",
+        help="IANA time zone for times without one (default UTC) and for displayed times "
+        "(default: each budget's own zone; UTC for alerts)",
+    )
 
 
-def _when(text: str | None, tz: str) -> datetime | None:
+def _format_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    # Earlier releases had --json; kept as a hidden alias of --format json.
+    parser.add_argument("--json", dest="format", action="store_const", const="json", help=argparse.SUPPRESS)
+
+
+def _when(text: str | None, tz: str | None) -> datetime | None:
     """A ``--at`` / ``--since`` value, parsed as the report commands parse theirs (naive = ``--tz``)."""
-    return None if text is None else parse_when(text, _queries.resolve_timezone(tz))
+    return None if text is None else parse_when(text, _queries.resolve_timezone(tz or "UTC"))
 
 
 def _at(args: argparse.Namespace) -> datetime:
@@ -110,23 +119,23 @@ def _load(args: argparse.Namespace) -> list[Budget]:
     return load_budgets(args.budgets)
 
 
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
 def _bar(percent: Decimal) -> str:
     filled = min(_BAR_WIDTH, int(percent * _BAR_WIDTH / 100))
     return "#" * filled + "." * (_BAR_WIDTH - filled) + ("!" if percent >= 100 else " ")
 
 
-def _short(entity: str) -> str:
-    return entity if len(entity) <= _ENTITY_WIDTH else entity[: _ENTITY_WIDTH - 1] + "~"
+def _local(value: datetime | None, zone: ZoneInfo) -> str:
+    return "-" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-def _local(value: datetime | None, tz: str) -> str:
-    return "-" if value is None else value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
-
-
-def _forecast(status: BudgetStatus) -> str:
+def _forecast(status: BudgetStatus, zone: ZoneInfo) -> str:
     if status.forecast_at is None:
         return "over" if status.over else "-"
-    return f"{_local(status.forecast_at, status.budget.tz)} {status.budget.tz}"
+    return f"{_local(status.forecast_at, zone)} {zone.key}"
 
 
 def _evaluate(args: argparse.Namespace) -> tuple[list[Budget], list[BudgetStatus]]:
@@ -135,54 +144,90 @@ def _evaluate(args: argparse.Namespace) -> tuple[list[Budget], list[BudgetStatus
         return budgets, evaluate_budgets(connection, budgets, _at(args))
 
 
+_STATUS_FIELDS: Final = (
+    "budget",
+    "scope",
+    "entity",
+    "window",
+    "window_start",
+    "window_end",
+    "spent_usd",
+    "limit_usd",
+    "percent",
+    "calls",
+    "unpriced_calls",
+    "forecast_at",
+    "over",
+)
+_STATUS_HEADERS: Final = (
+    "budget",
+    "entity",
+    "window_from",
+    "spent_usd",
+    "limit_usd",
+    "percent",
+    "",
+    "forecast",
+    "unpriced_calls",
+)
+
+
 def _status(args: argparse.Namespace) -> int:
     budgets, statuses = _evaluate(args)
-    if args.json:
-        for s in statuses:
-            print(json.dumps(_status_dict(s)))
+    if args.format == "json":
+        _emit(_output.to_json([_status_record(s) for s in statuses]))
         return 0
-    header = (
-        f"{'BUDGET':<20} {'ENTITY':<{_ENTITY_WIDTH}} {'WINDOW FROM':<16} {'SPENT':>12} {'LIMIT':>12} "
-        f"{'%':>8}  {'':<{_BAR_WIDTH + 1}} FORECAST"
-    )
-    print(header)
+    if args.format == "csv":
+        _emit(
+            _output.to_csv(_STATUS_FIELDS, ([_status_record(s)[f] for f in _STATUS_FIELDS] for s in statuses))
+        )
+        return 0
+    display = _queries.resolve_timezone(args.tz) if args.tz else None
+    rows: list[list[str]] = []
+    notes: list[str] = []
     for budget in budgets:
-        rows = [s for s in statuses if s.budget is budget]
+        zone = display or ZoneInfo(budget.tz)
         if budget.is_per_call:
-            print(f"{budget.name:<20} (per-call limit {format_usd(budget.limit_usd)}: checked on each call)")
-            continue
-        if not rows:
-            print(f"{budget.name:<20} (no spend in the current {budget.describe_window()} window)")
-            continue
-        for s in rows:
-            unpriced = f"  +{s.unpriced_calls} unpriced" if s.unpriced_calls else ""
-            since = _local(s.window_start, budget.tz)
-            print(
-                f"{budget.name:<20} {_short(s.entity):<{_ENTITY_WIDTH}} {since:<16} "
-                f"{format_usd(s.spent_usd):>12} {format_usd(s.limit_usd):>12} {s.percent:>7}%  "
-                f"{_bar(s.percent)} "
-                f"{_forecast(s)}{unpriced}"
+            notes.append(
+                f"{budget.name}: per-call limit {format_usd(budget.limit_usd)}, checked on each call"
             )
+            continue
+        mine = [s for s in statuses if s.budget is budget]
+        if not mine:
+            notes.append(f"{budget.name}: no spend in the current {budget.describe_window()} window")
+        rows.extend(
+            [
+                budget.name,
+                s.entity,
+                "-" if s.window_start is None else f"{_local(s.window_start, zone)} {zone.key}",
+                format_usd(s.spent_usd),
+                format_usd(s.limit_usd),
+                f"{s.percent}%",
+                _bar(s.percent),
+                _forecast(s, zone),
+                format_int(s.unpriced_calls) if s.unpriced_calls else "",
+            ]
+            for s in mine
+        )
+    table = _output.render_table(_STATUS_HEADERS, rows, align="lllrrrllr", fancy=_output.is_tty(sys.stdout))
+    _emit("\n".join([table, *(["", *notes] if notes else [])]))
     return 0
 
 
-def _status_dict(s: BudgetStatus) -> dict[str, Any]:
-    def iso(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
+def _status_record(s: BudgetStatus) -> dict[str, Any]:
     return {
         "budget": s.budget.name,
         "scope": s.budget.scope,
         "entity": s.entity,
         "window": s.budget.window,
-        "window_start": iso(s.window_start),
-        "window_end": iso(s.window_end),
-        "spent_usd": str(s.spent_usd),
-        "limit_usd": str(s.limit_usd),
-        "percent": str(s.percent),
+        "window_start": s.window_start,
+        "window_end": s.window_end,
+        "spent_usd": s.spent_usd,
+        "limit_usd": s.limit_usd,
+        "percent": s.percent,
         "calls": s.calls,
         "unpriced_calls": s.unpriced_calls,
-        "forecast_at": iso(s.forecast_at),
+        "forecast_at": s.forecast_at,
         "over": s.over,
     }
 
@@ -218,21 +263,48 @@ def _check(args: argparse.Namespace) -> int:
     return 1
 
 
+_ALERT_FIELDS: Final = (
+    "fired_at",
+    "budget",
+    "scope",
+    "entity",
+    "kind",
+    "threshold",
+    "spent_usd",
+    "limit_usd",
+    "percent",
+    "unpriced_calls",
+    "window_start",
+    "window_end",
+    "forecast_at",
+    "trace_id",
+    "span_id",
+    "message",
+)
+
+
 def _alerts(args: argparse.Namespace) -> int:
     if not os.path.exists(args.db):
-        print(f"no alerts ({args.db} does not exist)")
+        _emit(f"no alerts ({args.db} does not exist)")
         return 0
     with contextlib.closing(_storage.connect(args.db, read_only=True)) as connection:
         rows = _alert_rows(connection, args)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
+    if args.format == "json":
+        _emit(_output.to_json(rows))
+        return 0
+    if args.format == "csv":
+        _emit(_output.to_csv(_ALERT_FIELDS, ([row[f] for f in _ALERT_FIELDS] for row in rows)))
         return 0
     if not rows:
-        print("no alerts")
+        _emit("no alerts")
         return 0
-    for row in rows:
-        print(f"{row['fired_at'][:19].replace('T', ' ')}  {row['kind']:<9} {row['budget']}: {row['message']}")
+    zone = _queries.resolve_timezone(args.tz or "UTC")
+    table = [
+        [_local(row["fired_at"], zone), row["kind"], row["budget"], row["entity"], row["message"]]
+        for row in rows
+    ]
+    headers = ("fired_at", "kind", "budget", "entity", "message")
+    _emit(_output.render_table(headers, table, align="lllll", fancy=_output.is_tty(sys.stdout)))
     return 0
 
 
@@ -255,26 +327,20 @@ def _alert_rows(connection: Any, args: argparse.Namespace) -> list[dict[str, Any
         where.append("fired_at >= ?")
         params.append(since)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    # Timestamps leave DuckDB as epoch microseconds: its Python conversion of TIMESTAMPTZ needs pytz.
     cursor = connection.execute(
-        "SELECT budget, scope, entity, kind, threshold, spent_usd, limit_usd, percent, unpriced_calls, "
-        "epoch_us(window_start), epoch_us(window_end), epoch_us(forecast_at), epoch_us(fired_at), "
-        f"trace_id, span_id, message FROM {ALERTS_TABLE} {clause}"
+        f"SELECT {', '.join(_ALERT_FIELDS)} FROM {ALERTS_TABLE} {clause}"
         " ORDER BY fired_at DESC, budget, entity, kind, threshold DESC LIMIT ?",
         [*params, max(0, args.limit)],
     )
-    names = [d[0] for d in cursor.description]
-    result = []
-    for values in cursor.fetchall():
-        row = dict(zip(names, values, strict=True))
-        record: dict[str, Any] = {}
-        for name, value in row.items():
-            key = name.removeprefix("epoch_us(").removesuffix(")")
-            if name.startswith("epoch_us("):
-                record[key] = None if value is None else datetime.fromtimestamp(value / 1e6, UTC).isoformat()
-            elif isinstance(value, Decimal):
-                record[key] = f"{value.normalize():f}" if key != "percent" else str(value)
-            else:
-                record[key] = value
-        result.append(record)
-    return result
+    return [
+        {name: _plain(name, value) for name, value in zip(_ALERT_FIELDS, values, strict=True)}
+        for values in cursor.fetchall()
+    ]
+
+
+def _plain(name: str, value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)  # TIMESTAMPTZ arrives in the session zone (pytz): report UTC
+    if isinstance(value, Decimal) and name != "percent":
+        return value.normalize()  # threshold 0.800000 -> 0.8, limit 100.000000000000 -> 100
+    return value
