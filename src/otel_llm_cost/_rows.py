@@ -25,6 +25,7 @@ from opentelemetry.trace import StatusCode
 
 from . import _schema
 from . import semconv as sc
+from ._attribution import UserIdHasher, default_user_id_hasher
 from .pricing import MONEY_QUANTUM
 
 __all__ = [
@@ -104,6 +105,15 @@ _RAW_USER_IDS: Final = frozenset(sc.RAW_USER_ID_ATTRIBUTE_NAMES)
 # too: only their keyed hash (user_id column) is stored. gen_ai.usage.cost is our cost_usd mirrored
 # (priced) or the external figure already in external_cost_usd (unpriced): a column either way.
 _NOT_IN_JSON: Final = _RAW_USER_IDS | {sc.GEN_AI_USAGE_COST_MIRROR}
+# cost.* names other than cost.user_id that hold a user id: where Traceloop association keys spelled
+# userId/user.id/enduser.id land as tags. Stored as their keyed hash only, like cost.user_id.
+_USER_ID_TAGS: Final = frozenset(
+    sc.COST_PREFIX + name.removeprefix(sc.TRACELOOP_ASSOCIATION_PREFIX)
+    for name in sc.RAW_USER_ID_ATTRIBUTE_NAMES
+    if name.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX)
+) - {sc.COST_USER_ID}
+# In the spans table nothing enriched the span: a cost.user_id set directly on it may be raw.
+_HASHED_IN_SPANS: Final = _USER_ID_TAGS | {sc.COST_USER_ID}
 
 _CALL_NAMES: Final = tuple(CALLS_ARROW_SCHEMA.names)
 _CALL_INDEX: Final = {name: index for index, name in enumerate(_CALL_NAMES)}
@@ -222,7 +232,7 @@ class _Plan:
     each span then costs one C-level gather (``itemgetter``) instead of a Python step per attribute.
     """
 
-    __slots__ = ("columns", "pick", "rest_keys", "tag_keys")
+    __slots__ = ("columns", "hashed_tags", "pick", "rest_keys", "tag_keys")
 
     def __init__(self, keys: tuple[str, ...], capture_content: bool) -> None:
         found: dict[int, list[tuple[int, str]]] = {}  # column -> [(priority, name)]
@@ -250,6 +260,7 @@ class _Plan:
         self.columns = tuple(columns)
         self.rest_keys = tuple(rest)
         self.tag_keys = tuple(tags)
+        self.hashed_tags = _USER_ID_TAGS.intersection(tags)
 
 
 def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
@@ -283,6 +294,7 @@ def build_rows(
     enrich: Enricher | None,
     capture_content: bool,
     store_all_spans: bool,
+    user_id_hasher: UserIdHasher | None = None,
 ) -> RowBatch:
     """Convert one export batch into Arrow tables for ``llm_calls`` (and ``spans``).
 
@@ -294,6 +306,8 @@ def build_rows(
         enrich: Prices and normalises spans nothing enriched (None: only enriched spans are calls).
         capture_content: Keep prompt/completion text attributes in the JSON column.
         store_all_spans: Also build the ``spans`` table (every span of the batch).
+        user_id_hasher: Hashes user ids found raw where only their hash may be stored (``None``: the
+            process default, resolved only when such an id is found).
 
     Returns:
         The tables, in span order.
@@ -322,10 +336,25 @@ def build_rows(
             attributes = {**attributes, **extra}
         calls.append(span)
         call_attributes.append(attributes)
+    hash_user_id = _UserIdHash(user_id_hasher)
     return RowBatch(
-        _calls_table(calls, call_attributes, capture_content),
-        _spans_table(kept, kept_attributes, capture_content) if store_all_spans else None,
+        _calls_table(calls, call_attributes, capture_content, hash_user_id),
+        _spans_table(kept, kept_attributes, capture_content, hash_user_id) if store_all_spans else None,
     )
+
+
+class _UserIdHash:
+    """``hasher.hash`` of a value of any type, the default hasher resolved on first use only."""
+
+    __slots__ = ("_hasher",)
+
+    def __init__(self, hasher: UserIdHasher | None) -> None:
+        self._hasher = hasher
+
+    def __call__(self, value: object) -> str:
+        if self._hasher is None:
+            self._hasher = default_user_id_hasher()
+        return self._hasher.hash(_tag_value(value))
 
 
 _STATUS_NAMES: Final = {code: code.name for code in StatusCode}
@@ -370,14 +399,17 @@ def _arrow_table(columns: list[Sequence[Any] | None], schema: pa.Schema, count: 
 
 
 def _spans_table(
-    spans: list[ReadableSpan], span_attributes: list[Mapping[str, Any]], capture_content: bool
+    spans: list[ReadableSpan],
+    span_attributes: list[Mapping[str, Any]],
+    capture_content: bool,
+    hash_user_id: Callable[[object], str],
 ) -> pa.Table:
     columns: dict[str, Sequence[Any]] = _common_columns(spans)
     columns["kind"] = [span.kind.name for span in spans]
     columns["attributes"] = [
         _to_json(
             {
-                name: value
+                name: hash_user_id(value) if name in _HASHED_IN_SPANS else value
                 for name, value in attributes.items()
                 if name not in _RAW_USER_IDS and (capture_content or not is_content_attribute(name))
             }
@@ -390,7 +422,10 @@ def _spans_table(
 
 
 def _calls_table(
-    calls: list[ReadableSpan], call_attributes: list[Mapping[str, Any]], capture_content: bool
+    calls: list[ReadableSpan],
+    call_attributes: list[Mapping[str, Any]],
+    capture_content: bool,
+    hash_user_id: Callable[[object], str],
 ) -> pa.Table:
     """Column by column: one comprehension (or C-level transpose) per column, then one Arrow conversion."""
     count = len(calls)
@@ -406,9 +441,9 @@ def _calls_table(
             runs[-1][1].append(attributes)
         else:
             runs.append((plan, [attributes]))
-    attribute_columns = _attribute_columns(runs[0][0], runs[0][1]) if len(runs) == 1 else None
+    attribute_columns = _attribute_columns(runs[0][0], runs[0][1], hash_user_id) if len(runs) == 1 else None
     if attribute_columns is None and runs:
-        parts = [_attribute_columns(plan, run) for plan, run in runs]
+        parts = [_attribute_columns(plan, run, hash_user_id) for plan, run in runs]
         attribute_columns = {}
         for column in {column for part in parts for column in part}:
             values: list[Any] = []
@@ -439,7 +474,9 @@ def _service_names(spans: list[ReadableSpan]) -> list[Any]:
     return names
 
 
-def _attribute_columns(plan: _Plan, run: list[Mapping[str, Any]]) -> dict[int, list[Any]]:
+def _attribute_columns(
+    plan: _Plan, run: list[Mapping[str, Any]], hash_user_id: Callable[[object], str]
+) -> dict[int, list[Any]]:
     """The attribute-fed columns of spans that share ``plan``: column index -> values."""
     out: dict[int, list[Any]] = {}
     picked = list(zip(*map(plan.pick, run), strict=True)) if plan.columns else []
@@ -455,8 +492,17 @@ def _attribute_columns(plan: _Plan, run: list[Mapping[str, Any]]) -> dict[int, l
     out[_CALL_INDEX["attributes"]] = [
         _to_json({name: attributes[name] for name in keys}) for attributes in run
     ]
-    if plan.tag_keys:
-        prefix = _COST_PREFIX_LEN
+    prefix = _COST_PREFIX_LEN
+    if plan.hashed_tags:
+        hashed = plan.hashed_tags
+        out[_CALL_INDEX["tags"]] = [
+            [
+                (name[prefix:], (hash_user_id if name in hashed else _tag_value)(attributes[name]))
+                for name in plan.tag_keys
+            ]
+            for attributes in run
+        ]
+    elif plan.tag_keys:
         out[_CALL_INDEX["tags"]] = [
             [(name[prefix:], _tag_value(attributes[name])) for name in plan.tag_keys] for attributes in run
         ]

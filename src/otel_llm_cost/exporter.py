@@ -110,7 +110,8 @@ class DuckDBSpanExporter(SpanExporter):
         spool_dir: Where unwritable batches wait (default ``OTEL_LLM_COST_SPOOL_DIR``, else
             ``<path>.spool``; with ``connection``, next to the connection's file, none in memory).
         pricing: Prices spans nothing enriched (default: ``PriceBook.default()``, loaded on first need).
-        user_id_hasher: Hashes user ids found on spans nothing enriched (default: the process hasher).
+        user_id_hasher: Hashes user ids found on spans nothing enriched, and raw ids set directly on
+            any span (``cost.user_id``) stored in the ``spans`` table (default: the process hasher).
         hold_idle_s: Release the file after this long without a batch.
         hold_max_s: Release the file after holding it this long, even while batches keep coming.
 
@@ -209,6 +210,7 @@ class DuckDBSpanExporter(SpanExporter):
                 enrich=self._enrich,
                 capture_content=self.capture_content,
                 store_all_spans=self.store_all_spans,
+                user_id_hasher=self._hasher,
             )
         except Exception as exc:
             log_once(

@@ -239,4 +239,8 @@ RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
     USER_ID,
     "enduser.id",
     TRACELOOP_ASSOCIATION_PREFIX + "user_id",
+    # Other spellings apps pass to Traceloop.set_association_properties (free-form keys).
+    TRACELOOP_ASSOCIATION_PREFIX + "userId",
+    TRACELOOP_ASSOCIATION_PREFIX + "user.id",
+    TRACELOOP_ASSOCIATION_PREFIX + "enduser.id",
 )
