@@ -6,9 +6,13 @@ and the double-count guard on end). Time is this process's CPU time (other proce
 machine do not count), the two pipelines run in alternating chunks of 10,000 spans so they see
 the same conditions, and each figure is the median over chunks.
 
-    python benchmarks/bench_processor.py [--spans 100000] [--chunk 10000]
+    python benchmarks/bench_processor.py [--spans 100000] [--chunk 10000] [--breakdown]
 
 Targets: <= 2 us added per non-LLM span, <= 25 us per LLM span.
+
+``--breakdown`` also times each stage of the processor on one ended span, in isolation (best of
+several rounds): where an LLM span's microseconds go. Isolated stages add up to less than the
+pipeline figure, which also pays for the call layers and a larger working set.
 """
 
 from __future__ import annotations
@@ -17,17 +21,22 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Sequence
+import timeit
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost._attribution import UserIdHasher, attribution
+from otel_llm_cost._attribution import UserIdHasher, attribution, span_tags
+from otel_llm_cost._enrich import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
 from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.processor import LLMCostSpanProcessor
+from otel_llm_cost.usage import normalize_usage
 
-HTTP_ATTRIBUTES = {
+HTTP_ATTRIBUTES: dict[str, Any] = {
     "http.request.method": "GET",
     "http.route": "/api/items/{id}",
     "http.response.status_code": 200,
@@ -36,7 +45,7 @@ HTTP_ATTRIBUTES = {
     "server.port": 443,
 }
 # As opentelemetry-instrumentation-openai-v2 records a chat call (tests/fixtures/spans).
-LLM_ATTRIBUTES = {
+LLM_ATTRIBUTES: dict[str, Any] = {
     "gen_ai.operation.name": "chat",
     "gen_ai.system": "openai",
     "gen_ai.request.model": "gpt-4o",
@@ -104,12 +113,68 @@ def interleaved(
     return statistics.median(base), statistics.median(with_cost)
 
 
+def _best_us(func: Callable[[], object], calls: int = 20_000, rounds: int = 5) -> float:
+    return min(timeit.repeat(func, number=calls, repeat=rounds, timer=time.process_time)) / calls * 1e6
+
+
+def breakdown(pricebook: PriceBook) -> list[tuple[str, float]]:
+    """us per stage, each timed alone on one ended span (private functions: what on_end calls)."""
+    hasher = UserIdHasher(key=b"benchmark-key-0123456789")
+    finished = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    tracer = provider.get_tracer("bench")
+    tracer.start_span("chat", attributes={**LLM_ATTRIBUTES, "gen_ai.response.id": "chatcmpl-0"}).end()
+    tracer.start_span("GET", attributes=HTTP_ATTRIBUTES).end()
+    llm_span, http_span = finished.get_finished_spans()
+    processor = LLMCostSpanProcessor(
+        SimpleSpanProcessor(NoopExporter()), pricing=pricebook, user_id_hasher=hasher
+    )
+    attributes = span_attributes(llm_span)
+    usage = normalize_usage(attributes, "bench")
+    assert usage is not None
+    at = datetime.fromtimestamp((llm_span.start_time or 0) / 1e9, tz=UTC)
+    extra = _enrichment(attributes, "bench", llm_span.start_time, pricebook, hasher)
+    assert extra is not None
+    live = tracer.start_span("live", attributes=HTTP_ATTRIBUTES)
+    with attribution(feature="search", agent="planner", user_id="u-42", workflow_id="wf-1"):
+        tags = dict(span_tags(None, hasher))
+        tag_lookup = _best_us(lambda: span_tags(None, hasher))
+    ids = iter(range(1, 10**9))
+
+    def guard() -> None:
+        n = next(ids)
+        processor._guard.llm_span_ended(
+            trace_id=n, span_id=n, parent_span_id=None, start_ns=1, end_ns=2, native_sdk=False,
+            response_id=None, input_tokens=1200, output_tokens=300, aggregate=False,
+        )  # fmt: skip
+
+    enrichment = _best_us(lambda: _enrichment(attributes, "bench", llm_span.start_time, pricebook, hasher))
+    normalize = _best_us(lambda: normalize_usage(attributes, "bench"))
+    cost = _best_us(lambda: pricebook.compute_cost(usage, at=at))
+    return [
+        ("on_end, non-LLM span (whole)", _best_us(lambda: processor.on_end(http_span)) - _best_us(
+            lambda: processor.wrapped[0].on_end(http_span))),
+        ("on_start: attribution lookup, no tags", _best_us(lambda: span_tags(None, hasher))),
+        ("on_start: attribution lookup, 4 tags", tag_lookup),
+        ("on_start: SDK set_attributes, 4 tags", _best_us(lambda: live.set_attributes(tags))),
+        ("LLM: span_attributes + is_llm_candidate", _best_us(
+            lambda: is_llm_candidate(span_attributes(llm_span), "bench"))),
+        ("LLM: normalize_usage", normalize),
+        ("LLM: compute_cost", cost),
+        ("LLM: attributes to add (rest of enrichment)", enrichment - normalize - cost),
+        ("LLM: double-count guard", _best_us(guard)),
+        ("LLM: enriched copy", _best_us(lambda: _enriched_copy_of(llm_span, dict(attributes), extra))),
+    ]  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=10_000)
+    parser.add_argument("--breakdown", action="store_true", help="also time each stage alone")
     args = parser.parse_args(argv)
 
     pricebook = PriceBook.default()
@@ -137,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for label, base, with_cost, added in rows:
         print(f"{label:<38}{base:>14.2f}{with_cost:>16.2f}{added:>10.2f}")
     print("targets: added <= 2 us per non-LLM span, <= 25 us per LLM span")
+    if args.breakdown:
+        print("stages, each alone on one ended span (CPU time, best of 5 rounds of 20,000):")
+        for label, us in breakdown(pricebook):
+            print(f"  {label:<46}{us:>8.2f} us")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"load average (1/5/15 min) after the run: {load}, on {os.cpu_count()} CPUs")
     bare.shutdown()

@@ -11,6 +11,7 @@ the best of several rounds, the usual way to read a micro-benchmark on a shared 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 import timeit
@@ -21,7 +22,7 @@ from bench_processor import HTTP_ATTRIBUTES, LLM_ATTRIBUTES
 
 from otel_llm_cost.usage import normalize_usage
 
-CACHED_LLM_ATTRIBUTES = {
+CACHED_LLM_ATTRIBUTES: dict[str, Any] = {
     **LLM_ATTRIBUTES,
     "gen_ai.usage.cache_read.input_tokens": 1024,
     "gen_ai.usage.reasoning.output_tokens": 120,
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("LLM span with cache read + reasoning", cached),
         ("non-LLM span (HTTP)", http),
     ):
-        figure = us_per_call(lambda a=attributes: normalize_usage(a, "bench"), args.calls, args.rounds)
+        figure = us_per_call(functools.partial(normalize_usage, attributes, "bench"), args.calls, args.rounds)
         print(f"{label:<40}{figure:>8.2f} us/call")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(f"load average (1/5/15 min) after the run: {load}, on {os.cpu_count()} CPUs")
