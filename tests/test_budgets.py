@@ -39,7 +39,7 @@ from otel_llm_cost.budgets import (
     evaluate_budgets,
     remaining_budget,
 )
-from otel_llm_cost.exceptions import BudgetExceeded
+from otel_llm_cost.exceptions import BudgetExceeded, StorageError
 from otel_llm_cost.store import CostStore
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -718,3 +718,12 @@ def test_alert_messages_print_money_as_the_reports_do(con: duckdb.DuckDBPyConnec
     tiny = BudgetEngine([Budget.per_call("0.0005")], [])
     [alert] = tiny.check_call({semconv.LLM_COST_USD: 0.0007}, span_id=1)
     assert "has spent $0.000700 of its $0.000500 per-call budget" in alert.message
+
+
+def test_a_database_without_our_tables_is_a_storage_error(tmp_path: Path) -> None:
+    with contextlib.closing(duckdb.connect(str(tmp_path / "other.duckdb"))) as foreign:
+        foreign.execute("CREATE TABLE invoices (id INTEGER)")
+        with pytest.raises(StorageError, match="not an otel-llm-cost database"):
+            evaluate_budgets(foreign, [Budget.per_org_daily(10)], NOON)
+        with pytest.raises(StorageError, match="not an otel-llm-cost database"):
+            BudgetGuard(foreign, [Budget.per_org_daily(10)]).check(org="o", at=NOON)

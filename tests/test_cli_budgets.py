@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -11,6 +12,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from conftest import CallsDB, call
@@ -245,3 +247,31 @@ def test_status_csv_and_display_zone(setup: tuple[str, str], capsys: pytest.Capt
     assert main([*args, "--tz", "America/New_York"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "org_over" in x)
     assert "2026-11-19 19:00" in line
+
+
+def test_a_database_without_our_tables_is_a_one_line_error(
+    setup: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets, _db = setup
+    foreign = tmp_path / "other.duckdb"
+    with contextlib.closing(duckdb.connect(str(foreign))) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER)")
+    for command in (["status"], ["check"], ["check", "--fire", "--webhook", ""]):
+        assert main(["budgets", *command, "--budgets", budgets, "--db", str(foreign)]) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"otel-llm-cost: error: {foreign}: not an otel-llm-cost database"), err
+        assert len(err.splitlines()) == 1
+    with contextlib.closing(duckdb.connect(str(foreign), read_only=True)) as connection:
+        assert connection.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("invoices",)]
+
+
+def test_check_fire_refuses_a_missing_file_instead_of_creating_it(
+    setup: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    budgets, _db = setup
+    typo = tmp_path / "typo.duckdb"
+    assert main(["budgets", "check", "--fire", "--webhook", "", "--budgets", budgets, "--db", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"otel-llm-cost: error: DuckDB file '{typo}' does not exist")
+    assert len(err.splitlines()) == 1
+    assert not typo.exists()

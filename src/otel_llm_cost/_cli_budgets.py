@@ -29,7 +29,7 @@ from otel_llm_cost.budgets import (
     evaluate_budgets,
     load_budgets,
 )
-from otel_llm_cost.exceptions import BudgetConfigError
+from otel_llm_cost.exceptions import BudgetConfigError, StorageError
 
 _BAR_WIDTH = 20
 
@@ -138,10 +138,15 @@ def _forecast(status: BudgetStatus, zone: ZoneInfo) -> str:
     return f"{_local(status.forecast_at, zone)} {zone.key}"
 
 
-def _evaluate(args: argparse.Namespace) -> tuple[list[Budget], list[BudgetStatus]]:
+def _evaluate(
+    args: argparse.Namespace, at: datetime | None = None
+) -> tuple[list[Budget], list[BudgetStatus]]:
     budgets = _load(args)
     with contextlib.closing(_storage.connect(args.db, read_only=True)) as connection:
-        return budgets, evaluate_budgets(connection, budgets, _at(args))
+        try:
+            return budgets, evaluate_budgets(connection, budgets, at or _at(args))
+        except StorageError as exc:
+            raise StorageError(f"{args.db}: {exc}") from exc
 
 
 _STATUS_FIELDS: Final = (
@@ -233,20 +238,19 @@ def _status_record(s: BudgetStatus) -> dict[str, Any]:
 
 
 def _check(args: argparse.Namespace) -> int:
+    at = _at(args)
+    # Read-only first: a missing or foreign file is refused before --fire opens it read-write, which
+    # would create the file (a typo in --db) or add our tables to someone else's database.
+    budgets, statuses = _evaluate(args, at)
     if args.fire:
-        budgets = _load(args)
-        at = _at(args)
         # The alerts are printed below; the webhook (if any) is the only other sink.
         sinks: list[AlertSink] = [WebhookSink(args.webhook)] if args.webhook else []
         engine = BudgetEngine(budgets, sinks)
         with contextlib.closing(_storage.connect(args.db)) as connection:
             fired = engine.evaluate(connection, at)
-            statuses = evaluate_budgets(connection, budgets, at)
         engine.shutdown(timeout_s=30.0)
         for alert in fired:
             print(f"ALERT {alert.kind.value}: {alert.message}")
-    else:
-        budgets, statuses = _evaluate(args)
     over = [s for s in statuses if s.over]
     for s in over:
         print(

@@ -43,7 +43,7 @@ from otel_llm_cost import _budget_sql, _config, semconv
 from otel_llm_cost._logging import log_once
 from otel_llm_cost._output import format_usd
 from otel_llm_cost._rows import _ATTRIBUTE_COLUMNS
-from otel_llm_cost._schema import CREATE_ALERTS
+from otel_llm_cost._schema import CALLS_TABLE, CREATE_ALERTS
 from otel_llm_cost._sinks import (
     AlertSink,
     BackgroundQueue,
@@ -54,7 +54,7 @@ from otel_llm_cost._sinks import (
     shutdown_sinks,
     webhook_payload,
 )
-from otel_llm_cost.exceptions import BudgetConfigError, BudgetExceeded
+from otel_llm_cost.exceptions import BudgetConfigError, BudgetExceeded, StorageError
 
 __all__ = [
     "FORECAST_LOOKBACK",
@@ -713,6 +713,23 @@ def _recent_span(
     return start, at
 
 
+def _fetch_calls(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> list[Any]:
+    try:
+        return cursor.execute(sql, params).fetchall()
+    except duckdb.CatalogException as exc:
+        # Checked only on failure: the common case pays nothing. A foreign DuckDB file deserves a
+        # sentence, not "Table with name llm_calls does not exist".
+        [(found,)] = cursor.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [CALLS_TABLE]
+        ).fetchall()
+        if not found:
+            raise StorageError(
+                f"not an otel-llm-cost database (it has no {CALLS_TABLE} table; "
+                "point --db / the store at the file the DuckDBSpanExporter writes)"
+            ) from exc
+        raise
+
+
 def _statuses_for_window(  # noqa: PLR0917 - private helper called positionally from three places
     cursor: duckdb.DuckDBPyConnection,
     budget: Budget,
@@ -733,7 +750,7 @@ def _statuses_for_window(  # noqa: PLR0917 - private helper called positionally 
         recent_end=recent[1] if recent else None,
     )
     statuses = []
-    for entity, spent, calls, unpriced, recent_spend in cursor.execute(sql, params).fetchall():
+    for entity, spent, calls, unpriced, recent_spend in _fetch_calls(cursor, sql, params):
         spent_d = Decimal(spent)
         rate: Decimal | None = None
         forecast_at: datetime | None = None
@@ -789,7 +806,8 @@ def evaluate_budgets(
 
     Raises:
         ValueError: ``at`` is naive.
-        duckdb.Error: the query failed (e.g. the file has no ``llm_calls`` table).
+        StorageError: the database has no ``llm_calls`` table (not an otel-llm-cost database).
+        duckdb.Error: the query failed otherwise.
     """
     when = datetime.now(UTC) if at is None else _aware(at)
     cursor = connection.cursor()
@@ -826,6 +844,7 @@ def remaining_budget(
 
     Raises:
         ValueError: ``entity`` is missing for a non-global budget, or ``at`` is naive.
+        StorageError: the database has no ``llm_calls`` table (not an otel-llm-cost database).
     """
     if budget.is_per_call:
         return budget.limit_usd
@@ -1576,6 +1595,7 @@ class BudgetGuard:
         Raises:
             BudgetExceeded: with ``budget``, ``entity``, ``spent_usd``, ``limit_usd``, ``window_end``
                 of the first budget found spent (spend exactly at the limit counts as spent).
+            StorageError: the database has no ``llm_calls`` table (not an otel-llm-cost database).
         """
         for status in self.statuses(at=at, **entities):
             if status.over:
