@@ -353,8 +353,10 @@ class WebhookSink:
 class OTelLogSink:
     """Emit each alert as an OpenTelemetry log record correlated with the call that crossed the threshold.
 
-    Why a log record and not a span event: window alerts fire when a batch is committed, after the
-    triggering span has ended, and an ended span accepts no events (nor attributes: DESIGN.md fact 1).
+    Why a log record and not a span event: an ended span accepts no events (nor attributes: DESIGN.md
+    fact 1). Window alerts fire when a batch is committed, long after the triggering span ended, and
+    per-call alerts are found in the processor's ``on_end``, which the SDK calls once the span is
+    already marked ended, with a read-only ``ReadableSpan`` snapshot.
     A log record can still carry that span's trace and span id, so backends link the alert to the
     trace, and it flows through the application's LoggerProvider to any log exporter.
 
