@@ -13,12 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_llm_cost import _schema, _storage
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
-from otel_llm_cost._rows import build_rows
+from otel_llm_cost._rows import RowBatch, build_rows
 from otel_llm_cost._spool import Spool, SpoolCorruptError
 from otel_llm_cost.exporter import DuckDBSpanExporter
 from test_exporter import count, make_span
@@ -68,7 +69,7 @@ def test_half_written_and_damaged_files_are_never_replayed(tmp_path: Path) -> No
     assert not tmp.exists()
     with pytest.raises(SpoolCorruptError, match="truncated"):
         Spool.read(truncated)
-    assert Spool.quarantine(truncated).suffix == ".corrupt"
+    assert Spool.quarantine(truncated) == spool.directory / "quarantine" / truncated.name
     assert spool.pending() == [good]
 
 
@@ -264,3 +265,31 @@ def test_replaying_a_batch_twice_stores_it_once(tmp_path: Path) -> None:
     assert exporter.force_flush()
     exporter.shutdown()
     assert count(db) == 4
+
+
+def test_a_spooled_batch_the_database_rejects_is_quarantined_and_writes_go_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A batch spooled by a build whose columns no longer fit the table (here: text where a count
+    # belongs) fails to commit for a reason no retry fixes. Replaying it on every export used to fail
+    # every export and spool every new batch behind it, forever.
+    db = tmp_path / "calls.duckdb"
+    spool = Spool(f"{db}.spool")
+    good = _batch(2, spans=False)
+    calls = good.calls.set_column(
+        good.calls.schema.get_field_index("input_tokens"), "input_tokens", pa.array(["many", "more"])
+    )
+    bad = spool.write(RowBatch(calls, None))
+    later = spool.write(_batch(1, spans=False))
+    exporter = DuckDBSpanExporter(db, lock_timeout_s=5)
+    with caplog.at_level(logging.ERROR, logger="otel_llm_cost"):
+        assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+        assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert spool.pending() == []
+    assert not bad.exists()
+    assert (spool.directory / "quarantine" / bad.name).exists()
+    assert not later.exists()  # replayed: the batch after the bad one is not held back
+    assert count(db) == 3
+    assert ERROR_COUNTS["exporter.spool_rejected"] == 1
+    assert len([r for r in caplog.records if "quarantine" in r.getMessage()]) == 1

@@ -121,6 +121,20 @@ def test_insert_rows_skips_spans_already_stored(tmp_path: Path) -> None:
     assert cost == (Decimal("0.000987654312"),)
 
 
+def test_a_rejected_insert_raises_its_own_error_not_the_aborted_transaction(tmp_path: Path) -> None:
+    # The exporter quarantines a batch the database rejects and keeps a batch the database failed on:
+    # it needs the real cause, not "Current transaction is aborted" from the cleanup after it.
+    rows = _rows(2)
+    rows = rows.set_column(rows.schema.get_field_index("input_tokens"), "input_tokens", pa.array(["x", "y"]))
+    with contextlib.closing(_storage.connect(tmp_path / "db.duckdb")) as con:
+        con.execute("BEGIN TRANSACTION")
+        with pytest.raises(duckdb.ConversionException):
+            _storage.insert_rows(con, _schema.CALLS_TABLE, rows)
+        con.execute("ROLLBACK")
+        _storage.insert_rows(con, _schema.CALLS_TABLE, _rows(2))  # the view name is reusable
+        assert con.execute(f"SELECT count(*) FROM {_schema.CALLS_TABLE}").fetchone() == (2,)
+
+
 def test_same_span_id_in_another_trace_is_a_different_span(tmp_path: Path) -> None:
     rows = _rows(1)
     other = rows.set_column(1, "trace_id", pa.array(["f" * 32]))

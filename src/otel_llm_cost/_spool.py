@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from ._rows import RowBatch
 
-__all__ = ["Spool", "SpoolCorruptError"]
+__all__ = ["QUARANTINE_DIR", "Spool", "SpoolCorruptError"]
 
 _MAGIC: Final = b"OLCSPOOL1"
 _HEADER: Final = struct.Struct("<QQ")  # byte lengths of the calls stream and the spans stream
@@ -30,6 +30,8 @@ _SUFFIX: Final = ".batch"
 _TMP_PREFIX: Final = ".tmp-"
 # A temporary file this old belongs to a writer that died mid-write (a live write takes milliseconds).
 _STALE_TMP_S: Final = 600.0
+#: Subfolder of the spool for batches that are never replayed automatically.
+QUARANTINE_DIR: Final = "quarantine"
 
 
 class SpoolCorruptError(Exception):
@@ -137,8 +139,18 @@ class Spool:
 
     @staticmethod
     def quarantine(path: Path) -> Path:
-        """Move an undecodable batch aside (``.corrupt``) so it stops blocking the replay."""
-        target = path.with_suffix(".corrupt")
-        with contextlib.suppress(FileNotFoundError):
+        """Move a batch that must not be replayed again into the spool's ``quarantine/`` subfolder.
+
+        For a file that cannot be decoded, or that the database rejects (a type or constraint error,
+        e.g. after a schema change): replaying it on every export would block every later batch.
+        It keeps its name, so moving it back into the spool directory replays it.
+
+        Returns:
+            Where the file now is.
+        """
+        folder = path.parent / QUARANTINE_DIR
+        folder.mkdir(exist_ok=True)
+        target = folder / path.name
+        with contextlib.suppress(FileNotFoundError):  # another process sharing the spool moved it
             os.replace(path, target)
         return target

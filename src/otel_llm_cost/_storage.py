@@ -240,15 +240,13 @@ def _new_rows(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table) -
     unit_per_s = 1e9 if rows.schema.field("start_time").type.unit == "ns" else 1e6
     view = f"_otel_llm_cost_keys_{table_name}"
     con.register(view, rows.select(["trace_id", "span_id"]))
-    try:
+    with _registered(con, view):
         existing = con.execute(
             f"SELECT t.trace_id || t.span_id FROM {table_name} t SEMI JOIN {view} b "
             "ON t.span_id = b.span_id AND t.trace_id = b.trace_id "
             "WHERE t.start_time BETWEEN to_timestamp(?) AND to_timestamp(?)",
             [low.as_py() / unit_per_s - 0.001, high.as_py() / unit_per_s + 0.001],
         ).fetchall()
-    finally:
-        con.unregister(view)
     if not existing:
         return rows
     keys = pc.binary_join_element_wise(rows["trace_id"], rows["span_id"], "")
@@ -270,8 +268,24 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table)
         return fresh
     view = f"_otel_llm_cost_batch_{table_name}"
     con.register(view, fresh)
-    try:
+    with _registered(con, view):
         con.execute(f"INSERT INTO {table_name} BY NAME SELECT * FROM {view}")
-    finally:
-        con.unregister(view)
     return fresh
+
+
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, view: str) -> Iterator[None]:
+    """Unregister ``view`` afterwards, without masking the statement's own error.
+
+    A failed statement aborts the transaction, and ``unregister`` then raises "Current transaction is
+    aborted": raised from a ``finally`` it would replace the real cause (a conversion or binder
+    error), which callers need in order to tell a bad batch from a broken database. The view is
+    replaced by the next ``register`` of the same name anyway.
+    """
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(view)
+        raise
+    con.unregister(view)

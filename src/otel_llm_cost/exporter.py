@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import duckdb
 import pyarrow as pa
@@ -335,12 +335,33 @@ class DuckDBSpanExporter(SpanExporter):
             except FileNotFoundError:
                 continue  # another process sharing the spool replayed it
             except SpoolCorruptError as exc:
+                target = Spool.quarantine(path)
                 log_once(
-                    _logger, "exporter.spool_corrupt", logging.ERROR, "moved aside a bad spool file: %s", exc
+                    _logger,
+                    "exporter.spool_corrupt",
+                    logging.ERROR,
+                    "moved an undecodable spool file to quarantine (%s): %s",
+                    target.parent,
+                    exc,
                 )
-                Spool.quarantine(path)
                 continue
-            self._commit(cursor, spooled)
+            try:
+                self._commit(cursor, spooled)
+            except Exception as exc:
+                if not _rejects_batch(cursor, exc):
+                    raise  # the database itself failed: keep the file, spool what follows
+                target = Spool.quarantine(path)
+                log_once(
+                    _logger,
+                    "exporter.spool_rejected",
+                    logging.ERROR,
+                    "the database rejects a spooled batch of %d calls (%r); moved it to quarantine (%s) "
+                    "so that later batches are written",
+                    spooled.calls.num_rows,
+                    exc,
+                    target.parent,
+                )
+                continue
             Spool.remove(path)
 
     def _commit(self, cursor: duckdb.DuckDBPyConnection, batch: RowBatch) -> None:
@@ -514,6 +535,31 @@ class DuckDBSpanExporter(SpanExporter):
             _ABANDONED_AFTER_FORK.append(self._held)  # never close it here: that would write the file
         self._init_process_state()
         self._fork_unsafe = held_open or self._user_connection is not None
+
+
+# What a batch's own content causes (a value that does not fit its column, a column the table does
+# not have, a constraint): retrying the same batch can never succeed. IO, memory, transaction and
+# lock errors are the database's, not the batch's.
+_BATCH_ERRORS: Final = (
+    duckdb.DataError,
+    duckdb.IntegrityError,
+    duckdb.ProgrammingError,
+    duckdb.NotSupportedError,
+    pa.ArrowException,
+)
+
+
+def _rejects_batch(cursor: duckdb.DuckDBPyConnection, exc: Exception) -> bool:
+    """Whether ``exc`` came from the batch, not the database (which still answers a query)."""
+    if not isinstance(exc, _BATCH_ERRORS):
+        return False
+    try:
+        # After a fatal error DuckDB answers every statement with InvalidInputException (a
+        # ProgrammingError): the database is broken then, not the batch.
+        cursor.execute("SELECT 1").fetchall()
+    except duckdb.Error:
+        return False
+    return True
 
 
 # Connections a forked child inherited open: kept referenced so their finalizers never run (and
