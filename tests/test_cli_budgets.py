@@ -146,6 +146,15 @@ def test_check_fire_records_alerts_once_and_alerts_lists_them(
     assert {r["window_start"] for r in records} == {"2026-11-20T00:00:00+00:00"}
 
 
+def test_alerts_on_a_missing_file_is_an_error_not_an_empty_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "typo.duckdb"
+    assert main(["alerts", "--db", str(typo)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not typo.exists()
+
+
 def test_alerts_on_a_file_without_alerts(calls_db: CallsDB, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["alerts", "--db", str(calls_db.path)]) == 0
     assert capsys.readouterr().out == "no alerts\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -288,9 +287,7 @@ _ALERT_FIELDS: Final = (
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    if not os.path.exists(args.db):
-        _emit(f"no alerts ({args.db} does not exist)")
-        return 0
+    # A missing file is an error, as for `report`: "no alerts" would hide a mistyped --db.
     with contextlib.closing(_storage.connect(args.db, read_only=True)) as connection:
         rows = _alert_rows(connection, args)
     if args.format == "json":
