@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_llm_cost import _schema, _storage
 from otel_llm_cost import semconv as sc
@@ -132,3 +134,91 @@ def test_raw_user_ids_never_reach_either_table(db: Path, pricebook: PriceBook) -
     # Whatever the enrichment maps an association key to, a user-id tag holds the hash.
     for key, value in call["tags"]:
         assert value.startswith("h:"), (key, value)
+
+
+def record_call(provider: TracerProvider, name: str) -> None:
+    """Replay one recorded call as the libraries emit it: the instrumentation's span is started
+    first and ends last; the Anthropic SDK's span is its child (OpenInference) or, when the recording
+    has it as a root (Traceloop), a root of its own; an app span wraps them."""
+    sdk, instrumentation = fixture_spans(name)
+    assert sdk["scope"]["name"] == sc.ANTHROPIC_SDK_SCOPE
+    app = provider.get_tracer("app").start_span("handle request")
+    outer_context = trace.set_span_in_context(app)
+    outer = provider.get_tracer(instrumentation["scope"]["name"]).start_span(
+        instrumentation["name"], context=outer_context, attributes=instrumentation["attributes"]
+    )
+    inner_context = trace.set_span_in_context(outer) if sdk["parent_span_id"] else None
+    provider.get_tracer(sdk["scope"]["name"]).start_span(
+        sdk["name"], context=inner_context, attributes=sdk["attributes"]
+    ).end()
+    outer.end()
+    app.end()
+
+
+DOUBLE_RECORDED = [
+    "openinference-anthropic__anthropic_messages",
+    "openinference-anthropic__anthropic_messages_stream",
+    "traceloop-anthropic__anthropic_messages",
+    "traceloop-anthropic__anthropic_messages_stream",
+]
+
+
+@pytest.mark.parametrize("name", DOUBLE_RECORDED)
+@pytest.mark.parametrize("delivery", ["span by span", "one batch, latest end first"])
+def test_a_call_recorded_by_two_libraries_is_billed_once(
+    name: str, delivery: str, db: Path, pricebook: PriceBook
+) -> None:
+    # Without the processor the exporter prices spans itself, so it must also mark the second record
+    # of a call (the SDK's own span next to the instrumentation's) as the processor would.
+    exporter = DuckDBSpanExporter(db, pricing=pricebook, user_id_hasher=HASHER)
+    provider = TracerProvider()
+    if delivery == "span by span":
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        record_call(provider, name)
+    else:
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        record_call(provider, name)
+        # The guard decides in end order, whatever order the batch comes in.
+        assert exporter.export(memory.get_finished_spans()[::-1]) is SpanExportResult.SUCCESS
+    provider.shutdown()
+    exporter.shutdown()
+    first, second = stored_calls(db)  # in end order: the SDK's span ends first
+    assert first["scope_name"] == sc.ANTHROPIC_SDK_SCOPE
+    assert (first["billable"], first["duplicate_of"]) == (True, None)
+    assert (second["billable"], second["duplicate_of"]) == (False, first["span_id"])
+    assert first["cost_status"] == second["cost_status"] == "priced"
+
+
+def test_a_span_wrapping_llm_calls_is_not_billed_on_top(db: Path, pricebook: PriceBook) -> None:
+    # An agent-level span that reports the usage of the calls inside it (no aggregate span kind, so
+    # only its position tells), with a plain app span in between.
+    provider = TracerProvider()
+    provider.add_span_processor(
+        SimpleSpanProcessor(DuckDBSpanExporter(db, pricing=pricebook, user_id_hasher=HASHER))
+    )
+    [sdk, _] = fixture_spans("openinference-anthropic__anthropic_messages")
+    agent_attributes = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_PROVIDER_NAME: "anthropic",
+        sc.GEN_AI_REQUEST_MODEL: "claude-sonnet-4-5",
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 2 * sdk["attributes"][sc.GEN_AI_USAGE_INPUT_TOKENS],
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 2 * sdk["attributes"][sc.GEN_AI_USAGE_OUTPUT_TOKENS],
+    }
+    agent = provider.get_tracer("my.agent").start_span("agent run", attributes=agent_attributes)
+    step = provider.get_tracer("app").start_span("step", context=trace.set_span_in_context(agent))
+    for call in range(2):
+        provider.get_tracer(sdk["scope"]["name"]).start_span(
+            sdk["name"],
+            context=trace.set_span_in_context(step),
+            attributes={**sdk["attributes"], sc.GEN_AI_RESPONSE_ID: f"msg_{call}"},
+        ).end()
+    step.end()
+    agent.end()
+    provider.shutdown()
+    rows = stored_calls(db)
+    assert [(r["span_name"], r["billable"], r["duplicate_of"]) for r in rows] == [
+        (sdk["name"], True, None),
+        (sdk["name"], True, None),
+        ("agent run", False, None),
+    ]

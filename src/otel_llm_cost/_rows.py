@@ -146,8 +146,10 @@ class RowBatch:
         return self.calls.num_rows == 0 and (self.spans is None or self.spans.num_rows == 0)
 
 
-Enricher = Callable[[ReadableSpan], Mapping[str, Any] | None]
-"""Returns the attributes to add to a span nothing enriched, or None when it is not an LLM call."""
+Enricher = Callable[[Sequence[ReadableSpan]], Sequence[Mapping[str, Any] | None]]
+"""Given the spans of a batch that nothing enriched (in batch order), returns for each the attributes
+to add, or None when it is not an LLM call. Called once per batch: deciding which of two records of
+one call is billable needs the whole batch (in end order)."""
 
 
 def _json_default(value: object) -> object:
@@ -303,7 +305,8 @@ def build_rows(
 
     Args:
         spans: The batch, as the SDK hands it to ``export``.
-        enrich: Prices and normalises spans nothing enriched (None: only enriched spans are calls).
+        enrich: Prices, normalises and deduplicates the spans nothing enriched, called once with all
+            of them (None: only enriched spans are calls).
         capture_content: Keep prompt/completion text attributes in the JSON column.
         store_all_spans: Also build the ``spans`` table (every span of the batch).
         user_id_hasher: Hashes user ids found raw where only their hash may be stored (``None``: the
@@ -316,6 +319,8 @@ def build_rows(
     call_attributes: list[Mapping[str, Any]] = []
     kept: list[ReadableSpan] = []
     kept_attributes: list[Mapping[str, Any]] = []
+    raw: list[ReadableSpan] = []
+    raw_slots: list[int] = []
     seen: set[tuple[int, int]] = set()
     for span in spans:
         context = span.context
@@ -330,12 +335,21 @@ def build_rows(
             kept.append(span)
             kept_attributes.append(attributes)
         if sc.LLM_COST_STATUS not in attributes:
-            extra = enrich(span) if enrich is not None else None
-            if extra is None:
+            if enrich is None:
                 continue
-            attributes = {**attributes, **extra}
+            raw.append(span)
+            raw_slots.append(len(calls))  # a placeholder until enrich says whether it is a call
         calls.append(span)
         call_attributes.append(attributes)
+    if raw and enrich is not None:
+        keep = [True] * len(calls)
+        for slot, extra in zip(raw_slots, enrich(raw), strict=True):
+            if extra is None:
+                keep[slot] = False
+            else:
+                call_attributes[slot] = {**call_attributes[slot], **extra}
+        calls = list(itertools.compress(calls, keep))
+        call_attributes = list(itertools.compress(call_attributes, keep))
     hash_user_id = _UserIdHash(user_id_hasher)
     return RowBatch(
         _calls_table(calls, call_attributes, capture_content, hash_user_id),

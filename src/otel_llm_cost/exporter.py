@@ -29,8 +29,11 @@ import duckdb
 import pyarrow as pa
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import format_span_id
 
 from . import _config, _schema, _storage
+from . import semconv as sc
+from ._dedup import DoubleCountGuard
 from ._logging import log_once
 from ._rows import RowBatch, build_rows
 from ._spool import Spool, SpoolCorruptError
@@ -89,9 +92,11 @@ class DuckDBSpanExporter(SpanExporter):
 
     Spans enriched by :class:`~otel_llm_cost.LLMCostSpanProcessor` are stored as they are; LLM spans
     nothing enriched (for example under ``OTEL_TRACES_EXPORTER=duckdb opentelemetry-instrument``) are
-    normalised and priced here. Each batch is one Arrow bulk insert; a span already stored (same trace
-    and span id) is never stored twice. ``export`` never raises: when the file cannot be written the
-    batch goes to a crash-safe spool next to it and is replayed later.
+    normalised and priced here, and the second record of one call (the Anthropic SDK's span next to
+    an instrumentation's) or a span wrapping calls is stored with ``billable = false``, by the same
+    double-count guard and rules the processor applies. Each batch is one Arrow bulk insert; a span
+    already stored (same trace and span id) is never stored twice. ``export`` never raises: when the
+    file cannot be written the batch goes to a crash-safe spool next to it and is replayed later.
 
     Example::
 
@@ -114,9 +119,12 @@ class DuckDBSpanExporter(SpanExporter):
             any span (``cost.user_id``) stored in the ``spans`` table (default: the process hasher).
         hold_idle_s: Release the file after this long without a batch.
         hold_max_s: Release the file after holding it this long, even while batches keep coming.
+        dedup_capacity: How many recent calls the double-count guard for spans nothing enriched
+            remembers (default ``OTEL_LLM_COST_DEDUP_CAPACITY``, else 10,000).
 
     Raises:
-        ValueError: Both ``path`` and ``connection`` given, or a negative duration.
+        ValueError: Both ``path`` and ``connection`` given, a negative duration, or a
+            ``dedup_capacity`` that is not positive.
     """
 
     def __init__(
@@ -132,6 +140,7 @@ class DuckDBSpanExporter(SpanExporter):
         user_id_hasher: UserIdHasher | None = None,
         hold_idle_s: float = 0.2,
         hold_max_s: float = 2.0,
+        dedup_capacity: int | None = None,
     ) -> None:
         if path is not None and connection is not None:
             raise ValueError("pass either a path or a connection, not both")
@@ -159,6 +168,9 @@ class DuckDBSpanExporter(SpanExporter):
         self.spool = Spool(spool_path) if spool_path is not None else None
         self._pricing = pricing
         self._hasher = user_id_hasher
+        self._dedup_capacity = _config.DEDUP_CAPACITY.get() if dedup_capacity is None else dedup_capacity
+        if self._dedup_capacity <= 0:
+            raise ValueError(f"dedup_capacity must be positive, got {dedup_capacity!r}")
         self._listeners: list[CommitListener] = []
         self._shutdown = False
         self._fork_locked = False
@@ -182,6 +194,8 @@ class DuckDBSpanExporter(SpanExporter):
         self._schema_checked = False
         self._pid = os.getpid()
         self._fork_unsafe = False
+        # Per process: a fork may copy its lock held. Spans the processor enriched never reach it.
+        self._guard = DoubleCountGuard(self._dedup_capacity)
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -247,7 +261,8 @@ class DuckDBSpanExporter(SpanExporter):
 
     # -- enrichment of spans nothing enriched -----------------------------------------------------
 
-    def _enrich(self, span: ReadableSpan) -> Mapping[str, Any] | None:
+    def _enrich(self, spans: Sequence[ReadableSpan]) -> list[Mapping[str, Any] | None]:
+        """Price and deduplicate the spans of a batch nothing enriched (see ``_rows.Enricher``)."""
         # Imported on first use: enrichment pulls in usage normalisation and pricing, which spans
         # already enriched by the processor never need.
         try:
@@ -256,23 +271,34 @@ class DuckDBSpanExporter(SpanExporter):
             log_once(
                 _logger, "exporter.enrich_import", logging.ERROR, "LLM span pricing unavailable: %r", exc
             )
-            return None
-        attributes = span.attributes or {}
-        scope = span.instrumentation_scope
-        scope_name = scope.name if scope is not None else None
-        if not is_llm_candidate(attributes, scope_name):
-            return None
-        try:
-            return compute_enrichment(
-                attributes,
-                scope_name=scope_name,
-                start_time_ns=span.start_time,
-                pricebook=self._pricebook(),
-                hasher=self._hasher,
-            )
-        except Exception as exc:  # compute_enrichment never raises; this guards its imports
-            log_once(_logger, "exporter.enrich", logging.ERROR, "could not price a raw LLM span: %r", exc)
-            return None
+            return [None] * len(spans)
+        out: list[Mapping[str, Any] | None] = [None] * len(spans)
+        guard = self._guard
+        candidates = [is_llm_candidate(span.attributes or {}, _scope_name(span)) for span in spans]
+        if not any(candidates) and not guard.tracking_ancestors:
+            return out  # the usual batch beside the processor: no LLM span and nothing to pass on
+        # The guard decides in end order, as the processor does at on_end: the span that ends first
+        # (the leaf closest to the HTTP call) is billable, its wrapper or twin is marked.
+        order = sorted(range(len(spans)), key=lambda index: spans[index].end_time or 0)
+        for index in order:
+            span = spans[index]
+            extra = None
+            if candidates[index]:
+                extra = compute_enrichment(
+                    span.attributes or {},
+                    scope_name=_scope_name(span),
+                    start_time_ns=span.start_time,
+                    pricebook=self._pricebook(),
+                    hasher=self._hasher,
+                )
+            if extra is None:
+                context, parent = span.context, span.parent
+                if guard.tracking_ancestors and context is not None:
+                    guard.non_llm_span_ended(context.span_id, parent.span_id if parent is not None else None)
+                continue
+            _mark_billable(guard, span, extra)
+            out[index] = extra
+        return out
 
     def _pricebook(self) -> Any:
         if self._pricing is None:
@@ -535,6 +561,40 @@ class DuckDBSpanExporter(SpanExporter):
             _ABANDONED_AFTER_FORK.append(self._held)  # never close it here: that would write the file
         self._init_process_state()
         self._fork_unsafe = held_open or self._user_connection is not None
+
+
+def _scope_name(span: ReadableSpan) -> str | None:
+    scope = span.instrumentation_scope
+    return scope.name if scope is not None else None
+
+
+def _mark_billable(guard: DoubleCountGuard, span: ReadableSpan, extra: dict[str, Any]) -> None:
+    """Ask ``guard`` about an LLM span nothing enriched, as the processor does at on_end."""
+    context = span.context
+    if context is None:
+        return
+    parent = span.parent
+    response_id = (span.attributes or {}).get(sc.GEN_AI_RESPONSE_ID)
+    input_tokens = extra.get(sc.LLM_TOKENS_INPUT)
+    output_tokens = extra.get(sc.LLM_TOKENS_OUTPUT)
+    start_ns = span.start_time or 0
+    verdict = guard.llm_span_ended(
+        trace_id=context.trace_id,
+        span_id=context.span_id,
+        parent_span_id=parent.span_id if parent is not None else None,
+        start_ns=start_ns,
+        end_ns=span.end_time or start_ns,
+        native_sdk=_scope_name(span) == sc.ANTHROPIC_SDK_SCOPE,
+        response_id=response_id if isinstance(response_id, str) else None,
+        input_tokens=input_tokens if isinstance(input_tokens, int) else None,
+        output_tokens=output_tokens if isinstance(output_tokens, int) else None,
+        aggregate=extra.get(sc.LLM_COST_BILLABLE) is False,
+    )
+    if verdict.duplicate_of is not None and verdict.duplicate_of == format_span_id(context.span_id):
+        return  # the same span exported again (a retried batch): never a duplicate of itself
+    extra[sc.LLM_COST_BILLABLE] = verdict.billable
+    if verdict.duplicate_of is not None:
+        extra[sc.LLM_COST_DUPLICATE_OF] = verdict.duplicate_of
 
 
 # What a batch's own content causes (a value that does not fit its column, a column the table does
