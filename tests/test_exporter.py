@@ -605,3 +605,28 @@ def test_json_columns_keep_their_exact_text() -> None:
         ',"gen_ai.request.stream":true,' + extra + ',"cost.ratio":0.25,"cost.flag":true}'
     )
     assert stored[1] == '{"http.request.method":"GET","n":3,"xs":["a","b"]}'
+
+
+def test_a_span_that_cannot_become_a_row_is_dropped_alone_logged_and_counted(
+    exporter: DuckDBSpanExporter, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A hand-built ReadableSpan (a bridge, another processor's copy) may break assumptions the SDK's
+    # own spans keep, here a missing status. Converting rows for the batch fails; only that span
+    # may be lost, never the batch around it, and never silently.
+    broken = ReadableSpan(
+        name="chat",
+        context=SpanContext(0xABC, 0xDEF, is_remote=False),
+        attributes=enriched_attributes(),
+        start_time=START_NS,
+        end_time=START_NS + 1,
+        status=None,  # type: ignore[arg-type]
+    )
+    good = [make_span(start_ns=START_NS + i) for i in range(5)]
+    with caplog.at_level(logging.ERROR, logger="otel_llm_cost"):
+        result = exporter.export([*good[:2], broken, *good[2:]])
+    assert result is SpanExportResult.FAILURE  # not everything was stored
+    assert count(db) == 5
+    assert ERROR_COUNTS["exporter.build_rows"] == 1
+    assert ERROR_COUNTS["exporter.span_dropped"] == 1
+    assert len([r for r in caplog.records if "could not convert" in r.getMessage()]) == 1
+    assert exporter.export([make_span()]) is SpanExportResult.SUCCESS  # and the next batch is fine

@@ -31,6 +31,7 @@ from .pricing import MONEY_QUANTUM
 __all__ = [
     "CALLS_ARROW_SCHEMA",
     "SPANS_ARROW_SCHEMA",
+    "Enricher",
     "RowBatch",
     "build_rows",
     "is_content_attribute",

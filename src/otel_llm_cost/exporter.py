@@ -35,7 +35,7 @@ from . import _config, _schema, _storage
 from . import semconv as sc
 from ._dedup import DoubleCountGuard
 from ._logging import log_once
-from ._rows import RowBatch, build_rows
+from ._rows import Enricher, RowBatch, build_rows
 from ._spool import Spool, SpoolCorruptError
 from .exceptions import StorageError, StorageLockedError
 
@@ -210,31 +210,89 @@ class DuckDBSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Store one batch. Never raises.
 
+        When a span cannot be converted to a row (a hand-built ReadableSpan breaking what the SDK's
+        spans guarantee, or a bug here), the batch is converted again in halves down to the spans at
+        fault: only those are dropped, each counted in ``ERROR_COUNTS["exporter.span_dropped"]``
+        (the first failure is logged, as ``exporter.build_rows``), and the rest is stored. Such a
+        batch is not spooled: converting it again later would fail the same way.
+
         Returns:
             SUCCESS when the batch (and any spooled batch before it) is committed; FAILURE when it was
-            spooled instead (it is stored later), could not even be spooled, or after shutdown.
+            spooled instead (it is stored later), could not even be spooled, when a span of it had to
+            be dropped, or after shutdown.
         """
         if self._shutdown:
             return SpanExportResult.FAILURE
         # Batches keep coming: keep the file while this one's rows are built (not counted as idle).
         self._last_use = time.monotonic() + _BUILD_GRACE_S
+        enrich = _Memo(self._enrich)  # a second conversion must not ask the dedup guard twice
+        dropped = 0
         try:
-            batch = build_rows(
-                spans,
-                enrich=self._enrich,
-                capture_content=self.capture_content,
-                store_all_spans=self.store_all_spans,
-                user_id_hasher=self._hasher,
-            )
+            batch = self._build_rows(spans, enrich)
         except Exception as exc:
             log_once(
-                _logger, "exporter.build_rows", logging.ERROR, "could not convert spans to rows: %r", exc
+                _logger,
+                "exporter.build_rows",
+                logging.ERROR,
+                "could not convert a batch of %d spans to rows (%r); storing all but the spans at fault",
+                len(spans),
+                exc,
             )
-            return SpanExportResult.FAILURE
+            batch, dropped = self._build_rows_around_failures(spans, enrich)
         with self._cond:
             if self._shutdown:
                 return SpanExportResult.FAILURE
-            return self._write(batch, quick=self._degraded)
+            result = self._write(batch, quick=self._degraded)
+        return SpanExportResult.FAILURE if dropped else result
+
+    def _build_rows(self, spans: Sequence[ReadableSpan], enrich: Enricher) -> RowBatch:
+        return build_rows(
+            spans,
+            enrich=enrich,
+            capture_content=self.capture_content,
+            store_all_spans=self.store_all_spans,
+            user_id_hasher=self._hasher,
+        )
+
+    def _build_rows_around_failures(
+        self, spans: Sequence[ReadableSpan], enrich: _Memo
+    ) -> tuple[RowBatch, int]:
+        """Rows of every span that converts, by halving the batch down to the ones that do not."""
+        unique: dict[tuple[int, int], ReadableSpan] = {}
+        for span in spans:
+            context = span.context
+            if context is not None:
+                unique.setdefault((context.trace_id, context.span_id), span)
+        spans = list(unique.values())  # one span in two halves would be stored twice
+        with contextlib.suppress(Exception):
+            # The whole batch once, in end order, before the halves: dedup verdicts stay batch-wide.
+            enrich([span for span in spans if sc.LLM_COST_STATUS not in (span.attributes or {})])
+        parts: list[RowBatch] = []
+        dropped = 0
+        pending = [spans]
+        while pending:
+            part = pending.pop()
+            try:
+                parts.append(self._build_rows(part, enrich))
+            except Exception as exc:
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    pending += (part[middle:], part[:middle])  # popped first half first: span order
+                    continue
+                dropped += 1
+                log_once(
+                    _logger,
+                    "exporter.span_dropped",
+                    logging.ERROR,
+                    "dropped span %r: it cannot be stored (%r)",
+                    getattr(part[0], "name", None),
+                    exc,
+                )
+        if not parts:
+            return self._build_rows([], enrich), dropped
+        calls = pa.concat_tables([part.calls for part in parts])
+        all_spans = [part.spans for part in parts if part.spans is not None]
+        return RowBatch(calls, pa.concat_tables(all_spans) if all_spans else None), dropped
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Replay spooled batches now (waiting up to ``timeout_millis`` for the file).
@@ -561,6 +619,23 @@ class DuckDBSpanExporter(SpanExporter):
             _ABANDONED_AFTER_FORK.append(self._held)  # never close it here: that would write the file
         self._init_process_state()
         self._fork_unsafe = held_open or self._user_connection is not None
+
+
+class _Memo:
+    """An enricher that computes each span once, however many times the batch is converted."""
+
+    __slots__ = ("_done", "_enrich")
+
+    def __init__(self, enrich: Enricher) -> None:
+        self._enrich = enrich
+        self._done: dict[int, Mapping[str, Any] | None] = {}  # id(span): the batch keeps spans alive
+
+    def __call__(self, spans: Sequence[ReadableSpan]) -> list[Mapping[str, Any] | None]:
+        done = self._done
+        missing = [span for span in spans if id(span) not in done]
+        if missing:
+            done.update(zip(map(id, missing), self._enrich(missing), strict=True))
+        return [done[id(span)] for span in spans]
 
 
 def _scope_name(span: ReadableSpan) -> str | None:
