@@ -81,6 +81,20 @@ _LLM_MARKER_KEYS: Final = frozenset(
 )
 _ASSOCIATION_PREFIX_LEN: Final = len(sc.TRACELOOP_ASSOCIATION_PREFIX)
 _PROVIDER_COST_SOURCE: Final = "provider"
+_ZERO_USD: Final = Decimal(0)
+# An answer served from the application's response cache made no API call (issue 5): its cost is
+# exactly 0, not the price of the call that once produced the cached answer.
+_RESPONSE_CACHE_COST: Final = CostBreakdown(
+    status=CostStatus.FREE,
+    total_usd=_ZERO_USD,
+    input_usd=_ZERO_USD,
+    cache_read_usd=_ZERO_USD,
+    cache_write_usd=_ZERO_USD,
+    output_usd=_ZERO_USD,
+    cache_saved_usd=_ZERO_USD,
+    request_usd=_ZERO_USD,
+    reason="response cache",
+)
 _NO_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
 
 
@@ -279,11 +293,13 @@ def _enrichment(
             if external is not None:
                 out[sc.LLM_COST_EXTERNAL_USD] = external
         out[sc.LLM_COST_BILLABLE] = not getattr(usage, "is_aggregate", False)
-        if attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:
-            out[sc.LLM_CACHE_HIT] = True
         _write_attribution(out, attributes, hasher)
     except Exception as exc:
         log_once(_logger, "enrich.attributes", logging.ERROR, "building LLM span attributes failed: %r", exc)
+    if attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:
+        out[sc.LLM_CACHE_HIT] = True
+        _write_cost(out, _RESPONSE_CACHE_COST)
+        return out
     try:
         at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
         cost = pricebook.compute_cost(usage, at=at, reported_cost_usd=reported)
