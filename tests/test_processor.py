@@ -432,6 +432,33 @@ def test_openinference_and_traceloop_ids_are_mapped_onto_cost_tags(pipeline: Pip
     assert attributes["cost.feature"] == "from-context"
 
 
+@pytest.mark.parametrize("key", ["userId", "user.id", "enduser.id"])
+def test_traceloop_user_id_spellings_are_hashed_into_cost_user_id(pipeline: Pipeline, key: str) -> None:
+    # Association properties are free-form: apps spell the user id in several ways, and each one
+    # is personal data that must reach cost.* only as the hash.
+    (recorded,) = fixture_spans("traceloop-openai__openai_chat")
+    prefix = sc.TRACELOOP_ASSOCIATION_PREFIX
+    pipeline.tracer(recorded.scope).start_span(
+        "tl", attributes={**recorded.attributes, prefix + key: "dave", prefix + "chat_id": "c-1"}
+    ).end()
+    attributes = pipeline.only("tl")
+    assert attributes["cost.user_id"] == hashed("dave")
+    assert attributes["cost.chat_id"] == "c-1"
+    added = {name: value for name, value in attributes.items() if not name.startswith(prefix)}
+    assert "dave" not in added.values()
+    assert [name for name in added if name.startswith("cost.") and "user" in name] == ["cost.user_id"]
+
+
+def test_non_string_user_id_set_directly_on_an_llm_span_is_hashed(pipeline: Pipeline) -> None:
+    (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
+    span = pipeline.tracer(recorded.scope).start_span("llm", attributes=recorded.attributes)
+    span.set_attribute("cost.user_id", 4242)
+    span.end()
+    attributes = pipeline.only("llm")
+    assert attributes["cost.user_id"] == hashed("4242")
+    assert 4242 not in attributes.values()
+
+
 def test_raw_user_id_set_directly_on_an_llm_span_is_hashed_in_the_copy(pipeline: Pipeline) -> None:
     (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
     span = pipeline.tracer(recorded.scope).start_span("llm", attributes=recorded.attributes)

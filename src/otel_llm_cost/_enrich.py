@@ -80,6 +80,13 @@ _LLM_MARKER_KEYS: Final = frozenset(
     }
 )
 _ASSOCIATION_PREFIX_LEN: Final = len(sc.TRACELOOP_ASSOCIATION_PREFIX)
+# Traceloop association properties are free-form, so apps spell the user id several ways; each
+# spelling is the user id (hashed into cost.user_id), never a cost.<key> of its own.
+_ASSOCIATION_USER_KEYS: Final = frozenset(
+    name[_ASSOCIATION_PREFIX_LEN:]
+    for name in sc.RAW_USER_ID_ATTRIBUTE_NAMES
+    if name.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX)
+)
 _PROVIDER_COST_SOURCE: Final = "provider"
 _ZERO_USD: Final = Decimal(0)
 # An answer served from the application's response cache made no API call (issue 5): its cost is
@@ -195,7 +202,9 @@ def _write_attribution(
             value = attributes[name]
             if isinstance(value, str | int) and not isinstance(value, bool):
                 key = name[_ASSOCIATION_PREFIX_LEN:]
-                if key.isidentifier() and key.isascii():
+                if key in _ASSOCIATION_USER_KEYS:
+                    mapped.setdefault("user_id", str(value))
+                elif key.isidentifier() and key.isascii():
                     mapped.setdefault(key, str(value))
     for key, value in mapped.items():
         name = sc.COST_PREFIX + key
@@ -205,9 +214,10 @@ def _write_attribution(
             value = (hasher or default_user_id_hasher()).hash(value)  # noqa: PLW2901
         out[name] = value
     existing = attributes.get(sc.COST_USER_ID)
-    if isinstance(existing, str) and not is_hashed_user_id(existing):
-        # Set directly on the span with a raw id: the copy carries the hash instead.
-        hashed = (hasher or default_user_id_hasher()).hash(existing)
+    if existing is not None and not (isinstance(existing, str) and is_hashed_user_id(existing)):
+        # Set directly on the span with a raw id (an int too): the copy carries the hash instead.
+        raw = existing if isinstance(existing, str) else str(existing)
+        hashed = (hasher or default_user_id_hasher()).hash(raw)
         if hashed != existing:
             out[sc.COST_USER_ID] = hashed
 
