@@ -108,6 +108,31 @@ def test_installation_key_file_is_private_and_stable_across_processes(tmp_path: 
     assert out.stdout.strip() == first
 
 
+def test_creating_the_installation_key_warns_once_that_hashes_are_local(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A container starts with a fresh home: a new key file there means new hashes for every user.
+    with caplog.at_level(logging.WARNING, logger="otel_llm_cost"):
+        UserIdHasher()
+        UserIdHasher()
+    created = [r for r in caplog.records if "OTEL_LLM_COST_USER_ID_KEY" in r.getMessage()]
+    assert len(created) == 1
+    assert created[0].levelno == logging.WARNING
+    assert "this machine" in created[0].getMessage()
+    assert str(tmp_path / "config" / "otel-llm-cost" / "user-id-key") in created[0].getMessage()
+
+    # An existing key file (a restart on the same machine) or a configured key: nothing to say.
+    reset_log_once()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="otel_llm_cost"):
+        UserIdHasher()
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "other"))
+        monkeypatch.setenv("OTEL_LLM_COST_USER_ID_KEY", "fleet-secret")
+        UserIdHasher()
+    assert caplog.records == []
+    assert not (tmp_path / "other").exists()
+
+
 def test_unusable_key_directory_falls_back_to_ephemeral_key_with_warning(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

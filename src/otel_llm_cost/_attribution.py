@@ -78,29 +78,34 @@ def _config_dir() -> Path:
     return Path.home() / ".config" / "otel-llm-cost"
 
 
-def _installation_key(directory: Path) -> bytes:
+def _installation_key(directory: Path) -> tuple[bytes, bool]:
     """Read the per-installation key file, creating it atomically (mode 0600) on first use.
 
     Two processes starting together must end up with the same key: the new key is written to a
     temporary file and hard-linked into place, which fails if another process won the race, in
     which case its key is read.
+
+    Returns:
+        The key, and whether this call created the file.
     """
     path = directory / _KEY_FILE_NAME
     try:
-        return _read_key_file(path)
+        return _read_key_file(path), False
     except FileNotFoundError:
         pass
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".user-id-key.")
+    created = False
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(secrets.token_hex(_KEY_BYTES).encode("ascii"))
         # Losing the race is fine: the winner's key is read below.
         with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
+            created = True
     finally:
         os.unlink(tmp)
-    return _read_key_file(path)
+    return _read_key_file(path), created
 
 
 def _read_key_file(path: Path) -> bytes:
@@ -165,8 +170,9 @@ class UserIdHasher:
         if env_key:
             return env_key.encode("utf-8"), _config.USER_ID_HASH_KEY.name
         directory = _config_dir()
+        path = directory / _KEY_FILE_NAME
         try:
-            return _installation_key(directory), str(directory / _KEY_FILE_NAME)
+            installation_key, created = _installation_key(directory)
         except OSError as exc:
             log_once(
                 _logger,
@@ -179,6 +185,20 @@ class UserIdHasher:
                 _config.USER_ID_HASH_KEY.name,
             )
             return secrets.token_bytes(_KEY_BYTES), "ephemeral"
+        if created:
+            # A container or a fresh CI home creates a new key on every start, so the same user gets
+            # a new hash each time: per-user reports split and per-user budgets reset, silently.
+            log_once(
+                _logger,
+                "attribution.user_id_key_created",
+                logging.WARNING,
+                "created a new user-id hash key in %s: cost.user_id hashes are stable only on this "
+                "machine and home directory. For fleets and containers, set %s to the same secret "
+                "everywhere.",
+                path,
+                _config.USER_ID_HASH_KEY.name,
+            )
+        return installation_key, str(path)
 
     @property
     def enabled(self) -> bool:
