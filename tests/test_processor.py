@@ -487,6 +487,25 @@ def test_openinference_span_wrapping_the_anthropic_sdk_span_is_not_billed_twice(
     assert wrapper[sc.LLM_COST_DUPLICATE_OF] == format_span_id(inner_span.context.span_id)
 
 
+def test_llm_span_with_usage_wrapping_a_stream_without_usage_stays_billable_and_priced(
+    pipeline: Pipeline,
+) -> None:
+    # OpenInference records the usage; the inner stream ran without include_usage. Were the wrapper
+    # marked an ancestor, the only priced span of the call would be dropped from the totals.
+    (outer_recorded,) = fixture_spans("openinference-openai__openai_chat")
+    (inner_recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat_stream_no_usage")
+    outer = pipeline.tracer(outer_recorded.scope).start_span("outer", attributes=outer_recorded.attributes)
+    pipeline.tracer(inner_recorded.scope).start_span(
+        "inner", attributes=inner_recorded.attributes, context=trace.set_span_in_context(outer)
+    ).end()
+    outer.end()
+    inner, wrapper = pipeline.only("inner"), pipeline.only("outer")
+    assert inner[sc.LLM_COST_STATUS] == "unpriced"
+    assert wrapper[sc.LLM_COST_STATUS] == "priced"
+    assert wrapper[sc.LLM_COST_BILLABLE] is True
+    assert wrapper[sc.LLM_COST_USD] > 0
+
+
 def test_traceloop_and_sdk_sibling_spans_with_one_response_id_bill_once(pipeline: Pipeline) -> None:
     recorded = fixture_spans("traceloop-anthropic__anthropic_messages")
     for span in recorded:

@@ -106,6 +106,13 @@ def test_spans_without_usage_are_billable_and_not_matched() -> None:
     assert llm(guard, 2, input_tokens=None, output_tokens=None, native_sdk=True).billable
 
 
+def test_child_without_usage_does_not_make_its_parent_an_ancestor() -> None:
+    guard = DoubleCountGuard(100)
+    assert llm(guard, 2, parent_span_id=1, input_tokens=None, output_tokens=None).billable
+    assert not guard.tracking_ancestors
+    assert llm(guard, 1, input_tokens=500, output_tokens=50).billable
+
+
 def test_memory_is_bounded_by_capacity() -> None:
     guard = DoubleCountGuard(3)
     for n in range(10):

@@ -15,8 +15,10 @@ Rules, applied to each LLM span when it ends, in this order:
    Each billable span can absorb one such duplicate, so two identical calls made in parallel
    still count twice.
 3. **Aggregate or ancestor.** A span whose usage is an aggregate (``Usage.is_aggregate``) or that
-   is an ancestor, in this process, of an LLM span already seen is not billable: its usage
-   repeats its descendants' (``duplicate_of`` stays unset: it repeats several calls).
+   is an ancestor, in this process, of an LLM span already seen that reported usage is not
+   billable: its usage repeats its descendants' (``duplicate_of`` stays unset: it repeats several
+   calls). A descendant without usage (a stream without ``include_usage``) does not count: the
+   ancestor may be the only span of the call that carries the usage.
 4. Otherwise the span is billable and is remembered for rules 1 and 2.
 
 Which span of a pair is billable is decided by end order, which is deterministic: the span that
@@ -137,7 +139,8 @@ class DoubleCountGuard:
             end_ns: End time.
             native_sdk: Whether it is the Anthropic SDK's own span.
             response_id: ``gen_ai.response.id`` when present.
-            input_tokens: Normalised input tokens (``None`` when no usage was reported).
+            input_tokens: Normalised input tokens (``None`` when no usage was reported; such a
+                span does not make its parent an ancestor).
             output_tokens: Normalised output tokens (``None`` when no usage was reported).
             aggregate: Whether its usage is an aggregate of its children (never billable).
 
@@ -146,7 +149,9 @@ class DoubleCountGuard:
         """
         with self._lock:
             was_ancestor = self._ancestors.pop(span_id, _MISSING) is not _MISSING
-            if parent_span_id is not None:
+            # A child that reported no usage (a stream without include_usage) repeats nothing in
+            # its parent: marking the parent would drop the only priced span of the call.
+            if parent_span_id is not None and input_tokens is not None:
                 self._remember_ancestor(parent_span_id)
             if response_id:
                 first = self._by_response.get(response_id)
