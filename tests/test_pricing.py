@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from genai_prices import data_snapshot
 
+from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.exceptions import PriceFileError, UnknownModelError
 from otel_llm_cost.pricing import MONEY_QUANTUM, CostBreakdown, CostStatus, PriceBook, provider_id_for
 from otel_llm_cost.usage import Usage
@@ -458,13 +459,65 @@ def test_default_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert book.data_source == "genai-prices data genai-prices-data.json"
 
 
-def test_default_with_a_missing_price_file_fails_loudly(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(
+    ("variable", "content"),
+    [
+        ("OTEL_LLM_COST_PRICES", None),  # missing file
+        ("OTEL_LLM_COST_PRICES", "version = 1\n[models.gpt-4o]\ninput_mtok = 'cheap'\n"),
+        ("OTEL_LLM_COST_PRICE_DATA", None),
+        ("OTEL_LLM_COST_PRICE_DATA", "{not json"),
+    ],
+)
+def test_default_logs_a_bad_file_named_by_the_environment_and_uses_the_bundled_prices(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    variable: str,
+    content: str | None,
 ) -> None:
-    monkeypatch.setenv("OTEL_LLM_COST_PRICES", str(tmp_path / "nope.toml"))
+    # STYLE: a bad environment value is logged and the default used; telemetry must not stop the
+    # application from starting.
+    path = tmp_path / "bad-prices.toml"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv(variable, str(path))
+    reset_log_once()
 
+    with caplog.at_level(logging.ERROR, logger="otel_llm_cost"):
+        first = PriceBook.default()
+        second = PriceBook.default()
+
+    for book in (first, second):
+        assert book.price_file is None
+        assert book.data_source == PriceBook().data_source
+        cost = book.compute_cost(Usage(input_tokens=1000, output_tokens=500, request_model="gpt-4o"))
+        assert cost.total_usd == D("0.0075")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert variable in errors[0].getMessage()
+    assert "bad-prices.toml" in errors[0].getMessage()
+    reset_log_once()
+
+
+def test_default_keeps_the_good_file_when_only_the_other_is_bad(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_LLM_COST_PRICES", str(FIXTURES / "prices.json"))
+    monkeypatch.setenv("OTEL_LLM_COST_PRICE_DATA", str(tmp_path / "missing.json"))
+    reset_log_once()
+    with caplog.at_level(logging.ERROR, logger="otel_llm_cost"):
+        book = PriceBook.default()
+    assert book.price_file == FIXTURES / "prices.json"
+    assert book.data_source == PriceBook().data_source
+    assert "OTEL_LLM_COST_PRICE_DATA" in caplog.text
+    reset_log_once()
+
+
+def test_an_explicit_bad_price_file_still_raises(tmp_path: Path) -> None:
     with pytest.raises(PriceFileError, match=r"nope\.toml"):
-        PriceBook.default()
+        PriceBook.from_file(tmp_path / "nope.toml")
+    with pytest.raises(PriceFileError, match=r"nope\.json"):
+        PriceBook(data_file=tmp_path / "nope.json")
 
 
 def test_priced_breakdown_is_an_ordinary_frozen_cost_breakdown(book: PriceBook) -> None:

@@ -12,6 +12,7 @@ import contextvars
 import hashlib
 import hmac
 import json
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -585,6 +586,29 @@ def test_exporters_are_wrapped_in_a_batch_processor_and_flushed(pricebook: Price
     (sent,) = exporter.get_finished_spans()
     assert sc.LLM_COST_USD in (sent.attributes or {})
     provider.shutdown()
+
+
+def test_bad_price_file_in_the_environment_does_not_stop_the_processor(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = tmp_path / "prices.toml"
+    bad.write_text("this is not TOML [")
+    monkeypatch.setenv("OTEL_LLM_COST_PRICES", str(bad))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    with caplog.at_level(logging.ERROR, logger="otel_llm_cost"):
+        processor = LLMCostSpanProcessor(SimpleSpanProcessor(exporter), user_id_hasher=UserIdHasher(key=KEY))
+    provider.add_span_processor(processor)
+    assert "OTEL_LLM_COST_PRICES" in caplog.text
+    (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
+    provider.get_tracer(recorded.scope).start_span("llm", attributes=recorded.attributes).end()
+    provider.shutdown()
+    (sent,) = exporter.get_finished_spans()
+    assert (sent.attributes or {})[sc.LLM_COST_STATUS] == "priced"
+
+    # An explicit argument is a configuration error and raises.
+    with pytest.raises(ValueError, match=r"prices\.toml"):
+        LLMCostSpanProcessor(pricing=PriceBook.from_file(bad))
 
 
 def test_wrapping_something_else_is_refused(pricebook: PriceBook) -> None:

@@ -540,6 +540,17 @@ def _genai_prices_version() -> str:
     return str(__version__)
 
 
+def _log_ignored_file(variable: str, exc: PriceFileError) -> None:
+    log_once(
+        _logger,
+        f"pricing.env.{variable}",
+        logging.ERROR,
+        "ignoring %s: %s; pricing without it (set the variable to a valid file, or unset it)",
+        variable,
+        exc,
+    )
+
+
 def _load_data_file(path: Path) -> list[gp_types.Provider]:
     """Providers from a genai-prices JSON data file (the file genai-prices publishes)."""
     try:
@@ -669,11 +680,31 @@ class PriceBook:
         ``OTEL_LLM_COST_PRICE_DATA`` may name a newer genai-prices data file to use instead of the
         bundled data.
 
-        Raises:
-            PriceFileError: A file the environment names is missing or invalid. A price file the
-                user asked for is never silently ignored: that would misprice every call.
+        A file the environment names that is missing or invalid is a bad environment value: it is
+        logged (ERROR, once per process, naming the variable, the file and the problem) and left
+        out, and the rest is used (the bundled data when the data file is bad), so telemetry never
+        stops an application from starting. Pass the file explicitly (:meth:`from_file`, or
+        ``PriceBook(path, data_file=...)``) to have it raise instead.
+
+        Returns:
+            The price book.
         """
-        return cls(_config.PRICES.get(), data_file=_config.PRICE_DATA.get())
+        price_file, data_file = _config.PRICES.get(), _config.PRICE_DATA.get()
+        if data_file is not None:
+            try:
+                book = cls(data_file=data_file)
+            except PriceFileError as exc:
+                _log_ignored_file(_config.PRICE_DATA.name, exc)
+                data_file = None
+            else:
+                if price_file is None:
+                    return book
+        if price_file is not None:
+            try:
+                return cls(price_file, data_file=data_file)
+            except PriceFileError as exc:
+                _log_ignored_file(_config.PRICES.name, exc)
+        return cls(data_file=data_file)
 
     @classmethod
     def from_file(

@@ -70,7 +70,7 @@ class LLMCostSpanProcessor(SpanProcessor):
         *wrapped: Span processors, or span exporters (each wrapped in a ``BatchSpanProcessor``),
             that receive the enriched spans.
         pricing: The price book (``None``: ``PriceBook.default()``, bundled prices plus the file in
-            ``OTEL_LLM_COST_PRICES``).
+            ``OTEL_LLM_COST_PRICES``; a bad file named there is logged and left out, never raised).
         budgets: Budgets to check; per-call budgets are checked on each billable LLM span, window
             budgets after each batch a wrapped ``DuckDBSpanExporter`` commits.
         alert_sinks: Where budget alerts go (see :class:`otel_llm_cost.budgets.BudgetEngine`).
@@ -81,8 +81,7 @@ class LLMCostSpanProcessor(SpanProcessor):
 
     Raises:
         TypeError: A wrapped object is neither a SpanProcessor nor a SpanExporter.
-        ValueError: ``dedup_capacity`` is not positive; the price file is invalid
-            (``PriceFileError``); a budget is invalid.
+        ValueError: ``dedup_capacity`` is not positive; a budget is invalid.
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
