@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,31 @@ def test_per_call_budget_fires_once_per_billable_call(pricebook: PriceBook) -> N
     assert alerts[0].budget == "per_call"
     assert alerts[0].span_id == format_span_id(first.context.span_id)
     assert alerts[0].spent_usd >= alerts[0].limit_usd
+
+
+def test_force_flush_waits_for_per_call_alerts_to_reach_the_sinks(pricebook: PriceBook) -> None:
+    # Per-call alerts are delivered by a background thread; a slow sink (a pager, a webhook) must
+    # still have the alert once force_flush returns, as the OTel contract promises for spans.
+    alerts: list[BudgetAlert] = []
+
+    def slow_sink(alert: BudgetAlert) -> None:
+        time.sleep(0.3)
+        alerts.append(alert)
+
+    processor = LLMCostSpanProcessor(
+        SimpleSpanProcessor(InMemorySpanExporter()),
+        pricing=pricebook,
+        budgets=[Budget.per_call("0.01")],
+        alert_sinks=[slow_sink],
+        user_id_hasher=HASHER,
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    provider.get_tracer("app").start_span("call", attributes=CALL).end()
+
+    assert processor.force_flush(30_000) is True
+    assert [a.budget for a in alerts] == ["per_call"]
+    provider.shutdown()
 
 
 def test_window_budgets_are_evaluated_after_each_duckdb_commit(pricebook: PriceBook, tmp_path: Path) -> None:

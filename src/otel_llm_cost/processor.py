@@ -276,10 +276,13 @@ class LLMCostSpanProcessor(SpanProcessor):
             log_once(_logger, "processor.budgets", logging.ERROR, "per-call budget check failed: %r", exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Flush every wrapped processor within ``timeout_millis`` in total.
+        """Flush every wrapped processor, then deliver pending budget alerts, within ``timeout_millis``.
+
+        The alerts come last: flushing a wrapped ``DuckDBSpanExporter`` commits its batch, which is
+        what evaluates the window budgets.
 
         Returns:
-            ``False`` when a processor reported failure, raised, or the time ran out.
+            ``False`` when a processor or an alert sink reported failure, raised, or the time ran out.
         """
         deadline = time.monotonic_ns() + timeout_millis * 1_000_000
         flushed = True
@@ -298,6 +301,24 @@ class LLMCostSpanProcessor(SpanProcessor):
                     logging.ERROR,
                     "wrapped span processor %r raised in force_flush: %r",
                     processor,
+                    exc,
+                )
+        if self._budget_engine is not None:
+            # Per-call alerts go to the sinks from a background queue (check_call must not block
+            # the application): after force_flush they must have arrived, as the spans have.
+            remaining_ns = deadline - time.monotonic_ns()
+            if remaining_ns <= 0:
+                return False
+            try:
+                if not self._budget_engine.flush(remaining_ns / 1e9):
+                    flushed = False
+            except Exception as exc:
+                flushed = False
+                log_once(
+                    _logger,
+                    "processor.budgets.flush",
+                    logging.ERROR,
+                    "flushing budget alerts failed: %r",
                     exc,
                 )
         return flushed
