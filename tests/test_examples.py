@@ -15,13 +15,14 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def test_quickstart_prices_stores_and_queries(tmp_path: Path) -> None:
     db = tmp_path / "llm_costs.duckdb"
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "quickstart.py"), str(db)],
+        [sys.executable, "-X", "faulthandler", str(EXAMPLES / "quickstart.py"), str(db)],
         capture_output=True,
         text=True,
         timeout=120,
-        check=True,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(tmp_path / "config")},
     )
+    assert result.returncode == 0, result.stderr
     # gpt-4o 1000 in / 500 out = $0.0075; claude-sonnet-4 1000 uncached + 2000 cache write (5m)
     # + 5000 cache read / 300 out = $0.0165 (OpenAI and Anthropic list prices).
     assert "workflow wf-9: 2 steps, 9800 tokens, $0.024000" in result.stdout

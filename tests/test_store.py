@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -505,3 +506,16 @@ def test_budget_delegations_read_the_same_rows(calls_db: CallsDB) -> None:
     with CostStore(calls_db.path) as store:
         assert store.remaining(budget, "o1", at=now) == D(7)
         assert any(status.spent_usd == D(3) for status in store.check_budgets([budget], at=now))
+
+
+def test_dropping_a_store_releases_the_file_at_once(calls_db: CallsDB) -> None:
+    # Released by the thread that drops the store, not later by the holder's daemon thread (which
+    # could otherwise run the connection's destructor while the interpreter finalizes: duckdb aborts).
+    store = CostStore(calls_db.path, hold_idle_s=60)
+    store.summary()
+    holder = store._holder  # the store's file handle: observed, not driven
+    assert holder is not None
+    assert holder.held
+    del store
+    gc.collect()
+    assert not holder.held  # although its 60 s idle hold has not elapsed

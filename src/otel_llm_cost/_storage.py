@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,3 +290,15 @@ def _registered(con: duckdb.DuckDBPyConnection, view: str) -> Iterator[None]:
             con.unregister(view)
         raise
     con.unregister(view)
+
+
+def join_release_thread(thread: threading.Thread | None) -> None:
+    """Wait (bounded) for a daemon release thread that was told to stop.
+
+    A daemon thread still running when the interpreter finalizes may drop the last reference to an
+    object owning a DuckDB connection; the connection's destructor then cannot retake the GIL and the
+    process aborts ("FATAL: exception not rethrown", seen with duckdb 2.0 when HOME is unset). Joining
+    it here, while the interpreter is alive, leaves no such thread behind.
+    """
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout=2.0)

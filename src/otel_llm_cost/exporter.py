@@ -316,6 +316,7 @@ class DuckDBSpanExporter(SpanExporter):
             finally:
                 self._release()
                 self._cond.notify_all()
+        _storage.join_release_thread(self._closer)
 
     # -- enrichment of spans nothing enriched -----------------------------------------------------
 

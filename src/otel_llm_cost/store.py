@@ -570,6 +570,8 @@ class _FileHolder:
             self._closed = True
             self._close()
             self._cond.notify_all()
+            closer = self._closer
+        _storage.join_release_thread(closer)  # no daemon thread may outlive close() at exit
 
     def _open(self) -> None:
         self._connection = _storage.connect(self.path, read_only=self.read_only, timeout_s=self.timeout_s)
@@ -689,6 +691,10 @@ class CostStore:
                 hold_max_s=hold_max_s,
                 timeout_s=timeout_s,
             )
+            # Release the file in the thread that drops the store, not in the holder's daemon thread:
+            # if that thread dropped the last reference while the interpreter finalizes, the open
+            # connection's destructor could not retake the GIL and duckdb aborts the process.
+            weakref.finalize(self, self._holder.close)
             # Open once now: a missing table or a newer schema is reported here, not at the first report.
             with self._holder.cursor():
                 pass
