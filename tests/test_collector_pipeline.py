@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -199,8 +200,14 @@ def serve_process(
     )
     try:
         assert process.stderr is not None
-        line = process.stderr.readline()
-        assert "receiving OTLP traces on http://127.0.0.1:" in line, line + process.stderr.read()
+        seen: list[str] = []
+        # Warnings (e.g. a new user-id key) may precede the banner; a dead server ends the stream.
+        for line in process.stderr:
+            seen.append(line)
+            if "receiving OTLP traces on http://127.0.0.1:" in line:
+                break
+        else:
+            pytest.fail("serve never announced its URL:\n" + "".join(seen))
         yield process, line.rsplit(" ", 1)[1].strip()
     finally:
         if process.poll() is None:
