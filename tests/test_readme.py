@@ -30,7 +30,9 @@ def test_llm_calls_schema_table_matches_the_schema() -> None:
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:
-    quick_start = README.split("## Quick start on a fresh machine", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    quick_start = (
+        README.split("## Quick start on a fresh machine", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    )
     test_command = quick_start.strip().splitlines()[1].split("#", 1)[0].strip()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert test_command in ci_lines

@@ -144,7 +144,6 @@ DEDUP_CAPACITY = EnvVar(
 )
 
 
-
 PRICE_DATA = EnvVar[str | None](
     "OTEL_LLM_COST_PRICE_DATA",
     _parse_optional_str,
