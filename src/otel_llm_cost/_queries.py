@@ -414,6 +414,21 @@ def what_if_groups(
     return Query(sql, (*thresholds, *_downgradable_params(), *params))
 
 
+# What reprice rewrites: the money, its status and where the price came from.
+REPRICE_UPDATED: Final = (
+    "cost_usd",
+    "input_cost_usd",
+    "cache_read_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "cost_status",
+    "cost_reason",
+    "price_source",
+    "cache_saved_usd",
+    "upstream_model",
+    "deployment",
+)
+# What reprice reads: the call's identity and usage, then the values it may rewrite (to compare).
 REPRICE_COLUMNS: Final = (
     "span_id",
     "trace_id",
@@ -429,17 +444,7 @@ REPRICE_COLUMNS: Final = (
     "cache_write_tokens",
     "cache_write_1h_tokens",
     "reasoning_tokens",
-    "cost_usd",
-    "input_cost_usd",
-    "cache_read_cost_usd",
-    "cache_write_cost_usd",
-    "output_cost_usd",
-    "cost_status",
-    "cost_reason",
-    "price_source",
-    "cache_saved_usd",
-    "upstream_model",
-    "deployment",
+    *REPRICE_UPDATED,
 )
 
 
@@ -464,21 +469,6 @@ def reprice_candidates(start: datetime | None, end: datetime | None, *, include_
         f"WHERE {' AND '.join(conditions)} ORDER BY start_time"
     )
     return Query(sql, tuple(params))
-
-
-REPRICE_UPDATED: Final = (
-    "cost_usd",
-    "input_cost_usd",
-    "cache_read_cost_usd",
-    "cache_write_cost_usd",
-    "output_cost_usd",
-    "cost_status",
-    "cost_reason",
-    "price_source",
-    "cache_saved_usd",
-    "upstream_model",
-    "deployment",
-)
 
 
 def reprice_update(source_table: str) -> str:

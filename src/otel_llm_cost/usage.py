@@ -296,22 +296,8 @@ ANTHROPIC_SDK: Final = _Table(
     extra_output=(sc.ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS,),
     streaming_absent_means_false=True,
 )
-OPENLIT: Final = _Table(
-    convention="openlit",
-    input=_GEN_AI_INPUT,
-    output=_GEN_AI_OUTPUT,
-    total=_GEN_AI_TOTAL,
-    cache_read=_GEN_AI_CACHE_READ,
-    cache_write=_GEN_AI_CACHE_WRITE,
-    cache_write_5m=(),
-    cache_write_1h=(),
-    reasoning=_GEN_AI_REASONING,
-    request_model=(sc.GEN_AI_REQUEST_MODEL,),
-    response_model=(sc.GEN_AI_RESPONSE_MODEL, *_SEED_MODEL),
-    provider=_GEN_AI_PROVIDER,
-    operation=(sc.GEN_AI_OPERATION_NAME,),
-    streaming=_GEN_AI_STREAMING,
-)
+# OpenLIT writes the OTel GenAI names; only its Anthropic spans differ (next table).
+OPENLIT: Final = replace(GEN_AI, convention="openlit")
 # DESIGN.md fact 2, confirmed on openlit 1.45 spans: input_tokens is Anthropic's own, cache excluded.
 OPENLIT_ANTHROPIC: Final = replace(OPENLIT, input_excludes_cache=True)
 OPENINFERENCE: Final = _Table(
