@@ -19,7 +19,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from otel_llm_cost import _schema, _storage
+from otel_llm_cost import _attribution, _schema, _storage
+from otel_llm_cost._logging import reset_log_once
+from otel_llm_cost.pricing import PriceBook
 
 BASE_TIME = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -40,6 +42,16 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
         if name.startswith("OTEL_LLM_COST_") and name not in _TEST_HARNESS_VARIABLES:
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    # Process-wide state a test may change: a processor given a hasher makes it the default, and
+    # log_once remembers what it logged. Every test starts from neither.
+    monkeypatch.setattr(_attribution, "_default_hasher", None)
+    reset_log_once()
+
+
+@pytest.fixture(scope="session")
+def pricebook() -> PriceBook:
+    """The bundled genai-prices data, no user file (environment variables are cleared per test)."""
+    return PriceBook()
 
 
 _ARROW_TYPES: dict[str, pa.DataType] = {

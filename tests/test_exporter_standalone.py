@@ -42,11 +42,6 @@ def stored_calls(db: Path) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-@pytest.fixture(scope="module")
-def pricebook() -> PriceBook:
-    return PriceBook.default()
-
-
 @pytest.fixture(autouse=True)
 def _fresh_log_once() -> Iterator[None]:
     reset_log_once()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,7 +26,7 @@ from otel_llm_cost import _attribution as attribution_module
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._attribution import UserIdHasher
 from otel_llm_cost._enrich import compute_enrichment
-from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
+from otel_llm_cost._logging import ERROR_COUNTS
 from otel_llm_cost.pricing import CostBreakdown, PriceBook
 from otel_llm_cost.processor import LLMCostSpanProcessor
 from otel_llm_cost.usage import Usage
@@ -73,19 +72,6 @@ SCOPES = st.sampled_from(
         "opentelemetry.instrumentation.openai_v2",
     ]
 )
-
-
-@pytest.fixture(scope="module")
-def pricebook() -> PriceBook:
-    return PriceBook.default()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(attribution_module, "_default_hasher", None)
-    reset_log_once()
-    yield
-    reset_log_once()
 
 
 def _valid_attribute(value: Any) -> bool:

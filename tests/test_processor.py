@@ -31,10 +31,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import format_span_id
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_llm_cost import _attribution as attribution_module
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._attribution import UserIdHasher, attribution
-from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.processor import LLMCostSpanProcessor
 from otel_llm_cost.usage import normalize_usage
@@ -89,20 +87,6 @@ class Recorder(SpanProcessor):
 
     def shutdown(self) -> None:
         self.shut_down = True
-
-
-@pytest.fixture(scope="module")
-def pricebook() -> PriceBook:
-    return PriceBook.default()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Processors given a hasher make it the process default: restore it after each test."""
-    monkeypatch.setattr(attribution_module, "_default_hasher", None)
-    reset_log_once()
-    yield
-    reset_log_once()
 
 
 @dataclass

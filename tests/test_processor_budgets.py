@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from otel_llm_cost import _attribution as attribution_module
 from otel_llm_cost import _schema, _storage
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._attribution import UserIdHasher
-from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.budgets import Budget, BudgetAlert, BudgetGuard
 from otel_llm_cost.exceptions import BudgetExceeded
 from otel_llm_cost.exporter import DuckDBSpanExporter
@@ -34,19 +32,6 @@ CALL: dict[str, Any] = {
     sc.GEN_AI_USAGE_INPUT_TOKENS: 100_000,
     sc.GEN_AI_USAGE_OUTPUT_TOKENS: 10_000,
 }
-
-
-@pytest.fixture(scope="module")
-def pricebook() -> PriceBook:
-    return PriceBook.default()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(attribution_module, "_default_hasher", None)
-    reset_log_once()
-    yield
-    reset_log_once()
 
 
 def test_per_call_budget_fires_once_per_billable_call(pricebook: PriceBook) -> None:

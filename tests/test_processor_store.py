@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_llm_cost import _attribution as attribution_module
 from otel_llm_cost import _schema, _storage
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._attribution import UserIdHasher, attribution
-from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.exporter import DuckDBSpanExporter
 from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.processor import LLMCostSpanProcessor
@@ -29,19 +25,6 @@ CHAT: dict[str, Any] = {
     sc.GEN_AI_USAGE_INPUT_TOKENS: 1000,
     sc.GEN_AI_USAGE_OUTPUT_TOKENS: 500,
 }
-
-
-@pytest.fixture(scope="module")
-def pricebook() -> PriceBook:
-    return PriceBook.default()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(attribution_module, "_default_hasher", None)
-    reset_log_once()
-    yield
-    reset_log_once()
 
 
 def stored_calls(db: Path) -> dict[str, dict[str, Any]]:

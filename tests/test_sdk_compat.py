@@ -40,8 +40,8 @@ def test_that_python_really_has_the_oldest_sdk() -> None:
 def test_copy_and_processor_tests_pass_on_the_oldest_sdk() -> None:
     assert OLDEST_SDK_PYTHON is not None
     result = subprocess.run(
-        # --noconftest: those modules are self-contained, and the shared conftest pulls in storage.
-        [OLDEST_SDK_PYTHON, "-m", "pytest", *MODULES, "-q", "-p", "no:cacheprovider", "--noconftest"],
+        # With the shared conftest: the same isolation (environment, key, log state) as on the newest SDK.
+        [OLDEST_SDK_PYTHON, "-m", "pytest", *MODULES, "-q", "-p", "no:cacheprovider"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -352,11 +352,6 @@ def test_store_over_an_existing_connection_leaves_it_open(calls_db: CallsDB) -> 
 # -- savings, what-if, reprice ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pricebook() -> PriceBook:
-    return PriceBook.default()
-
-
 def test_savings_counts_downgradable_calls(calls_db: CallsDB) -> None:
     calls_db.insert(
         call(

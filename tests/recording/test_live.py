@@ -26,23 +26,9 @@ sys.path.insert(0, str(HERE))
 
 import record  # noqa: E402
 
-pytestmark = pytest.mark.live
+from test_usage import EXPECTED_FIELDS as FIELDS  # noqa: E402 - the same comparison as the recorded fixtures
 
-FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "usage_reported",
-    "request_model",
-    "response_model",
-    "provider",
-    "response_id",
-    "streaming",
-    "is_aggregate",
-)
+pytestmark = pytest.mark.live
 
 
 def _importable(instrumentation: record.Instrumentation) -> bool:
