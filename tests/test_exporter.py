@@ -367,7 +367,9 @@ def test_commit_listener_sees_the_rows_it_committed_and_a_usable_cursor(
     exporter.add_commit_listener(listener)
     spans = [make_span(), make_span()]
     exporter.export(spans)
+    assert exporter.force_flush()  # the writer thread commits; one commit each here
     exporter.export([spans[0], make_span(span_id=0xBEEF)])  # one already stored
+    assert exporter.force_flush()
     assert seen == [
         ([f"{s.context.span_id:016x}" for s in spans], 2),
         (["000000000000beef"], 3),
@@ -386,7 +388,9 @@ def test_a_failing_listener_is_logged_once_and_never_raised(
     exporter.add_commit_listener(lambda info: calls.append(info.rows.num_rows))
     with caplog.at_level(logging.ERROR, logger="otel_llm_cost"):
         assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+        assert exporter.force_flush()
         assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+        assert exporter.force_flush()
     assert calls == [1, 1]
     assert ERROR_COUNTS["exporter.commit_listener"] == 2
     assert len([r for r in caplog.records if "budget sink down" in r.getMessage()]) == 1
@@ -552,6 +556,7 @@ def test_files_the_exporter_opens_checkpoint_at_release_not_every_16mb(db: Path)
     seen: list[str] = []
     exporter.add_commit_listener(lambda info: seen.append(_checkpoint_threshold(info.connection)))
     assert exporter.export([make_span() for _ in range(50)]) is SpanExportResult.SUCCESS
+    assert exporter.force_flush()
     assert seen == ["953.6 MiB"]  # DuckDB shows CHECKPOINT_THRESHOLD ('1GB') in MiB
     # Releasing the file checkpoints it: a reader then opens a compact file with no WAL to replay.
     with contextlib.closing(_storage.connect(db, read_only=True, timeout_s=10)) as con:

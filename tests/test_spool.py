@@ -113,26 +113,33 @@ def _reader_process_holding(path: Path) -> Iterator[subprocess.Popen[str]]:
             proc.wait(timeout=30)
 
 
-def test_a_reader_holding_the_file_past_the_timeout_spools_then_replays(
+def _waiting(exporter: DuckDBSpanExporter) -> int:
+    """Batches accepted but not stored yet (journal files in the spool directory)."""
+    assert exporter.spool is not None
+    return len(exporter.spool.pending())
+
+
+def test_a_reader_holding_the_file_past_the_timeout_keeps_batches_waiting_then_stores_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "calls.duckdb"
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.3)
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
     assert exporter.force_flush()
-    exporter._release()  # the next export must reopen while the reader holds the file
+    exporter._release()  # the next commit must reopen while the reader holds the file
     with caplog.at_level(logging.WARNING, logger="otel_llm_cost"), _reader_process_holding(db):
-        assert exporter.export([make_span(), make_span()]) is SpanExportResult.FAILURE
         started = time.monotonic()
-        assert exporter.export([make_span()]) is SpanExportResult.FAILURE
-        quick = time.monotonic() - started
-        assert exporter.spool is not None
-        assert len(exporter.spool.pending()) == 2
-    assert quick < 0.3  # after one timeout, later batches spool without waiting again
-    assert ERROR_COUNTS["exporter.locked"] == 2
-    assert len([r for r in caplog.records if "spool" in r.getMessage()]) == 1  # logged once
-    assert exporter.export([make_span()]) is SpanExportResult.SUCCESS  # replays, then writes
-    assert exporter.spool.pending() == []
+        assert exporter.export([make_span(), make_span()]) is SpanExportResult.SUCCESS
+        assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+        accepting = time.monotonic() - started
+        assert not exporter.force_flush(timeout_millis=1000)  # the file stays held
+        assert _waiting(exporter) == 2
+    assert accepting < 0.3  # export journals and returns: it never waits for the file
+    assert ERROR_COUNTS["exporter.locked"] >= 1
+    assert len([r for r in caplog.records if "batches wait in" in r.getMessage()]) == 1  # logged once
+    assert exporter.force_flush()  # the reader left
+    assert _waiting(exporter) == 0
+    assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
     exporter.shutdown()
     assert count(db) == 5
 
@@ -141,19 +148,23 @@ def test_a_reader_releasing_within_the_timeout_costs_nothing(tmp_path: Path) -> 
     db = tmp_path / "calls.duckdb"
     exporter = DuckDBSpanExporter(db, lock_timeout_s=30)
     exporter.export([make_span()])
+    assert exporter.force_flush()
     exporter._release()
     with _reader_process_holding(db) as proc:
-        assert proc.stdin is not None
-        proc.stdin.write("\n")  # the reader finishes while the export is waiting for the file
-        proc.stdin.flush()
         assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
-    assert exporter.spool is not None
-    assert exporter.spool.pending() == []
+        assert proc.stdin is not None
+        proc.stdin.write("\n")  # the reader finishes while the writer is waiting for the file
+        proc.stdin.flush()
+        assert exporter.force_flush()
+    assert ERROR_COUNTS["exporter.locked"] == 0
+    assert _waiting(exporter) == 0
     exporter.shutdown()
     assert count(db) == 2
 
 
-def test_an_unwritable_file_spools_and_replays_when_writable_again(tmp_path: Path) -> None:
+def test_an_unwritable_file_keeps_batches_waiting_and_stores_them_when_writable_again(
+    tmp_path: Path,
+) -> None:
     # Read-only simulated with the immutable attribute (chmod does not stop root, which runs this suite).
     if shutil.which("chattr") is None:
         pytest.skip("chattr not available")
@@ -163,24 +174,25 @@ def test_an_unwritable_file_spools_and_replays_when_writable_again(tmp_path: Pat
         pytest.skip("this filesystem does not support the immutable attribute")
     try:
         exporter = DuckDBSpanExporter(db, lock_timeout_s=0.2)
-        assert exporter.export([make_span()]) is SpanExportResult.FAILURE
-        assert exporter.spool is not None
-        assert len(exporter.spool.pending()) == 1
-        assert ERROR_COUNTS["exporter.write"] == 1
+        assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+        assert not exporter.force_flush(timeout_millis=500)
+        assert _waiting(exporter) == 1
+        assert ERROR_COUNTS["exporter.write"] >= 1
     finally:
         subprocess.run(["chattr", "-i", str(db)], check=True)
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
     exporter.shutdown()
+    assert _waiting(exporter) == 0
     assert count(db) == 2
 
 
-def test_a_corrupt_file_spools_and_replays_into_the_repaired_file(tmp_path: Path) -> None:
+def test_a_corrupt_file_keeps_batches_waiting_and_stores_them_in_the_repaired_file(tmp_path: Path) -> None:
     db = tmp_path / "calls.duckdb"
     db.write_bytes(b"\x00garbage" * 4096)
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.2)
-    assert exporter.export([make_span(), make_span()]) is SpanExportResult.FAILURE
-    assert exporter.spool is not None
-    assert len(exporter.spool.pending()) == 1
+    assert exporter.export([make_span(), make_span()]) is SpanExportResult.SUCCESS
+    assert not exporter.force_flush(timeout_millis=500)
+    assert _waiting(exporter) == 1
     db.unlink()  # the operator moves the damaged file away
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
     exporter.shutdown()
@@ -203,7 +215,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_disk_spools_elsewhere_and_replays_once_space_is_freed(
+def test_a_full_disk_keeps_batches_waiting_elsewhere_and_stores_them_once_space_is_freed(
     tiny_disk: Path, tmp_path: Path
 ) -> None:
     db = tiny_disk / "calls.duckdb"
@@ -215,12 +227,13 @@ def test_a_full_disk_spools_elsewhere_and_replays_once_space_is_freed(
             file.flush()
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.2, spool_dir=tmp_path / "spool")
     spans = [make_span(start_ns=1_736_942_400_000_000_000 + i) for i in range(2000)]
-    assert exporter.export(spans) is SpanExportResult.FAILURE
-    assert exporter.spool is not None
-    assert len(exporter.spool.pending()) == 1
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert not exporter.force_flush(timeout_millis=500)
+    assert _waiting(exporter) == 1
     filler.unlink()
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
     exporter.shutdown()
+    assert _waiting(exporter) == 0
     assert count(db) == 2001
 
 

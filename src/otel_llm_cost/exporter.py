@@ -1,15 +1,26 @@
 """DuckDBSpanExporter: every LLM call as a typed row in a DuckDB file, fast, idempotent, nothing lost.
 
+How a batch travels (path mode): ``export`` converts the spans to Arrow rows, appends them to a journal
+(one file per batch in the spool directory, written aside and renamed: it survives kill -9) and
+returns; a writer thread commits the journaled batches to DuckDB in order and deletes their files.
+Under load the writer takes several batches per transaction: DuckDB pays ~4 ms per statement and
+commit whatever the size (DESIGN.md fact 5; measured 512-row batches at ~5 ms each against ~0.5 µs per
+row in large ones), so coalescing is what lets 512-span batches from a BatchSpanProcessor reach the
+throughput of large ones. Row building (Python, the export thread) and the insert (DuckDB, GIL
+released, the writer thread) also run on two cores at once. A journal the writer could not commit yet
+is the spool: replayed in order, at start-up too.
+
 How the file is shared with readers (DESIGN.md fact 5: one process holds a DuckDB file, and nobody
-else can open it, not even read-only): the exporter opens the file when a batch arrives, keeps it
-while batches keep coming (reopening costs ~15 ms and closing checkpoints, ~20 ms: measured 11k rows/s
-at 512 rows/batch when opening per batch, 42k when holding), and a background thread closes it after
-``hold_idle_s`` without a batch, after ``hold_max_s`` of continuous holding, or at once when a reader
-asks for it (``_storage.connect(read_only=True)`` drops a ``<db>.read-request`` file while it waits).
-A writer that finds the file held retries with exponential backoff and jitter for ``lock_timeout_s``,
-then spools the batch and keeps spooling (one quick attempt per batch, no waiting, so the
-BatchSpanProcessor queue never backs up) until the file is free again; the spool is then replayed,
-oldest batch first, before the new batch.
+else can open it, not even read-only): the writer opens the file when a batch arrives, keeps it while
+batches keep coming (reopening costs ~15 ms and closing checkpoints, ~20 ms), and closes it after
+``hold_idle_s`` without a batch, after ``hold_max_s`` of continuous holding, or, after committing what
+was accepted so far, as soon as a reader asks for it (``_storage.connect(read_only=True)`` drops a
+``<db>.read-request`` file while it waits; a reader in this process first waits for this process's
+exporters to commit). A writer that finds the file held retries with backoff for ``lock_timeout_s``,
+then keeps the batches journaled and retries with growing pauses (up to a second) until the file is
+free again.
+
+With a ``connection`` the caller owns, batches are committed synchronously by ``export`` itself.
 """
 
 from __future__ import annotations
@@ -47,8 +58,20 @@ __all__ = ["CHECKPOINT_THRESHOLD", "CommitInfo", "CommitListener", "DuckDBSpanEx
 
 _logger = logging.getLogger("otel_llm_cost.exporter")
 
-# How often the closer thread checks idle time and read requests while the file is held.
+# How often the writer thread checks idle time and read requests while the file is held.
 _POLL_S = 0.02
+# The writer commits up to this many rows of consecutive journaled batches in one transaction: large
+# enough to amortise DuckDB's per-statement cost, small enough that a waiting reader is let in quickly
+# (~70 ms of inserting).
+_GROUP_ROWS = 16_384
+# A journaled batch not kept in memory counts as this many rows when grouping.
+_ROWS_OF_UNREAD_BATCH = 512
+# Journaled batches kept in memory for the writer; beyond this they are read back from their files
+# (the database is locked or slower than the application for a long time: disk holds the backlog).
+_MEMORY_BYTES = 64 * 2**20
+# Pauses between attempts while the file cannot be written (locked by a reader, read-only, full...).
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 1.0
 # Building rows for a large batch takes a while on a loaded machine; the file is not idle meanwhile.
 _BUILD_GRACE_S = 1.0
 # DuckDB's default (16 MB of WAL) checkpoints every ~30k of our rows, recompressing the same partial
@@ -57,6 +80,14 @@ _BUILD_GRACE_S = 1.0
 # after kill -9 replays at most that much. Applied to files the exporter opens, never to a caller's
 # connection.
 CHECKPOINT_THRESHOLD = "1GB"
+# The exporter's own connection (never a caller's: `threads` is a database-wide setting). One thread:
+# a 512-row insert runs ~30% faster than on two (less coordination), and the export thread, building
+# the next rows meanwhile, keeps the other core (measured with benchmarks/bench_exporter.py).
+_WRITER_SETTINGS: Final = (
+    f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'",
+    "SET threads = 1",
+    _storage.REPLACEMENT_SCANS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,22 +205,41 @@ class DuckDBSpanExporter(SpanExporter):
         self._listeners: list[CommitListener] = []
         self._shutdown = False
         self._fork_locked = False
+        # The journal: every accepted batch, until the writer committed it (path mode only; a caller's
+        # connection is written synchronously).
+        self._journal = self.spool if connection is None else None
         self._init_process_state()
         _register_fork_hooks(self)
-        if self.spool is not None and self.spool.pending():
-            # Start-up replay: batches a previous run could not write. In the background, so a busy
-            # file never delays the application's start.
+        if self._journal is not None:
+            _LIVE.add(self)
+            if self._adopt_spool_files():
+                # Start-up replay of batches a previous run could not write: by the writer thread, so a
+                # busy file never delays the application's start.
+                with self._queue:
+                    self._ensure_writer()
+        elif self.spool is not None and self.spool.pending():
             threading.Thread(
                 target=self._replay_in_background, name="otel-llm-cost-replay", daemon=True
             ).start()
 
     def _init_process_state(self) -> None:
+        # _cond guards DuckDB use (the held connection); _queue guards the accepted batches and the
+        # writer's schedule. Lock order: _cond, then _queue; never the other way round.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._queue = threading.Condition()
+        # Journal file -> (its rows in memory or None when only on disk, bytes counted in memory).
+        self._pending: dict[Path, tuple[RowBatch | None, int]] = {}
+        self._pending_bytes = 0
+        self._writer: threading.Thread | None = None
+        self._stopping = False
+        # Deadlines of the flushes waiting now: until the last, the writer waits for a busy file.
+        self._flushes: list[float] = []
+        self._retry_at = 0.0
+        self._retry_delay = _RETRY_FIRST_S
         self._held: duckdb.DuckDBPyConnection | None = None
         self._held_since = 0.0
         self._last_use = 0.0
-        self._closer: threading.Thread | None = None
         self._degraded = False
         self._schema_checked = False
         self._pid = os.getpid()
@@ -202,8 +252,9 @@ class DuckDBSpanExporter(SpanExporter):
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener(CommitInfo)`` after each committed batch (budgets use this).
 
-        The listener runs on the exporting thread while the file is held: keep it short. Its
-        exceptions are logged once and counted, never raised.
+        The listener runs while the file is held, on the exporter's writer thread (on the exporting
+        thread with a ``connection``): keep it short. Its exceptions are logged once and counted,
+        never raised. One commit may hold several exported batches.
         """
         self._listeners.append(listener)
 
@@ -217,12 +268,16 @@ class DuckDBSpanExporter(SpanExporter):
         batch is not spooled: converting it again later would fail the same way.
 
         Returns:
-            SUCCESS when the batch (and any spooled batch before it) is committed; FAILURE when it was
-            spooled instead (it is stored later), could not even be spooled, when a span of it had to
-            be dropped, or after shutdown.
+            SUCCESS when the batch is journaled (path mode: the writer thread commits it moments later,
+            or when the file is writable again; it survives the process being killed) or committed
+            (with a ``connection``); FAILURE when it could be neither journaled nor committed (with a
+            ``connection``: when it was spooled to be stored later), when a span of it had to be
+            dropped, or after shutdown.
         """
         if self._shutdown:
             return SpanExportResult.FAILURE
+        if os.getpid() != self._pid and self._journal is not None:
+            self._forked_without_hook()
         # Batches keep coming: keep the file while this one's rows are built (not counted as idle).
         self._last_use = time.monotonic() + _BUILD_GRACE_S
         enrich = _Memo(self._enrich)  # a second conversion must not ask the dedup guard twice
@@ -239,11 +294,43 @@ class DuckDBSpanExporter(SpanExporter):
                 exc,
             )
             batch, dropped = self._build_rows_around_failures(spans, enrich)
-        with self._cond:
-            if self._shutdown:
-                return SpanExportResult.FAILURE
-            result = self._write(batch, quick=self._degraded)
+        if self._journal is not None:
+            result = self._accept(batch, self._journal)
+        else:
+            with self._cond:
+                if self._shutdown:
+                    return SpanExportResult.FAILURE
+                result = self._write(batch, quick=self._degraded)
         return SpanExportResult.FAILURE if dropped else result
+
+    def _accept(self, batch: RowBatch, journal: Spool) -> SpanExportResult:
+        """Journal ``batch`` for the writer thread; commit it here if it cannot be journaled."""
+        if batch.empty:
+            return SpanExportResult.SUCCESS
+        try:
+            path = journal.write(batch, durable=False)
+        except OSError as exc:
+            log_once(
+                _logger,
+                "exporter.journal",
+                logging.WARNING,
+                "could not journal a batch in %s (%r); writing it to DuckDB directly",
+                journal.directory,
+                exc,
+            )
+            with self._cond:
+                return self._write(batch, quick=self._degraded)
+        size = batch.calls.nbytes + (batch.spans.nbytes if batch.spans is not None else 0)
+        with self._queue:
+            if self._pending_bytes + size > _MEMORY_BYTES:
+                self._pending[path] = (None, 0)  # read back from its file when the writer gets to it
+            else:
+                self._pending[path] = (batch, size)
+                self._pending_bytes += size
+            self._last_use = time.monotonic()
+            self._ensure_writer()
+            self._queue.notify_all()
+        return SpanExportResult.SUCCESS
 
     def _build_rows(self, spans: Sequence[ReadableSpan], enrich: Enricher) -> RowBatch:
         return build_rows(
@@ -295,28 +382,263 @@ class DuckDBSpanExporter(SpanExporter):
         return RowBatch(calls, pa.concat_tables(all_spans) if all_spans else None), dropped
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Replay spooled batches now (waiting up to ``timeout_millis`` for the file).
+        """Commit every batch accepted so far, and any left in the spool, waiting up to ``timeout_millis``.
 
         Returns:
-            True when nothing is left in the spool.
+            True when nothing accepted is left uncommitted.
         """
+        if self._journal is not None:
+            return self._drain(timeout_millis / 1000)
         with self._cond:
             if self._shutdown:
                 return True
             return self._flush(timeout_millis / 1000)
 
     def shutdown(self) -> None:
-        """Replay the spool (waiting up to ``lock_timeout_s``), release the file. A second call is a no-op."""
-        with self._cond:
+        """Commit what was accepted (waiting up to ``lock_timeout_s`` for the file), release the file.
+
+        Batches that still cannot be written stay in the spool, where the next exporter on this file
+        stores them (logged). A second call is a no-op.
+        """
+        if self._journal is None:
+            with self._cond:
+                if self._shutdown:
+                    return
+                self._shutdown = True
+                self._flush(self.lock_timeout_s)
+            return
+        with self._queue:
             if self._shutdown:
                 return
             self._shutdown = True
+        drained = self._drain(self.lock_timeout_s)
+        with self._queue:
+            self._stopping = True
+            self._queue.notify_all()
+            writer, left = self._writer, len(self._pending)
+        _storage.join_release_thread(writer)
+        with self._cond:
+            self._release()
+        if not drained:
+            log_once(
+                _logger,
+                "exporter.shutdown_pending",
+                logging.WARNING,
+                "%d batches could not be written to %s before shutdown; they stay in %s and the next "
+                "exporter on that file stores them",
+                left,
+                self.path,
+                self._journal.directory,
+            )
+
+    # -- the writer thread (path mode) ------------------------------------------------------------
+
+    def _ensure_writer(self) -> None:
+        """Start the writer thread if it is not running (the caller holds ``_queue``)."""
+        if self._writer is None or not self._writer.is_alive():
+            self._writer = threading.Thread(
+                target=_writer_loop,
+                args=(weakref.ref(self),),
+                name="otel-llm-cost-duckdb-writer",
+                daemon=True,
+            )
+            self._writer.start()
+
+    def _forked_without_hook(self) -> None:
+        # os.fork from a C extension skips the at-fork hooks: the child inherited the parent's
+        # accepted batches (the parent commits them) and maybe its open connection (never touched).
+        if self._held is not None:
+            _ABANDONED_AFTER_FORK.append(self._held)
+        self._init_process_state()
+
+    def _adopt_spool_files(self) -> bool:
+        """Add batches on disk the writer does not know (left by an earlier run) to the queue, in order.
+
+        Returns:
+            True when anything is waiting.
+        """
+        assert self._journal is not None  # noqa: S101 - path mode only
+        on_disk = self._journal.pending()
+        with self._queue:
+            unknown = [path for path in on_disk if path not in self._pending]
+            if unknown:
+                merged = {**self._pending, **dict.fromkeys(unknown, (None, 0))}
+                self._pending = dict(sorted(merged.items(), key=lambda item: item[0].name))
+            return bool(self._pending)
+
+    def _drain(self, timeout_s: float) -> bool:
+        """Wait until every batch accepted so far is committed (or set aside); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        self._adopt_spool_files()
+        with self._queue:
+            if not self._pending:
+                return True
+            last = next(reversed(self._pending))
+            self._flushes.append(deadline)
             try:
-                self._flush(self.lock_timeout_s)
+                self._ensure_writer()
+                self._queue.notify_all()
+                while last in self._pending:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._queue.wait(remaining)
+                return True
             finally:
+                self._flushes.remove(deadline)
+
+    def _flush_until(self) -> float:
+        """When the last waiting flush gives up (0: none is waiting); the caller holds ``_queue``."""
+        return max(self._flushes, default=0.0)
+
+    def _work_ready(self, now: float) -> bool:
+        """Whether the writer should try to commit now (the caller holds ``_queue``)."""
+        return bool(self._pending) and (now >= self._retry_at or now < self._flush_until())
+
+    def _writer_step(self) -> bool:
+        """Wait for work, commit one group, release the file when due. False: the thread should end."""
+        with self._queue:
+            if self._writer is not threading.current_thread() or self._pid != os.getpid():
+                return False
+            now = time.monotonic()
+            if not self._work_ready(now) and not self._stopping:
+                if self._held is not None:
+                    wait = _POLL_S
+                elif self._pending:
+                    wait = max(self._retry_at - now, 0.001)
+                else:
+                    wait = 1.0
+                self._queue.wait(wait)
+            stop = self._stopping and not self._work_ready(time.monotonic())
+        with self._cond:
+            if stop:
                 self._release()
-                self._cond.notify_all()
-        _storage.join_release_thread(self._closer)
+                return False
+            self._commit_next()
+            if self._held is not None and self._should_release(time.monotonic()):
+                if self.path is not None and _storage.read_requested(self.path):
+                    # Let the reader see everything accepted before it asked.
+                    with self._queue:
+                        last = next(reversed(self._pending), None)
+                    while last is not None and last in self._pending and self._commit_next():
+                        pass
+                self._release()
+        return True
+
+    def _next_group(self) -> list[tuple[Path, RowBatch | None]]:
+        """The oldest accepted batches, up to ``_GROUP_ROWS`` rows (at least one batch)."""
+        group: list[tuple[Path, RowBatch | None]] = []
+        rows = 0
+        with self._queue:
+            if not self._work_ready(time.monotonic()):
+                return group
+            for path, (batch, _) in self._pending.items():
+                count = batch.calls.num_rows if batch is not None else _ROWS_OF_UNREAD_BATCH
+                if group and rows + count > _GROUP_ROWS:
+                    break
+                group.append((path, batch))
+                rows += count
+        return group
+
+    def _commit_next(self) -> bool:
+        """Commit the next group of accepted batches in one transaction (the caller holds ``_cond``).
+
+        Returns:
+            True when a group was committed (or set aside as undecodable or rejected).
+        """
+        group = self._next_group()
+        if not group:
+            return False
+        loaded: list[tuple[Path, RowBatch]] = []
+        done: list[Path] = []
+        for path, kept in group:
+            batch = kept
+            if batch is None:
+                try:
+                    batch = Spool.read(path)
+                except FileNotFoundError:
+                    done.append(path)  # another process sharing the spool stored it
+                    continue
+                except SpoolCorruptError as exc:
+                    self._set_aside(path, "exporter.spool_corrupt", "an undecodable spool file", exc)
+                    done.append(path)
+                    continue
+            loaded.append((path, batch))
+        if loaded:
+            with self._queue:
+                wait_s = max(self._flush_until() - time.monotonic(), 0.0)
+            if not self._degraded:
+                wait_s = max(wait_s, self.lock_timeout_s)
+            try:
+                cursor = self._acquire(wait_s)
+                try:
+                    self._commit_group(cursor, loaded)
+                finally:
+                    self._done_with(cursor)
+            except Exception as exc:
+                self._on_write_error(exc)
+                with self._queue:
+                    self._retry_at = time.monotonic() + self._retry_delay
+                    self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX_S)
+                self._forget(done)
+                return False
+            if self._degraded:
+                _logger.info("DuckDB file %s is writable again; waiting batches were stored", self.path)
+            self._degraded = False
+        for path, _ in loaded:
+            Spool.remove(path)
+        with self._queue:
+            self._retry_delay = _RETRY_FIRST_S
+        self._forget(done + [path for path, _ in loaded])
+        return True
+
+    def _commit_group(self, cursor: duckdb.DuckDBPyConnection, loaded: list[tuple[Path, RowBatch]]) -> None:
+        """One transaction for the group; batch by batch when the database rejects the group's rows."""
+        if len(loaded) > 1:
+            try:
+                spans = [batch.spans for _, batch in loaded if batch.spans is not None]
+                merged = RowBatch(
+                    pa.concat_tables([batch.calls for _, batch in loaded], promote_options="default"),
+                    pa.concat_tables(spans, promote_options="default") if spans else None,
+                )
+            except pa.ArrowException:
+                merged = None  # batches of different versions whose columns do not combine
+            if merged is not None:
+                try:
+                    self._commit(cursor, merged)
+                    return
+                except Exception as exc:
+                    if not _rejects_batch(cursor, exc):
+                        raise
+        for path, batch in loaded:
+            try:
+                self._commit(cursor, batch)
+            except Exception as exc:
+                if not _rejects_batch(cursor, exc):
+                    raise  # committed batches before it are skipped as already stored on the retry
+                self._set_aside(path, "exporter.spool_rejected", "a batch the database rejects", exc)
+
+    def _set_aside(self, path: Path, key: str, what: str, exc: Exception) -> None:
+        target = Spool.quarantine(path)
+        log_once(
+            _logger,
+            key,
+            logging.ERROR,
+            "moved %s (%r) to quarantine (%s) so that later batches are written",
+            what,
+            exc,
+            target.parent,
+        )
+
+    def _forget(self, paths: list[Path]) -> None:
+        """Drop committed (or set aside) batches from the queue and wake anyone flushing."""
+        if not paths:
+            return
+        with self._queue:
+            for path in paths:
+                _, size = self._pending.pop(path, (None, 0))
+                self._pending_bytes -= size
+            self._queue.notify_all()
 
     # -- enrichment of spans nothing enriched -----------------------------------------------------
 
@@ -518,7 +840,18 @@ class DuckDBSpanExporter(SpanExporter):
         self._release()
         self._degraded = True
         key = "exporter.locked" if isinstance(exc, StorageLockedError) else "exporter.write"
-        log_once(_logger, key, logging.WARNING, "DuckDB write to %s failed: %s", self.path, exc)
+        if self._journal is not None:
+            log_once(
+                _logger,
+                key,
+                logging.WARNING,
+                "DuckDB write to %s failed: %s; batches wait in %s and are stored once it is writable",
+                self.path,
+                exc,
+                self._journal.directory,
+            )
+        else:
+            log_once(_logger, key, logging.WARNING, "DuckDB write to %s failed: %s", self.path, exc)
 
     # -- holding the file ---------------------------------------------------------------------------
 
@@ -531,13 +864,14 @@ class DuckDBSpanExporter(SpanExporter):
             if self._fork_unsafe:
                 raise StorageError("a DuckDB connection cannot be used across fork(); spooling in the child")
             cursor = self._user_connection.cursor()
-            if not self._schema_checked:
-                try:
+            try:
+                cursor.execute(_storage.REPLACEMENT_SCANS)  # a cursor is a new session: its own settings
+                if not self._schema_checked:
                     _storage.ensure_schema(cursor)
-                except BaseException:
-                    cursor.close()
-                    raise
-                self._schema_checked = True
+                    self._schema_checked = True
+            except BaseException:
+                cursor.close()
+                raise
             return cursor
         assert self.path is not None  # noqa: S101 - set whenever there is no user connection
         if self._held is not None and _storage.read_requested(self.path):
@@ -548,15 +882,19 @@ class DuckDBSpanExporter(SpanExporter):
             # Sleep with the lock held: another exporting thread must not open the file meanwhile.
             while _storage.read_requested(self.path) and time.monotonic() < deadline:
                 time.sleep(_POLL_S)
-            held = _storage.connect(self.path, timeout_s=max(0.0, deadline - time.monotonic()))
+            held = _storage.connect(
+                self.path, timeout_s=max(0.0, deadline - time.monotonic()), see_pending=False
+            )
             try:
-                held.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+                for setting in _WRITER_SETTINGS:
+                    held.execute(setting)
             except BaseException:
                 held.close()
                 raise
             self._held = held
             self._held_since = time.monotonic()
-            self._ensure_closer()
+            with self._queue:
+                self._ensure_writer()  # it releases the file when due
         return self._held
 
     def _done_with(self, cursor: duckdb.DuckDBPyConnection) -> None:
@@ -564,7 +902,6 @@ class DuckDBSpanExporter(SpanExporter):
             cursor.close()
             return
         self._last_use = time.monotonic()
-        self._cond.notify_all()
 
     def _release(self) -> None:
         held, self._held = self._held, None
@@ -573,16 +910,6 @@ class DuckDBSpanExporter(SpanExporter):
                 held.close()  # checkpoints: the file is compact and readable by the next opener
             except duckdb.Error as exc:
                 log_once(_logger, "exporter.close", logging.WARNING, "closing %s failed: %r", self.path, exc)
-
-    def _ensure_closer(self) -> None:
-        if self._closer is None or not self._closer.is_alive():
-            self._closer = threading.Thread(
-                target=_closer_loop,
-                args=(weakref.ref(self),),
-                name="otel-llm-cost-duckdb-release",
-                daemon=True,
-            )
-            self._closer.start()
 
     def _should_release(self, now: float) -> bool:
         return (
@@ -703,22 +1030,36 @@ def _rejects_batch(cursor: duckdb.DuckDBPyConnection, exc: Exception) -> bool:
 _ABANDONED_AFTER_FORK: list[duckdb.DuckDBPyConnection] = []
 
 
-def _closer_loop(ref: weakref.ReferenceType[DuckDBSpanExporter]) -> None:
+def _writer_loop(ref: weakref.ReferenceType[DuckDBSpanExporter]) -> None:
     while True:
         exporter = ref()
         if exporter is None:
             return
-        cond = exporter._cond
-        with cond:
-            if exporter._shutdown or exporter._closer is not threading.current_thread():
+        try:
+            if not exporter._writer_step():
                 return
-            if exporter._held is None:
-                cond.wait(1.0)  # wakes on the next acquire (notify) or re-checks liveness
-            else:
-                cond.wait(_POLL_S)
-                if exporter._held is not None and exporter._should_release(time.monotonic()):
-                    exporter._release()
+        except Exception as exc:  # a bug here must not end the thread and strand the journal
+            log_once(_logger, "exporter.writer", logging.ERROR, "DuckDB writer thread error: %r", exc)
+            time.sleep(_RETRY_MAX_S)
         del exporter
+
+
+# Path-mode exporters of this process, for readers of the same file (see _commit_before_read).
+_LIVE: weakref.WeakSet[DuckDBSpanExporter] = weakref.WeakSet()
+
+
+def _commit_before_read(path: str, timeout_s: float) -> None:
+    """Before a connection opens ``path``: commit what this process's exporters accepted for it."""
+    target = Path(path).absolute()
+    for exporter in list(_LIVE):
+        if exporter.path == target and exporter._writer is not threading.current_thread():
+            try:
+                exporter._drain(timeout_s)
+            except Exception as exc:
+                log_once(_logger, "exporter.before_read", logging.ERROR, "commit before read failed: %r", exc)
+
+
+_storage.add_before_read_hook(_commit_before_read)
 
 
 def _register_fork_hooks(exporter: DuckDBSpanExporter) -> None:

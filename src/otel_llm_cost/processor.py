@@ -140,12 +140,9 @@ class LLMCostSpanProcessor(SpanProcessor):
 
         engine = BudgetEngine(budgets, sinks=alert_sinks)
         for processor in self._processors:
-            exporter = processor if hasattr(processor, "add_commit_listener") else None
-            if exporter is None:
-                exporter = getattr(processor, "span_exporter", None)
-            add_listener = getattr(exporter, "add_commit_listener", None)
-            if add_listener is not None:
-                add_listener(engine.on_commit)
+            exporter = _committing_exporter(processor)
+            if exporter is not None:
+                exporter.add_commit_listener(engine.on_commit)
         return engine
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -293,6 +290,13 @@ class LLMCostSpanProcessor(SpanProcessor):
             try:
                 if processor.force_flush(int(remaining_ms)) is False:
                     flushed = False
+                # A BatchSpanProcessor's flush hands its spans to the exporter, whose writer thread
+                # commits them moments later: wait for that too, so a query after this sees them.
+                exporter = _committing_exporter(processor)
+                if exporter is not None and exporter is not processor:
+                    remaining_ms = (deadline - time.monotonic_ns()) // 1_000_000
+                    if remaining_ms <= 0 or exporter.force_flush(int(remaining_ms)) is False:
+                        flushed = False
             except Exception as exc:
                 flushed = False
                 log_once(
@@ -348,3 +352,11 @@ class LLMCostSpanProcessor(SpanProcessor):
 
     def __repr__(self) -> str:
         return f"LLMCostSpanProcessor({', '.join(repr(p) for p in self._processors)})"
+
+
+def _committing_exporter(processor: SpanProcessor) -> Any:
+    """The DuckDBSpanExporter ``processor`` is or feeds (Batch/SimpleSpanProcessor), else None."""
+    for candidate in (processor, getattr(processor, "span_exporter", None)):
+        if hasattr(candidate, "add_commit_listener") and hasattr(candidate, "force_flush"):
+            return candidate
+    return None
