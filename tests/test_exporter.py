@@ -578,7 +578,7 @@ def test_a_caller_owned_connection_keeps_its_checkpoint_setting(tmp_path: Path) 
 
 def test_json_columns_keep_their_exact_text() -> None:
     # The stored JSON text is what users' SQL (json_extract, LIKE) runs against: compact separators,
-    # ASCII escapes, NaN/Infinity as strings (not JSON otherwise), sequences as arrays, in span order.
+    # UTF-8 text, NaN/Infinity as strings (not JSON otherwise), sequences as arrays, in span order.
     odd = enriched_attributes(
         **{
             "custom.nan": float("nan"),
@@ -596,7 +596,7 @@ def test_json_columns_keep_their_exact_text() -> None:
     )
     extra = (
         '"custom.nan":"nan","custom.inf":"-inf","custom.list":[1.5,"inf",2.0],'
-        '"custom.text":"caf\\u00e9 \\"q\\"","custom.bools":[true,false]'
+        '"custom.text":"caf\u00e9 \\"q\\"","custom.bools":[true,false]'
     )
     assert batch.calls["attributes"].to_pylist() == [
         '{"gen_ai.usage.input_tokens":1200,"gen_ai.usage.output_tokens":300,"gen_ai.request.temperature":0.2,'
@@ -610,6 +610,23 @@ def test_json_columns_keep_their_exact_text() -> None:
         ',"gen_ai.request.stream":true,' + extra + ',"cost.ratio":0.25,"cost.flag":true}'
     )
     assert stored[1] == '{"http.request.method":"GET","n":3,"xs":["a","b"]}'
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (2**70, "1180591620717411303424"),  # beyond 64 bits: orjson refuses, the standard library writes it
+        ("lone \ud800", '"lone \\ud800"'),  # not UTF-8 encodable: escaped instead
+        ("nullable", '"nullable"'),  # "null" in the text alone changes nothing
+        ((None, float("nan")), '[null,"nan"]'),
+    ],
+)
+def test_json_column_stores_what_the_fast_encoder_refuses(value: Any, text: str) -> None:
+    spans = [make_span({**enriched_attributes(), "custom.value": value})]
+    batch = build_rows(spans, enrich=None, capture_content=False, store_all_spans=True)
+    assert batch.calls["attributes"].to_pylist()[0].endswith(f'"custom.value":{text}}}')
+    assert batch.spans is not None
+    assert batch.spans["attributes"].to_pylist()[0].endswith(f'"custom.value":{text}}}')
 
 
 def test_a_span_that_cannot_become_a_row_is_dropped_alone_logged_and_counted(

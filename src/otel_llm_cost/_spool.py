@@ -38,13 +38,14 @@ class SpoolCorruptError(Exception):
     """A spool file cannot be decoded (it is moved aside, never replayed)."""
 
 
-def _ipc_bytes(table: pa.Table | None) -> bytes:
+def _ipc_bytes(table: pa.Table | None) -> pa.Buffer | bytes:
+    """The IPC stream of ``table``, as Arrow's own buffer (written to the file without a copy)."""
     if table is None:
         return b""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return bytes(sink.getvalue())
+    return sink.getvalue()
 
 
 def _fsync_dir(directory: Path) -> None:
