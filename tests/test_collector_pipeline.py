@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -28,10 +29,13 @@ from otel_llm_cost import _storage
 from otel_llm_cost import semconv as sc
 from otel_llm_cost._attribution import attribution
 from otel_llm_cost.collector import OTLPReceiver, build_processor
+from otel_llm_cost.exporter import DuckDBSpanExporter
 from otel_llm_cost.processor import LLMCostSpanProcessor
 
 # pytest puts tests/ on sys.path (rootdir-relative, no package): share the HTTP helpers.
-from test_collector import JS_EXPORT, request
+from test_collector import JS_EXPORT, protobuf_body, request
+from test_exporter import make_span
+from test_spool import _reader_process_holding
 
 LLM_ATTRIBUTES: dict[str, Any] = {
     sc.GEN_AI_OPERATION_NAME: "chat",
@@ -268,3 +272,36 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
         )
     assert result.returncode == 2
     assert "Address already in use" in result.stderr
+
+
+def test_a_database_that_cannot_be_written_answers_503_once_the_exporters_backlog_fills(
+    tmp_path: Path,
+) -> None:
+    # The exporter takes batches at once and commits them on its writer thread: while a reader holds
+    # the file, what it accepted waits uncommitted, and that backlog counts against the queue's room.
+    db = tmp_path / "calls.duckdb"
+    _storage.connect(db).close()
+    exporter = DuckDBSpanExporter(db, lock_timeout_s=0.1)
+    batch = BatchSpanProcessor(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
+    spans = [make_span(start_ns=1_736_942_400_000_000_000 + i) for i in range(16)]
+    receiver = OTLPReceiver(batch, port=0, batch_processor=batch, busy_timeout_s=0.3).start()
+    try:
+        with _reader_process_holding(db) as reader:
+            assert request(receiver.url, protobuf_body(spans[:8])).status == 200
+            deadline = time.monotonic() + 30
+            while exporter.uncommitted_rows < 8 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the batch processor hands them over; the file stays held
+            busy = request(receiver.url, protobuf_body(spans[8:]))
+            assert busy.status == 503
+            assert reader.stdin is not None
+            reader.stdin.write("\n")  # the reader leaves
+            reader.stdin.flush()
+            retry = request(receiver.url, protobuf_body(spans[8:]))
+            while retry.status == 503 and time.monotonic() < deadline:  # the sender's retry
+                time.sleep(0.1)
+                retry = request(receiver.url, protobuf_body(spans[8:]))
+            assert retry.status == 200
+    finally:
+        receiver.stop()
+    assert exporter.uncommitted_rows == 0
+    assert query(db, "SELECT count(*) FROM llm_calls") == [(16,)]

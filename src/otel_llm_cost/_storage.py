@@ -34,6 +34,7 @@ __all__ = [
     "add_before_read_hook",
     "connect",
     "ensure_schema",
+    "insert_new_rows",
     "insert_rows",
     "is_lock_error",
     "read_request_path",
@@ -263,34 +264,40 @@ def _ensure_schema_once(con: duckdb.DuckDBPyConnection, where: str) -> None:
 
 
 def _new_rows(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table) -> pa.Table:
-    """The rows of ``rows`` whose (trace_id, span_id) is not stored yet.
-
-    A re-exported span keeps its start time, so the lookup only scans the start-time range of the batch:
-    DuckDB's zone maps skip every other row group and the cost stays proportional to the batch, not to
-    the table (measured: 512-row batches at ~17% below a plain insert; a full anti-join ~40% below,
-    PRIMARY KEY + ON CONFLICT halved throughput, DESIGN.md fact 5).
-    """
-    if rows.num_rows == 0:
-        return rows
-    if pc.count_distinct(rows["span_id"]).as_py() != rows.num_rows:
-        rows = _first_of_each_span(rows)  # the same span re-exported in two batches committed together
-    # Bounds as epoch seconds widened by 1 ms: exact matching is the join's job, the range only prunes,
-    # and to_timestamp() is an absolute instant whatever the session time zone.
-    low, high = pc.min_max(rows["start_time"].cast(pa.int64())).values()
-    unit_per_s = 1e9 if rows.schema.field("start_time").type.unit == "ns" else 1e6
+    """The rows of ``rows`` whose (trace_id, span_id) is not stored yet (``rows`` deduplicated first)."""
     existing = _execute_over(
         con,
         rows.select(["trace_id", "span_id"]),
         f"SELECT t.trace_id || t.span_id FROM {table_name} t SEMI JOIN {{rows}} b "
-        "ON t.span_id = b.span_id AND t.trace_id = b.trace_id "
-        "WHERE t.start_time BETWEEN to_timestamp(?) AND to_timestamp(?)",
-        [low.as_py() / unit_per_s - 0.001, high.as_py() / unit_per_s + 0.001],
+        f"ON t.span_id = b.span_id AND t.trace_id = b.trace_id WHERE {_IN_RANGE}",
+        _start_bounds(rows),
     ).fetchall()
     if not existing:
         return rows
     keys = pc.binary_join_element_wise(rows["trace_id"], rows["span_id"], "")
     stored = pa.array([key for (key,) in existing], pa.string())
     return rows.filter(pc.invert(pc.is_in(keys, value_set=stored)))
+
+
+# A re-exported span keeps its start time, so the lookup of stored spans only scans the start-time
+# range of the batch: DuckDB's zone maps skip every other row group and the cost stays proportional
+# to the batch, not to the table (measured: 512-row batches at ~17% below a plain insert; a full
+# anti-join ~40% below, PRIMARY KEY + ON CONFLICT halved throughput, DESIGN.md fact 5).
+_IN_RANGE = "t.start_time BETWEEN to_timestamp(?) AND to_timestamp(?)"
+
+
+def _start_bounds(rows: pa.Table) -> list[float]:
+    # Epoch seconds widened by 1 ms: exact matching is the join's job, the range only prunes, and
+    # to_timestamp() is an absolute instant whatever the session time zone.
+    low, high = pc.min_max(rows["start_time"].cast(pa.int64())).values()
+    unit_per_s = 1e9 if rows.schema.field("start_time").type.unit == "ns" else 1e6
+    return [low.as_py() / unit_per_s - 0.001, high.as_py() / unit_per_s + 0.001]
+
+
+def _unique_spans(rows: pa.Table) -> pa.Table:
+    if pc.count_distinct(rows["span_id"]).as_py() == rows.num_rows:
+        return rows
+    return _first_of_each_span(rows)  # the same span re-exported in two batches committed together
 
 
 def _first_of_each_span(rows: pa.Table) -> pa.Table:
@@ -309,10 +316,31 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table)
     Returns:
         The rows actually inserted (duplicates of stored spans removed).
     """
-    fresh = _new_rows(con, table_name, rows)
+    if rows.num_rows == 0:
+        return rows
+    fresh = _new_rows(con, table_name, _unique_spans(rows))
     if fresh.num_rows:
         _execute_over(con, fresh, f"INSERT INTO {table_name} BY NAME SELECT * FROM {{rows}}")
     return fresh
+
+
+def insert_new_rows(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table) -> None:
+    """:func:`insert_rows` in a single statement, for a caller that needs no list of inserted rows.
+
+    One statement is its own transaction, and is one round trip instead of five (begin, look up,
+    insert, commit): each is a moment the exporter's writer thread waits for the GIL while the
+    export thread converts the next batch (measured with ``benchmarks/bench_exporter.py``).
+    """
+    if rows.num_rows == 0:
+        return
+    _execute_over(
+        con,
+        _unique_spans(rows),
+        f"INSERT INTO {table_name} BY NAME SELECT * FROM {{rows}} b WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {table_name} t WHERE t.span_id = b.span_id AND t.trace_id = b.trace_id "
+        f"AND {_IN_RANGE})",
+        _start_bounds(rows),
+    )
 
 
 _SCAN_NAME = "_otel_llm_cost_rows"

@@ -126,13 +126,19 @@ class _QueueProbe:
     The SDK has no public accessor (its queue-size gauge needs a MeterProvider), so this reads the
     private deque of ``opentelemetry.sdk._shared_internal.BatchProcessor`` (the SDK versions this
     package supports) and, if a future SDK moves it, disables backpressure with a log line rather
-    than failing.
+    than failing. A DuckDBSpanExporter behind it takes batches at once and commits them on its writer
+    thread: its backlog of uncommitted rows counts against the same capacity, so a slow or locked
+    database also answers 503 instead of growing the exporter's journal without bound.
     """
 
     def __init__(self, batch_processor: BatchSpanProcessor) -> None:
         inner = getattr(batch_processor, "_batch_processor", None)
         queue = getattr(inner, "_queue", None)
         capacity = getattr(inner, "_max_queue_size", None)
+        exporter = getattr(batch_processor, "span_exporter", None)
+        self.exporter: DuckDBSpanExporter | None = (
+            exporter if isinstance(exporter, DuckDBSpanExporter) else None
+        )
         self.queue: deque[Any] | None = queue if isinstance(queue, deque) else None
         self.capacity: int = capacity if isinstance(capacity, int) and capacity > 0 else 0
         if self.queue is None or not self.capacity:
@@ -147,7 +153,10 @@ class _QueueProbe:
         return self.queue is not None
 
     def room(self) -> int:
-        return self.capacity - len(self.queue) if self.queue is not None else self.capacity
+        if self.queue is None:
+            return self.capacity
+        backlog = self.exporter.uncommitted_rows if self.exporter is not None else 0
+        return self.capacity - len(self.queue) - backlog
 
 
 class _HTTPError(Exception):

@@ -249,6 +249,18 @@ class DuckDBSpanExporter(SpanExporter):
 
     # -- public API ------------------------------------------------------------------------------
 
+    @property
+    def uncommitted_rows(self) -> int:
+        """LLM-call rows ``export`` accepted that the writer thread has not committed yet (its backlog).
+
+        Exact for batches kept in memory; a batch only in its journal file counts as 512.
+        """
+        with self._queue:
+            return sum(
+                batch.calls.num_rows if batch is not None else _ROWS_OF_UNREAD_BATCH
+                for batch, _ in self._pending.values()
+            )
+
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener(CommitInfo)`` after each committed batch (budgets use this).
 
@@ -772,6 +784,9 @@ class DuckDBSpanExporter(SpanExporter):
             Spool.remove(path)
 
     def _commit(self, cursor: duckdb.DuckDBPyConnection, batch: RowBatch) -> None:
+        if not self._listeners and batch.spans is None:
+            _storage.insert_new_rows(cursor, _schema.CALLS_TABLE, batch.calls)  # one statement
+            return
         cursor.execute("BEGIN TRANSACTION")
         try:
             inserted = _storage.insert_rows(cursor, _schema.CALLS_TABLE, batch.calls)
