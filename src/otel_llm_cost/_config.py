@@ -110,13 +110,15 @@ LOCK_TIMEOUT_SECONDS = EnvVar(
     "OTEL_LLM_COST_LOCK_TIMEOUT_SECONDS",
     _parse_positive_float,
     5.0,
-    "How long an export retries a DuckDB file held by another process before spooling the batch.",
+    "How long the exporter's writer waits for a DuckDB file another process holds before it retries "
+    "in the background (the batches wait in the spool meanwhile).",
 )
 SPOOL_DIR = EnvVar[str | None](
     "OTEL_LLM_COST_SPOOL_DIR",
     _parse_optional_str,
     None,
-    "Where batches that could not be written wait for replay (default: `<db path>.spool/`).",
+    "The exporter's journal: where accepted batches wait until they are committed, or replayed "
+    "after a crash (default: `<db path>.spool/`).",
 )
 BUDGETS_FILE = EnvVar[str | None](
     "OTEL_LLM_COST_BUDGETS",

@@ -32,6 +32,7 @@ from .exceptions import SchemaVersionError, StorageError, StorageLockedError
 __all__ = [
     "REPLACEMENT_SCANS",
     "add_before_read_hook",
+    "commit_pending",
     "connect",
     "ensure_schema",
     "insert_new_rows",
@@ -59,6 +60,12 @@ _BEFORE_READ: list[Callable[[str, float], None]] = []
 def add_before_read_hook(hook: Callable[[str, float], None]) -> None:
     """Call ``hook(path, timeout_s)`` before :func:`connect` opens a file (it must not raise)."""
     _BEFORE_READ.append(hook)
+
+
+def commit_pending(path: str | os.PathLike[str], timeout_s: float) -> None:
+    """Let this process's exporters on ``path`` commit what they accepted (see ``connect(see_pending=)``)."""
+    for hook in tuple(_BEFORE_READ):
+        hook(os.fspath(path), timeout_s)
 
 
 def read_request_path(path: str | os.PathLike[str]) -> Path:
@@ -158,8 +165,7 @@ def connect(
     target = os.fspath(path)
     deadline = time.monotonic() + timeout_s
     if see_pending:
-        for hook in tuple(_BEFORE_READ):
-            hook(target, timeout_s)
+        commit_pending(target, timeout_s)
     if read_only and not os.path.exists(target):
         raise StorageError(f"DuckDB file {target!r} does not exist (nothing has been exported to it yet)")
     con = _open(target, read_only, max(0.0, deadline - time.monotonic()), signal_readers=read_only)

@@ -682,6 +682,8 @@ class CostStore:
             self.path: Path | None = None
         else:
             self.path = Path(path_or_connection)
+            # An exporter of this process may have accepted batches for a file it has not created yet.
+            _storage.commit_pending(self.path, timeout_s)
             if not self.path.is_file():
                 raise StorageError(f"no DuckDB file at {self.path}")
             self._holder = _FileHolder(
