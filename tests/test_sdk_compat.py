@@ -1,9 +1,10 @@
-"""The enriched copy and the processor against the OLDEST opentelemetry-sdk pyproject.toml allows.
+"""The enriched copy, the processor and the exporter against the OLDEST dependencies pyproject.toml allows.
 
 ``enriched_copy`` is the one piece that depends on ReadableSpan's layout, which the SDK does not
-promise to keep. The current environment tests the newest SDK; this test re-runs the copy and
-processor tests with the Python named by ``OTEL_LLM_COST_OLDEST_SDK_PYTHON``: an environment with
-``opentelemetry-sdk==1.40.*`` and this package installed (.ci/run builds it).
+promise to keep; the exporter's JSON column depends on orjson's output. The current environment tests
+the newest versions; this test re-runs the copy, processor and exporter tests with the Python named by
+``OTEL_LLM_COST_OLDEST_SDK_PYTHON``: an environment with ``opentelemetry-sdk==1.40.*``,
+``orjson==3.10.*`` and this package installed (.ci/run builds it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 OLDEST_SDK_PYTHON = os.environ.get("OTEL_LLM_COST_OLDEST_SDK_PYTHON")
 OLDEST_SUPPORTED = (1, 40)
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("tests/test_enrich_copy.py", "tests/test_processor.py")
+MODULES = ("tests/test_enrich_copy.py", "tests/test_processor.py", "tests/test_exporter.py")
 
 pytestmark = pytest.mark.skipif(
     not OLDEST_SDK_PYTHON,
