@@ -179,3 +179,36 @@ def test_a_forked_child_reopens_the_file_instead_of_using_the_parents_connection
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
     exporter.shutdown()
     assert count(db) == 3
+
+
+_EXITING_WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from test_exporter import make_span
+    from otel_llm_cost.exporter import DuckDBSpanExporter
+
+    exporter = DuckDBSpanExporter(sys.argv[1])  # no TracerProvider, no shutdown(): the script just ends
+    exporter.export([make_span(start_ns=1_736_942_400_000_000_000 + i) for i in range(50)])
+    """
+)
+
+
+def test_an_exporter_never_shut_down_commits_its_journal_when_the_process_exits(tmp_path: Path) -> None:
+    db = tmp_path / "exiting.duckdb"
+    env = {key: value for key, value in os.environ.items() if key != "HOME"}  # duckdb 2.0's exit trap
+    result = subprocess.run(
+        [sys.executable, "-c", _EXITING_WRITER, str(db), str(TESTS_DIR)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(Path(f"{db}.spool").glob("*.batch")) == []
+    # Plain DuckDB, which commits nothing on its own: the rows were committed before the exit.
+    import duckdb  # noqa: PLC0415
+
+    with contextlib.closing(duckdb.connect(str(db), read_only=True)) as con:
+        assert con.execute(f"SELECT count(*) FROM {_schema.CALLS_TABLE}").fetchone() == (50,)

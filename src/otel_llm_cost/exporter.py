@@ -25,6 +25,7 @@ With a ``connection`` the caller owns, batches are committed synchronously by ``
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -1075,6 +1076,17 @@ def _commit_before_read(path: str, timeout_s: float) -> None:
 
 
 _storage.add_before_read_hook(_commit_before_read)
+
+
+def _shut_down_at_exit() -> None:
+    # A TracerProvider shuts its exporters down at exit (its own atexit hook, which runs before this
+    # one); an exporter used without one would otherwise leave its last batches in the journal until the
+    # next exporter on the file starts, invisible to readers meanwhile.
+    for exporter in list(_LIVE):
+        exporter.shutdown()
+
+
+atexit.register(_shut_down_at_exit)
 
 
 def _register_fork_hooks(exporter: DuckDBSpanExporter) -> None:
