@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -13,6 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from otel_llm_cost import CostStore, LLMCostSpanProcessor, _storage
 from otel_llm_cost import exporter as exporter_module
 from otel_llm_cost._logging import ERROR_COUNTS
+from otel_llm_cost._rows import build_rows
 from otel_llm_cost.exporter import CommitInfo, DuckDBSpanExporter
 from otel_llm_cost.pricing import PriceBook
 from test_exporter import count, make_span
@@ -168,3 +174,93 @@ def test_a_commit_listener_may_open_the_file_through_storage_without_deadlock(tm
     assert exporter.force_flush(20_000)
     exporter.shutdown()
     assert seen == [1]
+
+
+def test_two_exporters_of_one_process_on_one_file_store_each_span_once(tmp_path: Path) -> None:
+    # They share one DuckDB database in the process (no file lock between them): one flushing while
+    # the other writes must neither commit the other's journal at the same time nor double it.
+    db = tmp_path / "calls.duckdb"
+    first, second = DuckDBSpanExporter(db), DuckDBSpanExporter(db)
+    stop = threading.Event()
+
+    def flush_the_second() -> None:
+        while not stop.is_set():
+            second.force_flush(2000)
+
+    flusher = threading.Thread(target=flush_the_second)
+    flusher.start()
+    try:
+        for n in range(100):
+            first.export([make_span(start_ns=START + n * 100 + i) for i in range(100)])
+            second.export([make_span(start_ns=START + 20_000 + n * 10 + i) for i in range(10)])
+    finally:
+        stop.set()
+        flusher.join()
+    assert first.force_flush()
+    assert second.force_flush()
+    first.shutdown()
+    second.shutdown()
+    with contextlib.closing(duckdb.connect(str(db), read_only=True)) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT span_id) FROM llm_calls").fetchone() == (
+            11_000,
+            11_000,
+        )
+
+
+def test_a_file_that_fails_at_once_is_retried_with_pauses_not_in_a_loop(tmp_path: Path) -> None:
+    db = tmp_path / "calls.duckdb"
+    db.write_bytes(b"not a duckdb file" * 1000)  # fails on open at once, unlike a lock wait
+    exporter = DuckDBSpanExporter(db, lock_timeout_s=0.5)
+    exporter.export([make_span()])
+    started = time.process_time()
+    assert not exporter.force_flush(timeout_millis=2000)
+    assert time.process_time() - started < 0.5  # a busy retry loop would burn the whole 2 s
+    assert ERROR_COUNTS["exporter.write"] < 40  # pauses of 50 ms doubling to 1 s: about 6 attempts
+    exporter.shutdown()
+
+
+def test_a_reader_in_another_process_sees_the_backlog_accepted_before_it_asked(tmp_path: Path) -> None:
+    db = _new_file(tmp_path)
+    exporter = DuckDBSpanExporter(db, hold_idle_s=60, hold_max_s=60)  # only a reader makes it let go
+    exporter.export([make_span(start_ns=START)])
+    assert exporter.force_flush()  # the writer now holds the file
+    with exporter._cond:  # the writer is busy meanwhile: the next batches wait for it
+        for n in range(1, 4):
+            assert exporter.export([make_span(start_ns=START + n)]) is SpanExportResult.SUCCESS
+        assert exporter.uncommitted_rows == 3
+    reader = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from otel_llm_cost import _storage; "
+            "con = _storage.connect(sys.argv[1], read_only=True, timeout_s=30); "
+            "print(con.execute('SELECT count(*) FROM llm_calls').fetchone()[0])",
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert reader.returncode == 0, reader.stderr
+    assert reader.stdout.strip() == "4"
+    exporter.shutdown()
+
+
+def test_export_racing_shutdown_never_restarts_the_writer(tmp_path: Path) -> None:
+    db = tmp_path / "calls.duckdb"
+    exporter = DuckDBSpanExporter(db)
+    exporter.export([make_span()])
+    exporter.shutdown()
+    assert exporter.force_flush() is True  # nothing was left
+    # A batch that got past export()'s first check while shutdown() ran: journaled, not accepted.
+    batch = build_rows([make_span()], enrich=None, capture_content=False, store_all_spans=False)
+    assert exporter.spool is not None
+    assert exporter._accept(batch, exporter.spool) is SpanExportResult.FAILURE
+    assert exporter._writer is None or not exporter._writer.is_alive()
+    assert exporter._held is None
+    assert len(exporter.spool.pending()) == 1  # the next exporter on the file stores it
+    successor = DuckDBSpanExporter(db)
+    assert successor.force_flush()
+    successor.shutdown()
+    assert count(db) == 2

@@ -1,11 +1,12 @@
-"""An append-only, crash-safe spool of batches the database could not take yet.
+"""An append-only spool of Arrow batches: the exporter's journal, and where batches wait for the database.
 
 One file per batch: the ``llm_calls`` rows and (optionally) the ``spans`` rows as two Arrow IPC
-streams behind a small header, written to a temporary name, fsynced, renamed into place and the
-directory fsynced. A reader therefore sees a batch completely or not at all, even after kill -9 or a
-power cut. File names sort in write order (``<time_ns>-<pid>-<seq>.batch``), which is the replay order.
-Replays are idempotent (the storage layer skips span ids already stored), so a batch replayed twice,
-or by two processes sharing the spool, is stored once.
+streams behind a small header, written to a temporary name and renamed into place (``durable``: with
+the file and the directory fsynced first). A reader therefore sees a batch completely or not at all,
+even after kill -9 (or a power cut, when durable). File names sort in write order
+(``<time_ns>-<pid>-<token>-<seq>.batch``), which is the replay order. Replays are idempotent (the
+storage layer skips span ids already stored), so a batch replayed twice, or by two processes sharing
+the spool, is stored once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import secrets
 import struct
 import time
 from pathlib import Path
@@ -64,6 +66,9 @@ class Spool:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self._seq = itertools.count()
+        #: Names this Spool object's files: another exporter of the same process on the same spool
+        #: directory leaves them to their writer (see ``owner``).
+        self.token = secrets.token_hex(4)
 
     def write(self, batch: RowBatch, *, durable: bool = True) -> Path:
         """Append one batch; visible to readers complete or not at all (written aside, then renamed).
@@ -81,7 +86,7 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         calls = _ipc_bytes(batch.calls)
         spans = _ipc_bytes(batch.spans)
-        name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq):08d}{_SUFFIX}"
+        name = f"{time.time_ns():020d}-{os.getpid()}-{self.token}-{next(self._seq):08d}{_SUFFIX}"
         tmp = self.directory / f"{_TMP_PREFIX}{name}"
         try:
             with open(tmp, "wb") as file:
@@ -118,6 +123,16 @@ class Spool:
                     if now - entry.stat().st_mtime > _STALE_TMP_S:
                         os.unlink(entry.path)
         return sorted(batches, key=lambda path: path.name)
+
+    def renew_token(self) -> None:
+        """A new ``token`` for the files written from now on (in a forked child)."""
+        self.token = secrets.token_hex(4)
+
+    @staticmethod
+    def owner(path: Path) -> str | None:
+        """The ``token`` of the Spool that wrote ``path`` (None for files of older versions)."""
+        parts = path.name.split("-")
+        return parts[2] if len(parts) == 4 else None
 
     @staticmethod
     def read(path: Path) -> RowBatch:

@@ -152,10 +152,11 @@ class _QueueProbe:
     def enabled(self) -> bool:
         return self.queue is not None
 
-    def room(self) -> int:
+    def room(self, *, with_backlog: bool = True) -> int:
+        """Free places in the queue, less the exporter's uncommitted rows unless ``with_backlog`` is False."""
         if self.queue is None:
             return self.capacity
-        backlog = self.exporter.uncommitted_rows if self.exporter is not None else 0
+        backlog = self.exporter.uncommitted_rows if self.exporter is not None and with_backlog else 0
         return self.capacity - len(self.queue) - backlog
 
 
@@ -508,8 +509,10 @@ class OTLPReceiver:
         for start in range(0, len(spans), chunk):
             part = spans[start : start + chunk]
             # Only a request larger than half the queue gets here with too little room: it was
-            # acknowledged to the admission check, so it waits for the exporter rather than failing.
-            while probe is not None and probe.room() < len(part):
+            # acknowledged to the admission check, so it waits for the queue rather than failing. Not
+            # for the exporter's backlog, which a locked file keeps from shrinking: the queue drains
+            # regardless (the exporter journals what it cannot commit), so this wait always ends.
+            while probe is not None and probe.room(with_backlog=False) < len(part):
                 time.sleep(_POLL_S)
             for span in part:
                 try:

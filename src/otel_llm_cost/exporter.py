@@ -14,7 +14,7 @@ How the file is shared with readers (DESIGN.md fact 5: one process holds a DuckD
 else can open it, not even read-only): the writer opens the file when a batch arrives, keeps it while
 batches keep coming (reopening costs ~15 ms and closing checkpoints, ~20 ms), and closes it after
 ``hold_idle_s`` without a batch, after ``hold_max_s`` of continuous holding, or, after committing what
-was accepted so far, as soon as a reader asks for it (``_storage.connect(read_only=True)`` drops a
+was accepted so far (for up to a second), as soon as a reader asks for it (``_storage.connect(read_only=True)`` drops a
 ``<db>.read-request`` file while it waits; a reader in this process first waits for this process's
 exporters to commit). A writer that finds the file held retries with backoff for ``lock_timeout_s``,
 then keeps the batches journaled and retries with growing pauses (up to a second) until the file is
@@ -73,6 +73,8 @@ _MEMORY_BYTES = 64 * 2**20
 # Pauses between attempts while the file cannot be written (locked by a reader, read-only, full...).
 _RETRY_FIRST_S = 0.05
 _RETRY_MAX_S = 1.0
+# How long the writer keeps committing its backlog for a reader that asked for the file.
+_READER_BACKLOG_S = 1.0
 # Building rows for a large batch takes a while on a loaded machine; the file is not idle meanwhile.
 _BUILD_GRACE_S = 1.0
 # DuckDB's default (16 MB of WAL) checkpoints every ~30k of our rows, recompressing the same partial
@@ -247,6 +249,7 @@ class DuckDBSpanExporter(SpanExporter):
         self._fork_unsafe = False
         # Per process: a fork may copy its lock held. Spans the processor enriched never reach it.
         self._guard = DoubleCountGuard(self._dedup_capacity)
+        self._commit_lock = _commit_lock_for(self.path if self._user_connection is None else None)
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -335,6 +338,8 @@ class DuckDBSpanExporter(SpanExporter):
                 return self._write(batch, quick=self._degraded)
         size = batch.calls.nbytes + (batch.spans.nbytes if batch.spans is not None else 0)
         with self._queue:
+            if self._stopping:  # shut down meanwhile: the journal file waits for the next exporter
+                return SpanExportResult.FAILURE
             if self._pending_bytes + size > _MEMORY_BYTES:
                 self._pending[path] = (None, 0)  # read back from its file when the writer gets to it
             else:
@@ -432,6 +437,7 @@ class DuckDBSpanExporter(SpanExporter):
         _storage.join_release_thread(writer)
         with self._cond:
             self._release()
+        _LIVE.discard(self)
         if not drained:
             log_once(
                 _logger,
@@ -460,9 +466,13 @@ class DuckDBSpanExporter(SpanExporter):
     def _forked_without_hook(self) -> None:
         # os.fork from a C extension skips the at-fork hooks: the child inherited the parent's
         # accepted batches (the parent commits them) and maybe its open connection (never touched).
-        if self._held is not None:
-            _ABANDONED_AFTER_FORK.append(self._held)
+        held = self._held
+        if held is not None:
+            _ABANDONED_AFTER_FORK.append(held)
         self._init_process_state()
+        self._fork_unsafe = held is not None
+        if self._journal is not None:
+            self._journal.renew_token()  # the parent adopts what this child leaves
 
     def _adopt_spool_files(self) -> bool:
         """Add batches on disk the writer does not know (left by an earlier run) to the queue, in order.
@@ -472,8 +482,12 @@ class DuckDBSpanExporter(SpanExporter):
         """
         assert self._journal is not None  # noqa: S101 - path mode only
         on_disk = self._journal.pending()
+        # Files of this process's exporters (this one's included) are their writers' to commit.
+        live = {exporter._journal.token for exporter in list(_LIVE) if exporter._journal is not None}
         with self._queue:
-            unknown = [path for path in on_disk if path not in self._pending]
+            unknown = [
+                path for path in on_disk if path not in self._pending and Spool.owner(path) not in live
+            ]
             if unknown:
                 merged = {**self._pending, **dict.fromkeys(unknown, (None, 0))}
                 self._pending = dict(sorted(merged.items(), key=lambda item: item[0].name))
@@ -486,7 +500,10 @@ class DuckDBSpanExporter(SpanExporter):
         with self._queue:
             if not self._pending:
                 return True
+            if self._stopping:
+                return False  # shut down: what is left waits for the next exporter on the file
             last = next(reversed(self._pending))
+            self._retry_at = 0.0  # one attempt now, whatever the back-off
             self._flushes.append(deadline)
             try:
                 self._ensure_writer()
@@ -506,7 +523,7 @@ class DuckDBSpanExporter(SpanExporter):
 
     def _work_ready(self, now: float) -> bool:
         """Whether the writer should try to commit now (the caller holds ``_queue``)."""
-        return bool(self._pending) and (now >= self._retry_at or now < self._flush_until())
+        return bool(self._pending) and now >= self._retry_at
 
     def _writer_step(self) -> bool:
         """Wait for work, commit one group, release the file when due. False: the thread should end."""
@@ -530,10 +547,17 @@ class DuckDBSpanExporter(SpanExporter):
             self._commit_next()
             if self._held is not None and self._should_release(time.monotonic()):
                 if self.path is not None and _storage.read_requested(self.path):
-                    # Let the reader see everything accepted before it asked.
+                    # Let the reader see what was accepted before it asked (within a second: a huge
+                    # backlog must not keep it out until its own timeout).
+                    budget = time.monotonic() + _READER_BACKLOG_S
                     with self._queue:
                         last = next(reversed(self._pending), None)
-                    while last is not None and last in self._pending and self._commit_next():
+                    while (
+                        last is not None
+                        and last in self._pending
+                        and time.monotonic() < budget
+                        and self._commit_next()
+                    ):
                         pass
                 self._release()
         return True
@@ -578,10 +602,11 @@ class DuckDBSpanExporter(SpanExporter):
                     continue
             loaded.append((path, batch))
         if loaded:
+            # Wait for a busy file up to lock_timeout_s per attempt (never longer: shutdown and fork
+            # wait for an attempt to end); once degraded, only while someone is flushing.
             with self._queue:
-                wait_s = max(self._flush_until() - time.monotonic(), 0.0)
-            if not self._degraded:
-                wait_s = max(wait_s, self.lock_timeout_s)
+                flushing_s = max(self._flush_until() - time.monotonic(), 0.0)
+            wait_s = min(self.lock_timeout_s, flushing_s) if self._degraded else self.lock_timeout_s
             try:
                 cursor = self._acquire(wait_s)
                 try:
@@ -599,7 +624,7 @@ class DuckDBSpanExporter(SpanExporter):
                 _logger.info("DuckDB file %s is writable again; waiting batches were stored", self.path)
             self._degraded = False
         for path, _ in loaded:
-            Spool.remove(path)
+            self._remove_committed(path)
         with self._queue:
             self._retry_delay = _RETRY_FIRST_S
         self._forget(done + [path for path, _ in loaded])
@@ -631,8 +656,30 @@ class DuckDBSpanExporter(SpanExporter):
                     raise  # committed batches before it are skipped as already stored on the retry
                 self._set_aside(path, "exporter.spool_rejected", "a batch the database rejects", exc)
 
+    def _remove_committed(self, path: Path) -> None:
+        try:
+            Spool.remove(path)
+        except OSError as exc:  # committed anyway: a replay at the next start stores nothing twice
+            log_once(
+                _logger, "exporter.journal_remove", logging.WARNING, "could not remove %s: %r", path, exc
+            )
+
     def _set_aside(self, path: Path, key: str, what: str, exc: Exception) -> None:
-        target = Spool.quarantine(path)
+        try:
+            target = Spool.quarantine(path)
+        except OSError as move_error:
+            # Left in place: later batches go on, and the next exporter on the file tries it again.
+            log_once(
+                _logger,
+                key,
+                logging.ERROR,
+                "%s (%r) could not be moved to quarantine (%r); left in %s",
+                what,
+                exc,
+                move_error,
+                path.parent,
+            )
+            return
         log_once(
             _logger,
             key,
@@ -786,18 +833,20 @@ class DuckDBSpanExporter(SpanExporter):
 
     def _commit(self, cursor: duckdb.DuckDBPyConnection, batch: RowBatch) -> None:
         if not self._listeners and batch.spans is None:
-            _storage.insert_new_rows(cursor, _schema.CALLS_TABLE, batch.calls)  # one statement
+            with self._commit_lock:
+                _storage.insert_new_rows(cursor, _schema.CALLS_TABLE, batch.calls)  # one statement
             return
-        cursor.execute("BEGIN TRANSACTION")
-        try:
-            inserted = _storage.insert_rows(cursor, _schema.CALLS_TABLE, batch.calls)
-            if batch.spans is not None and batch.spans.num_rows:
-                _storage.insert_rows(cursor, _schema.SPANS_TABLE, batch.spans)
-            cursor.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                cursor.execute("ROLLBACK")
-            raise
+        with self._commit_lock:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                inserted = _storage.insert_rows(cursor, _schema.CALLS_TABLE, batch.calls)
+                if batch.spans is not None and batch.spans.num_rows:
+                    _storage.insert_rows(cursor, _schema.SPANS_TABLE, batch.spans)
+                cursor.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.execute("ROLLBACK")
+                raise
         if self._listeners:
             info = CommitInfo(cursor, inserted)
             for listener in tuple(self._listeners):
@@ -890,8 +939,11 @@ class DuckDBSpanExporter(SpanExporter):
                 raise
             return cursor
         assert self.path is not None  # noqa: S101 - set whenever there is no user connection
-        if self._held is not None and _storage.read_requested(self.path):
-            self._release()
+        if self._fork_unsafe:
+            raise StorageError(
+                "this process was forked while its parent held the DuckDB file; its batches stay in the "
+                "journal, where the parent (or the next exporter on the file) stores them"
+            )
         if self._held is None:
             deadline = time.monotonic() + timeout_s
             # A reader asked for the file: let it in before taking the file back.
@@ -963,6 +1015,8 @@ class DuckDBSpanExporter(SpanExporter):
             _ABANDONED_AFTER_FORK.append(self._held)  # never close it here: that would write the file
         self._init_process_state()
         self._fork_unsafe = held_open or self._user_connection is not None
+        if self._journal is not None:
+            self._journal.renew_token()  # the parent adopts what this child leaves
 
 
 class _Memo:
@@ -1060,17 +1114,50 @@ def _writer_loop(ref: weakref.ReferenceType[DuckDBSpanExporter]) -> None:
         del exporter
 
 
+# One lock per DuckDB file for this process's commits: two exporters on one file share one DuckDB
+# database in the process (no file lock between them), and two transactions at once would each miss
+# the other's rows in the duplicate check and store them twice.
+_COMMIT_LOCKS: dict[Path, threading.Lock] = {}
+_COMMIT_LOCKS_GUARD = threading.Lock()
+
+
+def _commit_lock_for(path: Path | None) -> threading.Lock:
+    if path is None:
+        return threading.Lock()  # a caller's connection (in memory, or of unknown file)
+    with _COMMIT_LOCKS_GUARD:
+        return _COMMIT_LOCKS.setdefault(path, threading.Lock())
+
+
+def _reset_commit_locks_in_child() -> None:
+    global _COMMIT_LOCKS_GUARD  # noqa: PLW0603 - a fork may have copied it held
+    _COMMIT_LOCKS_GUARD = threading.Lock()
+    _COMMIT_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    # Registered at import, so it runs before any exporter's own after-fork hook rebuilds its state.
+    os.register_at_fork(after_in_child=_reset_commit_locks_in_child)
+
 # Path-mode exporters of this process, for readers of the same file (see _commit_before_read).
 _LIVE: weakref.WeakSet[DuckDBSpanExporter] = weakref.WeakSet()
 
 
 def _commit_before_read(path: str, timeout_s: float) -> None:
-    """Before a connection opens ``path``: commit what this process's exporters accepted for it."""
+    """Before a connection opens ``path``: commit what this process's exporters accepted for it.
+
+    Within ``timeout_s`` for all of them, and not for an exporter that cannot write the file now (held
+    by another process, unwritable): the reader then sees what is committed.
+    """
     target = Path(path).absolute()
+    deadline = time.monotonic() + timeout_s
     for exporter in list(_LIVE):
-        if exporter.path == target and exporter._writer is not threading.current_thread():
+        if (
+            exporter.path == target
+            and exporter._writer is not threading.current_thread()
+            and not exporter._degraded
+        ):
             try:
-                exporter._drain(timeout_s)
+                exporter._drain(max(0.0, deadline - time.monotonic()))
             except Exception as exc:
                 log_once(_logger, "exporter.before_read", logging.ERROR, "commit before read failed: %r", exc)
 
