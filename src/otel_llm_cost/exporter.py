@@ -14,11 +14,11 @@ How the file is shared with readers (DESIGN.md fact 5: one process holds a DuckD
 else can open it, not even read-only): the writer opens the file when a batch arrives, keeps it while
 batches keep coming (reopening costs ~15 ms and closing checkpoints, ~20 ms), and closes it after
 ``hold_idle_s`` without a batch, after ``hold_max_s`` of continuous holding, or, after committing what
-was accepted so far (for up to a second), as soon as a reader asks for it (``_storage.connect(read_only=True)`` drops a
-``<db>.read-request`` file while it waits; a reader in this process first waits for this process's
-exporters to commit). A writer that finds the file held retries with backoff for ``lock_timeout_s``,
-then keeps the batches journaled and retries with growing pauses (up to a second) until the file is
-free again.
+was accepted so far (for up to a second), as soon as a reader asks for it
+(``_storage.connect(read_only=True)`` drops a ``<db>.read-request`` file while it waits; a reader in
+this process first waits for this process's exporters to commit). A writer that finds the file held
+retries with backoff for ``lock_timeout_s``, then keeps the batches journaled and retries with growing
+pauses (up to a second) until the file is free again.
 
 With a ``connection`` the caller owns, batches are committed synchronously by ``export`` itself.
 """
@@ -755,8 +755,9 @@ class DuckDBSpanExporter(SpanExporter):
     # -- writing ----------------------------------------------------------------------------------
 
     def _write(self, batch: RowBatch, *, quick: bool) -> SpanExportResult:
-        """Replay the spool, then commit ``batch``; spool it when the database cannot take it."""
-        pending = self.spool.pending() if self.spool is not None else []
+        """Replay the spool (with a ``connection``: in path mode the writer thread owns it), then commit
+        ``batch``; spool it when the database cannot take it."""
+        pending = self.spool.pending() if self.spool is not None and self._journal is None else []
         if batch.empty and not pending:
             return SpanExportResult.SUCCESS
         try:
@@ -802,34 +803,16 @@ class DuckDBSpanExporter(SpanExporter):
             except FileNotFoundError:
                 continue  # another process sharing the spool replayed it
             except SpoolCorruptError as exc:
-                target = Spool.quarantine(path)
-                log_once(
-                    _logger,
-                    "exporter.spool_corrupt",
-                    logging.ERROR,
-                    "moved an undecodable spool file to quarantine (%s): %s",
-                    target.parent,
-                    exc,
-                )
+                self._set_aside(path, "exporter.spool_corrupt", "an undecodable spool file", exc)
                 continue
             try:
                 self._commit(cursor, spooled)
             except Exception as exc:
                 if not _rejects_batch(cursor, exc):
                     raise  # the database itself failed: keep the file, spool what follows
-                target = Spool.quarantine(path)
-                log_once(
-                    _logger,
-                    "exporter.spool_rejected",
-                    logging.ERROR,
-                    "the database rejects a spooled batch of %d calls (%r); moved it to quarantine (%s) "
-                    "so that later batches are written",
-                    spooled.calls.num_rows,
-                    exc,
-                    target.parent,
-                )
+                self._set_aside(path, "exporter.spool_rejected", "a batch the database rejects", exc)
                 continue
-            Spool.remove(path)
+            self._remove_committed(path)
 
     def _commit(self, cursor: duckdb.DuckDBPyConnection, batch: RowBatch) -> None:
         if not self._listeners and batch.spans is None:
@@ -990,8 +973,6 @@ class DuckDBSpanExporter(SpanExporter):
         with self._cond:
             if not self._shutdown:
                 self._flush(self.lock_timeout_s)
-                if self._held is not None:
-                    self._last_use = time.monotonic()
 
     # -- fork ---------------------------------------------------------------------------------------
 
