@@ -3,9 +3,10 @@
 How a batch travels (path mode): ``export`` converts the spans to Arrow rows, appends them to a journal
 (one file per batch in the spool directory, written aside and renamed: it survives kill -9) and
 returns; a writer thread commits the journaled batches to DuckDB in order and deletes their files.
-Under load the writer takes several batches per transaction: DuckDB pays ~4 ms per statement and
-commit whatever the size (DESIGN.md fact 5; measured 512-row batches at ~5 ms each against ~0.5 µs per
-row in large ones), so coalescing is what lets 512-span batches from a BatchSpanProcessor reach the
+Under load the writer takes several batches per transaction: besides ~6-7 µs per row, DuckDB pays
+~3-4 ms per statement and commit whatever the size (DESIGN.md fact 5; measured with
+benchmarks/bench_exporter.py: a raw insert of 512-row batches runs at 13-15 µs per row, of 8192-row
+batches at 6-7 µs), so coalescing is what lets 512-span batches from a BatchSpanProcessor reach the
 throughput of large ones. Row building (Python, the export thread) and the insert (DuckDB, GIL
 released, the writer thread) also run on two cores at once. A journal the writer could not commit yet
 is the spool: replayed in order, at start-up too.
