@@ -259,22 +259,12 @@ GEN_AI: Final = _Table(
     streaming=_GEN_AI_STREAMING,
 )
 # OpenLLMetry reads the same names (it moved to gen_ai.* in 0.4x); only the label and the
-# llm.request.type fallback for the operation differ.
-TRACELOOP: Final = _Table(
+# llm.request.type fallback for the operation and its own reasoning-token name differ.
+TRACELOOP: Final = replace(
+    GEN_AI,
     convention="traceloop",
-    input=_GEN_AI_INPUT,
-    output=_GEN_AI_OUTPUT,
-    total=_GEN_AI_TOTAL,
-    cache_read=_GEN_AI_CACHE_READ,
-    cache_write=_GEN_AI_CACHE_WRITE,
-    cache_write_5m=(),
-    cache_write_1h=(),
     reasoning=(*_GEN_AI_REASONING, sc.LLM_USAGE_REASONING_TOKENS),
-    request_model=(sc.GEN_AI_REQUEST_MODEL,),
-    response_model=(sc.GEN_AI_RESPONSE_MODEL, *_SEED_MODEL),
-    provider=_GEN_AI_PROVIDER,
     operation=(sc.GEN_AI_OPERATION_NAME, sc.LLM_REQUEST_TYPE),
-    streaming=_GEN_AI_STREAMING,
 )
 ANTHROPIC_SDK: Final = _Table(
     convention="anthropic_sdk",
