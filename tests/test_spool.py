@@ -128,16 +128,14 @@ def test_a_reader_holding_the_file_past_the_timeout_keeps_batches_waiting_then_s
     assert exporter.force_flush()
     exporter._release()  # the next commit must reopen while the reader holds the file
     with caplog.at_level(logging.WARNING, logger="otel_llm_cost"), _reader_process_holding(db):
-        started = time.monotonic()
         assert exporter.export([make_span(), make_span()]) is SpanExportResult.SUCCESS
         assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
-        accepting = time.monotonic() - started
+        assert exporter.uncommitted_rows == 3  # accepted without waiting for the file
         assert not exporter.force_flush(timeout_millis=1000)  # the file stays held
         assert _waiting(exporter) == 2
         deadline = time.monotonic() + 30
         while not ERROR_COUNTS["exporter.locked"] and time.monotonic() < deadline:
             time.sleep(0.05)  # the writer gives up waiting for the file (lock_timeout_s), then retries
-    assert accepting < 0.3  # export journals and returns: it never waits for the file
     assert ERROR_COUNTS["exporter.locked"] >= 1
     assert len([r for r in caplog.records if "batches wait in" in r.getMessage()]) == 1  # logged once
     assert exporter.force_flush()  # the reader left
