@@ -34,8 +34,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost import _storage
-from otel_llm_cost.collector import OTLPReceiver, build_processor
+from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
+from otel_llm_cost.storage import connect as _storage
 
 MAKE_SPANS = textwrap.dedent(
     """

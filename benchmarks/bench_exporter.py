@@ -37,11 +37,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from otel_llm_cost import _schema, _storage
-from otel_llm_cost import exporter as exporter_module
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._rows import build_rows
-from otel_llm_cost.exporter import DuckDBSpanExporter
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import exporter as exporter_module
+from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
+from otel_llm_cost.storage.rows import build_rows
 
 RESOURCE = Resource.create({sc.SERVICE_NAME: "bench-service", "deployment.environment": "prod"})
 SCOPES = [

@@ -30,11 +30,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost._attribution import UserIdHasher, attribution, span_tags
-from otel_llm_cost._enrich import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
-from otel_llm_cost.pricing import PriceBook
-from otel_llm_cost.processor import LLMCostSpanProcessor
-from otel_llm_cost.usage import normalize_usage
+from otel_llm_cost.conventions.usage import normalize_usage
+from otel_llm_cost.enrich.attribution import UserIdHasher, attribution, span_tags
+from otel_llm_cost.enrich.enrichment import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
+from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from otel_llm_cost.pricing.book import PriceBook
 
 HTTP_ATTRIBUTES: dict[str, Any] = {
     "http.request.method": "GET",

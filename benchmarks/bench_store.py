@@ -27,8 +27,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from otel_llm_cost import _storage
-from otel_llm_cost.store import CostStore
+from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.storage import connect as _storage
 
 END = datetime(2025, 2, 1, tzinfo=UTC)
 START = END - timedelta(days=30)

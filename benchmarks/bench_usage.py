@@ -20,7 +20,7 @@ from typing import Any
 
 from bench_processor import HTTP_ATTRIBUTES, LLM_ATTRIBUTES
 
-from otel_llm_cost.usage import normalize_usage
+from otel_llm_cost.conventions.usage import normalize_usage
 
 CACHED_LLM_ATTRIBUTES: dict[str, Any] = {
     **LLM_ATTRIBUTES,

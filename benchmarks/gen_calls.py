@@ -17,7 +17,8 @@ import contextlib
 import time
 from pathlib import Path
 
-from otel_llm_cost import _schema, _storage
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
 
 END_EPOCH_S = 1_738_368_000  # 2025-02-01T00:00:00Z
 

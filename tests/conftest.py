@@ -19,9 +19,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from otel_llm_cost import _attribution, _schema, _storage
 from otel_llm_cost._logging import reset_log_once
-from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.enrich import attribution as _attribution
+from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
 
 BASE_TIME = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from opentelemetry import baggage, context
 
-from otel_llm_cost import _attribution as attribution_module
-from otel_llm_cost._attribution import (
+from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
+from otel_llm_cost.enrich import attribution as attribution_module
+from otel_llm_cost.enrich.attribution import (
     UserIdHasher,
     attribution,
     current_attribution,
     is_hashed_user_id,
     span_tags,
 )
-from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
 
 KEY = b"test-key-0123456789abcdef"
 
@@ -101,7 +101,7 @@ def test_installation_key_file_is_private_and_stable_across_processes(tmp_path: 
     assert key_file.exists()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert UserIdHasher().hash("u-42") == first
-    code = "from otel_llm_cost._attribution import UserIdHasher; print(UserIdHasher().hash('u-42'))"
+    code = "from otel_llm_cost.enrich.attribution import UserIdHasher; print(UserIdHasher().hash('u-42'))"
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
     env.pop("OTEL_LLM_COST_USER_ID_KEY", None)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -27,10 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import call, calls_table, insert_calls
-from otel_llm_cost import _storage, semconv
-from otel_llm_cost._attribution import UserIdHasher
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
-from otel_llm_cost.budgets import (
+from otel_llm_cost.budgets.budget import (
     AlertKind,
     Budget,
     BudgetAlert,
@@ -39,8 +37,11 @@ from otel_llm_cost.budgets import (
     evaluate_budgets,
     remaining_budget,
 )
+from otel_llm_cost.conventions import names as semconv
+from otel_llm_cost.enrich.attribution import UserIdHasher
 from otel_llm_cost.exceptions import BudgetExceeded, StorageError
-from otel_llm_cost.store import CostStore
+from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.storage import connect as _storage
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -551,8 +552,8 @@ _EVALUATE_IN_A_CHILD = textwrap.dedent(
     """
     import contextlib, json, sys
     from datetime import datetime
-    from otel_llm_cost import _storage
-    from otel_llm_cost.budgets import Budget, BudgetEngine
+    from otel_llm_cost.storage import connect as _storage
+    from otel_llm_cost.budgets.budget import Budget, BudgetEngine
 
     path, at = sys.argv[1], datetime.fromisoformat(sys.argv[2])
     fired = []
@@ -639,7 +640,7 @@ def test_a_tiny_rate_against_a_huge_limit_gives_no_forecast_and_no_error(
 
 
 def test_cost_store_answers_through_the_same_functions(con: duckdb.DuckDBPyConnection) -> None:
-    from otel_llm_cost.store import CostStore  # noqa: PLC0415 - E's module, integration only
+    from otel_llm_cost.query.store import CostStore  # noqa: PLC0415 - E's module, integration only
 
     insert_calls(con, [call(org_id="o", cost_usd=30, start_time=NOON)])
     store = CostStore(con)

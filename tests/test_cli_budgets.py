@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from conftest import CallsDB, call
-from otel_llm_cost.cli import main
+from otel_llm_cost.cli.main import main
 
 AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BUDGETS = textwrap.dedent(

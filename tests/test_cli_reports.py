@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import BASE_TIME, CallsDB, call
-from otel_llm_cost._cli_reports import parse_when
-from otel_llm_cost.cli import main
+from otel_llm_cost.cli.main import main
+from otel_llm_cost.cli.reports import parse_when
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost.collector import OTLPReceiver
+from otel_llm_cost.collector.receiver import OTLPReceiver
 
 LIMIT = 64 * 1024
 PROTOBUF = "application/x-protobuf"

@@ -25,12 +25,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost import _storage
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._attribution import attribution
-from otel_llm_cost.collector import OTLPReceiver, build_processor
-from otel_llm_cost.exporter import DuckDBSpanExporter
-from otel_llm_cost.processor import LLMCostSpanProcessor
+from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich.attribution import attribution
+from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 # pytest puts tests/ on sys.path (rootdir-relative, no package): share the HTTP helpers.
 from test_collector import JS_EXPORT, protobuf_body, request

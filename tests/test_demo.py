@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import CallsDB, call
-from otel_llm_cost import _demo
-from otel_llm_cost.cli import main
+from otel_llm_cost.cli import demo as _demo
+from otel_llm_cost.cli.main import main
 from otel_llm_cost.exceptions import StorageError
-from otel_llm_cost.store import CostStore
+from otel_llm_cost.query.store import CostStore
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -22,11 +22,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from otel_llm_cost import _schema, _storage
-from otel_llm_cost import semconv as sc
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
-from otel_llm_cost._rows import build_rows, is_content_attribute
-from otel_llm_cost.exporter import CommitInfo, DuckDBSpanExporter
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.exporter import CommitInfo, DuckDBSpanExporter
+from otel_llm_cost.storage.rows import build_rows, is_content_attribute
 
 _ids = itertools.count(1)
 START_NS = 1_736_942_400_123_456_789  # 2025-01-15T12:00:00.123456789Z

@@ -15,12 +15,13 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_llm_cost import CostStore, LLMCostSpanProcessor, _storage
-from otel_llm_cost import exporter as exporter_module
+from otel_llm_cost import CostStore, LLMCostSpanProcessor
 from otel_llm_cost._logging import ERROR_COUNTS
-from otel_llm_cost._rows import build_rows
-from otel_llm_cost.exporter import CommitInfo, DuckDBSpanExporter
-from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import exporter as exporter_module
+from otel_llm_cost.storage.exporter import CommitInfo, DuckDBSpanExporter
+from otel_llm_cost.storage.rows import build_rows
 from test_exporter import count, make_span
 from test_spool import _reader_process_holding
 
@@ -229,7 +230,7 @@ def test_a_reader_in_another_process_sees_the_backlog_accepted_before_it_asked(t
         [
             sys.executable,
             "-c",
-            "import sys; from otel_llm_cost import _storage; "
+            "import sys; from otel_llm_cost.storage import connect as _storage; "
             "con = _storage.connect(sys.argv[1], read_only=True, timeout_s=30); "
             "print(con.execute('SELECT count(*) FROM llm_calls').fetchone()[0])",
             str(db),

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_llm_cost import _schema, _storage
-from otel_llm_cost.exporter import DuckDBSpanExporter
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 from test_exporter import count, make_span, read_calls
 
 TESTS_DIR = Path(__file__).parent
@@ -78,7 +79,7 @@ _KILLED_WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, sys.argv[2])
     from test_exporter import make_span
-    from otel_llm_cost.exporter import DuckDBSpanExporter
+    from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
     exporter = DuckDBSpanExporter(sys.argv[1])
     committed = 0
@@ -127,7 +128,7 @@ _BUSY_WRITER = textwrap.dedent(
     import sys, time
     sys.path.insert(0, sys.argv[2])
     from test_exporter import make_span
-    from otel_llm_cost.exporter import DuckDBSpanExporter
+    from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
     exporter = DuckDBSpanExporter(sys.argv[1], lock_timeout_s=30)
     print("started", flush=True)
@@ -186,7 +187,7 @@ _EXITING_WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, sys.argv[2])
     from test_exporter import make_span
-    from otel_llm_cost.exporter import DuckDBSpanExporter
+    from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
     exporter = DuckDBSpanExporter(sys.argv[1])  # no TracerProvider, no shutdown(): the script just ends
     exporter.export([make_span(start_ns=1_736_942_400_000_000_000 + i) for i in range(50)])

@@ -20,12 +20,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost import _schema, _storage
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._attribution import UserIdHasher
 from otel_llm_cost._logging import reset_log_once
-from otel_llm_cost.exporter import DuckDBSpanExporter
-from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich.attribution import UserIdHasher
+from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "spans"
 HASHER = UserIdHasher(key=b"standalone-test-key-0123456789")

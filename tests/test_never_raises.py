@@ -22,14 +22,14 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost import _attribution as attribution_module
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._attribution import UserIdHasher
-from otel_llm_cost._enrich import compute_enrichment
 from otel_llm_cost._logging import ERROR_COUNTS
-from otel_llm_cost.pricing import CostBreakdown, PriceBook
-from otel_llm_cost.processor import LLMCostSpanProcessor
-from otel_llm_cost.usage import Usage
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.conventions.usage import Usage
+from otel_llm_cost.enrich import attribution as attribution_module
+from otel_llm_cost.enrich.attribution import UserIdHasher
+from otel_llm_cost.enrich.enrichment import compute_enrichment
+from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from otel_llm_cost.pricing.book import CostBreakdown, PriceBook
 
 HASHER = UserIdHasher(key=b"never-raises-key-0123456789")
 LLM_ATTRIBUTES: dict[str, Any] = {

@@ -34,7 +34,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from otel_llm_cost._otlp import (
+from otel_llm_cost.collector.otlp import (
     OTLPDecodeError,
     WireFormat,
     decode_spans,

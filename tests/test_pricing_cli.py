@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_llm_cost.cli import main
+from otel_llm_cost.cli.main import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "prices"
 

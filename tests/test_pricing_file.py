@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from otel_llm_cost.conventions.usage import Usage
 from otel_llm_cost.exceptions import PriceFileError
-from otel_llm_cost.pricing import CostStatus, PriceBook
-from otel_llm_cost.usage import Usage
+from otel_llm_cost.pricing.book import CostStatus, PriceBook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "prices"
 D = Decimal

@@ -15,8 +15,8 @@ from genai_prices.data_snapshot import get_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_llm_cost.pricing import MONEY_QUANTUM, CostBreakdown, CostStatus, PriceBook
-from otel_llm_cost.usage import Usage
+from otel_llm_cost.conventions.usage import Usage
+from otel_llm_cost.pricing.book import MONEY_QUANTUM, CostBreakdown, CostStatus, PriceBook
 
 BOOK = PriceBook()
 

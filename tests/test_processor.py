@@ -31,11 +31,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import format_span_id
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._attribution import UserIdHasher, attribution
-from otel_llm_cost.pricing import PriceBook
-from otel_llm_cost.processor import LLMCostSpanProcessor
-from otel_llm_cost.usage import normalize_usage
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.conventions.usage import normalize_usage
+from otel_llm_cost.enrich.attribution import UserIdHasher, attribution
+from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from otel_llm_cost.pricing.book import PriceBook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "spans"
 KEY = b"processor-test-key-0123456789"

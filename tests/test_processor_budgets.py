@@ -13,15 +13,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id
 
-from otel_llm_cost import _attribution as attribution_module
-from otel_llm_cost import _schema, _storage
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._attribution import UserIdHasher
-from otel_llm_cost.budgets import Budget, BudgetAlert, BudgetGuard
+from otel_llm_cost.budgets.budget import Budget, BudgetAlert, BudgetGuard
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich import attribution as attribution_module
+from otel_llm_cost.enrich.attribution import UserIdHasher
+from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.exceptions import BudgetExceeded
-from otel_llm_cost.exporter import DuckDBSpanExporter
-from otel_llm_cost.pricing import PriceBook
-from otel_llm_cost.processor import LLMCostSpanProcessor
+from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 HASHER = UserIdHasher(key=b"budget-hook-key-0123456789")
 CALL: dict[str, Any] = {

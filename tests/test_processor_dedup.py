@@ -1,4 +1,4 @@
-"""DoubleCountGuard: one billable call = one leaf LLM span (rules in otel_llm_cost._dedup)."""
+"""DoubleCountGuard: one billable call = one leaf LLM span (rules in otel_llm_cost.enrich.dedup)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from otel_llm_cost._dedup import DoubleCountGuard, Verdict
+from otel_llm_cost.enrich.dedup import DoubleCountGuard, Verdict
 
 TRACE = 0xABC
 

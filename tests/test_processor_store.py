@@ -9,13 +9,14 @@ from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_llm_cost import _schema, _storage
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._attribution import UserIdHasher, attribution
-from otel_llm_cost.exporter import DuckDBSpanExporter
-from otel_llm_cost.pricing import PriceBook
-from otel_llm_cost.processor import LLMCostSpanProcessor
-from otel_llm_cost.store import CostStore
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich.attribution import UserIdHasher, attribution
+from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 HASHER = UserIdHasher(key=b"processor-store-key-0123456789")
 CHAT: dict[str, Any] = {

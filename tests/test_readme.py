@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from otel_llm_cost import _config, _schema
+from otel_llm_cost import _config
+from otel_llm_cost.storage import schema as _schema
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -22,10 +22,8 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from otel_llm_cost import semconv
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
-from otel_llm_cost._sinks import deliver
-from otel_llm_cost.budgets import (
+from otel_llm_cost.budgets.budget import (
     Budget,
     BudgetAlert,
     BudgetEngine,
@@ -33,8 +31,10 @@ from otel_llm_cost.budgets import (
     OTelLogSink,
     WebhookSink,
 )
-from otel_llm_cost.exporter import DuckDBSpanExporter
-from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.budgets.sinks import deliver
+from otel_llm_cost.conventions import names as semconv
+from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LLM_CALL = {

@@ -17,11 +17,12 @@ import pyarrow as pa
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_llm_cost import _schema, _storage
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
-from otel_llm_cost._rows import RowBatch, build_rows
-from otel_llm_cost._spool import Spool, SpoolCorruptError
-from otel_llm_cost.exporter import DuckDBSpanExporter
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
+from otel_llm_cost.storage.journal import Spool, SpoolCorruptError
+from otel_llm_cost.storage.rows import RowBatch, build_rows
 from test_exporter import count, make_span
 
 

@@ -15,9 +15,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from otel_llm_cost import _schema, _storage
-from otel_llm_cost._rows import CALLS_ARROW_SCHEMA
 from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.rows import CALLS_ARROW_SCHEMA
 
 
 def _version(path: Path) -> int | None:

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pytest
 
 from conftest import BASE_TIME, CallsDB, call
-from otel_llm_cost import _storage
-from otel_llm_cost.budgets import Budget, BudgetGuard
+from otel_llm_cost.budgets.budget import Budget, BudgetGuard
 from otel_llm_cost.exceptions import QueryError, StorageError, UnknownDimensionError
-from otel_llm_cost.pricing import PriceBook
-from otel_llm_cost.store import CostStore, _usage_of
+from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.query.store import CostStore, _usage_of
+from otel_llm_cost.storage import connect as _storage
 
 D = Decimal
 

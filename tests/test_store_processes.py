@@ -14,8 +14,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from otel_llm_cost import _storage
-from otel_llm_cost.store import CostStore
+from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.storage import connect as _storage
 from test_exporter import count
 
 TESTS_DIR = Path(__file__).parent
@@ -28,7 +28,7 @@ _APP = textwrap.dedent(
     import json, sys, threading, time
     sys.path.insert(0, sys.argv[2])
     from test_exporter import make_span
-    from otel_llm_cost.exporter import DuckDBSpanExporter
+    from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_llm_cost import semconv as sc
-from otel_llm_cost.usage import Usage, normalize_usage
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.conventions.usage import Usage, normalize_usage
 
 FIXTURES = Path(__file__).parent / "fixtures" / "spans"
 EXPECTED_FIELDS = (

@@ -2,6 +2,6 @@
 
 import sys
 
-from otel_llm_cost.cli import main
+from otel_llm_cost.cli.main import main
 
 sys.exit(main())

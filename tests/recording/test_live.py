@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from otel_llm_cost.usage import normalize_usage
+from otel_llm_cost.conventions.usage import normalize_usage
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

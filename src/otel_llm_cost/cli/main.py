@@ -13,7 +13,10 @@ from collections.abc import Sequence
 
 import duckdb
 
-from otel_llm_cost import _cli_budgets, _cli_prices, _cli_reports, _cli_serve
+from otel_llm_cost.cli import budgets as _cli_budgets
+from otel_llm_cost.cli import prices as _cli_prices
+from otel_llm_cost.cli import reports as _cli_reports
+from otel_llm_cost.cli import serve as _cli_serve
 from otel_llm_cost.exceptions import OtelLLMCostError
 
 __all__ = ["main"]

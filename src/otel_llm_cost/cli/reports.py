@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from otel_llm_cost import _config, _output, _queries
+from otel_llm_cost import _config
 from otel_llm_cost.exceptions import StorageError
-from otel_llm_cost.store import CallRow, CostRow, CostStore, DailyCost, Rows, Summary
+from otel_llm_cost.query import output as _output
+from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.store import CallRow, CostRow, CostStore, DailyCost, Rows, Summary
 
 __all__ = ["parse_when", "register"]
 
@@ -372,7 +374,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_savings(args: argparse.Namespace) -> int:
     since, until, _zone = _window(args)
     what_if = _parse_what_if(args.what_if) if args.what_if else None
-    from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - loads the price data only when needed
+    from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415 - loads the price data only when needed
 
     pricebook = PriceBook.from_file(args.prices) if args.prices else PriceBook.default()
     with _open_store(args) as store:
@@ -404,7 +406,7 @@ def _parse_what_if(text: str) -> tuple[str, str]:
 
 def _cmd_reprice(args: argparse.Namespace) -> int:
     since, until, _zone = _window(args)
-    from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - loads the price data only when needed
+    from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415 - loads the price data only when needed
 
     pricebook = PriceBook.from_file(args.prices) if args.prices else PriceBook.default()
     with _open_store(args, read_only=args.dry_run) as store:
@@ -424,7 +426,7 @@ def _cmd_reprice(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from otel_llm_cost import _demo  # noqa: PLC0415 - pulls in the OpenTelemetry SDK pipeline
+    from otel_llm_cost.cli import demo as _demo  # noqa: PLC0415 - pulls in the OpenTelemetry SDK pipeline
 
     path = _db_path(args) if args.db else Path(_demo.DEFAULT_DB)
     _demo.run_demo(path, calls=args.calls, seed=args.seed)

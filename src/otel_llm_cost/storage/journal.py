@@ -22,7 +22,7 @@ from typing import Final
 
 import pyarrow as pa
 
-from ._rows import RowBatch
+from otel_llm_cost.storage.rows import RowBatch
 
 __all__ = ["QUARANTINE_DIR", "Spool", "SpoolCorruptError"]
 

@@ -14,7 +14,7 @@ uvicorn (the ``serve`` extra), imported only when a receiver is created.
 
 Example::
 
-    from otel_llm_cost.collector import serve
+    from otel_llm_cost.collector.receiver import serve
     serve("llm_costs.duckdb", port=4318)  # blocks; SIGTERM or Ctrl-C flushes everything and returns
 """
 
@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost._otlp import (
+from otel_llm_cost.collector.otlp import (
     DecodedSpans,
     OTLPDecodeError,
     WireFormat,
@@ -49,8 +49,8 @@ from otel_llm_cost._otlp import (
     encode_status,
     parse_request,
 )
-from otel_llm_cost.exporter import DuckDBSpanExporter
-from otel_llm_cost.processor import LLMCostSpanProcessor
+from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 # The receiver needs the `serve` extra. The core package never imports this module, so importing the
 # server libraries here keeps them optional while giving one clear error where they are needed.
@@ -69,8 +69,8 @@ except ImportError as _exc:  # pragma: no cover - exercised in a subprocess with
     ) from _exc
 
 if TYPE_CHECKING:
-    from otel_llm_cost.budgets import Budget
-    from otel_llm_cost.pricing import PriceBook
+    from otel_llm_cost.budgets.budget import Budget
+    from otel_llm_cost.pricing.book import PriceBook
 
 __all__ = [
     "DEFAULT_HOST",

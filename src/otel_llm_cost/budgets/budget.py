@@ -10,7 +10,7 @@ window, kind, threshold, limit), whichever process or restart evaluates it.
 
 Example::
 
-    from otel_llm_cost.budgets import Budget, BudgetEngine, evaluate_budgets
+    from otel_llm_cost.budgets.budget import Budget, BudgetEngine, evaluate_budgets
 
     budgets = [Budget.per_call(1.00), Budget.per_org_daily(1000, tz="Europe/Berlin")]
     for status in evaluate_budgets(connection, budgets):
@@ -39,12 +39,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
-from otel_llm_cost import _budget_sql, _config, semconv
+from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost._output import format_usd
-from otel_llm_cost._rows import _ATTRIBUTE_COLUMNS
-from otel_llm_cost._schema import CALLS_TABLE, CREATE_ALERTS
-from otel_llm_cost._sinks import (
+from otel_llm_cost.budgets import sql as _budget_sql
+from otel_llm_cost.budgets.sinks import (
     AlertSink,
     BackgroundQueue,
     LoggingSink,
@@ -54,7 +52,11 @@ from otel_llm_cost._sinks import (
     shutdown_sinks,
     webhook_payload,
 )
+from otel_llm_cost.conventions import names as semconv
 from otel_llm_cost.exceptions import BudgetConfigError, BudgetExceeded, StorageError
+from otel_llm_cost.query.output import format_usd
+from otel_llm_cost.storage.rows import _ATTRIBUTE_COLUMNS
+from otel_llm_cost.storage.schema import CALLS_TABLE, CREATE_ALERTS
 
 __all__ = [
     "FORECAST_LOOKBACK",
@@ -253,7 +255,7 @@ class Budget:
         where: Narrows the budget to calls whose scope values match, e.g. ``{"org": "org_123"}`` or
             ``{"feature": ["search", "chat"]}`` (any of). User ids are stored as a keyed hash, so a
             ``user`` filter must hold the hashed id:
-            ``otel_llm_cost._attribution.default_user_id_hasher().hash("u-42")`` (the processor's key).
+            ``otel_llm_cost.enrich.attribution.default_user_id_hasher().hash("u-42")`` (the processor's key).
 
     Raises:
         BudgetConfigError: (a ``ValueError``) for any invalid argument; the message names the field.
@@ -1510,7 +1512,7 @@ class BudgetGuard:
             if missing).
         budgets: The budgets to enforce (per-call budgets are ignored: the cost is known only after).
         user_id_hasher: Hashes raw user ids passed as ``user=``. Default: the process-wide hasher
-            (``otel_llm_cost._attribution.default_user_id_hasher()``), which an
+            (``otel_llm_cost.enrich.attribution.default_user_id_hasher()``), which an
             ``LLMCostSpanProcessor(user_id_hasher=...)`` in this process registers, so the guard looks
             up the same keyed hash the processor writes. In another process, pass the same key (or set
             ``OTEL_LLM_COST_USER_ID_KEY`` in both).
@@ -1559,7 +1561,7 @@ class BudgetGuard:
         hasher = self._hasher
         if hasher is None:
             # Resolved at each check, not once: a processor built after the guard still sets the key.
-            from otel_llm_cost._attribution import default_user_id_hasher  # noqa: PLC0415 - import cycle
+            from otel_llm_cost.enrich.attribution import default_user_id_hasher  # noqa: PLC0415 - import cycle
 
             hasher = default_user_id_hasher()
         return hasher.hash(raw)
@@ -1638,8 +1640,8 @@ class _Connectable(Protocol):
 
 def _open_store(path: str | os.PathLike[str]) -> _Connectable:
     # Imported here: store imports this module, and storage pulls in the exporter's dependencies.
-    from otel_llm_cost import _storage  # noqa: PLC0415
-    from otel_llm_cost.store import CostStore  # noqa: PLC0415
+    from otel_llm_cost.query.store import CostStore  # noqa: PLC0415
+    from otel_llm_cost.storage import connect as _storage  # noqa: PLC0415
 
     if not os.path.exists(path):
         _storage.connect(path).close()  # a guard set up before the first export creates the file

@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost._price_file import PriceEntry, PriceFile, PriceOverrides, load_price_file
 from otel_llm_cost.exceptions import PriceFileError, UnknownModelError
+from otel_llm_cost.pricing.price_file import PriceEntry, PriceFile, PriceOverrides, load_price_file
 
 if TYPE_CHECKING:
     from genai_prices import types as gp_types
 
-    from otel_llm_cost.usage import Usage
+    from otel_llm_cost.conventions.usage import Usage
 
 __all__ = [
     "MONEY_QUANTUM",
@@ -58,7 +58,7 @@ __all__ = [
     "provider_id_for",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = logging.getLogger("otel_llm_cost.pricing")
 
 MONEY_QUANTUM = Decimal("1e-12")
 """Every amount is quantized to 12 decimal places (DuckDB DECIMAL(18,12)); costs are below $1M a call."""

@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from . import _schema
-from . import semconv as sc
-from ._attribution import UserIdHasher, default_user_id_hasher
-from .pricing import MONEY_QUANTUM
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher
+from otel_llm_cost.pricing.book import MONEY_QUANTUM
+from otel_llm_cost.storage import schema as _schema
 
 __all__ = [
     "CALLS_ARROW_SCHEMA",

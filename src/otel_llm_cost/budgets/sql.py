@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Final
 
 # Spend that counts against a budget is what the reports count: one rule for both, kept in _queries.
-from otel_llm_cost._queries import BILLABLE, UNPRICED
-from otel_llm_cost._schema import ALERT_COLUMNS, ALERTS_TABLE, CALLS_TABLE
+from otel_llm_cost.query.sql import BILLABLE, UNPRICED
+from otel_llm_cost.storage.schema import ALERT_COLUMNS, ALERTS_TABLE, CALLS_TABLE
 
 __all__ = [
     "BUILTIN_SCOPES",

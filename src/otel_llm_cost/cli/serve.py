@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from otel_llm_cost import _config
 
 if TYPE_CHECKING:
-    from otel_llm_cost.collector import OTLPReceiver
+    from otel_llm_cost.collector.receiver import OTLPReceiver
 
 _DESCRIPTION = """\
 Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON, optionally gzip),
@@ -68,19 +68,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     # Imported on use: the server libraries are an optional extra and slow down every other command.
     try:
-        from otel_llm_cost import collector  # noqa: PLC0415
+        from otel_llm_cost.collector import receiver as collector  # noqa: PLC0415
     except ImportError as exc:
         print(f"otel-llm-cost: error: {exc}", file=sys.stderr)
         return 2
     pricing = None
     if args.prices is not None:
-        from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415
+        from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415
 
         pricing = PriceBook.from_file(args.prices)
     budgets: list[Any] = []
     budgets_file = args.budgets if args.budgets is not None else _config.BUDGETS_FILE.get()
     if budgets_file is not None:
-        from otel_llm_cost.budgets import load_budgets  # noqa: PLC0415
+        from otel_llm_cost.budgets.budget import load_budgets  # noqa: PLC0415
 
         budgets = list(load_budgets(budgets_file))
 

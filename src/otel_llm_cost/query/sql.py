@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from otel_llm_cost._schema import CALLS_TABLE
+from otel_llm_cost.conventions.names import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
 from otel_llm_cost.exceptions import UnknownDimensionError
-from otel_llm_cost.semconv import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
+from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
     "DIMENSIONS",

@@ -20,11 +20,11 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar
 
-from otel_llm_cost import semconv
 from otel_llm_cost._logging import log_once
+from otel_llm_cost.conventions import names as semconv
 
 if TYPE_CHECKING:
-    from otel_llm_cost.budgets import BudgetAlert
+    from otel_llm_cost.budgets.budget import BudgetAlert
 
 __all__ = [
     "WEBHOOK_PAYLOAD_TYPE",
@@ -361,7 +361,7 @@ class OTelLogSink:
     trace, and it flows through the application's LoggerProvider to any log exporter.
 
     The record: severity WARN, body = the alert's message, event name ``llm.budget.alert``, attributes
-    ``llm.budget.*`` (see :mod:`otel_llm_cost.semconv`), context = the triggering span when known.
+    ``llm.budget.*`` (see :mod:`otel_llm_cost.conventions.names`), context = the triggering span when known.
 
     Args:
         logger_provider: The provider to emit with (default: the global one, resolved at each emit).

@@ -15,11 +15,8 @@ from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from otel_llm_cost import _config, _output, _queries, _storage
-from otel_llm_cost._cli_reports import parse_when
-from otel_llm_cost._output import format_int, format_usd
-from otel_llm_cost._schema import ALERTS_TABLE
-from otel_llm_cost.budgets import (
+from otel_llm_cost import _config
+from otel_llm_cost.budgets.budget import (
     AlertSink,
     Budget,
     BudgetEngine,
@@ -28,7 +25,13 @@ from otel_llm_cost.budgets import (
     evaluate_budgets,
     load_budgets,
 )
+from otel_llm_cost.cli.reports import parse_when
 from otel_llm_cost.exceptions import BudgetConfigError, StorageError
+from otel_llm_cost.query import output as _output
+from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.output import format_int, format_usd
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.schema import ALERTS_TABLE
 
 _BAR_WIDTH = 20
 

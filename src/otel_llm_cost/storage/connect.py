@@ -26,8 +26,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _schema
-from .exceptions import SchemaVersionError, StorageError, StorageLockedError
+from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
+from otel_llm_cost.storage import schema as _schema
 
 __all__ = [
     "REPLACEMENT_SCANS",

@@ -32,7 +32,7 @@ from opentelemetry import baggage, context
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost.semconv import COST_PREFIX, COST_USER_ID
+from otel_llm_cost.conventions.names import COST_PREFIX, COST_USER_ID
 
 __all__ = [
     "UserIdHasher",
@@ -42,7 +42,7 @@ __all__ = [
     "set_default_user_id_hasher",
 ]
 
-_logger = logging.getLogger(__name__)
+_logger = logging.getLogger("otel_llm_cost.attribution")
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Final, Protocol
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
 from otel_llm_cost._logging import log_once
-from otel_llm_cost.pricing import CostBreakdown, CostStatus
-from otel_llm_cost.usage import Usage, normalize_usage
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.conventions.usage import Usage, normalize_usage
+from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
+from otel_llm_cost.pricing.book import CostBreakdown, CostStatus
 
 if TYPE_CHECKING:
     from datetime import datetime as _DateTime
@@ -243,7 +243,7 @@ def compute_enrichment(
         start_time_ns: Span start; the call is priced at this time (``None``: now).
         pricebook: Prices the usage (:class:`otel_llm_cost.pricing.PriceBook`).
         hasher: Hashes user ids mapped from ``user.id``/association properties (``None``: the
-            process default :func:`~otel_llm_cost._attribution.default_user_id_hasher`).
+            process default :func:`~otel_llm_cost.enrich.attribution.default_user_id_hasher`).
 
     Returns:
         Attribute name -> value to ADD (values override same-named span attributes), or ``None``

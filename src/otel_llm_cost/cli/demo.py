@@ -31,12 +31,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.util.types import AttributeValue
 
-from otel_llm_cost import _storage
-from otel_llm_cost import semconv as sc
-from otel_llm_cost._attribution import attribution
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich.attribution import attribution
+from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.exceptions import StorageError
-from otel_llm_cost.exporter import DuckDBSpanExporter
-from otel_llm_cost.processor import LLMCostSpanProcessor
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 __all__ = ["DEFAULT_DB", "DEMO_SERVICE", "DemoCall", "generate_calls", "run_demo"]
 

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from otel_llm_cost.store import Savings, SessionSummary, WhatIf
+    from otel_llm_cost.query.store import Savings, SessionSummary, WhatIf
 
 __all__ = [
     "Progress",

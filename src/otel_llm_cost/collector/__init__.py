@@ -1,0 +1,21 @@
+"""The OTLP/HTTP receiver (`otel-llm-cost serve`): many processes, one ledger."""
+
+from otel_llm_cost.collector.receiver import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    OTLPReceiver,
+    ReceiverStats,
+    build_processor,
+    serve,
+)
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PORT",
+    "OTLPReceiver",
+    "ReceiverStats",
+    "build_processor",
+    "serve",
+]

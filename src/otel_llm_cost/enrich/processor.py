@@ -1,0 +1,362 @@
+"""LLMCostSpanProcessor: tags every span with attribution, prices every LLM span, marks duplicates.
+
+Register it on the TracerProvider and give it the processors (or exporters) that must see the cost
+attributes::
+
+    provider = TracerProvider()
+    provider.add_span_processor(LLMCostSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+Why it wraps instead of sitting next to the other processors: opentelemetry-sdk 1.40-1.45 marks a
+span ended before any processor's ``_on_ending``/``on_end`` runs (``set_attribute`` is then
+dropped) and since 1.43 freezes its attribute map, so cost attributes cannot be added to the span
+itself. ``on_end`` therefore hands an enriched *copy* of each LLM span to the wrapped processors;
+every other span is handed on as the very same object.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from otel_llm_cost import _config
+from otel_llm_cost._logging import log_once
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich.attribution import (
+    UserIdHasher,
+    default_user_id_hasher,
+    set_default_user_id_hasher,
+    span_tags,
+)
+from otel_llm_cost.enrich.dedup import DoubleCountGuard
+from otel_llm_cost.enrich.enrichment import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
+
+if TYPE_CHECKING:
+    from otel_llm_cost.enrich.enrichment import _Pricer
+
+__all__ = ["LLMCostSpanProcessor"]
+
+_logger = logging.getLogger("otel_llm_cost.processor")
+
+
+def _overrides(processor: SpanProcessor, name: str) -> bool:
+    return getattr(type(processor), name, None) is not getattr(SpanProcessor, name, None)
+
+
+class LLMCostSpanProcessor(SpanProcessor):
+    """Enrich LLM spans with tokens, cost, cache impact and attribution for the processors it wraps.
+
+    - ``on_start``: copies the attribution tags of the context (:func:`~otel_llm_cost.attribution`
+      blocks and ``cost.*`` W3C baggage) onto every span as ``cost.*`` attributes, unless the span
+      already has that attribute.
+    - ``on_end``: a span that is not an LLM call, or that was already enriched upstream (it has
+      ``llm.cost.status``), is forwarded to every wrapped processor as the same object. Any other
+      LLM span is normalised, priced at its start time and forwarded as an enriched copy carrying
+      the attributes listed in the README, with ``llm.cost.billable`` set by the double-count
+      guard (:mod:`otel_llm_cost.enrich.dedup`).
+    - ``force_flush``/``shutdown``: delegated to every wrapped processor.
+
+    Nothing here raises into the application: a failure while enriching forwards the span
+    unenriched (or partially enriched), a failing wrapped processor does not stop the others, and
+    each kind of failure is logged once and counted in ``otel_llm_cost._logging.ERROR_COUNTS``.
+
+    Args:
+        *wrapped: Span processors, or span exporters (each wrapped in a ``BatchSpanProcessor``),
+            that receive the enriched spans.
+        pricing: The price book (``None``: ``PriceBook.default()``, bundled prices plus the file in
+            ``OTEL_LLM_COST_PRICES``; a bad file named there is logged and left out, never raised).
+        budgets: Budgets to check; per-call budgets are checked on each billable LLM span, window
+            budgets after each batch a wrapped ``DuckDBSpanExporter`` commits.
+        alert_sinks: Where budget alerts go (see :class:`otel_llm_cost.budgets.BudgetEngine`).
+        user_id_hasher: Hashes user ids; when given it also becomes the process default used by
+            ``attribution(user_id=...)`` blocks (``None``: the process default, from the environment).
+        dedup_capacity: How many recent calls the double-count guard remembers (``None``:
+            ``OTEL_LLM_COST_DEDUP_CAPACITY``, default 10,000).
+
+    Raises:
+        TypeError: A wrapped object is neither a SpanProcessor nor a SpanExporter.
+        ValueError: ``dedup_capacity`` is not positive; a budget is invalid.
+
+    Example:
+        >>> from opentelemetry.sdk.trace import TracerProvider
+        >>> from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        >>> from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        >>> provider = TracerProvider()
+        >>> provider.add_span_processor(LLMCostSpanProcessor(SimpleSpanProcessor(InMemorySpanExporter())))
+    """
+
+    def __init__(
+        self,
+        *wrapped: SpanProcessor | SpanExporter,
+        pricing: _Pricer | None = None,
+        budgets: Sequence[Any] = (),
+        alert_sinks: Any = None,
+        user_id_hasher: UserIdHasher | None = None,
+        dedup_capacity: int | None = None,
+    ) -> None:
+        processors: list[SpanProcessor] = []
+        for item in wrapped:
+            if isinstance(item, SpanProcessor):
+                processors.append(item)
+            elif isinstance(item, SpanExporter):
+                processors.append(BatchSpanProcessor(item))
+            else:
+                raise TypeError(
+                    f"LLMCostSpanProcessor wraps SpanProcessors or SpanExporters, not {type(item).__name__}"
+                )
+        self._processors: tuple[SpanProcessor, ...] = tuple(processors)
+        # Most processors (Batch/Simple) do nothing on start; skipping them keeps on_start cheap.
+        self._start_processors = tuple(p for p in processors if _overrides(p, "on_start"))
+        self._ending_processors = tuple(p for p in processors if _overrides(p, "_on_ending"))
+        if pricing is None:
+            from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415 - A's module; loads price data
+
+            pricing = PriceBook.default()  # type: ignore[attr-defined,unused-ignore]
+        self._pricing: _Pricer = pricing  # type: ignore[assignment,unused-ignore]
+        if user_id_hasher is not None:
+            # One key per process: attribution() blocks hash with the same key as this processor.
+            set_default_user_id_hasher(user_id_hasher)
+        self._hasher = user_id_hasher if user_id_hasher is not None else default_user_id_hasher()
+        capacity = _config.DEDUP_CAPACITY.get() if dedup_capacity is None else dedup_capacity
+        self._guard = DoubleCountGuard(capacity)
+        self._budget_engine: Any = None
+        if budgets:
+            self._budget_engine = self._make_budget_engine(budgets, alert_sinks)
+
+    @property
+    def wrapped(self) -> tuple[SpanProcessor, ...]:
+        """The processors that receive the spans (exporters appear as their BatchSpanProcessor)."""
+        return self._processors
+
+    def _make_budget_engine(self, budgets: Sequence[Any], alert_sinks: Any) -> Any:
+        # Imported lazily: budgets pulls in DuckDB and alert delivery, unneeded without budgets.
+        from otel_llm_cost.budgets.budget import BudgetEngine  # noqa: PLC0415
+
+        engine = BudgetEngine(budgets, sinks=alert_sinks)
+        for processor in self._processors:
+            exporter = _committing_exporter(processor)
+            if exporter is not None:
+                exporter.add_commit_listener(engine.on_commit)
+        return engine
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Copy the context's attribution tags onto ``span`` as ``cost.*`` (never raises)."""
+        try:
+            tags = span_tags(parent_context, self._hasher)
+            if tags:
+                # The span's own dict, for point lookups only: `in` on span.attributes runs the
+                # SDK's Mapping code (a miss raises and catches KeyError), and set() of it copies
+                # under a lock (~0.9 us).
+                present = span_attributes(span)
+                missing = {name: value for name, value in tags if name not in present}
+                if missing:
+                    span.set_attributes(missing)
+        except Exception as exc:
+            log_once(_logger, "processor.on_start", logging.ERROR, "attribution tagging failed: %r", exc)
+        for processor in self._start_processors:
+            try:
+                processor.on_start(span, parent_context=parent_context)
+            except Exception as exc:
+                log_once(
+                    _logger,
+                    "processor.wrapped.on_start",
+                    logging.ERROR,
+                    "wrapped span processor %r raised in on_start: %r",
+                    processor,
+                    exc,
+                )
+
+    def _on_ending(self, span: Span) -> None:
+        for processor in self._ending_processors:
+            try:
+                processor._on_ending(span)
+            except Exception as exc:
+                log_once(
+                    _logger,
+                    "processor.wrapped._on_ending",
+                    logging.ERROR,
+                    "wrapped span processor %r raised in _on_ending: %r",
+                    processor,
+                    exc,
+                )
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Forward ``span`` (enriched copy for an LLM span) to every wrapped processor (never raises)."""
+        forwarded = span
+        try:
+            # The span's own plain dict, read-only: every lookup through span.attributes runs
+            # Python code in the SDK's BoundedAttributes, and this runs for every span.
+            attributes = span_attributes(span)
+            scope = span.instrumentation_scope
+            scope_name = scope.name if scope is not None else None
+            extra = None
+            # LLM_COST_STATUS present: already enriched upstream (another service's processor,
+            # re-sent to the collector); its figures and billable verdict stand.
+            if is_llm_candidate(attributes, scope_name) and sc.LLM_COST_STATUS not in attributes:
+                extra = _enrichment(attributes, scope_name, span.start_time, self._pricing, self._hasher)
+            if extra is None:
+                if self._guard.tracking_ancestors:
+                    context, parent = span.context, span.parent
+                    if context is not None:
+                        self._guard.non_llm_span_ended(
+                            context.span_id, parent.span_id if parent is not None else None
+                        )
+            else:
+                billable = self._mark_billable(span, attributes, extra, scope_name)
+                forwarded = _enriched_copy_of(span, dict(attributes), extra)
+                if billable and self._budget_engine is not None:
+                    self._check_call_budgets(forwarded)
+        except Exception as exc:
+            forwarded = span
+            log_once(_logger, "processor.on_end", logging.ERROR, "enriching a span failed: %r", exc)
+        for processor in self._processors:
+            try:
+                processor.on_end(forwarded)
+            except Exception as exc:
+                log_once(
+                    _logger,
+                    "processor.wrapped.on_end",
+                    logging.ERROR,
+                    "wrapped span processor %r raised in on_end: %r",
+                    processor,
+                    exc,
+                )
+
+    def _mark_billable(
+        self,
+        span: ReadableSpan,
+        attributes: Mapping[str, Any],
+        extra: dict[str, Any],
+        scope_name: str | None,
+    ) -> bool:
+        context = span.context
+        if context is None:
+            return bool(extra.get(sc.LLM_COST_BILLABLE, True))
+        parent = span.parent
+        response_id = attributes.get(sc.GEN_AI_RESPONSE_ID)
+        input_tokens = extra.get(sc.LLM_TOKENS_INPUT)
+        output_tokens = extra.get(sc.LLM_TOKENS_OUTPUT)
+        start_ns = span.start_time or 0
+        verdict = self._guard.llm_span_ended(
+            trace_id=context.trace_id,
+            span_id=context.span_id,
+            parent_span_id=parent.span_id if parent is not None else None,
+            start_ns=start_ns,
+            end_ns=span.end_time or start_ns,
+            native_sdk=scope_name == sc.ANTHROPIC_SDK_SCOPE,
+            response_id=response_id if isinstance(response_id, str) else None,
+            input_tokens=input_tokens if isinstance(input_tokens, int) else None,
+            output_tokens=output_tokens if isinstance(output_tokens, int) else None,
+            aggregate=extra.get(sc.LLM_COST_BILLABLE) is False,
+        )
+        extra[sc.LLM_COST_BILLABLE] = verdict.billable
+        if verdict.duplicate_of is not None:
+            extra[sc.LLM_COST_DUPLICATE_OF] = verdict.duplicate_of
+        return verdict.billable
+
+    def _check_call_budgets(self, span: ReadableSpan) -> None:
+        try:
+            context = span.context
+            self._budget_engine.check_call(
+                span.attributes,
+                trace_id=context.trace_id if context is not None else None,
+                span_id=context.span_id if context is not None else None,
+                start_time_ns=span.start_time,
+            )
+        except Exception as exc:
+            log_once(_logger, "processor.budgets", logging.ERROR, "per-call budget check failed: %r", exc)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush every wrapped processor, then deliver pending budget alerts, within ``timeout_millis``.
+
+        The alerts come last: flushing a wrapped ``DuckDBSpanExporter`` commits its batch, which is
+        what evaluates the window budgets.
+
+        Returns:
+            ``False`` when a processor or an alert sink reported failure, raised, or the time ran out.
+        """
+        deadline = time.monotonic_ns() + timeout_millis * 1_000_000
+        flushed = True
+        for processor in self._processors:
+            remaining_ms = (deadline - time.monotonic_ns()) // 1_000_000
+            if remaining_ms <= 0:
+                return False
+            try:
+                if processor.force_flush(int(remaining_ms)) is False:
+                    flushed = False
+                # A BatchSpanProcessor's flush hands its spans to the exporter, whose writer thread
+                # commits them moments later: wait for that too, so a query after this sees them.
+                exporter = _committing_exporter(processor)
+                if exporter is not None and exporter is not processor:
+                    remaining_ms = (deadline - time.monotonic_ns()) // 1_000_000
+                    if remaining_ms <= 0 or exporter.force_flush(int(remaining_ms)) is False:
+                        flushed = False
+            except Exception as exc:
+                flushed = False
+                log_once(
+                    _logger,
+                    "processor.wrapped.force_flush",
+                    logging.ERROR,
+                    "wrapped span processor %r raised in force_flush: %r",
+                    processor,
+                    exc,
+                )
+        if self._budget_engine is not None:
+            # Per-call alerts go to the sinks from a background queue (check_call must not block
+            # the application): after force_flush they must have arrived, as the spans have.
+            remaining_ns = deadline - time.monotonic_ns()
+            if remaining_ns <= 0:
+                return False
+            try:
+                if not self._budget_engine.flush(remaining_ns / 1e9):
+                    flushed = False
+            except Exception as exc:
+                flushed = False
+                log_once(
+                    _logger,
+                    "processor.budgets.flush",
+                    logging.ERROR,
+                    "flushing budget alerts failed: %r",
+                    exc,
+                )
+        return flushed
+
+    def shutdown(self) -> None:
+        """Shut down every wrapped processor (and the budget engine); never raises."""
+        for processor in self._processors:
+            try:
+                processor.shutdown()
+            except Exception as exc:
+                log_once(
+                    _logger,
+                    "processor.wrapped.shutdown",
+                    logging.ERROR,
+                    "wrapped span processor %r raised in shutdown: %r",
+                    processor,
+                    exc,
+                )
+        close = getattr(self._budget_engine, "shutdown", None) or getattr(self._budget_engine, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:
+                log_once(
+                    _logger, "processor.budgets.shutdown", logging.ERROR, "budget engine shutdown: %r", exc
+                )
+
+    def __repr__(self) -> str:
+        return f"LLMCostSpanProcessor({', '.join(repr(p) for p in self._processors)})"
+
+
+def _committing_exporter(processor: SpanProcessor) -> Any:
+    """The DuckDBSpanExporter ``processor`` is or feeds (Batch/SimpleSpanProcessor), else None."""
+    for candidate in (processor, getattr(processor, "span_exporter", None)):
+        if hasattr(candidate, "add_commit_listener") and hasattr(candidate, "force_flush"):
+            return candidate
+    return None
