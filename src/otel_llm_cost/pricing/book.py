@@ -33,13 +33,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Context, Decimal
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
+from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM, TOKENS_PER_MILLION
 from otel_llm_cost.exceptions import PriceFileError, UnknownModelError
 from otel_llm_cost.pricing.price_file import PriceEntry, PriceFile, PriceOverrides, load_price_file
 
@@ -60,16 +61,12 @@ __all__ = [
 
 _logger = logging.getLogger("otel_llm_cost.pricing")
 
-MONEY_QUANTUM = Decimal("1e-12")
-"""Every amount is quantized to 12 decimal places (DuckDB DECIMAL(18,12)); costs are below $1M a call."""
 
-# Our own context: an application that lowers the thread's decimal precision must not change what
-# we charge. 40 digits hold any realistic price x token count exactly; quantize rounds half-even.
-_CTX: Final = Context(prec=40)
+_CTX: Final = MONEY_CONTEXT
 _ZERO: Final = Decimal(0)
 _ZERO_MONEY: Final = _CTX.quantize(_ZERO, MONEY_QUANTUM)
 """What a zero token count costs once quantized (``0E-12``), as the general path computes it."""
-_MILLION: Final = Decimal(1_000_000)
+_MILLION: Final = TOKENS_PER_MILLION
 _DEFAULT_CACHE_SIZE: Final = 4096
 _LOGGED_UNPRICED_CAP: Final = 1024
 

@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from otel_llm_cost._money import MONEY_QUANTUM, money_arrow_type
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher
-from otel_llm_cost.pricing.book import MONEY_QUANTUM
 from otel_llm_cost.storage import schema as _schema
 
 __all__ = [
@@ -47,7 +47,7 @@ _ARROW_TYPES: Final[dict[str, pa.DataType]] = {
     # Nanoseconds as the SDK records them; DuckDB rounds to its microsecond TIMESTAMPTZ on insert.
     "TIMESTAMPTZ": pa.timestamp("ns", tz="UTC"),
     "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
-    _schema.MONEY_TYPE: pa.decimal128(18, 12),
+    _schema.MONEY_TYPE: money_arrow_type(),
 }
 
 

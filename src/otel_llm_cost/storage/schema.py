@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from otel_llm_cost._money import MONEY_SQL_TYPE
+
 SCHEMA_VERSION: Final = 1
 
-MONEY_TYPE: Final = "DECIMAL(18,12)"
+MONEY_TYPE: Final = MONEY_SQL_TYPE
 
 META_TABLE: Final = "otel_llm_cost_meta"
 CALLS_TABLE: Final = "llm_calls"
