@@ -38,7 +38,8 @@ class Commit:
 
 
 def fill_history(con: duckdb.DuckDBPyConnection, rows: int) -> None:
-    # Time-ordered, as an exporter writes them (DESIGN.md fact 5: insertion order matters most).
+    # Time-ordered, as an exporter writes them: over 10M rows, insertion in time order speeds reports
+    # more than any index does.
     con.execute(
         """
         INSERT INTO llm_calls (span_id, trace_id, start_time, cost_usd, billable, org_id, user_id,

@@ -2,7 +2,7 @@
 
     python benchmarks/gen_calls.py --rows 10000000 --db /tmp/bench_calls.duckdb
 
-Rows are spread evenly over ``--days`` days ending 2025-02-01 UTC, in start order (DESIGN.md fact 5:
+Rows are spread evenly over ``--days`` days ending 2025-02-01 UTC, in start order (DuckDB zone maps:
 insertion in time order is what keeps window scans fast; DuckDB keeps the order of ``range`` on
 insert). Values come from a hash of the row number, so the same N gives the same file: 8 models on
 4 providers (one unpriced), 20 features, 10,000 users,
