@@ -142,7 +142,7 @@ def render_cli() -> str:
         "",
     ]
     for name, summary, sub in _subcommands(parser):
-        lines += _render_command(name, summary, sub, depth=3)
+        lines += _render_command(name, summary, sub, depth=2)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -79,7 +79,7 @@ def test_generator_check_fails_naming_the_command_until_the_page_is_regenerated(
 def test_cli_reference_lists_every_command_and_flag() -> None:
     reference = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
     for command in ("report", "workflow", "session", "top", "query", "export", "savings", "reprice", "demo"):
-        assert f"### `otel-llm-cost {command}`" in reference
+        assert f"## `otel-llm-cost {command}`" in reference
     for heading in (
         "`otel-llm-cost budgets status`",
         "`otel-llm-cost budgets check`",
