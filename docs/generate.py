@@ -1,9 +1,9 @@
 """Regenerate the reference tables in docs/reference/ from the code they describe.
 
-The environment variables come from ``otel_llm_cost._config.ALL_VARIABLES``, the ``llm_calls`` schema
-from ``otel_llm_cost.storage.schema.CALL_COLUMNS`` and the command line from
-``otel_llm_cost.cli.main.build_parser()``. Each table sits in a page between two marker comments;
-everything outside the markers is written by hand and left alone.
+The environment variables come from ``otel_llm_cost._config.ALL_VARIABLES``, the DuckDB tables from
+``otel_llm_cost.storage.schema`` (``CALL_COLUMNS``, ``SPAN_COLUMNS``, ``ALERT_COLUMNS``) and the
+command line from ``otel_llm_cost.cli.main.build_parser()``. Each table sits in a page between two
+marker comments; everything outside the markers is written by hand and left alone.
 
     python docs/generate.py           # rewrite the generated blocks
     python docs/generate.py --check   # exit 1, naming the stale pages, when a block differs from the code
@@ -59,11 +59,26 @@ def render_env_vars() -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_schema() -> str:
-    """The ``llm_calls`` table: column, DuckDB type and meaning, in table order."""
+def _columns_table(columns: tuple[tuple[str, str, str], ...]) -> str:
     lines = ["| column | type | meaning |", "|---|---|---|"]
-    lines += [f"| `{name}` | {typ} | {_cell(meaning)} |" for name, typ, meaning in schema.CALL_COLUMNS]
+    lines += [f"| `{name}` | {typ} | {_cell(meaning)} |" for name, typ, meaning in columns]
     return "\n".join(lines) + "\n"
+
+
+def render_calls_schema() -> str:
+    """The ``llm_calls`` table: column, DuckDB type and meaning, in table order."""
+    return _columns_table(schema.CALL_COLUMNS)
+
+
+def render_spans_schema() -> str:
+    """The ``spans`` table (written only with ``store_all_spans``)."""
+    return _columns_table(schema.SPAN_COLUMNS)
+
+
+def render_alerts_schema() -> str:
+    """The ``budget_alerts`` table and its primary key."""
+    key = ", ".join(f"`{name}`" for name in schema.ALERT_KEY_COLUMNS)
+    return _columns_table(schema.ALERT_COLUMNS) + f"\nPrimary key: ({key}).\n"
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, str, argparse.ArgumentParser]]:
@@ -148,7 +163,9 @@ def render_cli() -> str:
 
 RENDERERS: dict[str, Callable[[], str]] = {
     "env-vars": render_env_vars,
-    "llm-calls-schema": render_schema,
+    "llm-calls-schema": render_calls_schema,
+    "spans-schema": render_spans_schema,
+    "budget-alerts-schema": render_alerts_schema,
     "cli": render_cli,
 }
 
