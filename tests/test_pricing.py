@@ -18,7 +18,7 @@ from genai_prices import data_snapshot
 from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.conventions.usage import Usage
 from otel_llm_cost.exceptions import PriceFileError, UnknownModelError
-from otel_llm_cost.pricing.book import MONEY_QUANTUM, CostBreakdown, CostStatus, PriceBook, provider_id_for
+from otel_llm_cost.pricing import MONEY_QUANTUM, CostBreakdown, CostStatus, PriceBook, provider_id_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "prices"
 D = Decimal

@@ -9,7 +9,7 @@ import pytest
 
 from otel_llm_cost.conventions.usage import Usage
 from otel_llm_cost.exceptions import PriceFileError
-from otel_llm_cost.pricing.book import CostStatus, PriceBook
+from otel_llm_cost.pricing import CostStatus, PriceBook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "prices"
 D = Decimal

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_llm_cost.conventions.usage import Usage
-from otel_llm_cost.pricing.book import MONEY_QUANTUM, CostBreakdown, CostStatus, PriceBook
+from otel_llm_cost.pricing import MONEY_QUANTUM, CostBreakdown, CostStatus, PriceBook
 
 BOOK = PriceBook()
 

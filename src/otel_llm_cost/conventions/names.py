@@ -1,7 +1,8 @@
 """Every span attribute name otel-llm-cost reads or writes, in one place.
 
 Names we *read* are grouped by the convention that emits them; names we *write* are the
-contract with every exporter downstream (see DESIGN.md, "Attribute names written on spans").
+contract with every exporter and backend downstream: dashboards and queries are built on them, so
+renaming one is a breaking change.
 Nothing else in the package spells an attribute name as a string literal.
 """
 
@@ -37,7 +38,8 @@ GEN_AI_SYSTEM: Final = "gen_ai.system"
 GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
 GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 GEN_AI_USAGE_TOTAL_TOKENS: Final = "gen_ai.usage.total_tokens"
-# The cache-write count has three names in the wild (DESIGN.md fact 2).
+# The cache-write count has three names in the wild: the current one above, and two older
+# spellings instrumentations still emit.
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_DOTTED: Final = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_LEGACY: Final = "gen_ai.usage.cache_read_input_tokens"
@@ -76,7 +78,8 @@ OPENINFERENCE_COST_PREFIX: Final = "llm.cost."
 SESSION_ID: Final = "session.id"
 USER_ID: Final = "user.id"
 
-# OpenLIT. Its Anthropic spans report input tokens WITHOUT cache tokens (DESIGN.md fact 2).
+# OpenLIT. Its Anthropic spans report input tokens WITHOUT cache tokens (they copy the Anthropic
+# API's input_tokens, which leaves cache reads and writes out; every other convention counts them in).
 OPENLIT_SCOPE_PREFIX: Final = "openlit"
 OPENLIT_ANTHROPIC_SCOPE: Final = "openlit.instrumentation.anthropic"
 

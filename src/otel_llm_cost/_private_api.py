@@ -1,0 +1,83 @@
+"""Every use of a dependency's private or internal API, in one place, each with the reason for it.
+
+A dependency may change what it does not export in any release. Gathering those uses here shows,
+in one file, what an upgrade of that dependency must be checked against.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from genai_prices import types as gp_types
+
+__all__ = [
+    "bundled_genai_providers",
+    "find_genai_provider",
+    "genai_model_price_value",
+    "genai_providers_from_json",
+]
+
+# --------------------------------------------------------------------------------------------
+# genai-prices
+#
+# Its public API is `calc_price` and friends (genai_prices.__all__) plus the types in
+# genai_prices.types.__all__. The price book compiles the data itself (calc_price costs ~100 us a
+# call), so it reads the data those functions read:
+#
+# - `genai_prices.data.providers`: the bundled provider list, the list calc_price's bundled
+#   snapshot uses. A PriceBook keeps its own reference to it, so that genai-prices' process-wide
+#   `UpdatePrices` cannot change a book's prices behind its back.
+# - `genai_prices.types._providers_from_raw` (private): turns the JSON data file genai-prices
+#   publishes into providers; `UpdatePrices.fetch` uses it for the same file. It is how
+#   OTEL_LLM_COST_PRICE_DATA gets newer prices without upgrading the package.
+# - `genai_prices.data_snapshot.find_provider_by_id` (not in that module's __all__): genai-prices'
+#   own rule for a provider id (exact id, then each provider's `provider_match`), so that a
+#   provider name resolves here as calc_price resolves it.
+# - `ModelPrice.__dict__`: a ModelPrice keeps the prices its entry gives as instance attributes and
+#   answers every other price key through __getattr__ (None for a key its unit registry knows,
+#   AttributeError otherwise). Reading __dict__ gets exactly the prices the entry gives, whatever
+#   keys the installed version registers.
+#
+# genai-prices is imported inside each function: importing its bundled data takes ~0.5 s, and the
+# processor must not pay that on import.
+# --------------------------------------------------------------------------------------------
+
+
+def bundled_genai_providers() -> list[gp_types.Provider]:
+    """The providers bundled with the installed genai-prices (the list, not a copy)."""
+    from genai_prices.data import providers  # noqa: PLC0415 - lazy: importing genai-prices costs ~0.5 s
+
+    return providers
+
+
+def genai_providers_from_json(raw: list[Any]) -> list[gp_types.Provider]:
+    """Providers from the parsed JSON of a genai-prices data file.
+
+    Raises:
+        Exception: Whatever genai-prices' loader raises for data it cannot read (pydantic's
+            ValidationError today).
+    """
+    from genai_prices.types import _providers_from_raw  # noqa: PLC0415 - lazy: importing genai-prices costs ~0.5 s
+
+    providers: list[gp_types.Provider] = _providers_from_raw(raw)
+    return providers
+
+
+def find_genai_provider(providers: list[gp_types.Provider], name: str) -> gp_types.Provider | None:
+    """The provider ``name`` designates for genai-prices (its id or a ``provider_match``), or ``None``."""
+    from genai_prices.data_snapshot import find_provider_by_id  # noqa: PLC0415 - lazy: importing genai-prices costs ~0.5 s
+
+    provider: gp_types.Provider | None = find_provider_by_id(providers, name)
+    return provider
+
+
+def genai_model_price_value(
+    model_price: gp_types.ModelPrice, key: str
+) -> Decimal | gp_types.TieredPrices | None:
+    """The price the entry gives for ``key`` (``input_mtok``, ``requests_kcount``...), or ``None``."""
+    from genai_prices.types import TieredPrices  # noqa: PLC0415 - lazy: importing genai-prices costs ~0.5 s
+
+    value = model_price.__dict__.get(key)
+    return value if isinstance(value, Decimal | TieredPrices) else None

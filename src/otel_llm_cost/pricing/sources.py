@@ -1,0 +1,152 @@
+"""The price data a book starts from: genai-prices' bundled data, or a genai-prices data file.
+
+A genai-prices data file (the JSON genai-prices publishes; ``OTEL_LLM_COST_PRICE_DATA`` or
+``PriceBook(data_file=...)``) gives newer prices without upgrading the package. Either way a
+:class:`PriceData` keeps its own reference to the provider list it loaded, so genai-prices'
+process-wide ``UpdatePrices`` cannot change its prices behind its back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from otel_llm_cost._private_api import bundled_genai_providers, genai_providers_from_json
+from otel_llm_cost.exceptions import PriceFileError
+from otel_llm_cost.pricing.compiler import compile_schedule
+from otel_llm_cost.pricing.ids import model_ref_candidates, provider_id_for, provider_id_in
+
+if TYPE_CHECKING:
+    from genai_prices import types as gp_types
+
+    from otel_llm_cost.pricing.rates import Schedule
+
+__all__ = ["Match", "PriceData", "genai_prices_version"]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A priced entry found for a model: in the data, or through the user's price file."""
+
+    schedule: Schedule | None
+    free: bool
+    model_id: str
+    provider_id: str | None
+    user: bool
+    """The user's price file made or changed this price."""
+    deployment: str | None = None
+
+
+class PriceData:
+    """One genai-prices data set and the lookups a price book makes in it.
+
+    Compiled schedules are memoised per (provider, model) entry. Not thread-safe on its own: the
+    price book resolves under its lock.
+    """
+
+    __slots__ = ("_by_id", "_schedules", "bundled", "label", "providers")
+
+    def __init__(self, providers: list[gp_types.Provider], *, label: str, bundled: bool) -> None:
+        self.providers = providers
+        self.label = label
+        """``genai-prices <version>`` or ``genai-prices data <file name>``: the ``source`` of its prices."""
+        self.bundled = bundled
+        self._by_id = {provider.id: provider for provider in providers}
+        self._schedules: dict[tuple[str, str], Schedule | None] = {}
+
+    @classmethod
+    def bundled_data(cls) -> PriceData:
+        """The data bundled with the installed genai-prices."""
+        return cls(bundled_genai_providers(), label=f"genai-prices {genai_prices_version()}", bundled=True)
+
+    @classmethod
+    def from_file(cls, path: Path) -> PriceData:
+        """The providers of a genai-prices JSON data file.
+
+        Raises:
+            PriceFileError: The file cannot be read or is not genai-prices data this version reads.
+        """
+        return cls(_load_data_file(path), label=f"genai-prices data {path.name}", bundled=False)
+
+    def provider_id(self, name: str | None) -> str | None:
+        """The provider id in this data for a provider name as spans carry it (see ``provider_id_for``)."""
+        if self.bundled:
+            return provider_id_for(name)
+        return provider_id_in(self.providers, name)
+
+    def unknown_provider_message(self, name: str) -> str:
+        known = ", ".join(sorted(self._by_id))
+        return f"unknown provider {name!r}; use an OTel provider name or a genai-prices id ({known})"
+
+    def find(self, model_ref: str, provider_id: str | None) -> Match | None:
+        """The data's price for a model id as a span carries it, trying the id forms real spans use."""
+        ref = model_ref.strip().lower()
+        if not ref:
+            return None
+        for candidate, candidate_provider in model_ref_candidates(ref, provider_id, self.provider_id):
+            found = self._find_in(candidate, candidate_provider)
+            if found is not None:
+                provider, model = found
+                return Match(
+                    schedule=self._schedule_for(provider, model),
+                    free=False,
+                    model_id=model.id,
+                    provider_id=provider.id,
+                    user=False,
+                )
+        return None
+
+    def _find_in(
+        self, model_ref: str, provider_id: str | None
+    ) -> tuple[gp_types.Provider, gp_types.ModelInfo] | None:
+        """genai-prices' own lookup (provider by id, else by model_match), on this data."""
+        if provider_id is not None:
+            provider = self._by_id.get(provider_id)
+            if provider is None:
+                return None
+            model = provider.find_model(model_ref, all_providers=self.providers)
+            return (provider, model) if model is not None else None
+        for provider in self.providers:
+            if provider.model_match is not None and provider.model_match.is_match(model_ref):
+                model = provider.find_model(model_ref, all_providers=self.providers)
+                return (provider, model) if model is not None else None
+        return None
+
+    def _schedule_for(self, provider: gp_types.Provider, model: gp_types.ModelInfo) -> Schedule | None:
+        key = (provider.id, model.id)
+        try:
+            return self._schedules[key]
+        except KeyError:
+            schedule = compile_schedule(model)
+            self._schedules[key] = schedule
+            return schedule
+
+
+def genai_prices_version() -> str:
+    """The installed genai-prices version."""
+    from genai_prices import __version__  # noqa: PLC0415 - lazy: importing genai-prices costs ~0.5 s
+
+    return str(__version__)
+
+
+def _load_data_file(path: Path) -> list[gp_types.Provider]:
+    try:
+        raw = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise PriceFileError(
+            f"genai-prices data file {str(path)!r}: cannot be read: {exc.strerror or exc}"
+        ) from exc
+    except ValueError as exc:
+        raise PriceFileError(f"genai-prices data file {str(path)!r}: invalid JSON: {exc}") from exc
+    if not isinstance(raw, list):
+        raise PriceFileError(f"genai-prices data file {str(path)!r}: expected a JSON array of providers")
+    try:
+        return genai_providers_from_json(raw)
+    except Exception as exc:  # pydantic's ValidationError and whatever a future schema raises
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PriceFileError(
+            f"genai-prices data file {str(path)!r}: not in the format genai-prices "
+            f"{genai_prices_version()} reads: {first_line}"
+        ) from exc
