@@ -18,7 +18,8 @@ from conftest import BASE_TIME, CallsDB, call
 from otel_llm_cost.budgets.budget import Budget, BudgetGuard
 from otel_llm_cost.exceptions import QueryError, StorageError, UnknownDimensionError
 from otel_llm_cost.pricing.book import PriceBook
-from otel_llm_cost.query.store import CostStore, _usage_of
+from otel_llm_cost.query.repricing import _usage_of
+from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.storage import connect as _storage
 
 D = Decimal
@@ -281,7 +282,7 @@ def test_a_store_on_a_path_releases_the_file_after_its_queries(calls_db: CallsDB
 
 def test_back_to_back_queries_share_one_open(calls_db: CallsDB) -> None:
     with CostStore(calls_db.path, hold_idle_s=60) as store:
-        holder = store._holder
+        holder = store._access.holder
         assert holder is not None
         for _ in range(5):
             store.summary()
@@ -292,7 +293,7 @@ def test_back_to_back_queries_share_one_open(calls_db: CallsDB) -> None:
 
 def test_after_hold_max_the_store_steps_aside_before_the_next_query(calls_db: CallsDB) -> None:
     with CostStore(calls_db.path, hold_idle_s=60, hold_max_s=0) as store:
-        holder = store._holder
+        holder = store._access.holder
         assert holder is not None
         store.summary()
         store.summary()
@@ -508,7 +509,7 @@ def test_dropping_a_store_releases_the_file_at_once(calls_db: CallsDB) -> None:
     # could otherwise run the connection's destructor while the interpreter finalizes: duckdb aborts).
     store = CostStore(calls_db.path, hold_idle_s=60)
     store.summary()
-    holder = store._holder  # the store's file handle: observed, not driven
+    holder = store._access.holder  # the store's file handle: observed, not driven
     assert holder is not None
     assert holder.held
     del store
