@@ -22,11 +22,8 @@ T = TypeVar("T")
 
 
 class Source:
-    """The SQL that produced a result, its rows, and the caller's connection if any.
-
-    Reports fetch plain tuples (one execution of a prepared statement: ``connection.sql(...)`` would
-    bind the query once to describe it and again to run it, ~1.5 ms per report) and build the Arrow
-    table only when asked, from the same rows and the result's DuckDB column types.
+    """The SQL that produced a result, its rows as plain tuples with their DuckDB column names and types,
+    and the caller's connection if any; the Arrow table is built on first use (or given, for free SQL).
     """
 
     __slots__ = ("_table", "connection", "names", "query", "rows", "types")
@@ -71,6 +68,7 @@ _ARROW_TYPES: Final[Mapping[str, pa.DataType]] = {
     "BOOLEAN": pa.bool_(),
     "DATE": pa.date32(),
     "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="Etc/UTC"),  # as DuckDB names the session zone
+    "TIMESTAMPTZ": pa.timestamp("us", tz="Etc/UTC"),  # the schema's spelling (an empty alert history)
 }
 _DECIMAL_TYPE: Final = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 
