@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import time
@@ -18,8 +19,12 @@ from conftest import BASE_TIME, CallsDB, call
 from otel_llm_cost.budgets.budget import Budget, BudgetGuard
 from otel_llm_cost.exceptions import QueryError, StorageError, UnknownDimensionError
 from otel_llm_cost.pricing.book import PriceBook
-from otel_llm_cost.query.store import CostStore, _usage_of
+from otel_llm_cost.query.alert_sql import ALERT_FIELDS
+from otel_llm_cost.query.repricing import _usage_of
+from otel_llm_cost.query.sql import half_open_window
+from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import schema as _schema
 
 D = Decimal
 
@@ -281,7 +286,7 @@ def test_a_store_on_a_path_releases_the_file_after_its_queries(calls_db: CallsDB
 
 def test_back_to_back_queries_share_one_open(calls_db: CallsDB) -> None:
     with CostStore(calls_db.path, hold_idle_s=60) as store:
-        holder = store._holder
+        holder = store._access.holder
         assert holder is not None
         for _ in range(5):
             store.summary()
@@ -292,7 +297,7 @@ def test_back_to_back_queries_share_one_open(calls_db: CallsDB) -> None:
 
 def test_after_hold_max_the_store_steps_aside_before_the_next_query(calls_db: CallsDB) -> None:
     with CostStore(calls_db.path, hold_idle_s=60, hold_max_s=0) as store:
-        holder = store._holder
+        holder = store._access.holder
         assert holder is not None
         store.summary()
         store.summary()
@@ -508,9 +513,58 @@ def test_dropping_a_store_releases_the_file_at_once(calls_db: CallsDB) -> None:
     # could otherwise run the connection's destructor while the interpreter finalizes: duckdb aborts).
     store = CostStore(calls_db.path, hold_idle_s=60)
     store.summary()
-    holder = store._holder  # the store's file handle: observed, not driven
+    holder = store._access.holder  # the store's file handle: observed, not driven
     assert holder is not None
     assert holder.held
     del store
     gc.collect()
     assert not holder.held  # although its 60 s idle hold has not elapsed
+
+
+def _record_alert(path: Path, kind: str, threshold: str, fired_at: datetime) -> None:
+    with contextlib.closing(_storage.connect(path)) as connection:
+        connection.execute(_schema.CREATE_ALERTS)
+        connection.execute(
+            f"INSERT INTO {_schema.ALERTS_TABLE} (budget, entity, window_key, kind, threshold, limit_usd, "
+            "spent_usd, fired_at, message) VALUES ('org-daily', 'o1', 'w', ?, ?, 100, 80, ?, 'm')",
+            [kind, threshold, fired_at],
+        )
+
+
+def test_alerts_before_any_budget_fired_is_an_empty_history_with_its_columns(calls_db: CallsDB) -> None:
+    with CostStore(calls_db.path) as store:
+        history = store.alerts()
+    assert list(history) == []
+    assert history.arrow().column_names == list(ALERT_FIELDS)
+
+
+def test_alerts_lists_the_history_newest_first_and_filters_it(calls_db: CallsDB) -> None:
+    _record_alert(calls_db.path, "threshold", "0.5", BASE_TIME)
+    _record_alert(calls_db.path, "threshold", "0.8", BASE_TIME + timedelta(hours=1))
+    _record_alert(calls_db.path, "unpriced", "0", BASE_TIME + timedelta(hours=2))
+    with CostStore(calls_db.path) as store:
+        history = store.alerts()
+        assert [(a.kind, a.threshold) for a in history] == [
+            ("unpriced", D(0)),
+            ("threshold", D("0.8")),
+            ("threshold", D("0.5")),
+        ]
+        assert history[0].fired_at == BASE_TIME + timedelta(hours=2)
+        assert history[0].fired_at.tzinfo is UTC
+        assert history[0].limit_usd == D(100)
+        assert [a.threshold for a in store.alerts(kind="threshold", limit=1)] == [D("0.8")]
+        assert len(store.alerts(since=BASE_TIME + timedelta(hours=1))) == 2
+        assert list(store.alerts(budget="another")) == []
+        with pytest.raises(ValueError, match="naive"):
+            store.alerts(since=datetime(2026, 1, 1))  # noqa: DTZ001 - the naive time is the point
+        with pytest.raises(ValueError, match="limit"):
+            store.alerts(limit=-1)
+
+
+def test_half_open_window_counts_a_call_at_the_boundary_in_the_later_window(calls_db: CallsDB) -> None:
+    assert half_open_window(None, None) == ((), ())
+    assert half_open_window(BASE_TIME, None) == (("start_time >= ?",), (BASE_TIME,))
+    calls_db.insert(call(cost_usd="1", start_time=BASE_TIME))
+    with CostStore(calls_db.path) as store:
+        assert store.summary(BASE_TIME - timedelta(hours=1), BASE_TIME).call_count == 0
+        assert store.summary(BASE_TIME, BASE_TIME + timedelta(hours=1)).call_count == 1

@@ -1,6 +1,7 @@
 """Documented import path of the query API; it lives in ``otel_llm_cost.query``."""
 
-from otel_llm_cost.query.store import (
+from otel_llm_cost.query import (
+    AlertRow,
     CallRow,
     CostRow,
     CostStore,
@@ -15,6 +16,7 @@ from otel_llm_cost.query.store import (
 )
 
 __all__ = [
+    "AlertRow",
     "CallRow",
     "CostRow",
     "CostStore",

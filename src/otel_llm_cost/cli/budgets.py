@@ -12,6 +12,7 @@ import contextlib
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -29,9 +30,10 @@ from otel_llm_cost.cli.reports import parse_when
 from otel_llm_cost.exceptions import BudgetConfigError, StorageError
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.alert_sql import ALERT_FIELDS
 from otel_llm_cost.query.output import format_int, format_usd
+from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.storage import connect as _storage
-from otel_llm_cost.storage.schema import ALERTS_TABLE
 
 _BAR_WIDTH = 20
 
@@ -269,35 +271,25 @@ def _check(args: argparse.Namespace) -> int:
     return 1
 
 
-_ALERT_FIELDS: Final = (
-    "fired_at",
-    "budget",
-    "scope",
-    "entity",
-    "kind",
-    "threshold",
-    "spent_usd",
-    "limit_usd",
-    "percent",
-    "unpriced_calls",
-    "window_start",
-    "window_end",
-    "forecast_at",
-    "trace_id",
-    "span_id",
-    "message",
-)
-
-
 def _alerts(args: argparse.Namespace) -> int:
     # A missing file is an error, as for `report`: "no alerts" would hide a mistyped --db.
-    with contextlib.closing(_storage.connect(args.db, read_only=True)) as connection:
-        rows = _alert_rows(connection, args)
+    if not Path(args.db).is_file():
+        raise StorageError(f"DuckDB file {args.db!r} does not exist (nothing has been exported to it yet)")
+    with CostStore(args.db) as store:
+        history = store.alerts(
+            budget=args.budget or None,
+            kind=args.kind,
+            since=_when(args.since, args.tz),
+            limit=max(0, args.limit),
+        )
+    rows: list[dict[str, Any]] = [
+        {name: _plain(name, getattr(alert, name)) for name in ALERT_FIELDS} for alert in history
+    ]
     if args.format == "json":
         _emit(_output.to_json(rows))
         return 0
     if args.format == "csv":
-        _emit(_output.to_csv(_ALERT_FIELDS, ([row[f] for f in _ALERT_FIELDS] for row in rows)))
+        _emit(_output.to_csv(ALERT_FIELDS, ([row[f] for f in ALERT_FIELDS] for row in rows)))
         return 0
     if not rows:
         _emit("no alerts")
@@ -312,39 +304,7 @@ def _alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _alert_rows(connection: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
-    [(exists,)] = connection.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [ALERTS_TABLE]
-    ).fetchall()
-    if not exists:
-        return []
-    where: list[str] = []
-    params: list[object] = []
-    if args.budget:
-        where.append("budget = ?")
-        params.append(args.budget)
-    if args.kind:
-        where.append("kind = ?")
-        params.append(args.kind)
-    since = _when(args.since, args.tz)
-    if since is not None:
-        where.append("fired_at >= ?")
-        params.append(since)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    cursor = connection.execute(
-        f"SELECT {', '.join(_ALERT_FIELDS)} FROM {ALERTS_TABLE} {clause}"
-        " ORDER BY fired_at DESC, budget, entity, kind, threshold DESC LIMIT ?",
-        [*params, max(0, args.limit)],
-    )
-    return [
-        {name: _plain(name, value) for name, value in zip(_ALERT_FIELDS, values, strict=True)}
-        for values in cursor.fetchall()
-    ]
-
-
 def _plain(name: str, value: object) -> object:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)  # TIMESTAMPTZ arrives in the session zone (pytz): report UTC
     if isinstance(value, Decimal) and name != "percent":
         return value.normalize()  # threshold 0.800000 -> 0.8, limit 100.000000000000 -> 100
     return value

@@ -4,9 +4,11 @@ Pure: every function builds a :class:`Query` (SQL text plus bound parameters) an
 same text can be timed against hand-written SQL (benchmarks/bench_store.py) and read in one place.
 
 Rules every query here follows:
-- Only billable rows are summed (``billable = false`` marks duplicate records of a call and agent or
-  workflow totals that repeat their children, DESIGN.md fact 3).
-- Windows are half-open ``[start, end)`` on ``start_time``, bound as TIMESTAMPTZ parameters.
+- Only billable rows are summed: the same LLM call is often recorded twice (the Anthropic SDK emits its
+  own span next to an instrumentation's, agent and workflow spans repeat their children's totals), and
+  the extra records are stored with ``billable = false``.
+- Windows are half-open ``[start, end)`` on ``start_time``, bound as TIMESTAMPTZ parameters; the
+  predicate is built in one place, :func:`half_open_window` (budgets use it too).
 - Money is summed as DECIMAL; the sum is NULL when every call of a group is unpriced, so such a
   group reads "unknown", never $0. Unpriced calls are counted beside the money.
 - SQL text is assembled only from the fixed dimension table below; every value (including a custom tag
@@ -21,19 +23,25 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from otel_llm_cost.conventions.names import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
+from otel_llm_cost._money import MONEY_SCALE, SUM_PRECISION
 from otel_llm_cost.exceptions import UnknownDimensionError
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
+    "BILLABLE",
+    "CALL_COLUMNS_OUT",
     "DIMENSIONS",
     "TAG_PREFIX",
+    "UNPRICED",
     "Dimension",
     "Query",
+    "billable_where",
     "check_window",
     "cost_by",
     "daily_cost",
     "day_range",
+    "export_calls",
+    "half_open_window",
     "resolve_dimension",
     "resolve_timezone",
     "top_calls",
@@ -162,17 +170,38 @@ def resolve_timezone(tz: str | zoneinfo.ZoneInfo) -> zoneinfo.ZoneInfo:
         raise ValueError(f"unknown time zone {tz!r} (use an IANA name such as Europe/Berlin)") from exc
 
 
-def _where(
-    start: datetime | None, end: datetime | None, extra: tuple[tuple[str, tuple[object, ...]], ...] = ()
-) -> tuple[str, tuple[object, ...]]:
-    conditions = [BILLABLE]
+def half_open_window(
+    start: datetime | None, end: datetime | None, column: str = "start_time"
+) -> tuple[tuple[str, ...], tuple[object, ...]]:
+    """The conditions (to AND together) and parameters of the half-open window ``[start, end)``.
+
+    A call belongs to the window its start time falls in: ``start`` inclusive, ``end`` exclusive, so
+    adjacent windows (days, weeks, budget periods) count every call exactly once. ``None`` leaves that
+    side unbounded (no condition).
+
+    Example::
+
+        conditions, params = half_open_window(start, None)   # (("start_time >= ?",), (start,))
+        sql = " AND ".join(["billable", *conditions])
+    """
+    conditions: list[str] = []
     params: list[object] = []
     if start is not None:
-        conditions.append("start_time >= ?")
+        conditions.append(f"{column} >= ?")
         params.append(start)
     if end is not None:
-        conditions.append("start_time < ?")
+        conditions.append(f"{column} < ?")
         params.append(end)
+    return tuple(conditions), tuple(params)
+
+
+def billable_where(
+    start: datetime | None, end: datetime | None, extra: tuple[tuple[str, tuple[object, ...]], ...] = ()
+) -> tuple[str, tuple[object, ...]]:
+    """WHERE text and parameters: billable calls in ``[start, end)`` that meet every ``extra`` condition."""
+    window, window_params = half_open_window(start, end)
+    conditions = [BILLABLE, *window]
+    params: list[object] = list(window_params)
     for condition, values in extra:
         conditions.append(condition)
         params.extend(values)
@@ -196,7 +225,7 @@ def cost_by(
 ) -> Query:
     """Rows of (key, total_cost_usd, total_tokens, call_count, unpriced_calls), highest cost first."""
     extra = (("session_id = ?", (session_id,)),) if session_id is not None else ()
-    where, where_params = _where(start, end, extra)
+    where, where_params = billable_where(start, end, extra)
     sql = (
         f"SELECT {dimension.expression} AS key, {_GROUP_AGGREGATES} "
         f"FROM {CALLS_TABLE} WHERE {where} GROUP BY ALL "
@@ -225,7 +254,7 @@ def totals(
         extra.append(("workflow_id = ?", (workflow_id,)))
     if session_id is not None:
         extra.append(("session_id = ?", (session_id,)))
-    where, params = _where(start, end, tuple(extra))
+    where, params = billable_where(start, end, tuple(extra))
     excluded_where = where.replace(BILLABLE, "billable = false", 1)
     tokens = ", ".join(
         f"CAST(COALESCE(sum({col}), 0) AS BIGINT) AS {col}"
@@ -265,7 +294,7 @@ CALL_COLUMNS_OUT: Final = (
 
 def workflow_steps(workflow_id: str) -> Query:
     """One row per billable call of a workflow, in start order."""
-    where, params = _where(None, None, (("workflow_id = ?", (workflow_id,)),))
+    where, params = billable_where(None, None, (("workflow_id = ?", (workflow_id,)),))
     sql = f"SELECT {CALL_COLUMNS_OUT} FROM {CALLS_TABLE} WHERE {where} ORDER BY start_time, span_id"
     return Query(sql, params)
 
@@ -274,7 +303,7 @@ def top_calls(n: int, start: datetime | None, end: datetime | None) -> Query:
     """The ``n`` most expensive billable calls (unpriced calls cannot rank and are left out)."""
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}")
-    where, params = _where(start, end, ())
+    where, params = billable_where(start, end, ())
     sql = (
         f"SELECT {CALL_COLUMNS_OUT} FROM {CALLS_TABLE} WHERE {where} AND cost_usd IS NOT NULL "
         "ORDER BY cost_usd DESC, start_time LIMIT ?"
@@ -295,12 +324,14 @@ def day_range(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> tuple[da
 # bucket first (integer arithmetic) and converting only the few bucket starts to local days keeps
 # the costly ICU time-zone conversion off the 10M-row scan.
 _BUCKET_US: Final = 15 * 60 * 1_000_000
+# A day without calls reads $0 in the type of a sum of money, so every row of the column has one type.
+_SUM_TYPE: Final = f"DECIMAL({SUM_PRECISION},{MONEY_SCALE})"
 
 
 def daily_cost(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> Query:
     """One row per local calendar day touched by ``[start, end)``, days without calls included as 0."""
     first_day, n_days = day_range(start, end, tz)
-    where, params = _where(start, end, ())
+    where, params = billable_where(start, end, ())
     sql = (
         f"WITH buckets AS ("
         f"  SELECT epoch_us(start_time) // {_BUCKET_US} AS bucket, sum(cost_usd) AS cost_usd, "
@@ -316,7 +347,7 @@ def daily_cost(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> Query:
         "  SELECT CAST(? AS DATE) + CAST(i AS INTEGER) AS day FROM range(?) AS r(i)"
         ") "
         "SELECT days.day, "
-        "  CASE WHEN per_day.day IS NULL THEN CAST(0 AS DECIMAL(38, 12)) "
+        f"  CASE WHEN per_day.day IS NULL THEN CAST(0 AS {_SUM_TYPE}) "
         "    ELSE COALESCE(per_day.cost_usd, CASE WHEN per_day.unpriced_calls = 0 THEN 0 END) END "
         "    AS total_cost_usd, "
         "  CAST(COALESCE(per_day.total_tokens, 0) AS BIGINT) AS total_tokens, "
@@ -331,150 +362,7 @@ def export_calls(
     start: datetime | None, end: datetime | None, *, include_non_billable: bool = False
 ) -> Query:
     """Every stored column of the calls in the window, in start order (the finance export)."""
-    where, params = _where(start, end, ())
+    where, params = billable_where(start, end, ())
     if include_non_billable:
         where = where.replace(BILLABLE, "true", 1)
     return Query(f"SELECT * FROM {CALLS_TABLE} WHERE {where} ORDER BY start_time, span_id", params)
-
-
-# A downgradable call carries the app's hint in its attributes JSON (flat attribute names as keys).
-# The substring test first keeps JSON parsing off the rows that cannot match (almost all of them).
-_DOWNGRADABLE: Final = (
-    "(CASE WHEN contains(CAST(attributes AS VARCHAR), ?) OR contains(CAST(attributes AS VARCHAR), ?) "
-    "THEN COALESCE(TRY_CAST(json_extract_string(attributes, ?) AS BOOLEAN), false) "
-    "OR json_extract_string(attributes, ?) IS NOT NULL ELSE false END)"
-)
-
-
-def _downgradable_params() -> tuple[object, ...]:
-    return (
-        PROMPT_COULD_USE_HAIKU,
-        MODEL_RECOMMENDATION,
-        f'$."{PROMPT_COULD_USE_HAIKU}"',
-        f'$."{MODEL_RECOMMENDATION}"',
-    )
-
-
-def savings(start: datetime | None, end: datetime | None) -> Query:
-    """One row: what prompt caching saved, and the calls the app tagged as downgradable."""
-    where, params = _where(start, end, ())
-    sql = (
-        "SELECT count(*) AS call_count, "
-        "COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "
-        "CAST(COALESCE(sum(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, "
-        "count(*) FILTER (WHERE cache_hit) AS cache_hit_calls, "
-        "count(*) FILTER (WHERE downgradable) AS downgradable_calls, "
-        "COALESCE(sum(cost_usd) FILTER (WHERE downgradable), 0) AS downgradable_cost_usd "
-        f"FROM (SELECT *, {_DOWNGRADABLE} AS downgradable FROM {CALLS_TABLE} WHERE {where})"
-    )
-    return Query(sql, (*_downgradable_params(), *params))
-
-
-_MODEL_MATCH: Final = "(request_model = ? OR response_model = ? OR upstream_model = ?)"
-
-
-def what_if_groups(
-    model: str,
-    start: datetime | None,
-    end: datetime | None,
-    *,
-    thresholds: tuple[int, ...],
-    slot_minutes: int,
-) -> Query:
-    """Token sums of ``model``'s calls per price slot, tier band and priced/unpriced.
-
-    Prices are linear in tokens within one price period and one long-context tier, so summing the
-    tokens of each (UTC time slot, tier band) group and multiplying by its unit prices gives exactly
-    the per-call sum with a few hundred price lookups instead of one per call. ``slot_minutes`` is
-    1440 (prices change at UTC midnight) or 30 (time-of-day prices change on the half hour);
-    ``band`` counts the tier thresholds a call's input exceeds.
-    """
-    where, params = _where(start, end, ((_MODEL_MATCH, (model, model, model)),))
-    slot_us = slot_minutes * 60 * 1_000_000
-    # How many tier thresholds the call's input exceeds; the SQL text depends only on their count.
-    band = " + ".join(["0"] + ["CAST(COALESCE(input_tokens, 0) > ? AS INTEGER)"] * len(thresholds))
-    sql = (
-        f"SELECT epoch_us(start_time) // {slot_us} * {slot_us} AS slot_us, "
-        f"{band} AS band, "
-        "cost_usd IS NOT NULL AS priced, "
-        "count(*) AS calls, sum(cost_usd) AS cost_usd, "
-        "CAST(COALESCE(sum(COALESCE(input_tokens, 0) - COALESCE(cache_read_tokens, 0) "
-        "- COALESCE(cache_write_tokens, 0)), 0) AS BIGINT) "
-        "AS uncached_input_tokens, "
-        "CAST(COALESCE(sum(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, "
-        # Writers may leave the 1-hour part NULL: then every cache write is a 5-minute one.
-        "CAST(COALESCE(sum(COALESCE(cache_write_tokens, 0) - COALESCE(cache_write_1h_tokens, 0)), 0) "
-        "AS BIGINT) "
-        "AS cache_write_5m_tokens, "
-        "CAST(COALESCE(sum(cache_write_1h_tokens), 0) AS BIGINT) AS cache_write_1h_tokens, "
-        "CAST(COALESCE(sum(output_tokens), 0) AS BIGINT) AS output_tokens, "
-        f"count(*) FILTER (WHERE {_DOWNGRADABLE}) AS downgradable_calls "
-        f"FROM {CALLS_TABLE} WHERE {where} GROUP BY ALL ORDER BY slot_us"
-    )
-    return Query(sql, (*thresholds, *_downgradable_params(), *params))
-
-
-# What reprice rewrites: the money, its status and where the price came from.
-REPRICE_UPDATED: Final = (
-    "cost_usd",
-    "input_cost_usd",
-    "cache_read_cost_usd",
-    "cache_write_cost_usd",
-    "output_cost_usd",
-    "cost_status",
-    "cost_reason",
-    "price_source",
-    "cache_saved_usd",
-    "upstream_model",
-    "deployment",
-)
-# What reprice reads: the call's identity and usage, then the values it may rewrite (to compare).
-REPRICE_COLUMNS: Final = (
-    "span_id",
-    "trace_id",
-    "start_time",
-    "request_model",
-    "response_model",
-    "provider",
-    "operation",
-    "convention",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    *REPRICE_UPDATED,
-)
-
-
-def reprice_candidates(start: datetime | None, end: datetime | None, *, include_priced: bool) -> Query:
-    """Stored records to price again: unpriced ones, or (``include_priced``) every list-priced one.
-
-    Provider-reported costs are never recomputed: the provider's figure is the bill. Non-billable
-    records are included so a duplicate record keeps the same price as the call it duplicates.
-    """
-    conditions = ["cost_status IS DISTINCT FROM 'reported'"]
-    if not include_priced:
-        conditions.append("cost_usd IS NULL")
-    params: list[object] = []
-    if start is not None:
-        conditions.append("start_time >= ?")
-        params.append(start)
-    if end is not None:
-        conditions.append("start_time < ?")
-        params.append(end)
-    sql = (
-        f"SELECT {', '.join(REPRICE_COLUMNS)} FROM {CALLS_TABLE} "
-        f"WHERE {' AND '.join(conditions)} ORDER BY start_time"
-    )
-    return Query(sql, tuple(params))
-
-
-def reprice_update(source_table: str) -> str:
-    """UPDATE llm_calls from a registered table of (span_id, trace_id, REPRICE_UPDATED...) rows."""
-    assignments = ", ".join(f"{col} = new.{col}" for col in REPRICE_UPDATED)
-    return (
-        f"UPDATE {CALLS_TABLE} SET {assignments} FROM {source_table} AS new "
-        f"WHERE {CALLS_TABLE}.span_id = new.span_id AND {CALLS_TABLE}.trace_id = new.trace_id"
-    )

@@ -1,0 +1,111 @@
+"""How a CostStore reaches the data: a file it holds only while querying, or a connection it was given.
+
+DuckDB allows one read-write process per file, and while any process holds a file no other process can
+open it, not even read-only. A store on a path therefore holds the file only while it runs queries
+(:class:`~otel_llm_cost.storage.lease.FileHolder`), so that the exporting application can write in
+between; a connection passed in by the caller is used as given and never closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+
+from otel_llm_cost.exceptions import StorageError
+from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.lease import FileHolder
+
+__all__ = ["ConnectionAccess", "FileAccess", "StoreAccess"]
+
+
+class StoreAccess(Protocol):
+    """What a CostStore needs from its data source."""
+
+    @property
+    def path(self) -> Path | None:
+        """The file, or None for a caller's connection."""
+
+    @property
+    def caller_connection(self) -> duckdb.DuckDBPyConnection | None:
+        """The caller's connection (results' relations live on it), or None for a file."""
+
+    @property
+    def held(self) -> bool:
+        """True while the file is open (always False for a caller's connection)."""
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the caller's connection; StorageError for a file."""
+
+    def connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A cursor valid inside the block (a file is held for the block)."""
+
+    def close(self) -> None:
+        """Release the file now; a caller's connection stays open."""
+
+
+class FileAccess:
+    """A DuckDB file, opened for queries and released soon after the last one."""
+
+    caller_connection: None = None
+
+    def __init__(
+        self, path: Path, *, read_only: bool, hold_idle_s: float, hold_max_s: float, timeout_s: float
+    ) -> None:
+        # An exporter of this process may have accepted batches for a file it has not created yet.
+        _storage.commit_pending(path, timeout_s)
+        if not path.is_file():
+            raise StorageError(f"no DuckDB file at {path}")
+        self.path = path
+        self.holder = FileHolder(
+            path, read_only=read_only, hold_idle_s=hold_idle_s, hold_max_s=hold_max_s, timeout_s=timeout_s
+        )
+        # Open once now: a missing table or a newer schema is reported here, not at the first report.
+        with self.holder.cursor():
+            pass
+
+    @property
+    def held(self) -> bool:
+        return self.holder.held
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        raise StorageError(
+            "a CostStore opened on a path holds the file only while it queries: "
+            "use `with store.connect() as connection:` for your own SQL"
+        )
+
+    def connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self.holder.cursor()
+
+    def close(self) -> None:
+        self.holder.close()
+
+
+class ConnectionAccess:
+    """The caller's connection, with a cursor per thread (a shared connection refuses concurrent calls)."""
+
+    path: None = None
+    held = False
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.caller_connection = connection
+        self._local = threading.local()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self.caller_connection.cursor()
+            self._local.cursor = cursor
+        return cursor
+
+    def connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return contextlib.nullcontext(self.connection)
+
+    def close(self) -> None:
+        """Nothing to release: the caller owns the connection."""

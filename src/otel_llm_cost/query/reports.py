@@ -1,0 +1,140 @@
+"""The ledger reports every CostStore answers: spend by dimension, per day, totals, workflows, sessions.
+
+Each method validates its arguments, takes its SQL from :mod:`~otel_llm_cost.query.sql` and lets the
+store's :class:`~otel_llm_cost.query.reader.Reader` run it into typed results. CostStore adds to them how
+the file is reached, free SQL, budgets, what-if, reprice and the alert history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from otel_llm_cost.query import pricing_sql as _pricing_sql
+from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.reader import Reader
+from otel_llm_cost.query.results import CallRow, CostRow, DailyCost, Savings, Summary, WorkflowTotals
+from otel_llm_cost.query.session import SessionSummary
+from otel_llm_cost.query.tabular import Rows
+
+__all__ = ["LedgerReports"]
+
+
+class LedgerReports:
+    """The report methods of :class:`~otel_llm_cost.query.store.CostStore` (see there)."""
+
+    _reader: Reader
+
+    def cost_by(
+        self, dimension: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Rows[CostRow]:
+        """Spend grouped by ``dimension`` over ``[start, end)``, highest cost first.
+
+        Args:
+            dimension: one of ``model, provider, upstream_model, deployment (resource), service, feature,
+                agent, user, org, session, workflow, workflow_label, step, role, task`` (aliases such as
+                ``user_id`` work) or ``tag:<key>`` for a custom ``cost.<key>`` tag.
+            start: inclusive lower bound (timezone-aware), or None.
+            end: exclusive upper bound (timezone-aware), or None.
+
+        Returns:
+            Rows of :class:`CostRow`; groups with no priced call sort last.
+
+        Raises:
+            UnknownDimensionError: the dimension is not known (the message lists the valid ones).
+            ValueError: a naive datetime or an empty window.
+        """
+        resolved = _queries.resolve_dimension(dimension)
+        _queries.check_window(start, end)
+        return self._reader.rows(CostRow, _queries.cost_by(resolved, start, end))
+
+    def cost_by_model(self, start: datetime | None = None, end: datetime | None = None) -> Rows[CostRow]:
+        """``cost_by("model", start, end)``."""
+        return self.cost_by("model", start, end)
+
+    def cost_by_provider(self, start: datetime | None = None, end: datetime | None = None) -> Rows[CostRow]:
+        """``cost_by("provider", start, end)``."""
+        return self.cost_by("provider", start, end)
+
+    def cost_by_workflow_label(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> Rows[CostRow]:
+        """``cost_by("workflow_label", start, end)``: what each kind of workflow costs."""
+        return self.cost_by("workflow_label", start, end)
+
+    def daily_cost(self, start: datetime, end: datetime, tz: str = "UTC") -> Rows[DailyCost]:
+        """One row per calendar day in ``tz`` touched by ``[start, end)``, days without calls as zero.
+
+        A day's row sums the calls of that local day that fall inside the window, so the rows always
+        add up to the window's total, across DST changes too (23- and 25-hour days).
+
+        Args:
+            start: inclusive, timezone-aware.
+            end: exclusive, timezone-aware.
+            tz: IANA time zone name for the day boundaries (default UTC).
+
+        Raises:
+            ValueError: naive datetimes, an empty window or an unknown time zone.
+        """
+        _queries.check_window(start, end)
+        if start is None or end is None:
+            raise ValueError("daily_cost needs both start and end")
+        zone = _queries.resolve_timezone(tz)
+        return self._reader.rows(DailyCost, _queries.daily_cost(start, end, zone))
+
+    def summary(self, start: datetime | None = None, end: datetime | None = None) -> Summary:
+        """Totals over ``[start, end)``: calls, spend, tokens, cache hit rate and cache savings.
+
+        Raises:
+            ValueError: a naive datetime or an empty window.
+        """
+        _queries.check_window(start, end)
+        query = _queries.totals(start, end, count_excluded=True)
+        return self._reader.one(Summary, query, start=start, end=end)
+
+    def workflow_totals(self, workflow_id: str) -> WorkflowTotals:
+        """Totals of one workflow: tokens by kind, cost, latency sum, step count, cached steps.
+
+        ``cost_usd`` is ``None`` when any step is unpriced; ``known_cost_usd`` is the priced part.
+        An unknown workflow id gives ``step_count == 0``.
+        """
+        source, records = self._reader.records(_queries.totals(workflow_id=workflow_id))
+        return WorkflowTotals.from_totals(workflow_id, records[0], source)
+
+    def steps_for_workflow(self, workflow_id: str) -> Rows[CallRow]:
+        """The workflow's billable calls in start order (ties broken by span id)."""
+        return self._reader.rows(CallRow, _queries.workflow_steps(workflow_id))
+
+    def session_summary(self, session_id: str) -> SessionSummary:
+        """Duration, totals, provider and model breakdowns of one session.
+
+        ``str(result)`` or ``result.format("compact" | "table")`` prints it.
+        """
+        totals = self._reader.one(Summary, _queries.totals(session_id=session_id), start=None, end=None)
+        by_provider = self._reader.rows(
+            CostRow,
+            _queries.cost_by(_queries.resolve_dimension("provider"), None, None, session_id=session_id),
+        )
+        by_model = self._reader.rows(
+            CostRow, _queries.cost_by(_queries.resolve_dimension("model"), None, None, session_id=session_id)
+        )
+        return SessionSummary(session_id, totals, by_provider, by_model)
+
+    def top_calls(
+        self, n: int = 10, start: datetime | None = None, end: datetime | None = None
+    ) -> Rows[CallRow]:
+        """The ``n`` most expensive priced calls in ``[start, end)``.
+
+        Raises:
+            ValueError: ``n < 1``, a naive datetime or an empty window.
+        """
+        _queries.check_window(start, end)
+        return self._reader.rows(CallRow, _queries.top_calls(n, start, end))
+
+    def savings(self, start: datetime | None = None, end: datetime | None = None) -> Savings:
+        """What prompt caching saved in ``[start, end)``, and how many calls the app marked downgradable.
+
+        Raises:
+            ValueError: a naive datetime or an empty window.
+        """
+        _queries.check_window(start, end)
+        return self._reader.one(Savings, _pricing_sql.savings(start, end), start=start, end=end)

@@ -1,0 +1,104 @@
+"""Text for people: money, counts, percentages, durations, aligned tables and sparklines.
+
+The formatting every report shares, at the bottom of the query package so that result types (a session
+prints itself) and the report renderers can both use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import IO
+
+__all__ = [
+    "format_duration",
+    "format_int",
+    "format_pct",
+    "format_usd",
+    "is_tty",
+    "render_table",
+    "sparkline",
+]
+
+_BARS = "▁▂▃▄▅▆▇█"
+_CENT = Decimal("0.01")
+
+
+def is_tty(stream: IO[str]) -> bool:
+    """True when ``stream`` is an interactive terminal."""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):  # closed or detached stream
+        return False
+
+
+def format_usd(value: Decimal | None, unpriced_calls: int = 0) -> str:
+    """Money for people: cents from $0.01 up, six places below (LLM calls often cost fractions of a cent).
+
+    ``None`` reads ``unpriced``; a partial sum says how many calls it leaves out.
+    """
+    if value is None:
+        text = "unpriced"
+    elif value == 0 or abs(value) >= _CENT:
+        text = f"${value.quantize(_CENT, ROUND_HALF_UP):,}"
+    else:
+        text = f"${value.quantize(Decimal('0.000001'), ROUND_HALF_UP):f}"
+    if unpriced_calls and value is not None:
+        text += f" (+{unpriced_calls:,} unpriced)"
+    return text
+
+
+def format_int(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def format_pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def sparkline(values: Sequence[Decimal | float | int | None]) -> str:
+    """One block character per value, scaled to the largest (``None`` and 0 are the lowest bar)."""
+    numbers = [float(v) if v is not None else 0.0 for v in values]
+    top = max(numbers, default=0.0)
+    if top <= 0:
+        return _BARS[0] * len(numbers)
+    return "".join(_BARS[min(len(_BARS) - 1, int(v / top * (len(_BARS) - 1) + 0.5))] for v in numbers)
+
+
+def render_table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], *, align: str | None = None, fancy: bool = False
+) -> str:
+    """Aligned columns; ``align`` is one letter per column (``l`` or ``r``, default: first left, rest right).
+
+    ``fancy`` (for a TTY) draws a box-drawing rule and bold headers; otherwise plain ASCII.
+    """
+    body = [list(row) for row in rows]
+    alignment = align or "l" + "r" * (len(headers) - 1)
+    widths = [len(h) for h in headers]
+    for row in body:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.ljust(widths[i]) if alignment[i] == "l" else cell.rjust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "  ".join(parts).rstrip()
+
+    header = line(headers)
+    rule = "  ".join(("─" if fancy else "-") * w for w in widths)
+    if fancy:
+        header = f"\033[1m{header}\033[0m"
+    return "\n".join([header, rule, *(line(row) for row in body)])
