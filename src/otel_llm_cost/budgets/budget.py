@@ -55,8 +55,7 @@ from otel_llm_cost.budgets.sinks import (
 from otel_llm_cost.conventions import names as semconv
 from otel_llm_cost.exceptions import BudgetConfigError, BudgetExceeded, StorageError
 from otel_llm_cost.query.output import format_usd
-from otel_llm_cost.storage.rows import _ATTRIBUTE_COLUMNS
-from otel_llm_cost.storage.schema import CALLS_TABLE, CREATE_ALERTS
+from otel_llm_cost.storage.schema import CALLS_TABLE, COLUMN_ATTRIBUTES, CREATE_ALERTS
 
 __all__ = [
     "FORECAST_LOOKBACK",
@@ -121,7 +120,7 @@ _SCOPE_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = {
     "service": ("service_name",),
 }
 
-_COLUMN_ATTRIBUTES: Final[Mapping[str, tuple[str, ...]]] = dict(_ATTRIBUTE_COLUMNS)
+_COLUMN_ATTRIBUTES: Final[Mapping[str, tuple[str, ...]]] = dict(COLUMN_ATTRIBUTES)
 # Where check_call finds each scope on an enriched span: the attributes that fill those columns, in
 # the order the exporter tries them (_rows is the one table), so a `where` selects the same calls
 # per call as over stored rows (e.g. provider: the normalised llm.provider_name before gen_ai.system).
