@@ -43,18 +43,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, Self, 
 import duckdb
 import pyarrow as pa
 
-from otel_llm_cost.budgets import budget as _budgets
 from otel_llm_cost.conventions.usage import Usage
 from otel_llm_cost.exceptions import QueryError, StorageError
 from otel_llm_cost.pricing.book import MONEY_QUANTUM, CostBreakdown, PriceTier, UnitPrices
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.budget_protocol import BudgetStatusT, EvaluableBudget
 from otel_llm_cost.query.sql import Query
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage.lease import FileHolder
 
 if TYPE_CHECKING:
-    from otel_llm_cost.budgets.budget import Budget, BudgetStatus
     from otel_llm_cost.pricing.book import PriceBook
 
 __all__ = [
@@ -826,21 +825,27 @@ class CostStore:
 
     # -- budgets -----------------------------------------------------------------------------------
 
-    def check_budgets(self, budgets: Sequence[Budget], at: datetime | None = None) -> list[BudgetStatus]:
+    def check_budgets(
+        self, budgets: Sequence[EvaluableBudget[BudgetStatusT]], at: datetime | None = None
+    ) -> list[BudgetStatusT]:
         """Where every entity stands against each window budget at ``at`` (default now); read-only.
 
-        Delegates to :func:`otel_llm_cost.budgets.evaluate_budgets`.
+        Each budget evaluates itself (:meth:`otel_llm_cost.budgets.Budget.statuses`), all at the same
+        instant, in one hold of the file: see :func:`otel_llm_cost.budgets.evaluate_budgets`.
         """
+        when = datetime.now(UTC) if at is None else at
         with self.connect() as connection:
-            return _budgets.evaluate_budgets(connection, budgets, at)
+            return [status for budget in budgets for status in budget.statuses(connection, when)]
 
-    def remaining(self, budget: Budget, entity: str | None = None, at: datetime | None = None) -> Decimal:
+    def remaining(
+        self, budget: EvaluableBudget[object], entity: str | None = None, at: datetime | None = None
+    ) -> Decimal:
         """What ``entity`` may still spend under ``budget`` in the window containing ``at``.
 
-        Delegates to :func:`otel_llm_cost.budgets.remaining_budget`.
+        Delegates to :meth:`otel_llm_cost.budgets.Budget.remaining_usd`.
         """
         with self.connect() as connection:
-            return _budgets.remaining_budget(connection, budget, entity, at)
+            return budget.remaining_usd(connection, entity, at)
 
     # -- savings and repricing -------------------------------------------------------------------
 
