@@ -60,27 +60,13 @@ class BudgetGuard:
         user_id_hasher: _Hasher | None = None,
     ) -> None:
         self._budgets = validated_budgets(budgets)
-        self._owned: _Connectable | None = None
-        self._connection: duckdb.DuckDBPyConnection | None = None
-        self._store: _Connectable | None = None
-        if isinstance(store_or_path, duckdb.DuckDBPyConnection):
-            self._connection = store_or_path
-        elif isinstance(store_or_path, str | os.PathLike):
-            self._owned = self._store = _open_store(store_or_path)
-        else:
-            if not callable(getattr(store_or_path, "connect", None)):
-                raise TypeError(
-                    "store_or_path: expected a CostStore, a DuckDB connection or a path, "
-                    f"got {store_or_path!r}"
-                )
-            self._store = store_or_path  # type: ignore[assignment]  # a CostStore (checked above)
+        self._source, owned = _source_of(store_or_path)
+        # The store the guard opened itself (on a path), which close() releases.
+        self._owned: _Connectable | None = self._source if owned else None
         self._hasher = user_id_hasher
 
     def _connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
-        if self._store is not None:
-            return self._store.connect()
-        assert self._connection is not None  # noqa: S101 - set whenever there is no store
-        return contextlib.nullcontext(self._connection)
+        return self._source.connect()
 
     def _hash_user(self, raw: str) -> str:
         hasher = self._hasher
@@ -159,6 +145,32 @@ class _Connectable(Protocol):
     def connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
     def close(self) -> None: ...
+
+
+class _GivenConnection:
+    """A caller's connection, used as is and left open."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+
+    def connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return contextlib.nullcontext(self._connection)
+
+    def close(self) -> None:
+        pass
+
+
+def _source_of(store_or_path: object) -> tuple[_Connectable, bool]:
+    """Where the guard reads spend, and whether it opened that itself (and must close it)."""
+    if isinstance(store_or_path, duckdb.DuckDBPyConnection):
+        return _GivenConnection(store_or_path), False
+    if isinstance(store_or_path, str | os.PathLike):
+        return _open_store(store_or_path), True
+    if not callable(getattr(store_or_path, "connect", None)):
+        raise TypeError(
+            f"store_or_path: expected a CostStore, a DuckDB connection or a path, got {store_or_path!r}"
+        )
+    return store_or_path, False  # type: ignore[return-value]  # a CostStore (checked above)
 
 
 def _open_store(path: str | os.PathLike[str]) -> _Connectable:
