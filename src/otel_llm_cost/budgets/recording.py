@@ -19,7 +19,7 @@ from otel_llm_cost.budgets import sql as _budget_sql
 from otel_llm_cost.budgets.alerts import AlertKind, BudgetAlert
 from otel_llm_cost.budgets.evaluation import BudgetStatus
 from otel_llm_cost.budgets.messages import build_alert
-from otel_llm_cost.storage.schema import CREATE_ALERTS
+from otel_llm_cost.storage.schema import ALERTS_TABLE, CREATE_ALERTS
 
 __all__ = ["ensure_table", "fire_new", "record_alerts"]
 
@@ -43,7 +43,7 @@ def fire_new(
     # Skip what already fired before looking for triggering spans (the INSERT below stays the guard).
     existing = set(
         connection.execute(
-            "SELECT entity, window_key, kind, threshold FROM budget_alerts WHERE budget = ? "
+            f"SELECT entity, window_key, kind, threshold FROM {ALERTS_TABLE} WHERE budget = ? "
             "AND limit_usd = ? AND list_contains(?, entity) AND list_contains(?, window_key)",
             [
                 budget.name,
