@@ -185,6 +185,3 @@ def insert_alerts_sql(relation: str) -> str:
         f"INSERT INTO {ALERTS_TABLE} ({', '.join(_ALERT_COLUMN_NAMES)}) SELECT * FROM {relation} "
         "ON CONFLICT DO NOTHING RETURNING budget, entity, window_key, kind, threshold"
     )
-
-
-ALERT_COLUMN_NAMES: Final = _ALERT_COLUMN_NAMES
