@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from otel_llm_cost.budgets.budget import Budget, BudgetEngine, BudgetGuard
+from otel_llm_cost.budgets import Budget, BudgetEngine, BudgetGuard
 from otel_llm_cost.conventions import names as semconv
 from otel_llm_cost.storage import connect as _storage
 

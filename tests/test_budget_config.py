@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from otel_llm_cost.budgets.budget import Budget, BudgetEngine, load_budgets
+from otel_llm_cost.budgets import Budget, BudgetEngine, load_budgets
 from otel_llm_cost.exceptions import BudgetConfigError
 
 EXAMPLE_FILE = textwrap.dedent(

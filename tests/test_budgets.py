@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from conftest import call, calls_table, insert_calls
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
-from otel_llm_cost.budgets.budget import (
+from otel_llm_cost.budgets import (
     AlertKind,
     Budget,
     BudgetAlert,
@@ -553,7 +553,7 @@ _EVALUATE_IN_A_CHILD = textwrap.dedent(
     import contextlib, json, sys
     from datetime import datetime
     from otel_llm_cost.storage import connect as _storage
-    from otel_llm_cost.budgets.budget import Budget, BudgetEngine
+    from otel_llm_cost.budgets import Budget, BudgetEngine
 
     path, at = sys.argv[1], datetime.fromisoformat(sys.argv[2])
     fired = []

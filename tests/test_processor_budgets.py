@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id
 
-from otel_llm_cost.budgets.budget import Budget, BudgetAlert, BudgetGuard
+from otel_llm_cost.budgets import Budget, BudgetAlert, BudgetGuard
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich import attribution as attribution_module
 from otel_llm_cost.enrich.attribution import UserIdHasher

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
-from otel_llm_cost.budgets.budget import (
+from otel_llm_cost.budgets import (
     Budget,
     BudgetAlert,
     BudgetEngine,

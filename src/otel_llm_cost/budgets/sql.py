@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
-# Spend that counts against a budget is what the reports count: one rule for both, kept in _queries.
+# Spend that counts against a budget is what the reports count: one rule for both, kept in query.sql.
 from otel_llm_cost.query.sql import BILLABLE, UNPRICED
 from otel_llm_cost.storage.schema import ALERT_COLUMNS, ALERTS_TABLE, CALLS_TABLE
 
@@ -185,6 +185,3 @@ def insert_alerts_sql(relation: str) -> str:
         f"INSERT INTO {ALERTS_TABLE} ({', '.join(_ALERT_COLUMN_NAMES)}) SELECT * FROM {relation} "
         "ON CONFLICT DO NOTHING RETURNING budget, entity, window_key, kind, threshold"
     )
-
-
-ALERT_COLUMN_NAMES: Final = _ALERT_COLUMN_NAMES

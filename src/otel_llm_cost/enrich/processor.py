@@ -34,6 +34,7 @@ from otel_llm_cost.enrich.attribution import (
     set_default_user_id_hasher,
     span_tags,
 )
+from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
 from otel_llm_cost.enrich.dedup import DoubleCountGuard
 from otel_llm_cost.enrich.enrichment import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
 
@@ -125,7 +126,7 @@ class LLMCostSpanProcessor(SpanProcessor):
         self._hasher = user_id_hasher if user_id_hasher is not None else default_user_id_hasher()
         capacity = _config.DEDUP_CAPACITY.get() if dedup_capacity is None else dedup_capacity
         self._guard = DoubleCountGuard(capacity)
-        self._budget_engine: Any = None
+        self._budget_engine: BudgetHook | None = None
         if budgets:
             self._budget_engine = self._make_budget_engine(budgets, alert_sinks)
 
@@ -134,11 +135,10 @@ class LLMCostSpanProcessor(SpanProcessor):
         """The processors that receive the spans (exporters appear as their BatchSpanProcessor)."""
         return self._processors
 
-    def _make_budget_engine(self, budgets: Sequence[Any], alert_sinks: Any) -> Any:
-        # Imported lazily: budgets pulls in DuckDB and alert delivery, unneeded without budgets.
-        from otel_llm_cost.budgets.budget import BudgetEngine  # noqa: PLC0415
-
-        engine = BudgetEngine(budgets, sinks=alert_sinks)
+    def _make_budget_engine(self, budgets: Sequence[Any], alert_sinks: Any) -> BudgetHook:
+        # The budgets build their own engine (Budget.engine_for): budgets sit above this layer, so
+        # the processor receives that behaviour with the budgets instead of importing it.
+        engine = budget_hook_for(budgets, alert_sinks)
         for processor in self._processors:
             exporter = _committing_exporter(processor)
             if exporter is not None:
@@ -261,10 +261,13 @@ class LLMCostSpanProcessor(SpanProcessor):
         return verdict.billable
 
     def _check_call_budgets(self, span: ReadableSpan) -> None:
+        engine, attributes = self._budget_engine, span.attributes
+        if engine is None or attributes is None:
+            return  # an enriched copy always has attributes: the cost it carries decided billable
         try:
             context = span.context
-            self._budget_engine.check_call(
-                span.attributes,
+            engine.check_call(
+                attributes,
                 trace_id=context.trace_id if context is not None else None,
                 span_id=context.span_id if context is not None else None,
                 start_time_ns=span.start_time,
@@ -341,10 +344,9 @@ class LLMCostSpanProcessor(SpanProcessor):
                     processor,
                     exc,
                 )
-        close = getattr(self._budget_engine, "shutdown", None) or getattr(self._budget_engine, "close", None)
-        if close is not None:
+        if self._budget_engine is not None:
             try:
-                close()
+                self._budget_engine.shutdown()
             except Exception as exc:
                 log_once(
                     _logger, "processor.budgets.shutdown", logging.ERROR, "budget engine shutdown: %r", exc

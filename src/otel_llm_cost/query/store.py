@@ -35,7 +35,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -43,12 +43,12 @@ from typing import TYPE_CHECKING, Any, Self
 
 import duckdb
 
-from otel_llm_cost.budgets import budget as _budgets
 from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.query import alert_sql as _alert_sql
 from otel_llm_cost.query import repricing as _repricing
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.access import ConnectionAccess, FileAccess, StoreAccess
+from otel_llm_cost.query.budget_protocol import BudgetStatusT, EvaluableBudget
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.reports import LedgerReports
 from otel_llm_cost.query.results import (
@@ -63,7 +63,6 @@ from otel_llm_cost.query.results import (
 from otel_llm_cost.query.tabular import Rows, Source
 
 if TYPE_CHECKING:
-    from otel_llm_cost.budgets.budget import Budget, BudgetStatus
     from otel_llm_cost.pricing.book import PriceBook
 
 # With the result types of the main reports (their home is query.results and query.tabular), for code
@@ -198,21 +197,27 @@ class CostStore(LedgerReports):
 
     # -- budgets -----------------------------------------------------------------------------------
 
-    def check_budgets(self, budgets: Sequence[Budget], at: datetime | None = None) -> list[BudgetStatus]:
+    def check_budgets(
+        self, budgets: Sequence[EvaluableBudget[BudgetStatusT]], at: datetime | None = None
+    ) -> list[BudgetStatusT]:
         """Where every entity stands against each window budget at ``at`` (default now); read-only.
 
-        Delegates to :func:`otel_llm_cost.budgets.evaluate_budgets`.
+        Each budget evaluates itself (:meth:`otel_llm_cost.budgets.Budget.statuses`), all at the same
+        instant, in one hold of the file: see :func:`otel_llm_cost.budgets.evaluate_budgets`.
         """
+        when = datetime.now(UTC) if at is None else at
         with self.connect() as connection:
-            return _budgets.evaluate_budgets(connection, budgets, at)
+            return [status for budget in budgets for status in budget.statuses(connection, when)]
 
-    def remaining(self, budget: Budget, entity: str | None = None, at: datetime | None = None) -> Decimal:
+    def remaining(
+        self, budget: EvaluableBudget[object], entity: str | None = None, at: datetime | None = None
+    ) -> Decimal:
         """What ``entity`` may still spend under ``budget`` in the window containing ``at``.
 
-        Delegates to :func:`otel_llm_cost.budgets.remaining_budget`.
+        Delegates to :meth:`otel_llm_cost.budgets.Budget.remaining_usd`.
         """
         with self.connect() as connection:
-            return _budgets.remaining_budget(connection, budget, entity, at)
+            return budget.remaining_usd(connection, entity, at)
 
     # -- what-if and repricing ------------------------------------------------------------------
 

@@ -61,47 +61,6 @@ SPANS_ARROW_SCHEMA: Final = _arrow_schema(_schema.SPAN_COLUMNS)
 # Largest magnitude DECIMAL(18,12) holds: 6 integer digits.
 _MONEY_LIMIT: Final = 1e6
 
-# Column -> attribute names tried in order. Our own (written by the processor or by the exporter's
-# enrichment) come first; names of the source conventions are fallbacks.
-_ATTRIBUTE_COLUMNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
-    ("operation", (sc.LLM_OPERATION, sc.GEN_AI_OPERATION_NAME)),
-    (
-        "provider",
-        (sc.LLM_PROVIDER_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_SYSTEM, sc.LLM_PROVIDER, sc.LLM_SYSTEM),
-    ),
-    ("request_model", (sc.GEN_AI_REQUEST_MODEL, sc.LLM_MODEL_NAME, sc.LLM_MODEL)),
-    ("response_model", (sc.GEN_AI_RESPONSE_MODEL,)),
-    ("upstream_model", (sc.LLM_COST_MODEL_ID,)),
-    ("deployment", (sc.LLM_COST_DEPLOYMENT,)),
-    ("convention", (sc.LLM_CONVENTION,)),
-    ("input_tokens", (sc.LLM_TOKENS_INPUT,)),
-    ("output_tokens", (sc.LLM_TOKENS_OUTPUT,)),
-    ("total_tokens", (sc.LLM_TOKENS_TOTAL,)),
-    ("cache_read_tokens", (sc.LLM_TOKENS_CACHE_READ,)),
-    ("cache_write_tokens", (sc.LLM_TOKENS_CACHE_WRITE,)),
-    ("cache_write_1h_tokens", (sc.LLM_TOKENS_CACHE_WRITE_1H,)),
-    ("reasoning_tokens", (sc.LLM_TOKENS_REASONING,)),
-    # Our price only: gen_ai.usage.cost on a span we could not price is another tool's figure (OpenLIT's
-    # own table, or 0), kept in external_cost_usd by the enrichment, never summed as our spend.
-    ("cost_usd", (sc.LLM_COST_USD,)),
-    ("input_cost_usd", (sc.LLM_COST_INPUT_USD,)),
-    ("cache_read_cost_usd", (sc.LLM_COST_CACHE_READ_USD,)),
-    ("cache_write_cost_usd", (sc.LLM_COST_CACHE_WRITE_USD,)),
-    ("output_cost_usd", (sc.LLM_COST_OUTPUT_USD,)),
-    ("cost_status", (sc.LLM_COST_STATUS,)),
-    ("cost_reason", (sc.LLM_COST_REASON,)),
-    ("price_source", (sc.LLM_COST_SOURCE,)),
-    ("external_cost_usd", (sc.LLM_COST_EXTERNAL_USD,)),
-    ("billable", (sc.LLM_COST_BILLABLE,)),
-    ("duplicate_of", (sc.LLM_COST_DUPLICATE_OF,)),
-    ("cache_hit", (sc.LLM_CACHE_HIT,)),
-    ("cache_tokens_saved", (sc.LLM_CACHE_TOKENS_SAVED,)),
-    ("cache_saved_usd", (sc.LLM_CACHE_COST_SAVED_USD,)),
-    *((key, (sc.COST_PREFIX + key,)) for key in sc.ATTRIBUTION_KEYS),
-    ("response_id", (sc.GEN_AI_RESPONSE_ID,)),
-    ("streaming", (sc.GEN_AI_REQUEST_STREAM, sc.LLM_IS_STREAMING)),
-    ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
-)
 _RAW_USER_IDS: Final = frozenset(sc.RAW_USER_ID_ATTRIBUTE_NAMES)
 # Attributes that become columns are not repeated in the JSON column. Raw user ids are dropped
 # too: only their keyed hash (user_id column) is stored. gen_ai.usage.cost is our cost_usd mirrored
@@ -122,7 +81,7 @@ _CALL_INDEX: Final = {name: index for index, name in enumerate(_CALL_NAMES)}
 # Attribute name -> (column index, priority; lower wins).
 _SOURCES: Final = {
     name: (_CALL_INDEX[column], priority)
-    for column, names in _ATTRIBUTE_COLUMNS
+    for column, names in _schema.COLUMN_ATTRIBUTES
     for priority, name in enumerate(names)
 }
 _UNRANKED: Final = 1_000_000

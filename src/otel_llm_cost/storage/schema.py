@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Final
 
 from otel_llm_cost._money import MONEY_SQL_TYPE
+from otel_llm_cost.conventions import names as sc
 
 SCHEMA_VERSION: Final = 1
 
@@ -142,4 +143,48 @@ CREATE_ALERTS: Final = (
     f"CREATE TABLE IF NOT EXISTS {ALERTS_TABLE} (\n    "
     + ",\n    ".join(f"{col} {typ}" for col, typ, _ in ALERT_COLUMNS)
     + f",\n    PRIMARY KEY ({', '.join(ALERT_KEY_COLUMNS)})\n)"
+)
+
+# Column -> the span attributes that fill it, tried in order: the exporter reads spans with it, and
+# per-call budgets read a `where` scope from a span with it, so both select the same calls. Our own
+# attributes (written by the processor or by the exporter's enrichment) come first; names of the
+# source conventions are fallbacks.
+COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    ("operation", (sc.LLM_OPERATION, sc.GEN_AI_OPERATION_NAME)),
+    (
+        "provider",
+        (sc.LLM_PROVIDER_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_SYSTEM, sc.LLM_PROVIDER, sc.LLM_SYSTEM),
+    ),
+    ("request_model", (sc.GEN_AI_REQUEST_MODEL, sc.LLM_MODEL_NAME, sc.LLM_MODEL)),
+    ("response_model", (sc.GEN_AI_RESPONSE_MODEL,)),
+    ("upstream_model", (sc.LLM_COST_MODEL_ID,)),
+    ("deployment", (sc.LLM_COST_DEPLOYMENT,)),
+    ("convention", (sc.LLM_CONVENTION,)),
+    ("input_tokens", (sc.LLM_TOKENS_INPUT,)),
+    ("output_tokens", (sc.LLM_TOKENS_OUTPUT,)),
+    ("total_tokens", (sc.LLM_TOKENS_TOTAL,)),
+    ("cache_read_tokens", (sc.LLM_TOKENS_CACHE_READ,)),
+    ("cache_write_tokens", (sc.LLM_TOKENS_CACHE_WRITE,)),
+    ("cache_write_1h_tokens", (sc.LLM_TOKENS_CACHE_WRITE_1H,)),
+    ("reasoning_tokens", (sc.LLM_TOKENS_REASONING,)),
+    # Our price only: gen_ai.usage.cost on a span we could not price is another tool's figure (OpenLIT's
+    # own table, or 0), kept in external_cost_usd by the enrichment, never summed as our spend.
+    ("cost_usd", (sc.LLM_COST_USD,)),
+    ("input_cost_usd", (sc.LLM_COST_INPUT_USD,)),
+    ("cache_read_cost_usd", (sc.LLM_COST_CACHE_READ_USD,)),
+    ("cache_write_cost_usd", (sc.LLM_COST_CACHE_WRITE_USD,)),
+    ("output_cost_usd", (sc.LLM_COST_OUTPUT_USD,)),
+    ("cost_status", (sc.LLM_COST_STATUS,)),
+    ("cost_reason", (sc.LLM_COST_REASON,)),
+    ("price_source", (sc.LLM_COST_SOURCE,)),
+    ("external_cost_usd", (sc.LLM_COST_EXTERNAL_USD,)),
+    ("billable", (sc.LLM_COST_BILLABLE,)),
+    ("duplicate_of", (sc.LLM_COST_DUPLICATE_OF,)),
+    ("cache_hit", (sc.LLM_CACHE_HIT,)),
+    ("cache_tokens_saved", (sc.LLM_CACHE_TOKENS_SAVED,)),
+    ("cache_saved_usd", (sc.LLM_CACHE_COST_SAVED_USD,)),
+    *((key, (sc.COST_PREFIX + key,)) for key in sc.ATTRIBUTION_KEYS),
+    ("response_id", (sc.GEN_AI_RESPONSE_ID,)),
+    ("streaming", (sc.GEN_AI_REQUEST_STREAM, sc.LLM_IS_STREAMING)),
+    ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
 )
