@@ -169,3 +169,29 @@ ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     DEDUP_CAPACITY,
 )
 """Every variable, in the order the README's configuration table lists them."""
+
+
+METRICS = EnvVar(
+    "OTEL_LLM_COST_METRICS",
+    _parse_bool,
+    True,
+    "Record spend, tokens and unpriced calls as OpenTelemetry metrics through the application's "
+    "MeterProvider (nothing is recorded while none is configured); false turns the recorder off.",
+)
+METRICS_TOKEN_COUNTERS = EnvVar(
+    "OTEL_LLM_COST_METRICS_TOKEN_COUNTERS",
+    _parse_bool,
+    True,
+    "Also record the gen_ai.client.inference.usage.* token counters (input, output, cache read, "
+    "cache write, reasoning) beside the gen_ai.client.token.usage histogram.",
+)
+METRICS_USER_IDS = EnvVar(
+    "OTEL_LLM_COST_METRICS_USER_IDS",
+    _parse_bool,
+    False,
+    "Add the hashed cost.user_id and cost.session_id to metric attributes (off: one series per user "
+    "is a cardinality and privacy cost most metric backends should not carry).",
+)
+# Not yet in ALL_VARIABLES: that tuple is the README's configuration table row for row
+# (tests/test_readme.py), and these three join it with their rows; docs/metrics.md documents them.
+METRICS_VARIABLES: tuple[EnvVar[Any], ...] = (METRICS, METRICS_TOKEN_COUNTERS, METRICS_USER_IDS)
