@@ -18,7 +18,8 @@ exemplar reservoir), nine of them per call would cost more than pricing the call
 adds its figures to the running totals of its attribute set (one dict lookup under a lock) and
 the counters report the totals when a reader collects, as observable counters do. The histogram
 has no observable form: its two measurements per call are queued and recorded by the collecting
-thread (or by the application thread once 4,096 are waiting, so memory stays bounded).
+thread (or by the application thread once 65,536 are waiting, ~10 MB, so memory stays bounded
+when no reader collects for a long while).
 
 Exemplars: a sampled call's span context goes with its histogram measurements and with its
 series' counter observations, so the SDK's default ``trace_based`` exemplar filter attaches the
@@ -55,21 +56,24 @@ _TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(14))
 # Beyond this many attribute sets, calls go to one overflow series (as the SDK does at its own
 # cardinality limit, 2,000 by default): a runaway tag must not grow memory without bound.
 _MAX_SERIES: Final = 2_000
-# Histogram measurements waiting for a collection before the application thread records them itself.
-_MAX_PENDING: Final = 4_096
+# Calls whose histogram measurements wait for a collection before the application thread records
+# them itself (~150 bytes each). Sized for 60 s (the periodic reader's default interval) at 1,000
+# calls per second: recording them costs ~25 us a call through the SDK, off the span thread.
+_MAX_PENDING: Final = 65_536
 _OVERFLOW_KEY: Final = ("__overflow__",)
-_TAG_NAMES: Final = (sc.COST_FEATURE, sc.COST_AGENT, sc.COST_ORG_ID)
-_USER_TAG_NAMES: Final = (sc.COST_USER_ID, sc.COST_SESSION_ID)
 # Attribute names of a series, in key order (key[i] is the value of _KEY_NAMES[i]).
 _KEY_NAMES: Final = (
     sc.LLM_MODEL,
     sc.GEN_AI_PROVIDER_NAME,
     sc.GEN_AI_OPERATION_NAME,
-    *_TAG_NAMES,
+    sc.COST_FEATURE,
+    sc.COST_AGENT,
+    sc.COST_ORG_ID,
     sc.SERVICE_NAME,
     sc.LLM_COST_DEPLOYMENT,
     sc.LLM_COST_STATUS,
-    *_USER_TAG_NAMES,
+    sc.COST_USER_ID,
+    sc.COST_SESSION_ID,
 )
 
 
@@ -108,10 +112,6 @@ class _Series:
         self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = 0
         self.cost_usd = self.cache_saved_usd = 0.0
         self.last_context: SpanContext | None = None
-
-
-def _int(value: object) -> int:
-    return value if type(value) is int else 0
 
 
 def _context(span_context: SpanContext | None) -> Context | None:
@@ -208,29 +208,42 @@ class CostMetrics:
     def _record(
         self, span: ReadableSpan, attributes: Mapping[str, AttributeValue], extra: Mapping[str, Any]
     ) -> None:
-        get = extra.get
+        # Runs on the application thread for every billable call: plain dict lookups, no helper
+        # calls, one lock (see the module docstring for what this replaces).
+        get, tag = extra.get, attributes.get
         resource = span.resource
         if resource is not self._last_resource:
             # One resource per TracerProvider: its service.name is looked up once, not per call.
             self._last_service = resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None
             self._last_resource = resource
-        tags = [get(name, attributes.get(name)) for name in _TAG_NAMES]
         key: tuple[Any, ...] = (
             get(sc.LLM_MODEL),
             get(sc.LLM_PROVIDER_NAME),
             get(sc.LLM_OPERATION),
-            *tags,
+            get(sc.COST_FEATURE) or tag(sc.COST_FEATURE),
+            get(sc.COST_AGENT) or tag(sc.COST_AGENT),
+            get(sc.COST_ORG_ID) or tag(sc.COST_ORG_ID),
             self._last_service,
             get(sc.LLM_COST_DEPLOYMENT),
             get(sc.LLM_COST_STATUS),
         )
         if self._user_ids:
             # The values the processor stores: cost.user_id is its keyed hash, never the raw id.
-            key += tuple(get(name, attributes.get(name)) for name in _USER_TAG_NAMES)
+            key += (
+                get(sc.COST_USER_ID) or tag(sc.COST_USER_ID),
+                get(sc.COST_SESSION_ID) or tag(sc.COST_SESSION_ID),
+            )
         cost = get(sc.LLM_COST_USD)
         saved = get(sc.LLM_CACHE_COST_SAVED_USD)
-        input_tokens = _int(get(sc.LLM_TOKENS_INPUT))
-        output_tokens = _int(get(sc.LLM_TOKENS_OUTPUT))
+        input_tokens = get(sc.LLM_TOKENS_INPUT)
+        if type(input_tokens) is not int:
+            input_tokens = 0
+        output_tokens = get(sc.LLM_TOKENS_OUTPUT)
+        if type(output_tokens) is not int:
+            output_tokens = 0
+        cache_read = get(sc.LLM_TOKENS_CACHE_READ)
+        cache_write = get(sc.LLM_TOKENS_CACHE_WRITE)
+        reasoning = get(sc.LLM_TOKENS_REASONING)
         span_context = span.context
         with self._lock:
             series = self._series.get(key)
@@ -245,9 +258,13 @@ class CostMetrics:
                 series.cache_saved_usd += saved
             series.input_tokens += input_tokens
             series.output_tokens += output_tokens
-            series.cache_read += _int(get(sc.LLM_TOKENS_CACHE_READ))
-            series.cache_write += _int(get(sc.LLM_TOKENS_CACHE_WRITE))
-            series.reasoning += _int(get(sc.LLM_TOKENS_REASONING))
+            # Usually zero: skip the attribute writes then.
+            if cache_read and type(cache_read) is int:
+                series.cache_read += cache_read
+            if cache_write and type(cache_write) is int:
+                series.cache_write += cache_write
+            if reasoning and type(reasoning) is int:
+                series.reasoning += reasoning
             if span_context is not None and span_context.trace_flags.sampled:
                 series.last_context = span_context
         self._pending.append((series, input_tokens, output_tokens, span_context))
