@@ -29,7 +29,9 @@ trace and span id of a real call (for a counter, the latest call of that series)
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -144,6 +146,9 @@ class CostMetrics:
         self._series: dict[tuple[Any, ...], _Series] = {}
         self._pending: deque[tuple[_Series, int, int, SpanContext | None]] = deque()
         self._drain_lock = threading.Lock()
+        # A fork while another thread holds a lock would leave the child's copy held forever.
+        reinit = weakref.WeakMethod(self._reinit_locks)
+        os.register_at_fork(after_in_child=lambda: (method := reinit()) is not None and method())
         self._last_resource: object = None
         self._last_service: object = None
         self._histogram = meter.create_histogram(
@@ -195,6 +200,10 @@ class CostMetrics:
             meter.create_observable_counter(
                 name, callbacks=[self._callback(field, name)], unit=unit, description=description
             )
+
+    def _reinit_locks(self) -> None:
+        self._lock = threading.Lock()
+        self._drain_lock = threading.Lock()
 
     def record(
         self, span: ReadableSpan, attributes: Mapping[str, AttributeValue], extra: Mapping[str, Any]
