@@ -79,6 +79,42 @@ _KEY_NAMES: Final = (
 )
 
 
+# The counters: (instrument name, unit, the _Series total it reports, description).
+_COST_COUNTERS: Final[tuple[tuple[str, str, str, str], ...]] = (
+    (sc.LLM_COST_METRIC, "USD", "cost_usd", "Spend on billable LLM calls, in US dollars."),
+    (sc.LLM_CALLS_METRIC, "{call}", "calls", "Billable LLM calls, by llm.cost.status."),
+    (sc.LLM_CALLS_UNPRICED_METRIC, "{call}", "unpriced", "Billable LLM calls with no known price."),
+    (
+        sc.LLM_CACHE_COST_SAVED_METRIC,
+        "USD",
+        "cache_saved_usd",
+        "What prompt-cache reads saved against the uncached input price, in US dollars.",
+    ),
+)
+_TOKEN_COUNTERS: Final[tuple[tuple[str, str, str, str], ...]] = (
+    (sc.GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS, "{token}", "input_tokens", "Input tokens."),
+    (sc.GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS, "{token}", "output_tokens", "Output tokens."),
+    (
+        sc.GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
+        "{token}",
+        "cache_read",
+        "Input tokens read from a provider-managed cache.",
+    ),
+    (
+        sc.GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
+        "{token}",
+        "cache_write",
+        "Input tokens written to a provider-managed cache.",
+    ),
+    (
+        sc.GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS,
+        "{token}",
+        "reasoning",
+        "Output tokens spent on reasoning.",
+    ),
+)
+
+
 class _Series:
     """Running totals of one attribute set, and the attribute dicts its observations carry."""
 
@@ -157,45 +193,9 @@ class CostMetrics:
             description="Tokens used per LLM call, by gen_ai.token.type (input, output).",
             explicit_bucket_boundaries_advisory=list(_TOKEN_BUCKETS),
         )
-        counters: list[tuple[str, str, str, str]] = [
-            (sc.LLM_COST_METRIC, "USD", "cost_usd", "Spend on billable LLM calls, in US dollars."),
-            (sc.LLM_CALLS_METRIC, "{call}", "calls", "Billable LLM calls, by llm.cost.status."),
-            (sc.LLM_CALLS_UNPRICED_METRIC, "{call}", "unpriced", "Billable LLM calls with no known price."),
-            (
-                sc.LLM_CACHE_COST_SAVED_METRIC,
-                "USD",
-                "cache_saved_usd",
-                "What prompt-cache reads saved against the uncached input price, in US dollars.",
-            ),
-        ]
+        counters = _COST_COUNTERS
         if _config.METRICS_TOKEN_COUNTERS.get() if token_counters is None else token_counters:
-            counters += [
-                (sc.GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS, "{token}", "input_tokens", "Input tokens."),
-                (
-                    sc.GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS,
-                    "{token}",
-                    "output_tokens",
-                    "Output tokens.",
-                ),
-                (
-                    sc.GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
-                    "{token}",
-                    "cache_read",
-                    "Input tokens read from a provider-managed cache.",
-                ),
-                (
-                    sc.GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
-                    "{token}",
-                    "cache_write",
-                    "Input tokens written to a provider-managed cache.",
-                ),
-                (
-                    sc.GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS,
-                    "{token}",
-                    "reasoning",
-                    "Output tokens spent on reasoning.",
-                ),
-            ]
+            counters += _TOKEN_COUNTERS
         for name, unit, field, description in counters:
             meter.create_observable_counter(
                 name, callbacks=[self._callback(field, name)], unit=unit, description=description
@@ -217,8 +217,6 @@ class CostMetrics:
     def _record(
         self, span: ReadableSpan, attributes: Mapping[str, AttributeValue], extra: Mapping[str, Any]
     ) -> None:
-        # Runs on the application thread for every billable call: plain dict lookups, no helper
-        # calls, one lock (see the module docstring for what this replaces).
         get, tag = extra.get, attributes.get
         resource = span.resource
         if resource is not self._last_resource:
@@ -244,12 +242,9 @@ class CostMetrics:
             )
         cost = get(sc.LLM_COST_USD)
         saved = get(sc.LLM_CACHE_COST_SAVED_USD)
-        input_tokens = get(sc.LLM_TOKENS_INPUT)
-        if type(input_tokens) is not int:
-            input_tokens = 0
-        output_tokens = get(sc.LLM_TOKENS_OUTPUT)
-        if type(output_tokens) is not int:
-            output_tokens = 0
+        # Token counts in `extra` are the enrichment's own ints (absent when usage was not reported).
+        input_tokens = get(sc.LLM_TOKENS_INPUT) or 0
+        output_tokens = get(sc.LLM_TOKENS_OUTPUT) or 0
         cache_read = get(sc.LLM_TOKENS_CACHE_READ)
         cache_write = get(sc.LLM_TOKENS_CACHE_WRITE)
         reasoning = get(sc.LLM_TOKENS_REASONING)
@@ -267,12 +262,11 @@ class CostMetrics:
                 series.cache_saved_usd += saved
             series.input_tokens += input_tokens
             series.output_tokens += output_tokens
-            # Usually zero: skip the attribute writes then.
-            if cache_read and type(cache_read) is int:
+            if cache_read:  # usually zero: no attribute write then
                 series.cache_read += cache_read
-            if cache_write and type(cache_write) is int:
+            if cache_write:
                 series.cache_write += cache_write
-            if reasoning and type(reasoning) is int:
+            if reasoning:
                 series.reasoning += reasoning
             if span_context is not None and span_context.trace_flags.sampled:
                 series.last_context = span_context
