@@ -274,6 +274,11 @@ def test_nothing_is_recorded_without_a_meter_provider_or_when_turned_off(
     provider.shutdown()
     assert CostStore(db).summary().cost_usd == Decimal("0.0075")
     assert not ERROR_COUNTS
+    # Until the application sets a global MeterProvider nothing is even aggregated.
+    recorder = processor._metrics
+    assert recorder is not None
+    assert not recorder._series
+    assert not recorder._pending
 
 
 class _Broken:

@@ -40,6 +40,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, NoOpMeterProvider, Observation
 from opentelemetry.metrics import get_meter_provider as _global_meter_provider
+from opentelemetry.metrics._internal import _ProxyMeterProvider
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 from opentelemetry.util.types import AttributeValue
@@ -175,8 +176,16 @@ class CostMetrics:
     """
 
     def __init__(
-        self, meter: Meter, *, token_counters: bool | None = None, user_ids: bool | None = None
+        self,
+        meter: Meter,
+        *,
+        token_counters: bool | None = None,
+        user_ids: bool | None = None,
+        _idle_while: MeterProvider | None = None,
     ) -> None:
+        # The API's global proxy drops every measurement until the application sets a provider:
+        # until then nothing is aggregated or queued (no CPU, no memory for figures nobody reads).
+        self._idle_while = _idle_while
         self._user_ids = _config.METRICS_USER_IDS.get() if user_ids is None else user_ids
         self._lock = threading.Lock()
         self._series: dict[tuple[Any, ...], _Series] = {}
@@ -210,6 +219,10 @@ class CostMetrics:
     ) -> None:
         """Add one billable LLM call (``extra``: its enrichment, overriding ``attributes``); never raises."""
         try:
+            if self._idle_while is not None:
+                if _global_meter_provider() is self._idle_while:
+                    return
+                self._idle_while = None
             self._record(span, attributes, extra)
         except Exception as exc:
             log_once(_logger, "metrics.record", logging.ERROR, "recording LLM cost metrics failed: %r", exc)
@@ -334,7 +347,8 @@ def cost_metrics(meter_provider: MeterProvider | None, enabled: bool | None) -> 
         provider = meter_provider if meter_provider is not None else _global_meter_provider()
         if isinstance(provider, NoOpMeterProvider):
             return None
-        return CostMetrics(provider.get_meter(_METER_NAME))
+        idle_while = provider if isinstance(provider, _ProxyMeterProvider) else None
+        return CostMetrics(provider.get_meter(_METER_NAME), _idle_while=idle_while)
     except Exception as exc:
         log_once(_logger, "metrics.create", logging.ERROR, "creating LLM cost metrics failed: %r", exc)
         return None
