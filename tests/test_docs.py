@@ -187,6 +187,9 @@ FRAGMENTS = {
     "docs/budgets.md: from otel_llm_cost import Budget, LLMCostSpanProcessor": "imports left out",
     "docs/budgets.md: from otel_llm_cost.budgets import BudgetGuard": "a return from the caller's function",
     "docs/collector.md: # gunicorn.conf.py": "a gunicorn configuration file",
+    "docs/metrics.md: from opentelemetry.exporter.prometheus import PrometheusMetricReader": (
+        "serves Prometheus on a fixed port (9464)"
+    ),
 }
 PYTHON_BLOCKS = _blocks("python")
 

@@ -86,7 +86,8 @@ USER_ID_HASH_KEY = EnvVar[str | None](
     "OTEL_LLM_COST_USER_ID_KEY",
     _parse_optional_str,
     None,
-    "Secret key for the HMAC-SHA-256 of user ids. Without it a per-installation key is used (see README).",
+    "Secret key for the HMAC-SHA-256 of user ids. Without it a per-installation key is used "
+    "(see docs/processor.md, section 'User-id hashing').",
 )
 HASH_USER_IDS = EnvVar(
     "OTEL_LLM_COST_HASH_USER_IDS",
@@ -153,6 +154,29 @@ PRICE_DATA = EnvVar[str | None](
     "Path of a genai-prices JSON data file used instead of the data bundled with genai-prices "
     "(newer prices without upgrading; the user price file still applies on top).",
 )
+
+
+METRICS = EnvVar(
+    "OTEL_LLM_COST_METRICS",
+    _parse_bool,
+    True,
+    "Record spend, tokens and unpriced calls as OpenTelemetry metrics through the application's "
+    "MeterProvider (nothing is recorded while none is configured); false turns the recorder off.",
+)
+METRICS_TOKEN_COUNTERS = EnvVar(
+    "OTEL_LLM_COST_METRICS_TOKEN_COUNTERS",
+    _parse_bool,
+    True,
+    "Also record the gen_ai.client.inference.usage.* token counters (input, output, cache read, "
+    "cache write, reasoning) beside the gen_ai.client.token.usage histogram.",
+)
+METRICS_USER_IDS = EnvVar(
+    "OTEL_LLM_COST_METRICS_USER_IDS",
+    _parse_bool,
+    False,
+    "Add the hashed cost.user_id and cost.session_id to metric attributes (off: one series per user "
+    "is a cardinality and privacy cost most metric backends should not carry).",
+)
 ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     DUCKDB_PATH,
     PRICES,
@@ -167,5 +191,8 @@ ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     WEBHOOK_URL,
     SERVE_TOKEN,
     DEDUP_CAPACITY,
+    METRICS,
+    METRICS_TOKEN_COUNTERS,
+    METRICS_USER_IDS,
 )
-"""Every variable, in the order the README's configuration table lists them."""
+"""Every variable, in the order the configuration reference (docs/reference/configuration.md) lists them."""

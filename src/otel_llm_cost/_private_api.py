@@ -17,6 +17,7 @@ __all__ = [
     "find_genai_provider",
     "genai_model_price_value",
     "genai_providers_from_json",
+    "is_proxy_meter_provider",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -81,3 +82,20 @@ def genai_model_price_value(
 
     value = model_price.__dict__.get(key)
     return value if isinstance(value, Decimal | TieredPrices) else None
+
+
+# --------------------------------------------------------------------------------------------
+# opentelemetry-api (metrics)
+#
+# - `opentelemetry.metrics._internal._ProxyMeterProvider`: what `get_meter_provider()` returns until
+#   the application sets a MeterProvider. The cost metrics stay idle (record nothing, cost nothing)
+#   while the global provider is still that proxy, and start once a real one is set. The API offers
+#   no public way to ask "has a MeterProvider been set?".
+# --------------------------------------------------------------------------------------------
+
+
+def is_proxy_meter_provider(provider: object) -> bool:
+    """True when ``provider`` is the API's placeholder for a MeterProvider not set yet."""
+    from opentelemetry.metrics._internal import _ProxyMeterProvider  # noqa: PLC0415
+
+    return isinstance(provider, _ProxyMeterProvider)

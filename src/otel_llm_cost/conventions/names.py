@@ -247,3 +247,59 @@ RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
     TRACELOOP_ASSOCIATION_PREFIX + "user.id",
     TRACELOOP_ASSOCIATION_PREFIX + "enduser.id",
 )
+
+# --------------------------------------------------------------------------------------------
+# Cost for the wider ecosystem: standard span attributes and metric names (issue 15)
+# --------------------------------------------------------------------------------------------
+
+# Span attributes other tools read, written beside llm.cost_usd on every LLM span we priced or
+# whose provider reported a cost. The gen_ai.usage.cost.* trio is the shape proposed in
+# semantic-conventions-genai PR #443 (open): amount, ISO 4217 currency, and source "provider"
+# (the provider's own figure) or "local" (computed from a price table). `operation.cost` is the
+# attribute Logfire's LLM panels sum. GEN_AI_USAGE_COST_SOURCE (above) is the same name we read.
+GEN_AI_USAGE_COST_AMOUNT: Final = "gen_ai.usage.cost.amount"
+GEN_AI_USAGE_COST_CURRENCY: Final = "gen_ai.usage.cost.currency"
+OPERATION_COST: Final = "operation.cost"
+COST_CURRENCY_USD: Final = "USD"
+COST_SOURCE_PROVIDER: Final = "provider"
+COST_SOURCE_LOCAL: Final = "local"
+# The names above that repeat llm.cost_usd (a storage layer can leave them out of its JSON column).
+COST_MIRROR_ATTRIBUTE_NAMES: Final = (
+    GEN_AI_USAGE_COST,
+    GEN_AI_USAGE_COST_AMOUNT,
+    GEN_AI_USAGE_COST_CURRENCY,
+    GEN_AI_USAGE_COST_SOURCE,
+    OPERATION_COST,
+)
+
+# Metric instruments. gen_ai.client.token.usage is the GenAI semantic conventions' histogram
+# (gen_ai.token.type = input | output). The gen_ai.client.inference.usage.* counters are the ones
+# semantic-conventions-genai PR #374 defines (each carries gen_ai.token.modality; cache and
+# reasoning counters are subsets of the input and output counters).
+GEN_AI_CLIENT_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = "gen_ai.client.inference.usage.input_tokens"
+GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = "gen_ai.client.inference.usage.output_tokens"
+GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = (
+    "gen_ai.client.inference.usage.cache_read.input_tokens"
+)
+GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = (
+    "gen_ai.client.inference.usage.cache_write.input_tokens"
+)
+GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = (
+    "gen_ai.client.inference.usage.reasoning.output_tokens"
+)
+LLM_COST_METRIC: Final = "llm.cost"
+LLM_CALLS_METRIC: Final = "llm.calls"
+LLM_CALLS_UNPRICED_METRIC: Final = "llm.calls.unpriced"
+LLM_CACHE_COST_SAVED_METRIC: Final = "llm.cache.cost_saved"
+
+# Metric attributes. Model, provider, operation, feature, agent, org, service, deployment and cost
+# status always (a bounded set); user and session ids only when opted in.
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOKEN_TYPE_INPUT: Final = "input"
+GEN_AI_TOKEN_TYPE_OUTPUT: Final = "output"
+GEN_AI_TOKEN_MODALITY: Final = "gen_ai.token.modality"
+# PR #374: tokens whose modality the provider does not report are counted under "unknown".
+GEN_AI_TOKEN_MODALITY_UNKNOWN: Final = "unknown"
+# The OpenTelemetry SDK's own mark for the series that takes measurements past a cardinality limit.
+OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"

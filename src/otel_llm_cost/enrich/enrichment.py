@@ -162,6 +162,13 @@ def _write_cost(out: dict[str, AttributeValue], cost: CostBreakdown) -> None:
         total = _usd(cost.total_usd)
         out[sc.LLM_COST_USD] = total
         out[sc.GEN_AI_USAGE_COST_MIRROR] = total
+        # The same figure under the names other tools read (semantic-conventions-genai PR #443, Logfire).
+        out[sc.GEN_AI_USAGE_COST_AMOUNT] = total
+        out[sc.GEN_AI_USAGE_COST_CURRENCY] = sc.COST_CURRENCY_USD
+        out[sc.GEN_AI_USAGE_COST_SOURCE] = (
+            sc.COST_SOURCE_PROVIDER if cost.status == CostStatus.REPORTED else sc.COST_SOURCE_LOCAL
+        )
+        out[sc.OPERATION_COST] = total
     if cost.input_usd is not None:
         out[sc.LLM_COST_INPUT_USD] = _usd(cost.input_usd)
     if cost.cache_read_usd is not None:

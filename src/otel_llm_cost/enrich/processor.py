@@ -37,8 +37,11 @@ from otel_llm_cost.enrich.attribution import (
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
 from otel_llm_cost.enrich.dedup import DoubleCountGuard
 from otel_llm_cost.enrich.enrichment import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
+from otel_llm_cost.enrich.metrics import cost_metrics
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
     from otel_llm_cost.enrich.enrichment import _Pricer
 
 __all__ = ["LLMCostSpanProcessor"]
@@ -79,6 +82,10 @@ class LLMCostSpanProcessor(SpanProcessor):
             ``attribution(user_id=...)`` blocks (``None``: the process default, from the environment).
         dedup_capacity: How many recent calls the double-count guard remembers (``None``:
             ``OTEL_LLM_COST_DEDUP_CAPACITY``, default 10,000).
+        meter_provider: Where each billable LLM call's spend and tokens are recorded as metrics
+            (:mod:`otel_llm_cost.enrich.metrics`; ``None``: the global MeterProvider, which records
+            nothing until the application sets one).
+        metrics: ``False`` records no metrics (``None``: ``OTEL_LLM_COST_METRICS``, default on).
 
     Raises:
         TypeError: A wrapped object is neither a SpanProcessor nor a SpanExporter.
@@ -100,6 +107,8 @@ class LLMCostSpanProcessor(SpanProcessor):
         alert_sinks: Any = None,
         user_id_hasher: UserIdHasher | None = None,
         dedup_capacity: int | None = None,
+        meter_provider: MeterProvider | None = None,
+        metrics: bool | None = None,
     ) -> None:
         processors: list[SpanProcessor] = []
         for item in wrapped:
@@ -126,6 +135,7 @@ class LLMCostSpanProcessor(SpanProcessor):
         self._hasher = user_id_hasher if user_id_hasher is not None else default_user_id_hasher()
         capacity = _config.DEDUP_CAPACITY.get() if dedup_capacity is None else dedup_capacity
         self._guard = DoubleCountGuard(capacity)
+        self._metrics = cost_metrics(meter_provider, metrics)
         self._budget_engine: BudgetHook | None = None
         if budgets:
             self._budget_engine = self._make_budget_engine(budgets, alert_sinks)
@@ -212,6 +222,8 @@ class LLMCostSpanProcessor(SpanProcessor):
                 forwarded = _enriched_copy_of(span, dict(attributes), extra)
                 if billable and self._budget_engine is not None:
                     self._check_call_budgets(forwarded)
+                if billable and self._metrics is not None:
+                    self._metrics.record(span, attributes, extra)  # never raises
         except Exception as exc:
             forwarded = span
             log_once(_logger, "processor.on_end", logging.ERROR, "enriching a span failed: %r", exc)
