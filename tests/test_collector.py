@@ -26,14 +26,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost.collector.receiver import OTLPReceiver
+from otel_llm_cost.collector.receiver import OTLPReceiver, ReceiverPipeline
 
 LIMIT = 64 * 1024
 PROTOBUF = "application/x-protobuf"
@@ -445,8 +444,8 @@ def run_senders(url: str, workers: int, count: int) -> None:
 
 
 def test_concurrent_exporters_from_four_processes_lose_nothing(memory: InMemorySpanExporter) -> None:
-    batch = BatchSpanProcessor(memory, max_queue_size=2048, max_export_batch_size=256)
-    with OTLPReceiver(batch, port=0, batch_processor=batch) as receiver:
+    pipeline = ReceiverPipeline(memory, max_queue_size=2048, max_export_batch_size=256)
+    with OTLPReceiver(pipeline, port=0, pipeline=pipeline) as receiver:
         run_senders(receiver.url, workers=4, count=300)
 
     spans = memory.get_finished_spans()
@@ -457,8 +456,8 @@ def test_concurrent_exporters_from_four_processes_lose_nothing(memory: InMemoryS
 
 def test_stop_flushes_everything_acknowledged(memory: InMemorySpanExporter) -> None:
     # A schedule delay far longer than the test: only the shutdown flush can export these spans.
-    batch = BatchSpanProcessor(memory, schedule_delay_millis=600_000, max_export_batch_size=1000)
-    receiver = OTLPReceiver(batch, port=0, batch_processor=batch).start()
+    pipeline = ReceiverPipeline(memory, schedule_delay_millis=600_000, max_export_batch_size=1000)
+    receiver = OTLPReceiver(pipeline, port=0, pipeline=pipeline).start()
     for start in (1, 51, 101):
         assert request(receiver.url, protobuf_body(make_spans(50, start_id=start))).status == 200
     assert memory.get_finished_spans() == ()
@@ -484,8 +483,8 @@ class GatedExporter(SpanExporter):
 
 def test_a_full_queue_answers_503_instead_of_dropping_spans() -> None:
     exporter = GatedExporter()
-    batch = BatchSpanProcessor(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
-    receiver = OTLPReceiver(batch, port=0, batch_processor=batch, busy_timeout_s=0.3).start()
+    pipeline = ReceiverPipeline(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
+    receiver = OTLPReceiver(pipeline, port=0, pipeline=pipeline, busy_timeout_s=0.3).start()
     try:
         # 8 spans fill the queue once the exporter holds the first 4; 4 more fill it again.
         assert request(receiver.url, protobuf_body(make_spans(8, start_id=1))).status == 200

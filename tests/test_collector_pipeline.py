@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
+from otel_llm_cost.collector.receiver import OTLPReceiver, ReceiverPipeline, build_processor
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import attribution
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
@@ -86,8 +86,8 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def test_four_exporter_processes_store_exactly_every_call(tmp_path: Path) -> None:
     db = tmp_path / "costs.duckdb"
-    processor, batch = build_processor(db)
-    with OTLPReceiver(processor, port=0, batch_processor=batch) as receiver:
+    processor, pipeline = build_processor(db)
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
         senders = [
             subprocess.Popen(
                 [sys.executable, "-c", LLM_SENDER, receiver.url, str(w), "250"], stderr=subprocess.PIPE
@@ -114,9 +114,9 @@ def test_four_exporter_processes_store_exactly_every_call(tmp_path: Path) -> Non
 
 def test_attribution_set_by_the_sender_is_kept_and_not_enriched_twice(tmp_path: Path) -> None:
     db = tmp_path / "costs.duckdb"
-    processor, batch = build_processor(db)
+    processor, pipeline = build_processor(db)
     sent = InMemorySpanExporter()
-    with OTLPReceiver(processor, port=0, batch_processor=batch) as receiver:
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
         # The sending service enriches in process too, and exports what it enriched over OTLP.
         provider = TracerProvider(resource=Resource({"service.name": "api"}))
         exporter = OTLPSpanExporter(endpoint=receiver.url)
@@ -160,8 +160,8 @@ def test_attribution_set_by_the_sender_is_kept_and_not_enriched_twice(tmp_path: 
 
 def test_a_json_export_from_another_language_is_stored(tmp_path: Path) -> None:
     db = tmp_path / "costs.duckdb"
-    processor, batch = build_processor(db)
-    with OTLPReceiver(processor, port=0, batch_processor=batch) as receiver:
+    processor, pipeline = build_processor(db)
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
         reply = request(receiver.url, json.dumps(JS_EXPORT).encode(), content_type="application/json")
         assert (reply.status, reply.body) == (200, b"{}")
 
@@ -282,9 +282,9 @@ def test_a_database_that_cannot_be_written_answers_503_once_the_exporters_backlo
     db = tmp_path / "calls.duckdb"
     _storage.connect(db).close()
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.1)
-    batch = BatchSpanProcessor(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
+    pipeline = ReceiverPipeline(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
     spans = [make_span(start_ns=1_736_942_400_000_000_000 + i) for i in range(16)]
-    receiver = OTLPReceiver(batch, port=0, batch_processor=batch, busy_timeout_s=0.3).start()
+    receiver = OTLPReceiver(pipeline, port=0, pipeline=pipeline, busy_timeout_s=0.3).start()
     try:
         with _reader_process_holding(db) as reader:
             assert request(receiver.url, protobuf_body(spans[:8])).status == 200
