@@ -28,8 +28,9 @@ from starlette.routing import Route
 
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.collector.http import RequestError, decode_body, is_gzip, response, wire_format_of
-from otel_llm_cost.collector.otlp import WireFormat, encode_export_response, encode_status
+from otel_llm_cost.collector.otlp import WireFormat
 from otel_llm_cost.collector.pipeline import ReceiverPipeline
+from otel_llm_cost.collector.responses import encode_export_response, encode_status
 
 __all__ = ["TRACES_PATH", "ReceiverStats", "TraceHandler"]
 

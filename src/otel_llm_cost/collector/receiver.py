@@ -334,6 +334,12 @@ def serve(
         )
     if on_ready is not None:
         on_ready(receiver)
+    _warn_without_shared_user_id_key()
+    receiver.serve_forever()
+    return receiver.stats
+
+
+def _warn_without_shared_user_id_key() -> None:
     if _config.USER_ID_HASH_KEY.get() is None:
         # The receiver hashes raw user ids (OpenInference user.id, Traceloop association properties)
         # with its own key; senders that hash in-process with attribution() use theirs. Without one
@@ -343,8 +349,6 @@ def serve(
             "differs from the senders' unless they share it; set the same secret everywhere",
             _config.USER_ID_HASH_KEY.name,
         )
-    receiver.serve_forever()
-    return receiver.stats
 
 
 def _is_loopback(host: str) -> bool:
