@@ -7,7 +7,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import duckdb
@@ -15,6 +14,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from helpers import wait_until
 from otel_llm_cost import CostStore, LLMCostSpanProcessor
 from otel_llm_cost._logging import ERROR_COUNTS
 from otel_llm_cost.pricing.book import PriceBook
@@ -37,9 +37,7 @@ def _new_file(tmp_path: Path) -> Path:
 def _release_reader(reader: object) -> None:
     """Let the reader process go, once the writer has failed to get the file at least once: every
     batch exported so far is then waiting for the writer's next attempt, which takes them together."""
-    deadline = time.monotonic() + 30
-    while not ERROR_COUNTS["exporter.locked"] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: ERROR_COUNTS["exporter.locked"], what="the writer to find the file locked")
     stdin = getattr(reader, "stdin", None)
     assert stdin is not None
     stdin.write("\n")
