@@ -443,6 +443,7 @@ def run_senders(url: str, workers: int, count: int) -> None:
         assert b"Failed to export" not in stderr, stderr.decode()
 
 
+@pytest.mark.slow
 def test_concurrent_exporters_from_four_processes_lose_nothing(memory: InMemorySpanExporter) -> None:
     pipeline = ReceiverPipeline(memory, max_queue_size=2048, max_export_batch_size=256)
     with OTLPReceiver(pipeline, port=0, pipeline=pipeline) as receiver:
@@ -515,6 +516,7 @@ def test_a_full_queue_answers_503_instead_of_dropping_spans() -> None:
     assert sorted(span.attributes["i"] for span in exporter.exported if span.attributes) == list(range(1, 17))
 
 
+@pytest.mark.slow
 def test_the_receiver_module_explains_a_missing_serve_extra() -> None:
     script = "import sys; sys.modules['uvicorn'] = None; import otel_llm_cost.collector"
     result = subprocess.run(

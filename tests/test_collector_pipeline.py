@@ -84,6 +84,7 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return connection.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_four_exporter_processes_store_exactly_every_call(tmp_path: Path) -> None:
     db = tmp_path / "costs.duckdb"
     processor, pipeline = build_processor(db)
@@ -259,6 +260,7 @@ def serve_process(
             process.stderr.close()
 
 
+@pytest.mark.slow
 def test_serve_stores_everything_acknowledged_when_sigterm_arrives(tmp_path: Path) -> None:
     db = tmp_path / "served.duckdb"
     budgets = tmp_path / "budgets.toml"
@@ -290,6 +292,7 @@ def test_serve_stores_everything_acknowledged_when_sigterm_arrives(tmp_path: Pat
     assert ("per_org_daily", "org_1") in alerts
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     with OTLPReceiver(BatchSpanProcessor(InMemorySpanExporter()), port=0) as busy:
         port = busy.url.split(":")[2].split("/")[0]
@@ -313,6 +316,7 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert "Address already in use" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_database_that_cannot_be_written_answers_503_once_the_exporters_backlog_fills(
     tmp_path: Path,
 ) -> None:

@@ -74,6 +74,7 @@ def test_batches_waiting_for_the_file_are_committed_in_one_transaction(tmp_path:
     assert count(db) == 30
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("listener", [False, True], ids=["one-statement", "with-listener"])
 def test_a_span_in_two_batches_committed_together_is_stored_once(tmp_path: Path, listener: bool) -> None:
     db = _new_file(tmp_path)
@@ -173,6 +174,7 @@ def test_a_commit_listener_may_open_the_file_through_storage_without_deadlock(tm
     assert seen == [1]
 
 
+@pytest.mark.slow
 def test_two_exporters_of_one_process_on_one_file_store_each_span_once(tmp_path: Path) -> None:
     # They share one DuckDB database in the process (no file lock between them): one flushing while
     # the other writes must neither commit the other's journal at the same time nor double it.
@@ -204,6 +206,7 @@ def test_two_exporters_of_one_process_on_one_file_store_each_span_once(tmp_path:
         )
 
 
+@pytest.mark.slow
 def test_a_file_that_fails_at_once_is_retried_with_pauses_not_in_a_loop(tmp_path: Path) -> None:
     db = tmp_path / "calls.duckdb"
     db.write_bytes(b"not a duckdb file" * 1000)  # fails on open at once, unlike a lock wait
@@ -215,6 +218,7 @@ def test_a_file_that_fails_at_once_is_retried_with_pauses_not_in_a_loop(tmp_path
     exporter.shutdown()
 
 
+@pytest.mark.slow
 def test_a_reader_in_another_process_sees_the_backlog_accepted_before_it_asked(tmp_path: Path) -> None:
     db = _new_file(tmp_path)
     exporter = DuckDBSpanExporter(db, hold_idle_s=60, hold_max_s=60)  # only a reader makes it let go

@@ -121,6 +121,7 @@ def _waiting(exporter: DuckDBSpanExporter) -> int:
     return len(exporter.spool.pending())
 
 
+@pytest.mark.slow
 def test_a_reader_holding_the_file_past_the_timeout_keeps_batches_waiting_then_stores_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
