@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -480,6 +481,47 @@ class GatedExporter(SpanExporter):
         self.gate.wait(30)
         self.exported.extend(spans)
         return SpanExportResult.SUCCESS
+
+
+class SignallingGate(GatedExporter):
+    """A GatedExporter that tells when a batch has reached it (and left the batch processor's queue)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exporting = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exporting.set()
+        return super().export(spans)
+
+
+def test_the_pipeline_counts_what_waits_and_logs_what_it_cannot_hold(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exporter = SignallingGate()
+    pipeline = ReceiverPipeline(
+        exporter, max_queue_size=4, max_export_batch_size=4, schedule_delay_millis=600_000
+    )
+    spans = make_spans(9)
+    try:
+        for span in spans[:4]:
+            pipeline.on_end(span)
+        assert exporter.exporting.wait(30)  # a full batch left the queue; its export waits for the gate
+        assert (pipeline.queued, pipeline.room()) == (0, 4)
+        for span in spans[4:8]:
+            pipeline.on_end(span)
+        assert (pipeline.queued, pipeline.room()) == (4, 0)
+
+        with caplog.at_level(logging.WARNING, logger="otel_llm_cost.collector"):
+            pipeline.on_end(spans[8])  # no room: dropped here and logged, never silently by the SDK
+
+        assert pipeline.queued == 4
+        assert "the receiver's queue is full" in caplog.text
+    finally:
+        exporter.gate.set()
+        pipeline.shutdown()
+    assert [span.attributes["i"] for span in exporter.exported if span.attributes] == list(range(1, 9))
+    assert pipeline.queued == 0
 
 
 def retry_while_busy(url: str, body: bytes, *, interval_s: float) -> Reply:

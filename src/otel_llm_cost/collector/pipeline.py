@@ -12,6 +12,7 @@ without bound.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from otel_llm_cost import _config
+from otel_llm_cost._logging import log_once
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
@@ -36,6 +38,8 @@ __all__ = [
     "ReceiverPipeline",
     "build_processor",
 ]
+
+_logger = logging.getLogger("otel_llm_cost.collector")
 
 # Large export batches because DuckDB inserts Arrow batches of thousands of rows several times faster
 # than batches of hundreds (measured on 2 cores: ~32k rows/s at 512 rows per batch, ~50k at 10,000);
@@ -126,12 +130,26 @@ class ReceiverPipeline(SpanProcessor):
         self._batch.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
+        """Queue ``span`` for export; never raises. The receiver waits for room before handing spans over."""
         # The batch processor ignores unsampled spans; counting them would shrink the room for good.
         context = span.context
         if context is None or not context.trace_flags.sampled:
             return
         with self._lock:
-            self._handed += 1
+            # The SDK queue never holds more than the spans counted here and not yet exported, so it
+            # cannot overflow (and drop a span uncounted) while this count stays under the capacity.
+            full = self._handed - self._exporter.received >= self.capacity
+            if not full:
+                self._handed += 1
+        if full:
+            log_once(
+                _logger,
+                "collector.pipeline_full",
+                logging.WARNING,
+                "the receiver's queue is full (%d spans): span dropped",
+                self.capacity,
+            )
+            return
         self._batch.on_end(span)
 
     def shutdown(self) -> None:

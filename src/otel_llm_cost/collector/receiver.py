@@ -1,11 +1,15 @@
 """Collector mode: an OTLP/HTTP trace receiver that enriches and stores what other processes export.
 
 A DuckDB file has exactly one read-write process: a second process cannot even open it read-only
-while the writer holds it. Applications with several processes
-(gunicorn or uvicorn workers, Celery workers, services in other languages, an OpenTelemetry Collector)
-export their spans with any standard OTLP/HTTP exporter to this receiver, which feeds them through the
-same :class:`~otel_llm_cost.processor.LLMCostSpanProcessor` and
+while the writer holds it. Applications with several processes (gunicorn or uvicorn workers, Celery
+workers, services in other languages, an OpenTelemetry Collector) export their spans with any standard
+OTLP/HTTP exporter to this receiver, which feeds them through the same
+:class:`~otel_llm_cost.processor.LLMCostSpanProcessor` and
 :class:`~otel_llm_cost.exporter.DuckDBSpanExporter` an in-process application uses.
+
+This module is the server's lifecycle (socket, uvicorn, signals, draining); the request handling is in
+:mod:`otel_llm_cost.collector.handler` and the batching stage with its backpressure counters in
+:mod:`otel_llm_cost.collector.pipeline`.
 
 The receiver follows the OTLP/HTTP specification for traces: ``POST /v1/traces`` with
 ``application/x-protobuf`` or ``application/json`` bodies, optionally gzip-compressed; a 200 answer
@@ -143,10 +147,6 @@ class OTLPReceiver:
         self._thread_error: BaseException | None = None
         self.app: Starlette = self._handler.app
         self.stats: ReceiverStats = self._handler.stats
-
-    # ----------------------------------------------------------------------------------------
-    # Lifecycle
-    # ----------------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
