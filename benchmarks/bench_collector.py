@@ -115,8 +115,8 @@ def children_cpu_s() -> float:
 
 
 def bench_receiver(db: Path, workers: int, count: int) -> tuple[float, int]:
-    processor, batch = build_processor(db)
-    receiver = OTLPReceiver(processor, port=0, batch_processor=batch).start()
+    processor, pipeline = build_processor(db)
+    receiver = OTLPReceiver(processor, port=0, pipeline=pipeline).start()
     clients = [
         subprocess.Popen(
             [sys.executable, "-c", CLIENT, receiver.url, str(w), str(count)],

@@ -222,6 +222,7 @@ def test_duplicates_and_aggregate_records_do_not_count(con: duckdb.DuckDBPyConne
     assert evaluate_budgets(con, engine.budgets, NOON)[0].spent_usd == 6
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(costs=st.lists(st.decimals(min_value=0, max_value=40, places=2), min_size=1, max_size=8))
 def test_each_crossed_threshold_fires_exactly_once_whatever_the_batches(
@@ -566,6 +567,7 @@ _EVALUATE_IN_A_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_evaluating_the_same_budget_fire_once(tmp_path: Path) -> None:
     path = tmp_path / "shared.duckdb"
     with contextlib.closing(_storage.connect(path)) as con:

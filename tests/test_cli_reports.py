@@ -226,6 +226,7 @@ def test_parse_when_forms() -> None:
     assert parse_when("today", berlin, now=now) == datetime(2025, 3, 10, tzinfo=berlin)
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_report(db: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "otel_llm_cost", "report", "--db", str(db), "--by", "feature"],

@@ -7,11 +7,11 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import logging
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,14 +26,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost.collector.receiver import OTLPReceiver
+from helpers import wait_until
+from otel_llm_cost.collector.receiver import OTLPReceiver, ReceiverPipeline
 
 LIMIT = 64 * 1024
 PROTOBUF = "application/x-protobuf"
@@ -444,9 +444,10 @@ def run_senders(url: str, workers: int, count: int) -> None:
         assert b"Failed to export" not in stderr, stderr.decode()
 
 
+@pytest.mark.slow
 def test_concurrent_exporters_from_four_processes_lose_nothing(memory: InMemorySpanExporter) -> None:
-    batch = BatchSpanProcessor(memory, max_queue_size=2048, max_export_batch_size=256)
-    with OTLPReceiver(batch, port=0, batch_processor=batch) as receiver:
+    pipeline = ReceiverPipeline(memory, max_queue_size=2048, max_export_batch_size=256)
+    with OTLPReceiver(pipeline, port=0, pipeline=pipeline) as receiver:
         run_senders(receiver.url, workers=4, count=300)
 
     spans = memory.get_finished_spans()
@@ -457,8 +458,8 @@ def test_concurrent_exporters_from_four_processes_lose_nothing(memory: InMemoryS
 
 def test_stop_flushes_everything_acknowledged(memory: InMemorySpanExporter) -> None:
     # A schedule delay far longer than the test: only the shutdown flush can export these spans.
-    batch = BatchSpanProcessor(memory, schedule_delay_millis=600_000, max_export_batch_size=1000)
-    receiver = OTLPReceiver(batch, port=0, batch_processor=batch).start()
+    pipeline = ReceiverPipeline(memory, schedule_delay_millis=600_000, max_export_batch_size=1000)
+    receiver = OTLPReceiver(pipeline, port=0, pipeline=pipeline).start()
     for start in (1, 51, 101):
         assert request(receiver.url, protobuf_body(make_spans(50, start_id=start))).status == 200
     assert memory.get_finished_spans() == ()
@@ -482,10 +483,61 @@ class GatedExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+class SignallingGate(GatedExporter):
+    """A GatedExporter that tells when a batch has reached it (and left the batch processor's queue)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exporting = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exporting.set()
+        return super().export(spans)
+
+
+def test_the_pipeline_counts_what_waits_and_logs_what_it_cannot_hold(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exporter = SignallingGate()
+    pipeline = ReceiverPipeline(
+        exporter, max_queue_size=4, max_export_batch_size=4, schedule_delay_millis=600_000
+    )
+    spans = make_spans(9)
+    try:
+        for span in spans[:4]:
+            pipeline.on_end(span)
+        assert exporter.exporting.wait(30)  # a full batch left the queue; its export waits for the gate
+        assert (pipeline.queued, pipeline.room()) == (0, 4)
+        for span in spans[4:8]:
+            pipeline.on_end(span)
+        assert (pipeline.queued, pipeline.room()) == (4, 0)
+
+        with caplog.at_level(logging.WARNING, logger="otel_llm_cost.collector"):
+            pipeline.on_end(spans[8])  # no room: dropped here and logged, never silently by the SDK
+
+        assert pipeline.queued == 4
+        assert "the receiver's queue is full" in caplog.text
+    finally:
+        exporter.gate.set()
+        pipeline.shutdown()
+    assert [span.attributes["i"] for span in exporter.exported if span.attributes] == list(range(1, 9))
+    assert pipeline.queued == 0
+
+
+def retry_while_busy(url: str, body: bytes, *, interval_s: float) -> Reply:
+    """Send ``body`` again while the answer is 503, as OTLP asks of a sender; the first other answer."""
+
+    def answered() -> Reply | None:
+        response = request(url, body)
+        return response if response.status != 503 else None
+
+    return wait_until(answered, interval_s=interval_s, what="an answer other than 503")
+
+
 def test_a_full_queue_answers_503_instead_of_dropping_spans() -> None:
     exporter = GatedExporter()
-    batch = BatchSpanProcessor(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
-    receiver = OTLPReceiver(batch, port=0, batch_processor=batch, busy_timeout_s=0.3).start()
+    pipeline = ReceiverPipeline(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
+    receiver = OTLPReceiver(pipeline, port=0, pipeline=pipeline, busy_timeout_s=0.3).start()
     try:
         # 8 spans fill the queue once the exporter holds the first 4; 4 more fill it again.
         assert request(receiver.url, protobuf_body(make_spans(8, start_id=1))).status == 200
@@ -497,10 +549,7 @@ def test_a_full_queue_answers_503_instead_of_dropping_spans() -> None:
         assert busy.headers["retry-after"] == "1"
         assert busy.rpc_status().code == code_pb2.UNAVAILABLE
         exporter.gate.set()
-        deadline = time.monotonic() + 30
-        retry = request(receiver.url, protobuf_body(make_spans(4, start_id=13)))
-        while retry.status == 503 and time.monotonic() < deadline:  # the sender's retry, as OTLP asks
-            retry = request(receiver.url, protobuf_body(make_spans(4, start_id=13)))
+        retry = retry_while_busy(receiver.url, protobuf_body(make_spans(4, start_id=13)), interval_s=0)
         assert retry.status == 200
     finally:
         exporter.gate.set()
@@ -509,6 +558,7 @@ def test_a_full_queue_answers_503_instead_of_dropping_spans() -> None:
     assert sorted(span.attributes["i"] for span in exporter.exported if span.attributes) == list(range(1, 17))
 
 
+@pytest.mark.slow
 def test_the_receiver_module_explains_a_missing_serve_extra() -> None:
     script = "import sys; sys.modules['uvicorn'] = None; import otel_llm_cost.collector"
     result = subprocess.run(

@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from opentelemetry import baggage
@@ -25,15 +25,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
+# pytest puts tests/ on sys.path (rootdir-relative, no package): share the HTTP helpers.
+from helpers import wait_until
+from otel_llm_cost.collector.receiver import OTLPReceiver, ReceiverPipeline, build_processor
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import attribution
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
-
-# pytest puts tests/ on sys.path (rootdir-relative, no package): share the HTTP helpers.
-from test_collector import JS_EXPORT, protobuf_body, request
+from test_collector import JS_EXPORT, protobuf_body, request, retry_while_busy
 from test_exporter import make_span
 from test_spool import _reader_process_holding
 
@@ -84,10 +84,11 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return connection.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_four_exporter_processes_store_exactly_every_call(tmp_path: Path) -> None:
     db = tmp_path / "costs.duckdb"
-    processor, batch = build_processor(db)
-    with OTLPReceiver(processor, port=0, batch_processor=batch) as receiver:
+    processor, pipeline = build_processor(db)
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
         senders = [
             subprocess.Popen(
                 [sys.executable, "-c", LLM_SENDER, receiver.url, str(w), "250"], stderr=subprocess.PIPE
@@ -114,9 +115,9 @@ def test_four_exporter_processes_store_exactly_every_call(tmp_path: Path) -> Non
 
 def test_attribution_set_by_the_sender_is_kept_and_not_enriched_twice(tmp_path: Path) -> None:
     db = tmp_path / "costs.duckdb"
-    processor, batch = build_processor(db)
+    processor, pipeline = build_processor(db)
     sent = InMemorySpanExporter()
-    with OTLPReceiver(processor, port=0, batch_processor=batch) as receiver:
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
         # The sending service enriches in process too, and exports what it enriched over OTLP.
         provider = TracerProvider(resource=Resource({"service.name": "api"}))
         exporter = OTLPSpanExporter(endpoint=receiver.url)
@@ -160,8 +161,8 @@ def test_attribution_set_by_the_sender_is_kept_and_not_enriched_twice(tmp_path: 
 
 def test_a_json_export_from_another_language_is_stored(tmp_path: Path) -> None:
     db = tmp_path / "costs.duckdb"
-    processor, batch = build_processor(db)
-    with OTLPReceiver(processor, port=0, batch_processor=batch) as receiver:
+    processor, pipeline = build_processor(db)
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
         reply = request(receiver.url, json.dumps(JS_EXPORT).encode(), content_type="application/json")
         assert (reply.status, reply.body) == (200, b"{}")
 
@@ -191,11 +192,49 @@ def test_a_json_export_from_another_language_is_stored(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+_BANNER = "receiving OTLP traces on http://127.0.0.1:"
+
+
+class StderrReader:
+    """The only reader of a process's stderr: a thread that keeps every line.
+
+    A second reader of the same pipe loses lines: ``communicate()`` reads the raw descriptor, so the
+    lines a text-mode reader had already buffered (the warnings right after the banner) were never
+    seen by it.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._lock:
+                self._lines.append(line)
+
+    def banner_url(self) -> str | None:
+        """The URL the server announced, once it has (None before, and after the stream ended without it)."""
+        with self._lock:
+            announced = next((line for line in self._lines if _BANNER in line), None)
+        return announced.rsplit(" ", 1)[1].strip() if announced is not None else None
+
+    def ended(self) -> bool:
+        return not self._thread.is_alive()
+
+    def text(self, timeout_s: float = 60) -> str:
+        """Everything written to the stream, once it has been closed (the process exited)."""
+        self._thread.join(timeout_s)
+        with self._lock:
+            return "".join(self._lines)
+
+
 @contextlib.contextmanager
 def serve_process(
     *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`otel-llm-cost serve --port 0 ...` in a subprocess; yields it with its announced URL."""
+) -> Iterator[tuple[subprocess.Popen[str], str, StderrReader]]:
+    """`otel-llm-cost serve --port 0 ...` in a subprocess; yields it, its announced URL, its stderr."""
     process = subprocess.Popen(
         [sys.executable, "-m", "otel_llm_cost", "serve", "--port", "0", *args],
         stderr=subprocess.PIPE,
@@ -204,15 +243,15 @@ def serve_process(
     )
     try:
         assert process.stderr is not None
-        seen: list[str] = []
+        stderr = StderrReader(process.stderr)
         # Warnings (e.g. a new user-id key) may precede the banner; a dead server ends the stream.
-        for line in process.stderr:
-            seen.append(line)
-            if "receiving OTLP traces on http://127.0.0.1:" in line:
-                break
-        else:
-            pytest.fail("serve never announced its URL:\n" + "".join(seen))
-        yield process, line.rsplit(" ", 1)[1].strip()
+        wait_until(
+            lambda: stderr.banner_url() or stderr.ended(), timeout_s=60, what="serve to announce its URL"
+        )
+        url = stderr.banner_url()
+        if url is None:
+            pytest.fail("serve never announced its URL:\n" + stderr.text())
+        yield process, url, stderr
     finally:
         if process.poll() is None:
             process.kill()
@@ -221,13 +260,14 @@ def serve_process(
             process.stderr.close()
 
 
+@pytest.mark.slow
 def test_serve_stores_everything_acknowledged_when_sigterm_arrives(tmp_path: Path) -> None:
     db = tmp_path / "served.duckdb"
     budgets = tmp_path / "budgets.toml"
     budgets.write_text('[[budget]]\npreset = "per_org_daily"\nlimit_usd = "0.000001"\n')
     with serve_process(
         "--db", str(db), "--budgets", str(budgets), env={"OTEL_LLM_COST_SERVE_TOKEN": "tok-123"}
-    ) as (process, url):
+    ) as (process, url, output):
         assert request(url, b"").status == 401
         provider = TracerProvider(resource=Resource({"service.name": "api"}))
         exporter = OTLPSpanExporter(endpoint=url, headers={"Authorization": "Bearer tok-123"})
@@ -240,7 +280,8 @@ def test_serve_stores_everything_acknowledged_when_sigterm_arrives(tmp_path: Pat
         provider.shutdown()  # every span acknowledged by the receiver, none stored yet (1 s batch delay)
 
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(timeout=60)
+        stderr = output.text()
 
     assert process.returncode == 0, stderr
     assert "30 span(s) accepted" in stderr
@@ -251,6 +292,7 @@ def test_serve_stores_everything_acknowledged_when_sigterm_arrives(tmp_path: Pat
     assert ("per_org_daily", "org_1") in alerts
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     with OTLPReceiver(BatchSpanProcessor(InMemorySpanExporter()), port=0) as busy:
         port = busy.url.split(":")[2].split("/")[0]
@@ -274,6 +316,7 @@ def test_serve_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert "Address already in use" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_database_that_cannot_be_written_answers_503_once_the_exporters_backlog_fills(
     tmp_path: Path,
 ) -> None:
@@ -282,24 +325,20 @@ def test_a_database_that_cannot_be_written_answers_503_once_the_exporters_backlo
     db = tmp_path / "calls.duckdb"
     _storage.connect(db).close()
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.1)
-    batch = BatchSpanProcessor(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
+    pipeline = ReceiverPipeline(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
     spans = [make_span(start_ns=1_736_942_400_000_000_000 + i) for i in range(16)]
-    receiver = OTLPReceiver(batch, port=0, batch_processor=batch, busy_timeout_s=0.3).start()
+    receiver = OTLPReceiver(pipeline, port=0, pipeline=pipeline, busy_timeout_s=0.3).start()
     try:
         with _reader_process_holding(db) as reader:
             assert request(receiver.url, protobuf_body(spans[:8])).status == 200
-            deadline = time.monotonic() + 30
-            while exporter.uncommitted_rows < 8 and time.monotonic() < deadline:
-                time.sleep(0.01)  # the batch processor hands them over; the file stays held
+            # The pipeline hands them over; the file stays held.
+            wait_until(lambda: exporter.uncommitted_rows >= 8, what="8 rows waiting to be committed")
             busy = request(receiver.url, protobuf_body(spans[8:]))
             assert busy.status == 503
             assert reader.stdin is not None
             reader.stdin.write("\n")  # the reader leaves
             reader.stdin.flush()
-            retry = request(receiver.url, protobuf_body(spans[8:]))
-            while retry.status == 503 and time.monotonic() < deadline:  # the sender's retry
-                time.sleep(0.1)
-                retry = request(receiver.url, protobuf_body(spans[8:]))
+            retry = retry_while_busy(receiver.url, protobuf_body(spans[8:]), interval_s=0.1)
             assert retry.status == 200
     finally:
         receiver.stop()

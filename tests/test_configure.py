@@ -48,6 +48,7 @@ def _run(script: str, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_configure_enriches_the_global_provider_already_in_use(tmp_path: Path) -> None:
     # As under opentelemetry-instrument: instrumentations hold the global provider, so configure()
     # must add its processor there rather than to a new provider nobody uses.
@@ -69,6 +70,7 @@ def test_configure_enriches_the_global_provider_already_in_use(tmp_path: Path) -
     assert _stored_costs(tmp_path / "costs.duckdb") == [("gpt-4o", "0.007500000000")]
 
 
+@pytest.mark.slow
 def test_configure_installs_a_new_global_provider_when_none_is_set(tmp_path: Path) -> None:
     _run(
         f"""

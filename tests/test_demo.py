@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CallsDB, call
-from otel_llm_cost.cli import demo as _demo
+from otel_llm_cost.cli import demo_spans, demo_traffic
+from otel_llm_cost.cli.demo_traffic import UNPRICED_MODEL
 from otel_llm_cost.cli.main import main
 from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.query.store import CostStore
@@ -18,9 +19,9 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def test_generated_traffic_is_deterministic_and_varied() -> None:
-    first = _demo.generate_calls(300, seed=3, now=NOW)
-    assert first == _demo.generate_calls(300, seed=3, now=NOW)
-    assert first != _demo.generate_calls(300, seed=4, now=NOW)
+    first = demo_traffic.generate_calls(300, seed=3, now=NOW)
+    assert first == demo_traffic.generate_calls(300, seed=3, now=NOW)
+    assert first != demo_traffic.generate_calls(300, seed=4, now=NOW)
     assert len(first) == 300
     assert {c.style for c in first} >= {
         "openai_v2",
@@ -35,7 +36,7 @@ def test_generated_traffic_is_deterministic_and_varied() -> None:
 
 def test_demo_stores_priced_deduplicated_attributed_calls(tmp_path: Path) -> None:
     path = tmp_path / "demo.duckdb"
-    spans = _demo.run_demo(path, calls=150, seed=11, now=NOW)
+    spans = demo_spans.run_demo(path, calls=150, seed=11, now=NOW)
     with CostStore(path) as store:
         summary = store.summary()
         models = {r.key: r for r in store.cost_by_model()}
@@ -46,8 +47,8 @@ def test_demo_stores_priced_deduplicated_attributed_calls(tmp_path: Path) -> Non
     # Every simulated call is billed once; the second record of each double-recorded call is excluded.
     assert summary.call_count == 150
     assert summary.excluded_records == spans - 150 > 0
-    assert models[_demo.UNPRICED_MODEL].total_cost_usd is None
-    assert models[_demo.UNPRICED_MODEL].unpriced_calls == models[_demo.UNPRICED_MODEL].call_count
+    assert models[UNPRICED_MODEL].total_cost_usd is None
+    assert models[UNPRICED_MODEL].unpriced_calls == models[UNPRICED_MODEL].call_count
     assert summary.cost_usd is not None
     assert summary.cost_usd > Decimal(0)
     assert summary.cache_read_tokens > 0
@@ -66,7 +67,7 @@ def test_demo_command_prints_the_report_and_replaces_its_own_file(
         assert main(["demo", "--db", str(path), "--calls", "60"]) == 0
         out = capsys.readouterr().out
         assert "LLM cost report" in out
-        assert _demo.UNPRICED_MODEL in out
+        assert UNPRICED_MODEL in out
     with CostStore(path) as store:
         assert store.summary().call_count == 60  # the second run replaced the first
 
@@ -74,6 +75,6 @@ def test_demo_command_prints_the_report_and_replaces_its_own_file(
 def test_demo_refuses_to_overwrite_other_data(calls_db: CallsDB) -> None:
     calls_db.insert(call(service_name="checkout"))
     with pytest.raises(StorageError, match="did not write"):
-        _demo.run_demo(calls_db.path, calls=5)
+        demo_spans.run_demo(calls_db.path, calls=5)
     with CostStore(calls_db.path) as store:
         assert store.summary().call_count == 1

@@ -8,10 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.slow
 def test_quickstart_prices_stores_and_queries(tmp_path: Path) -> None:
     db = tmp_path / "llm_costs.duckdb"
     result = subprocess.run(

@@ -7,7 +7,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import duckdb
@@ -15,6 +14,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from helpers import wait_until
 from otel_llm_cost import CostStore, LLMCostSpanProcessor
 from otel_llm_cost._logging import ERROR_COUNTS
 from otel_llm_cost.pricing.book import PriceBook
@@ -37,9 +37,7 @@ def _new_file(tmp_path: Path) -> Path:
 def _release_reader(reader: object) -> None:
     """Let the reader process go, once the writer has failed to get the file at least once: every
     batch exported so far is then waiting for the writer's next attempt, which takes them together."""
-    deadline = time.monotonic() + 30
-    while not ERROR_COUNTS["exporter.locked"] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: ERROR_COUNTS["exporter.locked"], what="the writer to find the file locked")
     stdin = getattr(reader, "stdin", None)
     assert stdin is not None
     stdin.write("\n")
@@ -76,6 +74,7 @@ def test_batches_waiting_for_the_file_are_committed_in_one_transaction(tmp_path:
     assert count(db) == 30
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("listener", [False, True], ids=["one-statement", "with-listener"])
 def test_a_span_in_two_batches_committed_together_is_stored_once(tmp_path: Path, listener: bool) -> None:
     db = _new_file(tmp_path)
@@ -175,6 +174,7 @@ def test_a_commit_listener_may_open_the_file_through_storage_without_deadlock(tm
     assert seen == [1]
 
 
+@pytest.mark.slow
 def test_two_exporters_of_one_process_on_one_file_store_each_span_once(tmp_path: Path) -> None:
     # They share one DuckDB database in the process (no file lock between them): one flushing while
     # the other writes must neither commit the other's journal at the same time nor double it.
@@ -206,6 +206,7 @@ def test_two_exporters_of_one_process_on_one_file_store_each_span_once(tmp_path:
         )
 
 
+@pytest.mark.slow
 def test_a_file_that_fails_at_once_is_retried_with_pauses_not_in_a_loop(tmp_path: Path) -> None:
     db = tmp_path / "calls.duckdb"
     db.write_bytes(b"not a duckdb file" * 1000)  # fails on open at once, unlike a lock wait
@@ -217,6 +218,7 @@ def test_a_file_that_fails_at_once_is_retried_with_pauses_not_in_a_loop(tmp_path
     exporter.shutdown()
 
 
+@pytest.mark.slow
 def test_a_reader_in_another_process_sees_the_backlog_accepted_before_it_asked(tmp_path: Path) -> None:
     db = _new_file(tmp_path)
     exporter = DuckDBSpanExporter(db, hold_idle_s=60, hold_max_s=60)  # only a reader makes it let go

@@ -41,6 +41,7 @@ _APP = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_opentelemetry_instrument_loads_the_exporter_by_name(tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(_APP)
@@ -92,6 +93,7 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_kill_9_loses_nothing_that_export_returned_and_the_file_reopens(tmp_path: Path) -> None:
     db = tmp_path / "killed.duckdb"
     with subprocess.Popen(
@@ -141,6 +143,7 @@ _BUSY_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_another_process_can_query_while_the_app_is_exporting(tmp_path: Path) -> None:
     db = tmp_path / "busy.duckdb"
     _storage.connect(db).close()
@@ -165,6 +168,7 @@ def test_another_process_can_query_while_the_app_is_exporting(tmp_path: Path) ->
     assert count(db) == 3000
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_reopens_the_file_instead_of_using_the_parents_connection(tmp_path: Path) -> None:
     db = tmp_path / "forked.duckdb"
@@ -195,6 +199,7 @@ _EXITING_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_an_exporter_never_shut_down_commits_its_journal_when_the_process_exits(tmp_path: Path) -> None:
     db = tmp_path / "exiting.duckdb"
     env = {key: value for key, value in os.environ.items() if key != "HOME"}  # duckdb 2.0's exit trap

@@ -34,14 +34,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from otel_llm_cost.collector.otlp import (
-    OTLPDecodeError,
-    WireFormat,
-    decode_spans,
-    encode_export_response,
-    encode_status,
-    parse_request,
-)
+from otel_llm_cost.collector.otlp import OTLPDecodeError, WireFormat, decode_spans, parse_request
+from otel_llm_cost.collector.responses import encode_export_response, encode_status
 
 # --------------------------------------------------------------------------------------------
 # Helpers

@@ -98,6 +98,7 @@ def _models_genai_resolves_to_themselves() -> list[tuple[str, str]]:
     return found
 
 
+@pytest.mark.slow
 def test_every_bundled_model_matches_calc_price() -> None:
     # Deterministic sweep of the whole bundled table (~2,200 entries): dates before, between and
     # after price changes, a long-context call with every cache kind, and a small call.

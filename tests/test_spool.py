@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from helpers import wait_until
 from otel_llm_cost._logging import ERROR_COUNTS, reset_log_once
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
@@ -120,6 +121,7 @@ def _waiting(exporter: DuckDBSpanExporter) -> int:
     return len(exporter.spool.pending())
 
 
+@pytest.mark.slow
 def test_a_reader_holding_the_file_past_the_timeout_keeps_batches_waiting_then_stores_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -134,9 +136,12 @@ def test_a_reader_holding_the_file_past_the_timeout_keeps_batches_waiting_then_s
         assert exporter.uncommitted_rows == 3  # accepted without waiting for the file
         assert not exporter.force_flush(timeout_millis=1000)  # the file stays held
         assert _waiting(exporter) == 2
-        deadline = time.monotonic() + 30
-        while not ERROR_COUNTS["exporter.locked"] and time.monotonic() < deadline:
-            time.sleep(0.05)  # the writer gives up waiting for the file (lock_timeout_s), then retries
+        # The writer gives up waiting for the file (lock_timeout_s), then retries.
+        wait_until(
+            lambda: ERROR_COUNTS["exporter.locked"],
+            interval_s=0.05,
+            what="the writer to find the file locked",
+        )
     assert ERROR_COUNTS["exporter.locked"] >= 1
     assert len([r for r in caplog.records if "batches wait in" in r.getMessage()]) == 1  # logged once
     assert exporter.force_flush()  # the reader left
@@ -260,9 +265,7 @@ def test_spooled_batches_are_replayed_at_start_up(tmp_path: Path) -> None:
     spool.write(_batch(2))
     spool.write(_batch(3))
     exporter = DuckDBSpanExporter(db)  # no export: the start-up replay alone must store them
-    deadline = time.monotonic() + 30
-    while spool.pending() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not spool.pending(), interval_s=0.05, what="the start-up replay to empty the spool")
     assert spool.pending() == []
     exporter.shutdown()
     assert count(db) == 5

@@ -169,6 +169,7 @@ def _held_by_another_process(path: Path, mode: str, seconds: float) -> subproces
             proc.kill()
 
 
+@pytest.mark.slow
 def test_reader_waits_for_a_writer_process_then_opens(tmp_path: Path) -> None:
     path = tmp_path / "db.duckdb"
     _storage.connect(path).close()
@@ -179,6 +180,7 @@ def test_reader_waits_for_a_writer_process_then_opens(tmp_path: Path) -> None:
     assert not _storage.read_request_path(path).exists()
 
 
+@pytest.mark.slow
 def test_writer_waits_for_a_reader_process_then_opens(tmp_path: Path) -> None:
     path = tmp_path / "db.duckdb"
     _storage.connect(path).close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import BASE_TIME, CallsDB, call
+from helpers import wait_until
 from otel_llm_cost.budgets.budget import Budget, BudgetGuard
 from otel_llm_cost.exceptions import QueryError, StorageError, UnknownDimensionError
 from otel_llm_cost.pricing.book import PriceBook
@@ -268,10 +268,7 @@ def test_relation_on_a_callers_connection_joins_the_stored_calls(calls_db: Calls
 
 
 def _released(store: CostStore) -> bool:
-    deadline = time.monotonic() + 30  # a bound for a loaded machine, not a timing assertion
-    while store.holds_file and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return not store.holds_file
+    return wait_until(lambda: not store.holds_file, what="the store to release the file")
 
 
 def test_a_store_on_a_path_releases_the_file_after_its_queries(calls_db: CallsDB) -> None:

@@ -14,6 +14,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
+from helpers import wait_until
 from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.storage import connect as _storage
 from test_exporter import count
@@ -49,12 +52,10 @@ _APP = textwrap.dedent(
 
 
 def _wait_until_released(store: CostStore) -> None:
-    deadline = time.monotonic() + 30
-    while store.holds_file and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not store.holds_file
+    wait_until(lambda: not store.holds_file, what="the store to release the file")
 
 
+@pytest.mark.slow
 def test_a_notebook_store_and_the_cli_never_make_the_exporting_app_spool(tmp_path: Path) -> None:
     db = tmp_path / "shared.duckdb"
     _storage.connect(db).close()

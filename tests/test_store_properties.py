@@ -50,6 +50,7 @@ def shared_db(tmp_path_factory: pytest.TempPathFactory) -> CallsDB:
     return CallsDB(Path(tmp_path_factory.mktemp("props")) / "props.duckdb")
 
 
+@pytest.mark.slow
 @_settings
 @given(rows=calls, dimension=st.sampled_from(["feature", "tag:team", "model", "day"]))
 def test_group_totals_sum_to_the_grand_total(
@@ -72,6 +73,7 @@ def test_group_totals_sum_to_the_grand_total(
     assert _known(summary.cost_usd) == expected
 
 
+@pytest.mark.slow
 @_settings
 @given(
     rows=calls,

@@ -1,7 +1,8 @@
 """The ``otel-llm-cost`` command line: reports, prices, budgets and the OTLP receiver.
 
-Each area registers its subcommands from its own private module; this module only builds the parser,
-runs the chosen handler and turns expected errors into a one-line message and a non-zero exit.
+Each command group registers its subcommands from its own module, its parser beside its handler; this
+module only builds the parser, runs the chosen handler and turns expected errors into a one-line message
+and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from collections.abc import Sequence
 import duckdb
 
 from otel_llm_cost.cli import budgets as _cli_budgets
+from otel_llm_cost.cli import calls as _cli_calls
+from otel_llm_cost.cli import demo as _cli_demo
 from otel_llm_cost.cli import prices as _cli_prices
 from otel_llm_cost.cli import reports as _cli_reports
+from otel_llm_cost.cli import savings as _cli_savings
 from otel_llm_cost.cli import serve as _cli_serve
+from otel_llm_cost.cli import workflows as _cli_workflows
 from otel_llm_cost.exceptions import OtelLLMCostError
 
 __all__ = ["main"]
@@ -30,7 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_cli_reports, _cli_prices, _cli_budgets, _cli_serve):
+    # The order of the help text and of the generated CLI reference.
+    command_groups = (
+        _cli_reports,
+        _cli_workflows,
+        _cli_calls,
+        _cli_savings,
+        _cli_demo,
+        _cli_prices,
+        _cli_budgets,
+        _cli_serve,
+    )
+    for module in command_groups:
         module.register(subparsers)
     return parser
 

@@ -24,18 +24,14 @@ import base64
 import enum
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 # protobuf ships no type information (types-protobuf is not a dependency).
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan
 from opentelemetry.sdk.resources import Resource
@@ -51,8 +47,6 @@ __all__ = [
     "OTLPDecodeError",
     "WireFormat",
     "decode_spans",
-    "encode_export_response",
-    "encode_status",
     "parse_request",
 ]
 
@@ -363,61 +357,3 @@ def _value(value: AnyValue) -> AttributeValue:
         return value.bytes_value
     # An empty AnyValue is the OTLP encoding of a null / empty value.
     return None
-
-
-# --------------------------------------------------------------------------------------------
-# Responses
-# --------------------------------------------------------------------------------------------
-
-
-def encode_export_response(wire_format: WireFormat, *, rejected: int = 0, error_message: str = "") -> bytes:
-    """The body of a 200 response: an ``ExportTraceServiceResponse`` in the request's encoding.
-
-    Args:
-        wire_format: The encoding of the request.
-        rejected: Spans not accepted; with a message this fills ``partial_success``.
-        error_message: Why they were rejected (or a warning, with ``rejected == 0``).
-
-    Returns:
-        The serialized response.
-    """
-    response = ExportTraceServiceResponse()
-    if rejected or error_message:
-        response.partial_success.rejected_spans = rejected
-        response.partial_success.error_message = error_message
-    return _serialize(response, wire_format)
-
-
-def encode_status(wire_format: WireFormat, http_status: int, message: str) -> bytes:
-    """The body of an error response: a ``google.rpc.Status`` in the request's encoding.
-
-    Args:
-        wire_format: The encoding of the request (JSON when the request's encoding is unknown).
-        http_status: The HTTP status code being answered, mapped onto the gRPC code.
-        message: A developer-facing explanation.
-
-    Returns:
-        The serialized status.
-    """
-    status = status_pb2.Status(code=_GRPC_CODE.get(http_status, code_pb2.UNKNOWN), message=message)
-    return _serialize(status, wire_format)
-
-
-_GRPC_CODE: Final[Mapping[int, int]] = {
-    400: code_pb2.INVALID_ARGUMENT,
-    401: code_pb2.UNAUTHENTICATED,
-    404: code_pb2.NOT_FOUND,
-    405: code_pb2.UNIMPLEMENTED,
-    413: code_pb2.RESOURCE_EXHAUSTED,
-    415: code_pb2.UNIMPLEMENTED,
-    500: code_pb2.INTERNAL,
-    503: code_pb2.UNAVAILABLE,
-}
-
-
-def _serialize(message: Any, wire_format: WireFormat) -> bytes:
-    if wire_format is WireFormat.PROTOBUF:
-        data: bytes = message.SerializeToString()
-        return data
-    text: str = json_format.MessageToJson(message, indent=None)
-    return text.encode("utf-8")

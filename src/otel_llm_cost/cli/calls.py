@@ -1,0 +1,103 @@
+"""``otel-llm-cost top``, ``query`` and ``export``: the stored calls themselves."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+from otel_llm_cost.cli.options import (
+    add_command,
+    emit,
+    fancy,
+    format_options,
+    open_store,
+    positive_int,
+    store_options,
+    window,
+    window_options,
+)
+from otel_llm_cost.cli.render import CALL_FIELDS, call_table
+from otel_llm_cost.query import output as _output
+from otel_llm_cost.query import sql as _queries
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the ``top``, ``query`` and ``export`` subcommands."""
+    top = add_command(
+        subparsers,
+        "top",
+        _cmd_top,
+        "the most expensive calls",
+        (store_options(), window_options(), format_options()),
+    )
+    top.add_argument("-n", type=positive_int, default=10, help="how many (default 10)")
+    query = add_command(
+        subparsers,
+        "query",
+        _cmd_query,
+        "run SQL on the store (read-only), e.g. over the llm_calls table",
+        (store_options(), format_options()),
+    )
+    query.add_argument("sql", metavar="SQL")
+    query.add_argument("--param", action="append", default=[], help="value for a ? placeholder (repeatable)")
+    export = add_command(
+        subparsers,
+        "export",
+        _cmd_export,
+        "write the billable calls in a window to CSV, Parquet or JSON",
+        (store_options(), window_options()),
+    )
+    export.add_argument("--format", dest="export_format", choices=tuple(_COPY_OPTIONS), default="csv")
+    export.add_argument("--output", "-o", required=True, type=Path, metavar="FILE")
+    export.add_argument("--all", action="store_true", help="also export non-billable (duplicate) records")
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    since, until, _zone = window(args)
+    with open_store(args) as store:
+        calls = store.top_calls(args.n, since, until)
+    if args.format == "json":
+        emit(_output.to_json([_output.record(c) for c in calls]))
+    elif args.format == "csv":
+        emit(_output.to_csv(CALL_FIELDS, ([getattr(c, f) for f in CALL_FIELDS] for c in calls)))
+    else:
+        emit(call_table(calls, fancy(), first="start_time"))
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        result = store.sql(args.sql, args.param)
+        columns = list(result.arrow().column_names)
+    if args.format == "json":
+        emit(_output.to_json(list(result)))
+    elif args.format == "csv":
+        emit(_output.to_csv(columns, ([row[c] for c in columns] for row in result)))
+    else:
+        body = [["" if row[c] is None else str(row[c]) for c in columns] for row in result]
+        emit(_output.render_table(columns, body, align="l" * len(columns), fancy=fancy()))
+    return 0
+
+
+_COPY_OPTIONS: Final = {
+    "csv": "FORMAT csv, HEADER",
+    "parquet": "FORMAT parquet",
+    "json": "FORMAT json, ARRAY true",
+}
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    since, until, _zone = window(args)
+    query = _queries.export_calls(since, until, include_non_billable=args.all)
+    with open_store(args) as store:
+        # COPY writes straight from DuckDB: exact DECIMAL money, no Python row loop on big windows.
+        copy = f"COPY ({query.sql}) TO ? ({_COPY_OPTIONS[args.export_format]})"
+        result = store.sql(copy, [*query.params, str(args.output)])
+        written = result[0]["Count"] if result and "Count" in result[0] else None
+    count = f"{written:,} calls" if written is not None else "calls"
+    print(f"exported {count} to {args.output}", file=sys.stderr)
+    return 0
