@@ -2,8 +2,9 @@
 
 The same LLM call is often recorded by two spans: the Anthropic SDK (>= 1.14) emits its own span
 (scope ``com.anthropic.sdk.python``) next to any instrumentation's span, and agent/workflow spans
-whose usage repeats their children. Counting both doubles the cost. Spans are *marked* (``llm.cost.billable = false``, plus
-``llm.cost.duplicate_of = <span id>`` when the other span of the same call is known), never dropped.
+whose usage repeats their children. Counting both doubles the cost. Spans are *marked*
+(``llm.cost.billable = false``, plus ``llm.cost.duplicate_of = <span id>`` when the other span of the
+same call is known), never dropped.
 
 Rules, applied to each LLM span when it ends, in this order:
 

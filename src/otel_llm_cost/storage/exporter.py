@@ -36,27 +36,22 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import format_span_id
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
-from otel_llm_cost.enrich.dedup import DoubleCountGuard
 from otel_llm_cost.exceptions import StorageError, StorageLockedError
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.enricher import SpanEnricher, default_enricher
 from otel_llm_cost.storage.journal import Spool, SpoolCorruptError
 from otel_llm_cost.storage.rows import Enricher, RowBatch, build_rows
-
-if TYPE_CHECKING:
-    from otel_llm_cost.enrich.attribution import UserIdHasher
-    from otel_llm_cost.pricing.book import PriceBook
 
 __all__ = ["CHECKPOINT_THRESHOLD", "CommitInfo", "CommitListener", "DuckDBSpanExporter"]
 
@@ -114,16 +109,6 @@ class CommitInfo:
 CommitListener = Callable[[CommitInfo], None]
 
 
-class _FailingPriceBook:
-    """Stands in when the price book cannot load: every call is stored unpriced, with the reason."""
-
-    def __init__(self, error: Exception) -> None:
-        self._error = error
-
-    def compute_cost(self, usage: Any, *, at: Any = None, reported_cost_usd: Any = None) -> Any:
-        raise self._error
-
-
 class DuckDBSpanExporter(SpanExporter):
     """A SpanExporter that stores LLM spans (and optionally every span) in a DuckDB file.
 
@@ -151,17 +136,24 @@ class DuckDBSpanExporter(SpanExporter):
             (default ``OTEL_LLM_COST_LOCK_TIMEOUT_SECONDS``, else 5).
         spool_dir: Where unwritable batches wait (default ``OTEL_LLM_COST_SPOOL_DIR``, else
             ``<path>.spool``; with ``connection``, next to the connection's file, none in memory).
-        pricing: Prices spans nothing enriched (default: ``PriceBook.default()``, loaded on first need).
+        pricing: Prices spans nothing enriched (default: ``PriceBook.default()``, loaded on first need);
+            passed to the default enricher.
         user_id_hasher: Hashes user ids found on spans nothing enriched, and raw ids set directly on
-            any span (``cost.user_id``) stored in the ``spans`` table (default: the process hasher).
+            any span (``cost.user_id``) stored in the ``spans`` table (default: the process hasher);
+            passed to the default enricher.
         hold_idle_s: Release the file after this long without a batch.
         hold_max_s: Release the file after holding it this long, even while batches keep coming.
         dedup_capacity: How many recent calls the double-count guard for spans nothing enriched
-            remembers (default ``OTEL_LLM_COST_DEDUP_CAPACITY``, else 10,000).
+            remembers (default ``OTEL_LLM_COST_DEDUP_CAPACITY``, else 10,000); passed to the default
+            enricher.
+        enricher: Normalises, prices and deduplicates spans nothing enriched and hashes user ids
+            (default: the enricher ``otel_llm_cost.exporter`` registers, built from ``pricing``,
+            ``user_id_hasher`` and ``dedup_capacity``; see :mod:`otel_llm_cost.storage.enricher`).
 
     Raises:
-        ValueError: Both ``path`` and ``connection`` given, a negative duration, or a
-            ``dedup_capacity`` that is not positive.
+        ValueError: Both ``path`` and ``connection`` given, ``enricher`` with any of ``pricing``,
+            ``user_id_hasher``, ``dedup_capacity``, a negative duration, or a ``dedup_capacity`` that
+            is not positive.
     """
 
     def __init__(
@@ -173,11 +165,12 @@ class DuckDBSpanExporter(SpanExporter):
         capture_content: bool | None = None,
         lock_timeout_s: float | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
-        pricing: PriceBook | None = None,
-        user_id_hasher: UserIdHasher | None = None,
+        pricing: Any = None,
+        user_id_hasher: Any = None,
         hold_idle_s: float = 0.2,
         hold_max_s: float = 2.0,
         dedup_capacity: int | None = None,
+        enricher: SpanEnricher | None = None,
     ) -> None:
         if path is not None and connection is not None:
             raise ValueError("pass either a path or a connection, not both")
@@ -203,11 +196,13 @@ class DuckDBSpanExporter(SpanExporter):
         if spool_path is None and self.path is not None:
             spool_path = f"{self.path}.spool"
         self.spool = Spool(spool_path) if spool_path is not None else None
-        self._pricing = pricing
-        self._hasher = user_id_hasher
-        self._dedup_capacity = _config.DEDUP_CAPACITY.get() if dedup_capacity is None else dedup_capacity
-        if self._dedup_capacity <= 0:
-            raise ValueError(f"dedup_capacity must be positive, got {dedup_capacity!r}")
+        if enricher is None:
+            enricher = default_enricher(
+                pricing=pricing, user_id_hasher=user_id_hasher, dedup_capacity=dedup_capacity
+            )
+        elif pricing is not None or user_id_hasher is not None or dedup_capacity is not None:
+            raise ValueError("pass either an enricher or pricing/user_id_hasher/dedup_capacity, not both")
+        self._enricher = enricher
         self._listeners: list[CommitListener] = []
         self._shutdown = False
         self._fork_locked = False
@@ -250,8 +245,6 @@ class DuckDBSpanExporter(SpanExporter):
         self._schema_checked = False
         self._pid = os.getpid()
         self._fork_unsafe = False
-        # Per process: a fork may copy its lock held. Spans the processor enriched never reach it.
-        self._guard = DoubleCountGuard(self._dedup_capacity)
         self._commit_lock = _commit_lock_for(self.path if self._user_connection is None else None)
 
     # -- public API ------------------------------------------------------------------------------
@@ -299,7 +292,7 @@ class DuckDBSpanExporter(SpanExporter):
             self._forked_without_hook()
         # Batches keep coming: keep the file while this one's rows are built (not counted as idle).
         self._last_use = time.monotonic() + _BUILD_GRACE_S
-        enrich = _Memo(self._enrich)  # a second conversion must not ask the dedup guard twice
+        enrich = _Memo(self._enricher.enrich)  # a second conversion must not ask the dedup guard twice
         dropped = 0
         try:
             batch = self._build_rows(spans, enrich)
@@ -359,7 +352,7 @@ class DuckDBSpanExporter(SpanExporter):
             enrich=enrich,
             capture_content=self.capture_content,
             store_all_spans=self.store_all_spans,
-            user_id_hasher=self._hasher,
+            hash_user_id=self._enricher.hash_user_id,
         )
 
     def _build_rows_around_failures(
@@ -703,58 +696,6 @@ class DuckDBSpanExporter(SpanExporter):
                 self._pending_bytes -= size
             self._queue.notify_all()
 
-    # -- enrichment of spans nothing enriched -----------------------------------------------------
-
-    def _enrich(self, spans: Sequence[ReadableSpan]) -> list[Mapping[str, Any] | None]:
-        """Price and deduplicate the spans of a batch nothing enriched (see ``_rows.Enricher``)."""
-        # Imported on first use: enrichment pulls in usage normalisation and pricing, which spans
-        # already enriched by the processor never need.
-        try:
-            from otel_llm_cost.enrich.enrichment import compute_enrichment, is_llm_candidate  # noqa: PLC0415
-        except ImportError as exc:
-            log_once(
-                _logger, "exporter.enrich_import", logging.ERROR, "LLM span pricing unavailable: %r", exc
-            )
-            return [None] * len(spans)
-        out: list[Mapping[str, Any] | None] = [None] * len(spans)
-        guard = self._guard
-        candidates = [is_llm_candidate(span.attributes or {}, _scope_name(span)) for span in spans]
-        if not any(candidates) and not guard.tracking_ancestors:
-            return out  # the usual batch beside the processor: no LLM span and nothing to pass on
-        # The guard decides in end order, as the processor does at on_end: the span that ends first
-        # (the leaf closest to the HTTP call) is billable, its wrapper or twin is marked.
-        order = sorted(range(len(spans)), key=lambda index: spans[index].end_time or 0)
-        for index in order:
-            span = spans[index]
-            extra = None
-            if candidates[index]:
-                extra = compute_enrichment(
-                    span.attributes or {},
-                    scope_name=_scope_name(span),
-                    start_time_ns=span.start_time,
-                    pricebook=self._pricebook(),
-                    hasher=self._hasher,
-                )
-            if extra is None:
-                context, parent = span.context, span.parent
-                if guard.tracking_ancestors and context is not None:
-                    guard.non_llm_span_ended(context.span_id, parent.span_id if parent is not None else None)
-                continue
-            _mark_billable(guard, span, extra)
-            out[index] = extra
-        return out
-
-    def _pricebook(self) -> Any:
-        if self._pricing is None:
-            from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415 - loading prices is only needed for raw spans
-
-            try:
-                self._pricing = PriceBook.default()
-            except Exception as exc:
-                log_once(_logger, "exporter.pricebook", logging.ERROR, "could not load prices: %r", exc)
-                return _FailingPriceBook(exc)
-        return self._pricing
-
     # -- writing ----------------------------------------------------------------------------------
 
     def _write(self, batch: RowBatch, *, quick: bool) -> SpanExportResult:
@@ -1018,40 +959,6 @@ class _Memo:
         if missing:
             done.update(zip(map(id, missing), self._enrich(missing), strict=True))
         return [done[id(span)] for span in spans]
-
-
-def _scope_name(span: ReadableSpan) -> str | None:
-    scope = span.instrumentation_scope
-    return scope.name if scope is not None else None
-
-
-def _mark_billable(guard: DoubleCountGuard, span: ReadableSpan, extra: dict[str, Any]) -> None:
-    """Ask ``guard`` about an LLM span nothing enriched, as the processor does at on_end."""
-    context = span.context
-    if context is None:
-        return
-    parent = span.parent
-    response_id = (span.attributes or {}).get(sc.GEN_AI_RESPONSE_ID)
-    input_tokens = extra.get(sc.LLM_TOKENS_INPUT)
-    output_tokens = extra.get(sc.LLM_TOKENS_OUTPUT)
-    start_ns = span.start_time or 0
-    verdict = guard.llm_span_ended(
-        trace_id=context.trace_id,
-        span_id=context.span_id,
-        parent_span_id=parent.span_id if parent is not None else None,
-        start_ns=start_ns,
-        end_ns=span.end_time or start_ns,
-        native_sdk=_scope_name(span) == sc.ANTHROPIC_SDK_SCOPE,
-        response_id=response_id if isinstance(response_id, str) else None,
-        input_tokens=input_tokens if isinstance(input_tokens, int) else None,
-        output_tokens=output_tokens if isinstance(output_tokens, int) else None,
-        aggregate=extra.get(sc.LLM_COST_BILLABLE) is False,
-    )
-    if verdict.duplicate_of is not None and verdict.duplicate_of == format_span_id(context.span_id):
-        return  # the same span exported again (a retried batch): never a duplicate of itself
-    extra[sc.LLM_COST_BILLABLE] = verdict.billable
-    if verdict.duplicate_of is not None:
-        extra[sc.LLM_COST_DUPLICATE_OF] = verdict.duplicate_of
 
 
 # What a batch's own content causes (a value that does not fit its column, a column the table does

@@ -26,8 +26,8 @@ from opentelemetry.trace import StatusCode
 
 from otel_llm_cost._money import MONEY_QUANTUM, money_arrow_type
 from otel_llm_cost.conventions import names as sc
-from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.enricher import default_enricher
 
 __all__ = [
     "CALLS_ARROW_SCHEMA",
@@ -312,7 +312,7 @@ def build_rows(
     enrich: Enricher | None,
     capture_content: bool,
     store_all_spans: bool,
-    user_id_hasher: UserIdHasher | None = None,
+    hash_user_id: Callable[[str], str] | None = None,
 ) -> RowBatch:
     """Convert one export batch into Arrow tables for ``llm_calls`` (and ``spans``).
 
@@ -325,8 +325,8 @@ def build_rows(
             of them (None: only enriched spans are calls).
         capture_content: Keep prompt/completion text attributes in the JSON column.
         store_all_spans: Also build the ``spans`` table (every span of the batch).
-        user_id_hasher: Hashes user ids found raw where only their hash may be stored (``None``: the
-            process default, resolved only when such an id is found).
+        hash_user_id: Hashes user ids found raw where only their hash may be stored (``None``: the
+            default enricher's, resolved only when such an id is found).
 
     Returns:
         The tables, in span order.
@@ -366,25 +366,25 @@ def build_rows(
                 call_attributes[slot] = {**call_attributes[slot], **extra}
         calls = list(itertools.compress(calls, keep))
         call_attributes = list(itertools.compress(call_attributes, keep))
-    hash_user_id = _UserIdHash(user_id_hasher)
+    hash_id = _UserIdHash(hash_user_id)
     return RowBatch(
-        _calls_table(calls, call_attributes, capture_content, hash_user_id),
-        _spans_table(kept, kept_attributes, capture_content, hash_user_id) if store_all_spans else None,
+        _calls_table(calls, call_attributes, capture_content, hash_id),
+        _spans_table(kept, kept_attributes, capture_content, hash_id) if store_all_spans else None,
     )
 
 
 class _UserIdHash:
-    """``hasher.hash`` of a value of any type, the default hasher resolved on first use only."""
+    """``hash_user_id`` of a value of any type, the default enricher's resolved on first use only."""
 
-    __slots__ = ("_hasher",)
+    __slots__ = ("_hash",)
 
-    def __init__(self, hasher: UserIdHasher | None) -> None:
-        self._hasher = hasher
+    def __init__(self, hash_user_id: Callable[[str], str] | None) -> None:
+        self._hash = hash_user_id
 
     def __call__(self, value: object) -> str:
-        if self._hasher is None:
-            self._hasher = default_user_id_hasher()
-        return self._hasher.hash(_tag_value(value))
+        if self._hash is None:
+            self._hash = default_enricher().hash_user_id
+        return self._hash(_tag_value(value))
 
 
 _STATUS_NAMES: Final = {code: code.name for code in StatusCode}
