@@ -22,7 +22,8 @@ from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher
 from otel_llm_cost.enrich.dedup import DoubleCountGuard
-from otel_llm_cost.enrich.enrichment import _enrichment, is_llm_candidate, span_attributes
+from otel_llm_cost.enrich.enrichment import _enrichment, is_llm_candidate
+from otel_llm_cost.enrich.span_copy import span_attributes
 
 if TYPE_CHECKING:
     from otel_llm_cost.enrich.enrichment import _Pricer

@@ -33,8 +33,8 @@ from otel_llm_cost.enrich.attribution import (
     set_default_user_id_hasher,
     span_tags,
 )
-from otel_llm_cost.enrich.enrichment import _enriched_copy_of, span_attributes
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
+from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
 
 if TYPE_CHECKING:
     from otel_llm_cost.enrich.enrichment import _Pricer
