@@ -257,6 +257,27 @@ def compute_enrichment(
     return _enrichment(attributes, scope_name, start_time_ns, pricebook, hasher)
 
 
+def _reported_cost(
+    out: dict[str, AttributeValue], attributes: Mapping[str, AttributeValue]
+) -> Decimal | None:
+    """The provider's own figure for the call, if it reported one; another tool's figure goes to ``out``."""
+    # Most spans carry no cost of their own: test for None before the coercion call.
+    cost_attribute = attributes.get(sc.GEN_AI_USAGE_COST)
+    if attributes.get(sc.GEN_AI_USAGE_COST_SOURCE) == _PROVIDER_COST_SOURCE:
+        amount = _money_attribute(cost_attribute)
+        return None if amount is None else Decimal(repr(amount))
+    # A cost another instrumentation computed from its own price table: kept for comparison, never
+    # trusted (its prices and cache rules differ from ours).
+    external = None if cost_attribute is None else _money_attribute(cost_attribute)
+    if external is None:
+        total_attribute = attributes.get(sc.LLM_COST_TOTAL)
+        if total_attribute is not None:
+            external = _money_attribute(total_attribute)
+    if external is not None:
+        out[sc.LLM_COST_EXTERNAL_USD] = external
+    return None
+
+
 def _enrichment(
     attributes: Mapping[str, AttributeValue],
     scope_name: str | None,
@@ -285,22 +306,7 @@ def _enrichment(
                 "ignored invalid usage attributes on an LLM span: %s",
                 "; ".join(problems),
             )
-        # Most spans carry no cost of their own: test for None before the coercion call.
-        cost_attribute = attributes.get(sc.GEN_AI_USAGE_COST)
-        if attributes.get(sc.GEN_AI_USAGE_COST_SOURCE) == _PROVIDER_COST_SOURCE:
-            amount = _money_attribute(cost_attribute)
-            if amount is not None:
-                reported = Decimal(repr(amount))
-        else:
-            # A cost another instrumentation computed from its own price table: kept for comparison,
-            # never trusted (its prices and cache rules differ from ours).
-            external = None if cost_attribute is None else _money_attribute(cost_attribute)
-            if external is None:
-                total_attribute = attributes.get(sc.LLM_COST_TOTAL)
-                if total_attribute is not None:
-                    external = _money_attribute(total_attribute)
-            if external is not None:
-                out[sc.LLM_COST_EXTERNAL_USD] = external
+        reported = _reported_cost(out, attributes)
         out[sc.LLM_COST_BILLABLE] = not getattr(usage, "is_aggregate", False)
         _write_attribution(out, attributes, hasher)
     except Exception as exc:

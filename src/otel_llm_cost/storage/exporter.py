@@ -103,13 +103,7 @@ class DuckDBSpanExporter(SpanExporter):
     ) -> None:
         if path is not None and connection is not None:
             raise ValueError("pass either a path or a connection, not both")
-        for name, value in (
-            ("lock_timeout_s", lock_timeout_s),
-            ("hold_idle_s", hold_idle_s),
-            ("hold_max_s", hold_max_s),
-        ):
-            if value is not None and not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        _check_durations(lock_timeout_s=lock_timeout_s, hold_idle_s=hold_idle_s, hold_max_s=hold_max_s)
         if enricher is None:
             enricher = default_enricher(
                 pricing=pricing, user_id_hasher=user_id_hasher, dedup_capacity=dedup_capacity
@@ -215,6 +209,12 @@ class DuckDBSpanExporter(SpanExporter):
         """
         self._shutdown = True
         self._writer.shutdown()
+
+
+def _check_durations(**durations: float | None) -> None:
+    for name, value in durations.items():
+        if value is not None and not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
 
 
 def _direct_writer(
