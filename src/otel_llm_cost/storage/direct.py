@@ -70,9 +70,6 @@ class CallerConnection:
     def release(self) -> None:
         """Nothing is held between batches."""
 
-    def after_fork_in_child(self) -> None:
-        self.lock = threading.Lock()  # the parent's may have been copied held
-
 
 class DirectWriter:
     """Commits each batch as it comes; spools what the database cannot take.
@@ -150,8 +147,7 @@ class DirectWriter:
             self._source.lock.release()
 
     def after_fork_in_child(self) -> None:
-        if isinstance(self._source, CallerConnection):
-            self._source.after_fork_in_child()
+        self._source.lock = threading.Lock()  # the parent's may have been copied held
 
     def write(self, batch: RowBatch, *, quick: bool) -> SpanExportResult:
         """Replay the spool (when this writer owns it), then commit ``batch``; spool it when the database
