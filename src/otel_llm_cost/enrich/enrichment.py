@@ -1,14 +1,9 @@
-"""What to add to an LLM span (tokens, cost, cache impact, attribution) and the enriched span copy.
+"""What to add to an LLM span: tokens, cost, cache impact, attribution.
 
-Two functions, shared by the span processor and the DuckDB exporter:
-
-- :func:`compute_enrichment` is pure: span attributes in, attributes to add out (``None`` for a
-  span that is not an LLM call). It never raises.
-- :func:`enriched_copy` builds the ReadableSpan the wrapped processors receive. A processor
-  cannot add attributes at or after ``end()`` (opentelemetry-sdk 1.40-1.45 marks the span ended
-  before ``_on_ending``/``on_end`` run and, since 1.43, freezes the attribute map), so cost
-  attributes travel on a copy. It is the one place that depends on ReadableSpan's layout and is
-  tested against the oldest and newest supported SDK (tests/test_sdk_compat.py).
+:func:`compute_enrichment` is pure: span attributes in, attributes to add out (``None`` for a span
+that is not an LLM call). It never raises. Whether the call is billable across spans is decided by
+:mod:`otel_llm_cost.enrich.llm_call`; the copy that carries the attributes is built by
+:mod:`otel_llm_cost.enrich.span_copy`.
 """
 
 from __future__ import annotations

@@ -90,23 +90,38 @@ class LLMCallEnricher:
         Spans must be handed over in end order: the span that ends first (the leaf closest to the
         HTTP call) is billable, its wrapper or twin is marked.
         """
-        return self._decide(span, attributes, scope_name, is_llm_candidate(attributes, scope_name))
+        # Inlined rather than shared with _decide: this runs for every span the application ends.
+        if is_llm_candidate(attributes, scope_name) and sc.LLM_COST_STATUS not in attributes:
+            return self._llm_call(span, attributes, scope_name)
+        if self._guard.tracking_ancestors:
+            self._pass_on_ancestry(span)
+        return None
 
     def _decide(
         self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None, candidate: bool
     ) -> dict[str, Any] | None:
-        extra = None
+        """:meth:`span_ended` with ``is_llm_candidate`` already known."""
         if candidate and sc.LLM_COST_STATUS not in attributes:
-            extra = _enrichment(attributes, scope_name, span.start_time, self._pricer(), self._hasher)
-        guard = self._guard
-        if extra is None:
-            if guard.tracking_ancestors:
-                context, parent = span.context, span.parent
-                if context is not None:
-                    guard.non_llm_span_ended(context.span_id, parent.span_id if parent is not None else None)
+            return self._llm_call(span, attributes, scope_name)
+        if self._guard.tracking_ancestors:
+            self._pass_on_ancestry(span)
+        return None
+
+    def _llm_call(
+        self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None
+    ) -> dict[str, Any] | None:
+        extra = _enrichment(attributes, scope_name, span.start_time, self._pricer(), self._hasher)
+        if extra is None:  # no usage could be read: not a call after all
+            if self._guard.tracking_ancestors:
+                self._pass_on_ancestry(span)
             return None
         self._mark_billable(span, attributes, extra, scope_name)
         return extra
+
+    def _pass_on_ancestry(self, span: ReadableSpan) -> None:
+        context, parent = span.context, span.parent
+        if context is not None:
+            self._guard.non_llm_span_ended(context.span_id, parent.span_id if parent is not None else None)
 
     def _mark_billable(
         self, span: ReadableSpan, attributes: Mapping[str, Any], extra: dict[str, Any], scope_name: str | None

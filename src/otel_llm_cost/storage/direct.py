@@ -135,8 +135,9 @@ class DirectWriter:
             self._shutdown = True
             self.replay_spool(self._lock_timeout_s)
 
-    def batch_coming(self) -> None:
-        """Nothing to prepare: the batch is committed when it is accepted."""
+    def batch_coming(self) -> bool:
+        """Nothing to prepare (the batch is committed when accepted); False after shutdown."""
+        return not self._shutdown
 
     def before_fork(self) -> None:
         # Bounded wait so a stuck export cannot hang fork(); the child never uses the connection.

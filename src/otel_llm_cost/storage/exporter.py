@@ -186,9 +186,8 @@ class DuckDBSpanExporter(SpanExporter):
             ``connection``: when it was spooled to be stored later), when a span of it had to be
             dropped, or after shutdown.
         """
-        if self._shutdown:
+        if self._shutdown or not self._writer.batch_coming():
             return SpanExportResult.FAILURE
-        self._writer.batch_coming()
         batch, dropped = self._converter.convert(spans)
         result = self._writer.accept(batch)
         return SpanExportResult.FAILURE if dropped else result

@@ -138,11 +138,18 @@ class JournaledWriter:
         with self._backlog.cond:
             return self._backlog.rows()
 
-    def batch_coming(self) -> None:
-        """Rows of a batch are being built: keep the file meanwhile (not counted as idle)."""
+    def batch_coming(self) -> bool:
+        """Rows of a batch are being built: keep the file meanwhile (not counted as idle).
+
+        Returns:
+            False after shutdown (at exit too): the batch is refused.
+        """
+        if self._shut:
+            return False
         if os.getpid() != self._pid:
             self._forked_without_hook()
         self._lease.busy_until(time.monotonic() + _BUILD_GRACE_S)
+        return True
 
     def accept(self, batch: RowBatch) -> SpanExportResult:
         """Journal ``batch`` for the writer thread; commit it here if it cannot be journaled."""

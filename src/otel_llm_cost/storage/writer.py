@@ -30,8 +30,8 @@ class Writer(Protocol):
         """Rows accepted and not committed yet."""
         ...
 
-    def batch_coming(self) -> None:
-        """Rows for a batch are about to be built (the file is not idle meanwhile)."""
+    def batch_coming(self) -> bool:
+        """Rows for a batch are about to be built (the file is not idle meanwhile); False: refused."""
         ...
 
     def accept(self, batch: RowBatch) -> SpanExportResult:
