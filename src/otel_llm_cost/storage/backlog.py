@@ -1,8 +1,10 @@
-"""The journaled batches the writer thread has not committed yet, in journal (= commit) order."""
+"""The journaled batches the writer thread has not committed yet, in journal (= commit) order, and
+when the writer may try again after a failed attempt."""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from otel_llm_cost.storage.rows import RowBatch
@@ -18,6 +20,9 @@ _ROWS_OF_UNREAD_BATCH = 512
 # Journaled batches kept in memory for the writer; beyond this they are read back from their files
 # (the database is locked or slower than the application for a long time: disk holds the backlog).
 _MEMORY_BYTES = 64 * 2**20
+# Pauses between attempts while the file cannot be written (locked by a reader, read-only, full...).
+_RETRY_FIRST_S = 0.05
+_RETRY_MAX_S = 1.0
 
 
 class Backlog:
@@ -30,6 +35,19 @@ class Backlog:
         self.cond = threading.Condition()
         self._pending: dict[Path, tuple[RowBatch | None, int]] = {}
         self._bytes = 0
+        self.retry_at = 0.0  # 0: try now, whatever the back-off
+        self._retry_delay = _RETRY_FIRST_S
+
+    def ready(self, now: float) -> bool:
+        """Whether the writer should try to commit now."""
+        return bool(self._pending) and now >= self.retry_at
+
+    def attempt_failed(self) -> None:
+        self.retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX_S)
+
+    def attempt_succeeded(self) -> None:
+        self._retry_delay = _RETRY_FIRST_S
 
     def __bool__(self) -> bool:
         return bool(self._pending)

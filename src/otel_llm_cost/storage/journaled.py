@@ -46,9 +46,8 @@ _logger = logging.getLogger("otel_llm_cost.exporter")
 
 # How often the writer thread checks idle time and read requests while the file is held.
 _POLL_S = 0.02
-# Pauses between attempts while the file cannot be written (locked by a reader, read-only, full...).
-_RETRY_FIRST_S = 0.05
-_RETRY_MAX_S = 1.0
+# The writer thread's pause after an unexpected error (a bug), so that it cannot spin.
+_ERROR_PAUSE_S = 1.0
 # How long the writer keeps committing its backlog for a reader that asked for the file.
 _READER_BACKLOG_S = 1.0
 # Building rows for a large batch takes a while on a loaded machine; the file is not idle meanwhile.
@@ -126,8 +125,6 @@ class JournaledWriter:
         self._stopping = False
         # Deadlines of the flushes waiting now: until the last, the writer waits for a busy file.
         self._flushes: list[float] = []
-        self._retry_at = 0.0
-        self._retry_delay = _RETRY_FIRST_S
         self._health.degraded = False
         self._pid = os.getpid()
 
@@ -188,7 +185,7 @@ class JournaledWriter:
                 return True
             if self._stopping:
                 return False  # shut down: what is left waits for the next exporter on the file
-            self._retry_at = 0.0  # one attempt now, whatever the back-off
+            backlog.retry_at = 0.0  # one attempt now, whatever the back-off
             self._flushes.append(deadline)
             try:
                 self._ensure_thread()
@@ -284,17 +281,13 @@ class JournaledWriter:
             self._backlog.adopt([path for path in on_disk if Spool.owner(path) not in live])
             return bool(self._backlog)
 
-    def _work_ready(self, now: float) -> bool:
-        """Whether the writer should try to commit now (the caller holds the backlog's cond)."""
-        return bool(self._backlog) and now >= self._retry_at
-
     def step(self) -> bool:
         """Wait for work, commit one group, release the file when due. False: the thread should end."""
         with self._backlog.cond:
             if self._thread is not threading.current_thread() or self._pid != os.getpid():
                 return False
             self._wait_for_work()
-            stop = self._stopping and not self._work_ready(time.monotonic())
+            stop = self._stopping and not self._backlog.ready(time.monotonic())
         with self._lease.lock:
             if stop:
                 self._lease.release()
@@ -308,12 +301,12 @@ class JournaledWriter:
 
     def _wait_for_work(self) -> None:
         now = time.monotonic()
-        if self._work_ready(now) or self._stopping:
+        if self._backlog.ready(now) or self._stopping:
             return
         if self._lease.held:
             wait = _POLL_S
         elif self._backlog:
-            wait = max(self._retry_at - now, 0.001)
+            wait = max(self._backlog.retry_at - now, 0.001)
         else:
             wait = 1.0
         self._backlog.cond.wait(wait)
@@ -336,7 +329,7 @@ class JournaledWriter:
             True when a group was committed (or set aside as undecodable or rejected).
         """
         with self._backlog.cond:
-            group = self._backlog.next_group() if self._work_ready(time.monotonic()) else []
+            group = self._backlog.next_group() if self._backlog.ready(time.monotonic()) else []
         if not group:
             return False
         loaded, done = _load(group)
@@ -351,15 +344,14 @@ class JournaledWriter:
                 self._lease.release()  # it may be in an unknown state (a lock error: never opened)
                 self._health.failed(exc)
                 with self._backlog.cond:
-                    self._retry_at = time.monotonic() + self._retry_delay
-                    self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX_S)
+                    self._backlog.attempt_failed()
                 self._backlog.forget(done)
                 return False
             self._health.succeeded("waiting batches were stored")
         for path, _ in loaded:
             remove_committed(path)
         with self._backlog.cond:
-            self._retry_delay = _RETRY_FIRST_S
+            self._backlog.attempt_succeeded()
         self._backlog.forget(done + [path for path, _ in loaded])
         return True
 
@@ -403,5 +395,5 @@ def _writer_loop(ref: weakref.ReferenceType[JournaledWriter]) -> None:
                 return
         except Exception as exc:  # a bug here must not end the thread and strand the journal
             log_once(_logger, "exporter.writer", logging.ERROR, "DuckDB writer thread error: %r", exc)
-            time.sleep(_RETRY_MAX_S)
+            time.sleep(_ERROR_PAUSE_S)
         del writer
