@@ -39,7 +39,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.storage import connect as _storage
-from otel_llm_cost.storage import exporter as exporter_module
+from otel_llm_cost.storage import journaled as exporter_module
 from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 from otel_llm_cost.storage.rows import build_rows

@@ -32,8 +32,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_llm_cost.conventions.usage import normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, attribution, span_tags
-from otel_llm_cost.enrich.enrichment import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
+from otel_llm_cost.enrich.enrichment import _enrichment, is_llm_candidate
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
 from otel_llm_cost.pricing.book import PriceBook
 
 HTTP_ATTRIBUTES: dict[str, Any] = {

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from otel_llm_cost.enrich.enrichment import enriched_copy, span_attributes
+from otel_llm_cost.enrich.span_copy import enriched_copy, span_attributes
 
 
 @pytest.fixture

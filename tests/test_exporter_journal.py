@@ -18,8 +18,8 @@ from helpers import wait_until
 from otel_llm_cost import CostStore, LLMCostSpanProcessor
 from otel_llm_cost._logging import ERROR_COUNTS
 from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.storage import backlog as backlog_module
 from otel_llm_cost.storage import connect as _storage
-from otel_llm_cost.storage import exporter as exporter_module
 from otel_llm_cost.storage.exporter import CommitInfo, DuckDBSpanExporter
 from otel_llm_cost.storage.rows import build_rows
 from test_exporter import count, make_span
@@ -96,13 +96,13 @@ def test_a_span_in_two_batches_committed_together_is_stored_once(tmp_path: Path,
 def test_batches_beyond_the_memory_cap_are_read_back_from_their_journal_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(exporter_module, "_MEMORY_BYTES", 0)  # keep none of them in memory
+    monkeypatch.setattr(backlog_module, "_MEMORY_BYTES", 0)  # keep none of them in memory
     db = _new_file(tmp_path)
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.1)
     with _reader_process_holding(db) as reader:
         for n in range(4):
             exporter.export([make_span(start_ns=START + n * 10 + i) for i in range(10)])
-        assert all(batch is None for batch, _ in exporter._pending.values())
+        assert all(batch is None for batch in exporter._writer._backlog.in_memory())
         assert exporter.uncommitted_rows == 4 * 512  # estimated: the files are not read to count them
         _release_reader(reader)
         assert exporter.force_flush()
@@ -224,7 +224,7 @@ def test_a_reader_in_another_process_sees_the_backlog_accepted_before_it_asked(t
     exporter = DuckDBSpanExporter(db, hold_idle_s=60, hold_max_s=60)  # only a reader makes it let go
     exporter.export([make_span(start_ns=START)])
     assert exporter.force_flush()  # the writer now holds the file
-    with exporter._cond:  # the writer is busy meanwhile: the next batches wait for it
+    with exporter._writer._lease.lock:  # the writer is busy meanwhile: the next batches wait for it
         for n in range(1, 4):
             assert exporter.export([make_span(start_ns=START + n)]) is SpanExportResult.SUCCESS
         assert exporter.uncommitted_rows == 3
@@ -256,9 +256,10 @@ def test_export_racing_shutdown_never_restarts_the_writer(tmp_path: Path) -> Non
     # A batch that got past export()'s first check while shutdown() ran: journaled, not accepted.
     batch = build_rows([make_span()], enrich=None, capture_content=False, store_all_spans=False)
     assert exporter.spool is not None
-    assert exporter._accept(batch, exporter.spool) is SpanExportResult.FAILURE
-    assert exporter._writer is None or not exporter._writer.is_alive()
-    assert exporter._held is None
+    writer = exporter._writer
+    assert writer.accept(batch) is SpanExportResult.FAILURE
+    assert writer._thread is None or not writer._thread.is_alive()
+    assert not writer._lease.held
     assert len(exporter.spool.pending()) == 1  # the next exporter on the file stores it
     successor = DuckDBSpanExporter(db)
     assert successor.force_flush()

@@ -504,6 +504,22 @@ def test_traceloop_and_sdk_sibling_spans_with_one_response_id_bill_once(pipeline
     )
 
 
+def test_the_same_raw_span_handed_over_twice_is_never_its_own_duplicate(pipeline: Pipeline) -> None:
+    # A raw span re-sent to the collector (a retried OTLP batch) reaches on_end a second time with
+    # the same ids and response id: it is the same call, billable both times, not a duplicate of itself.
+    recorded = fixture_spans("traceloop-anthropic__anthropic_messages")[0]
+    pipeline.replay(recorded)
+    (span,) = pipeline.exported()
+    raw = pipeline.beside.ended[0]
+    assert sc.LLM_COST_STATUS not in (raw.attributes or {})
+    pipeline.processor.on_end(raw)
+    first, again = pipeline.exported()
+    assert first.context == again.context == span.context
+    for attributes in (first.attributes or {}, again.attributes or {}):
+        assert attributes[sc.LLM_COST_BILLABLE] is True
+        assert sc.LLM_COST_DUPLICATE_OF not in attributes
+
+
 def test_agent_span_above_llm_spans_is_not_billable(pipeline: Pipeline) -> None:
     (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
     tracer = pipeline.tracer()

@@ -129,7 +129,7 @@ def test_a_reader_holding_the_file_past_the_timeout_keeps_batches_waiting_then_s
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.3)
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
     assert exporter.force_flush()
-    exporter._release()  # the next commit must reopen while the reader holds the file
+    exporter._writer._lease.release()  # the next commit must reopen while the reader holds the file
     with caplog.at_level(logging.WARNING, logger="otel_llm_cost"), _reader_process_holding(db):
         assert exporter.export([make_span(), make_span()]) is SpanExportResult.SUCCESS
         assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
@@ -156,7 +156,7 @@ def test_a_reader_releasing_within_the_timeout_costs_nothing(tmp_path: Path) -> 
     exporter = DuckDBSpanExporter(db, lock_timeout_s=30)
     exporter.export([make_span()])
     assert exporter.force_flush()
-    exporter._release()
+    exporter._writer._lease.release()
     with _reader_process_holding(db) as proc:
         assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
         assert proc.stdin is not None

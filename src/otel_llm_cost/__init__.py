@@ -11,9 +11,9 @@ from otel_llm_cost.conventions.usage import Usage, normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, attribution
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.exceptions import BudgetExceeded
+from otel_llm_cost.exporter import DuckDBSpanExporter
 from otel_llm_cost.pricing.book import CostBreakdown, PriceBook
 from otel_llm_cost.query.store import CostStore
-from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 __version__ = _version("otel-llm-cost")
 

@@ -12,33 +12,26 @@ the key comes from.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
-import hmac
 import inspect
 import logging
-import os
 import re
-import secrets
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
 from opentelemetry import baggage, context
 
-from otel_llm_cost import _config
-from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions.names import COST_PREFIX, COST_USER_ID
+from otel_llm_cost.enrich.user_id import UserIdHasher, is_hashed_user_id
 
 __all__ = [
     "UserIdHasher",
     "attribution",
     "current_attribution",
     "default_user_id_hasher",
+    "is_hashed_user_id",
     "set_default_user_id_hasher",
 ]
 
@@ -48,190 +41,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-# Our hashes: "h:" + 32 lower-case hex digits (the first 128 bits of the HMAC-SHA-256).
-_HASH_PREFIX: Final = "h:"
-_HASH_HEX_CHARS: Final = 32
-_HASH_RE: Final = re.compile(r"h:[0-9a-f]{32}")
-_KEY_FILE_NAME: Final = "user-id-key"
-_KEY_BYTES: Final = 32
 
 _TAGS_KEY: Final = context.create_key("otel_llm_cost.attribution")
 # The context key W3C baggage lives under, learnt through the public API (set_baggage adds exactly
 # one key to an empty context): span_tags looks it up directly, as it looks up _TAGS_KEY, instead
 # of building baggage.get_all()'s MappingProxy for every span (~0.2 us of a 2 us budget).
 _BAGGAGE_KEY: Final = next(iter(baggage.set_baggage("k", "v", context.Context())))
-
-
-def is_hashed_user_id(value: str) -> bool:
-    """Whether ``value`` already has the shape of a :class:`UserIdHasher` output (``h:`` + 32 hex)."""
-    return len(value) == len(_HASH_PREFIX) + _HASH_HEX_CHARS and _HASH_RE.fullmatch(value) is not None
-
-
-def _config_dir() -> Path:
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    if xdg:
-        return Path(xdg) / "otel-llm-cost"
-    if os.name == "nt":
-        appdata = os.environ.get("APPDATA")
-        if appdata:
-            return Path(appdata) / "otel-llm-cost"
-    return Path.home() / ".config" / "otel-llm-cost"
-
-
-def _installation_key(directory: Path) -> tuple[bytes, bool]:
-    """Read the per-installation key file, creating it atomically (mode 0600) on first use.
-
-    Two processes starting together must end up with the same key: the new key is written to a
-    temporary file and hard-linked into place, which fails if another process won the race, in
-    which case its key is read.
-
-    Returns:
-        The key, and whether this call created the file.
-    """
-    path = directory / _KEY_FILE_NAME
-    try:
-        return _read_key_file(path), False
-    except FileNotFoundError:
-        pass
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".user-id-key.")
-    created = False
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_hex(_KEY_BYTES).encode("ascii"))
-        # Losing the race is fine: the winner's key is read below.
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-            created = True
-    finally:
-        os.unlink(tmp)
-    return _read_key_file(path), created
-
-
-def _read_key_file(path: Path) -> bytes:
-    key = path.read_bytes().strip()
-    if len(key) < _KEY_BYTES:
-        raise OSError(f"{path} holds a key shorter than {_KEY_BYTES} bytes")
-    return key
-
-
-class UserIdHasher:
-    """Replaces user ids with a keyed hash (HMAC-SHA-256), stable across processes and restarts.
-
-    The key comes from, in order:
-
-    1. the ``key`` argument;
-    2. the ``OTEL_LLM_COST_USER_ID_KEY`` environment variable (UTF-8);
-    3. a random per-installation key kept in ``$XDG_CONFIG_HOME/otel-llm-cost/user-id-key``
-       (default ``~/.config/otel-llm-cost/user-id-key``), created with mode 0600 on first use.
-       Hashes are then stable across restarts *on this machine only*: set the variable (same
-       value everywhere) when several hosts must produce the same hash for the same user.
-       If that file cannot be read or created, a random in-memory key is used and a warning is
-       logged: hashes are then stable only for the life of the process.
-
-    A fixed built-in key is deliberately not offered: it would turn the hash into a public,
-    unsalted one that anyone can reverse by hashing candidate ids.
-
-    Output is ``"h:"`` + the first 32 hex digits (128 bits) of the HMAC. A value that already has
-    that shape (for example a hash received in baggage from an upstream service) is returned
-    unchanged, so ids are never hashed twice.
-
-    Args:
-        key: Secret key bytes (at least 16 bytes recommended). ``None`` resolves as above.
-        enabled: ``False`` stores ids as given; only for ids that are not personal data (service
-            accounts, tenants). ``None`` reads ``OTEL_LLM_COST_HASH_USER_IDS`` (default true).
-
-    Raises:
-        ValueError: ``key`` is given but empty.
-
-    Example:
-        >>> UserIdHasher(key=b"0123456789abcdef").hash("u-42")
-        'h:94540378e6acf270e05745e3f980456b'
-    """
-
-    __slots__ = ("_cached", "_enabled", "_key", "_key_source")
-
-    def __init__(self, key: bytes | None = None, enabled: bool | None = None) -> None:
-        if key is not None and not key:
-            raise ValueError("UserIdHasher key must not be empty")
-        self._enabled = _config.HASH_USER_IDS.get() if enabled is None else bool(enabled)
-        self._key = b""
-        self._key_source = "disabled"
-        if self._enabled:
-            self._key, self._key_source = self._resolve_key(key)
-        # HMAC costs ~1-2 us; the same few user ids recur on every span of a request.
-        self._cached: Callable[[str], str] = functools.lru_cache(maxsize=4096)(self._compute)
-
-    @staticmethod
-    def _resolve_key(key: bytes | None) -> tuple[bytes, str]:
-        if key is not None:
-            return key, "argument"
-        env_key = _config.USER_ID_HASH_KEY.get()
-        if env_key:
-            return env_key.encode("utf-8"), _config.USER_ID_HASH_KEY.name
-        directory = _config_dir()
-        path = directory / _KEY_FILE_NAME
-        try:
-            installation_key, created = _installation_key(directory)
-        except OSError as exc:
-            log_once(
-                _logger,
-                "attribution.user_id_key_file",
-                logging.WARNING,
-                "cannot read or create the user-id hash key file in %s (%s); using a random key for this "
-                "process only, so cost.user_id hashes will change on restart. Set %s to fix this.",
-                directory,
-                exc,
-                _config.USER_ID_HASH_KEY.name,
-            )
-            return secrets.token_bytes(_KEY_BYTES), "ephemeral"
-        if created:
-            # A container or a fresh CI home creates a new key on every start, so the same user gets
-            # a new hash each time: per-user reports split and per-user budgets reset, silently.
-            log_once(
-                _logger,
-                "attribution.user_id_key_created",
-                logging.WARNING,
-                "created a new user-id hash key in %s: cost.user_id hashes are stable only on this "
-                "machine and home directory. For fleets and containers, set %s to the same secret "
-                "everywhere.",
-                path,
-                _config.USER_ID_HASH_KEY.name,
-            )
-        return installation_key, str(path)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether ids are hashed (``False`` only when explicitly turned off)."""
-        return self._enabled
-
-    @property
-    def key_source(self) -> str:
-        """Where the key came from: ``argument``, the env variable name, the key file path,
-        ``ephemeral`` or ``disabled``."""
-        return self._key_source
-
-    def hash(self, raw: str) -> str:
-        """The stored form of a user id.
-
-        Args:
-            raw: The user id as the application knows it.
-
-        Returns:
-            ``"h:<32 hex>"``; ``raw`` itself when hashing is disabled or ``raw`` is already a hash.
-        """
-        if not self._enabled:
-            return raw
-        return self._cached(raw)
-
-    def _compute(self, raw: str) -> str:
-        if is_hashed_user_id(raw):
-            return raw
-        digest = hmac.new(self._key, raw.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-        return _HASH_PREFIX + digest[:_HASH_HEX_CHARS]
-
-    def __repr__(self) -> str:
-        return f"UserIdHasher(enabled={self._enabled}, key_source={self._key_source!r})"
 
 
 _default_hasher: UserIdHasher | None = None

@@ -1,9 +1,10 @@
 """The double-count guard: one billable call = one leaf LLM span.
 
-The same LLM call is often recorded by two spans (DESIGN.md fact 3): the Anthropic SDK's own span
-(scope ``com.anthropic.sdk.python``) next to an instrumentation's span, and agent/workflow spans
-whose usage repeats their children. Spans are *marked* (``llm.cost.billable = false``, plus
-``llm.cost.duplicate_of = <span id>`` when the other span of the same call is known), never dropped.
+The same LLM call is often recorded by two spans: the Anthropic SDK (>= 1.14) emits its own span
+(scope ``com.anthropic.sdk.python``) next to any instrumentation's span, and agent/workflow spans
+whose usage repeats their children. Counting both doubles the cost. Spans are *marked*
+(``llm.cost.billable = false``, plus ``llm.cost.duplicate_of = <span id>`` when the other span of the
+same call is known), never dropped.
 
 Rules, applied to each LLM span when it ends, in this order:
 
@@ -154,39 +155,61 @@ class DoubleCountGuard:
             if parent_span_id is not None and input_tokens is not None:
                 self._remember_ancestor(parent_span_id)
             if response_id:
-                first = self._by_response.get(response_id)
+                first = self._same_response(response_id)
                 if first is not None:
-                    self._by_response.move_to_end(response_id)
-                    return Verdict(False, format_span_id(first))
+                    return first
             key: _UsageKey | None = None
             if input_tokens is not None and output_tokens is not None and (input_tokens or output_tokens):
                 key = (trace_id, input_tokens, output_tokens, native_sdk)
                 if not aggregate:
-                    # Rule 2 pairs an SDK span with a non-SDK one: look only at the other kind.
-                    other_key = (trace_id, input_tokens, output_tokens, not native_sdk)
-                    others = self._by_usage.get(other_key)
-                    if others:
-                        for index, (seen_id, seen_start, seen_end) in enumerate(others):
-                            if seen_start <= end_ns and start_ns <= seen_end:
-                                del others[index]
-                                if not others:
-                                    del self._by_usage[other_key]
-                                return Verdict(False, format_span_id(seen_id))
+                    twin = self._twin_of(key, start_ns, end_ns)
+                    if twin is not None:
+                        return twin
             if aggregate or was_ancestor:
                 return _AGGREGATE
-            if response_id:
-                self._by_response[response_id] = span_id
-                if len(self._by_response) > self._capacity:
-                    self._by_response.popitem(last=False)
-            if key is not None:
-                entry: _Seen = (span_id, start_ns, end_ns)
-                same = self._by_usage.get(key)
-                if same is None:
-                    self._by_usage[key] = [entry]
-                    if len(self._by_usage) > self._capacity:
-                        self._by_usage.popitem(last=False)
-                else:
-                    same.append(entry)
-                    if len(same) > _MAX_SEEN_PER_USAGE:
-                        del same[0]  # forgotten: at worst over-counted, never under-counted
+            self._remember_billable(span_id, start_ns, end_ns, response_id, key)
             return _YES
+
+    def _same_response(self, response_id: str) -> Verdict | None:
+        """Rule 1: the verdict for a response id already seen on a billable span, else None."""
+        first = self._by_response.get(response_id)
+        if first is None:
+            return None
+        self._by_response.move_to_end(response_id)
+        return Verdict(False, format_span_id(first))
+
+    def _twin_of(self, key: _UsageKey, start_ns: int, end_ns: int) -> Verdict | None:
+        """Rule 2: the verdict when a span of the other scope kind, same counts, overlaps in time."""
+        trace_id, input_tokens, output_tokens, native_sdk = key
+        other_key = (trace_id, input_tokens, output_tokens, not native_sdk)
+        others = self._by_usage.get(other_key)
+        if not others:
+            return None
+        for index, (seen_id, seen_start, seen_end) in enumerate(others):
+            if seen_start <= end_ns and start_ns <= seen_end:
+                del others[index]  # each billable span absorbs one duplicate
+                if not others:
+                    del self._by_usage[other_key]
+                return Verdict(False, format_span_id(seen_id))
+        return None
+
+    def _remember_billable(
+        self, span_id: int, start_ns: int, end_ns: int, response_id: str | None, key: _UsageKey | None
+    ) -> None:
+        """Rule 4: remember a billable span for rules 1 and 2 (LRU-bounded)."""
+        if response_id:
+            self._by_response[response_id] = span_id
+            if len(self._by_response) > self._capacity:
+                self._by_response.popitem(last=False)
+        if key is None:
+            return
+        entry: _Seen = (span_id, start_ns, end_ns)
+        same = self._by_usage.get(key)
+        if same is None:
+            self._by_usage[key] = [entry]
+            if len(self._by_usage) > self._capacity:
+                self._by_usage.popitem(last=False)
+        else:
+            same.append(entry)
+            if len(same) > _MAX_SEEN_PER_USAGE:
+                del same[0]  # forgotten: at worst over-counted, never under-counted

@@ -1,14 +1,9 @@
-"""What to add to an LLM span (tokens, cost, cache impact, attribution) and the enriched span copy.
+"""What to add to an LLM span: tokens, cost, cache impact, attribution.
 
-Two functions, shared by the span processor and the DuckDB exporter:
-
-- :func:`compute_enrichment` is pure: span attributes in, attributes to add out (``None`` for a
-  span that is not an LLM call). It never raises.
-- :func:`enriched_copy` builds the ReadableSpan the wrapped processors receive. A processor
-  cannot add attributes at or after ``end()`` (opentelemetry-sdk 1.40-1.45 marks the span ended
-  before ``_on_ending``/``on_end`` run and, since 1.43, freezes the attribute map), so cost
-  attributes travel on a copy. It is the one place that depends on ReadableSpan's layout and is
-  tested against the oldest and newest supported SDK (tests/test_sdk_compat.py).
+:func:`compute_enrichment` is pure: span attributes in, attributes to add out (``None`` for a span
+that is not an LLM call). It never raises. Whether the call is billable across spans is decided by
+:mod:`otel_llm_cost.enrich.llm_call`; the copy that carries the attributes is built by
+:mod:`otel_llm_cost.enrich.span_copy`.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Protocol
 
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost._logging import log_once
@@ -33,7 +27,7 @@ from otel_llm_cost.pricing.book import CostBreakdown, CostStatus
 if TYPE_CHECKING:
     from datetime import datetime as _DateTime
 
-__all__ = ["compute_enrichment", "enriched_copy", "is_llm_candidate"]
+__all__ = ["compute_enrichment", "is_llm_candidate"]
 
 _logger = logging.getLogger("otel_llm_cost.enrich")
 
@@ -265,6 +259,27 @@ def compute_enrichment(
     return _enrichment(attributes, scope_name, start_time_ns, pricebook, hasher)
 
 
+def _reported_cost(
+    out: dict[str, AttributeValue], attributes: Mapping[str, AttributeValue]
+) -> Decimal | None:
+    """The provider's own figure for the call, if it reported one; another tool's figure goes to ``out``."""
+    # Most spans carry no cost of their own: test for None before the coercion call.
+    cost_attribute = attributes.get(sc.GEN_AI_USAGE_COST)
+    if attributes.get(sc.GEN_AI_USAGE_COST_SOURCE) == _PROVIDER_COST_SOURCE:
+        amount = _money_attribute(cost_attribute)
+        return None if amount is None else Decimal(repr(amount))
+    # A cost another instrumentation computed from its own price table: kept for comparison, never
+    # trusted (its prices and cache rules differ from ours).
+    external = None if cost_attribute is None else _money_attribute(cost_attribute)
+    if external is None:
+        total_attribute = attributes.get(sc.LLM_COST_TOTAL)
+        if total_attribute is not None:
+            external = _money_attribute(total_attribute)
+    if external is not None:
+        out[sc.LLM_COST_EXTERNAL_USD] = external
+    return None
+
+
 def _enrichment(
     attributes: Mapping[str, AttributeValue],
     scope_name: str | None,
@@ -293,22 +308,7 @@ def _enrichment(
                 "ignored invalid usage attributes on an LLM span: %s",
                 "; ".join(problems),
             )
-        # Most spans carry no cost of their own: test for None before the coercion call.
-        cost_attribute = attributes.get(sc.GEN_AI_USAGE_COST)
-        if attributes.get(sc.GEN_AI_USAGE_COST_SOURCE) == _PROVIDER_COST_SOURCE:
-            amount = _money_attribute(cost_attribute)
-            if amount is not None:
-                reported = Decimal(repr(amount))
-        else:
-            # A cost another instrumentation computed from its own price table: kept for comparison,
-            # never trusted (its prices and cache rules differ from ours).
-            external = None if cost_attribute is None else _money_attribute(cost_attribute)
-            if external is None:
-                total_attribute = attributes.get(sc.LLM_COST_TOTAL)
-                if total_attribute is not None:
-                    external = _money_attribute(total_attribute)
-            if external is not None:
-                out[sc.LLM_COST_EXTERNAL_USD] = external
+        reported = _reported_cost(out, attributes)
         out[sc.LLM_COST_BILLABLE] = not getattr(usage, "is_aggregate", False)
         _write_attribution(out, attributes, hasher)
     except Exception as exc:
@@ -326,103 +326,3 @@ def _enrichment(
         out[sc.LLM_COST_STATUS] = str(CostStatus.UNPRICED)
         out[sc.LLM_COST_REASON] = f"pricing error: {type(exc).__name__}"
     return out
-
-
-class _EnrichedSpan(ReadableSpan):
-    """A ReadableSpan whose attributes are the original's plus the enrichment.
-
-    The dropped counts are carried over explicitly: ReadableSpan derives them from its
-    BoundedAttributes/BoundedList containers, which a copy built from public data does not have.
-    """
-
-    def __init__(self, original: ReadableSpan, attributes: dict[str, AttributeValue]) -> None:
-        super().__init__(
-            name=original.name,
-            context=original.context,
-            parent=original.parent,
-            resource=original.resource,
-            attributes=attributes,
-            events=original.events,
-            links=original.links,
-            kind=original.kind,
-            # Deprecated since SDK 1.11 but still part of the span; read privately to avoid the
-            # DeprecationWarning of the public property.
-            instrumentation_info=getattr(original, "_instrumentation_info", None),
-            status=original.status,
-            start_time=original.start_time,
-            end_time=original.end_time,
-            instrumentation_scope=original.instrumentation_scope,
-        )
-        self._dropped = (original.dropped_attributes, original.dropped_events, original.dropped_links)
-
-    @property
-    def dropped_attributes(self) -> int:
-        return self._dropped[0]
-
-    @property
-    def dropped_events(self) -> int:
-        return self._dropped[1]
-
-    @property
-    def dropped_links(self) -> int:
-        return self._dropped[2]
-
-
-def enriched_copy(span: ReadableSpan, extra: Mapping[str, AttributeValue]) -> ReadableSpan:
-    """A copy of ``span`` with ``extra`` attributes added (overriding same-named ones).
-
-    Everything else is kept: name, context, parent, resource, scope, events, links, status,
-    kind, start/end times and the dropped attribute/event/link counts. Added attributes are not
-    subject to the span's attribute-count limit (they are the point of the copy).
-
-    Args:
-        span: The ended span as the SDK handed it to ``on_end``.
-        extra: Attributes to add, typically from :func:`compute_enrichment`.
-
-    Returns:
-        A new :class:`~opentelemetry.sdk.trace.ReadableSpan`.
-    """
-    return _enriched_copy_of(span, dict(span.attributes or {}), extra)
-
-
-def _enriched_copy_of(
-    span: ReadableSpan, attributes: dict[str, AttributeValue], extra: Mapping[str, AttributeValue]
-) -> ReadableSpan:
-    """:func:`enriched_copy` reusing ``attributes``, a private plain-dict copy of the span's (mutated)."""
-    attributes.update(extra)
-    state = getattr(span, "__dict__", None)
-    if type(span) is ReadableSpan and state is not None and "_attributes" in state:
-        # What the SDK hands on_end: copy its fields wholesale (~0.7 us) instead of rebuilding it
-        # through the constructor and the public properties (~3 us: events and links are copied
-        # under a lock). tests/test_enrich_copy.py checks every field on the oldest and newest SDK.
-        copy: _EnrichedSpan = object.__new__(_EnrichedSpan)
-        copy.__dict__.update(state)
-        copy._attributes = attributes
-        copy._dropped = (span.dropped_attributes, span.dropped_events, span.dropped_links)
-        return copy
-    return _EnrichedSpan(span, attributes)
-
-
-def span_attributes(span: ReadableSpan) -> Mapping[str, AttributeValue]:
-    """A span's attributes as a read-only mapping, without the SDK's per-lookup cost.
-
-    ``ReadableSpan.attributes`` is a MappingProxyType over the SDK's BoundedAttributes, whose
-    lookups run Python code (a miss raises and catches KeyError) and whose ``dict()`` copy costs
-    ~1.5 us for ten attributes. Its inner dict no longer changes once the span has ended (``end()``
-    freezes it since SDK 1.43, and ``set_attribute`` after ``end()`` is dropped before that), so it
-    is read directly. Callers must not mutate the result; on a span still running (``on_start``)
-    it may change under them, so use it there for point lookups only.
-
-    Args:
-        span: The span (ended, or for point lookups a running one).
-
-    Returns:
-        The attribute mapping (the span's own dict when the SDK layout allows, else ``span.attributes``).
-    """
-    raw = getattr(span, "_attributes", None)
-    if type(raw) is dict:
-        return raw
-    inner = getattr(raw, "_dict", None)
-    if isinstance(inner, dict):  # an OrderedDict once SDK 1.40-1.42 reaches the attribute limit
-        return inner
-    return span.attributes or _NO_ATTRIBUTES

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import (
@@ -35,9 +34,9 @@ from otel_llm_cost.enrich.attribution import (
     span_tags,
 )
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
-from otel_llm_cost.enrich.dedup import DoubleCountGuard
-from otel_llm_cost.enrich.enrichment import _enriched_copy_of, _enrichment, is_llm_candidate, span_attributes
+from otel_llm_cost.enrich.llm_call import LLMCallEnricher
 from otel_llm_cost.enrich.metrics import cost_metrics
+from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -133,8 +132,10 @@ class LLMCostSpanProcessor(SpanProcessor):
             # One key per process: attribution() blocks hash with the same key as this processor.
             set_default_user_id_hasher(user_id_hasher)
         self._hasher = user_id_hasher if user_id_hasher is not None else default_user_id_hasher()
-        capacity = _config.DEDUP_CAPACITY.get() if dedup_capacity is None else dedup_capacity
-        self._guard = DoubleCountGuard(capacity)
+        # The one decision (is it a call, what is added, is it billable), shared with the exporter.
+        self._calls = LLMCallEnricher(
+            pricing=pricing, user_id_hasher=self._hasher, dedup_capacity=dedup_capacity
+        )
         self._metrics = cost_metrics(meter_provider, metrics)
         self._budget_engine: BudgetHook | None = None
         if budgets:
@@ -204,21 +205,9 @@ class LLMCostSpanProcessor(SpanProcessor):
             # Python code in the SDK's BoundedAttributes, and this runs for every span.
             attributes = span_attributes(span)
             scope = span.instrumentation_scope
-            scope_name = scope.name if scope is not None else None
-            extra = None
-            # LLM_COST_STATUS present: already enriched upstream (another service's processor,
-            # re-sent to the collector); its figures and billable verdict stand.
-            if is_llm_candidate(attributes, scope_name) and sc.LLM_COST_STATUS not in attributes:
-                extra = _enrichment(attributes, scope_name, span.start_time, self._pricing, self._hasher)
-            if extra is None:
-                if self._guard.tracking_ancestors:
-                    context, parent = span.context, span.parent
-                    if context is not None:
-                        self._guard.non_llm_span_ended(
-                            context.span_id, parent.span_id if parent is not None else None
-                        )
-            else:
-                billable = self._mark_billable(span, attributes, extra, scope_name)
+            extra = self._calls.span_ended(span, attributes, scope.name if scope is not None else None)
+            if extra is not None:
+                billable = bool(extra.get(sc.LLM_COST_BILLABLE, True))
                 forwarded = _enriched_copy_of(span, dict(attributes), extra)
                 if billable and self._budget_engine is not None:
                     self._check_call_budgets(forwarded)
@@ -239,38 +228,6 @@ class LLMCostSpanProcessor(SpanProcessor):
                     processor,
                     exc,
                 )
-
-    def _mark_billable(
-        self,
-        span: ReadableSpan,
-        attributes: Mapping[str, Any],
-        extra: dict[str, Any],
-        scope_name: str | None,
-    ) -> bool:
-        context = span.context
-        if context is None:
-            return bool(extra.get(sc.LLM_COST_BILLABLE, True))
-        parent = span.parent
-        response_id = attributes.get(sc.GEN_AI_RESPONSE_ID)
-        input_tokens = extra.get(sc.LLM_TOKENS_INPUT)
-        output_tokens = extra.get(sc.LLM_TOKENS_OUTPUT)
-        start_ns = span.start_time or 0
-        verdict = self._guard.llm_span_ended(
-            trace_id=context.trace_id,
-            span_id=context.span_id,
-            parent_span_id=parent.span_id if parent is not None else None,
-            start_ns=start_ns,
-            end_ns=span.end_time or start_ns,
-            native_sdk=scope_name == sc.ANTHROPIC_SDK_SCOPE,
-            response_id=response_id if isinstance(response_id, str) else None,
-            input_tokens=input_tokens if isinstance(input_tokens, int) else None,
-            output_tokens=output_tokens if isinstance(output_tokens, int) else None,
-            aggregate=extra.get(sc.LLM_COST_BILLABLE) is False,
-        )
-        extra[sc.LLM_COST_BILLABLE] = verdict.billable
-        if verdict.duplicate_of is not None:
-            extra[sc.LLM_COST_DUPLICATE_OF] = verdict.duplicate_of
-        return verdict.billable
 
     def _check_call_budgets(self, span: ReadableSpan) -> None:
         engine, attributes = self._budget_engine, span.attributes

@@ -1,31 +1,79 @@
 """Holding a DuckDB file only while it is used, so that another process can take it in between.
 
 DuckDB allows one read-write process per file, and a second process cannot even open it read-only
-while the first holds it. Readers (``CostStore`` on a path) therefore open the file for a query and
-release it soon after; the exporter's writer does the same on its side.
+while the first holds it. Both sides therefore hold the file only while busy: the reader
+(:class:`FileHolder`, behind ``CostStore`` on a path) opens it for queries, the writer
+(:class:`WriterLease`, behind the exporter) when a batch arrives; each keeps it while work keeps
+coming (reopening costs ~15 ms, closing checkpoints, ~20 ms) and lets go after ``hold_idle_s`` without
+use or ``hold_max_s`` of continuous holding (:class:`HoldTimer`), from a daemon release thread
+(:func:`start_release_thread`). A reader kept waiting drops a ``<db>.read-request`` file
+(``connect``); the writer lets go as soon as it sees one.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import duckdb
 
+from otel_llm_cost._logging import log_once
 from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.storage import connect as _storage
 
-__all__ = ["FileHolder"]
+__all__ = ["FileHolder", "HoldTimer", "WriterLease", "start_release_thread"]
+
+_logger = logging.getLogger("otel_llm_cost.exporter")
+_T = TypeVar("_T")
 
 # A writer waiting for the file retries every 25-50 ms (_storage backoff cap); a reader that has held
 # the file for hold_max_s stays out this long before reopening so that a waiting writer gets in.
 _WRITER_GAP_S: Final = 0.06
+
+
+class HoldTimer:
+    """When a held file is due back: ``hold_idle_s`` without use, or ``hold_max_s`` of holding."""
+
+    __slots__ = ("held_since", "hold_idle_s", "hold_max_s", "last_use")
+
+    def __init__(self, hold_idle_s: float, hold_max_s: float) -> None:
+        self.hold_idle_s = hold_idle_s
+        self.hold_max_s = hold_max_s
+        self.held_since = 0.0
+        self.last_use = 0.0
+
+    def opened(self, now: float) -> None:
+        self.held_since = self.last_use = now
+
+    def idle_left(self, now: float) -> float:
+        """Seconds until the idle limit (<= 0: reached)."""
+        return self.hold_idle_s - (now - self.last_use)
+
+    def held_too_long(self, now: float) -> bool:
+        return now - self.held_since >= self.hold_max_s
+
+    def due(self, now: float) -> bool:
+        return self.idle_left(now) <= 0 or self.held_too_long(now)
+
+
+def start_release_thread(
+    loop: Callable[[weakref.ReferenceType[_T]], None], owner: _T, name: str
+) -> threading.Thread:
+    """Start the daemon thread that lets go of ``owner``'s file when due.
+
+    It holds ``owner`` only weakly (an owner nobody uses any more is collected, and its thread ends);
+    stop it with :func:`otel_llm_cost.storage.connect.join_release_thread` after telling it to end.
+    """
+    thread = threading.Thread(target=loop, args=(weakref.ref(owner),), name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 class FileHolder:
@@ -41,18 +89,25 @@ class FileHolder:
     ) -> None:
         self.path = path
         self.read_only = read_only
-        self.hold_idle_s = hold_idle_s
-        self.hold_max_s = hold_max_s
+        self._timer = HoldTimer(hold_idle_s, hold_max_s)
         self.timeout_s = timeout_s
         self.opens = 0  # how many times the file was opened (tests and benchmarks read it)
         self._cond = threading.Condition()
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._active = 0
-        self._held_since = 0.0
-        self._last_use = 0.0
         self._closed = False
         self._closer: threading.Thread | None = None
         _LIVE_HOLDERS.add(self)
+
+    @property
+    def hold_idle_s(self) -> float:
+        """Close the file this long after the last query ends (0: at once)."""
+        return self._timer.hold_idle_s
+
+    @property
+    def hold_max_s(self) -> float:
+        """Reopen (letting a waiting writer in between) after holding the file this long."""
+        return self._timer.hold_max_s
 
     @property
     def held(self) -> bool:
@@ -68,7 +123,7 @@ class FileHolder:
             if (
                 self._connection is not None
                 and self._active == 0
-                and time.monotonic() - self._held_since >= self.hold_max_s
+                and self._timer.held_too_long(time.monotonic())
             ):
                 self._close()
                 time.sleep(_WRITER_GAP_S)  # under the lock: no other thread of ours reopens meanwhile
@@ -86,7 +141,7 @@ class FileHolder:
         finally:
             with self._cond:
                 self._active -= 1
-                self._last_use = time.monotonic()
+                self._timer.last_use = time.monotonic()
                 if self._active == 0 and self.hold_idle_s == 0:
                     self._close()
                 else:
@@ -104,15 +159,9 @@ class FileHolder:
     def _open(self) -> None:
         self._connection = _storage.connect(self.path, read_only=self.read_only, timeout_s=self.timeout_s)
         self.opens += 1
-        self._held_since = self._last_use = time.monotonic()
+        self._timer.opened(time.monotonic())
         if self.hold_idle_s > 0 and (self._closer is None or not self._closer.is_alive()):
-            self._closer = threading.Thread(
-                target=_closer_loop,
-                args=(weakref.ref(self),),
-                name="otel-llm-cost-store-release",
-                daemon=True,
-            )
-            self._closer.start()
+            self._closer = start_release_thread(_closer_loop, self, "otel-llm-cost-store-release")
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None
@@ -124,11 +173,11 @@ class FileHolder:
         if self._connection is None:
             return False
         if self._active == 0:
-            idle = time.monotonic() - self._last_use
-            if idle >= self.hold_idle_s:
+            idle_left = self._timer.idle_left(time.monotonic())
+            if idle_left <= 0:
                 self._close()
                 return False
-            self._cond.wait(self.hold_idle_s - idle)
+            self._cond.wait(idle_left)
         else:
             self._cond.wait()  # woken when a query ends
         return True
@@ -156,3 +205,121 @@ def _closer_loop(ref: weakref.ReferenceType[FileHolder]) -> None:
                     holder._closer = None
                 return
         del holder
+
+
+# How often a writer waiting for a reader's turn checks the read request again.
+_READER_POLL_S: Final = 0.02
+
+
+class WriterLease:
+    """The writer's side: the file opened when a batch is committed, released when due.
+
+    ``lock`` guards every use of the held connection (commit, release, fork); hold it around
+    :meth:`acquire` ... :meth:`done_with` and :meth:`release`. Whoever commits also decides when to
+    let go (:meth:`due`): the writer thread checks it between commits.
+
+    Args:
+        path: The DuckDB file.
+        hold_idle_s: Release after this long without a commit.
+        hold_max_s: Release after holding the file this long, even while batches keep coming.
+        settings: Statements run on each opening (the writer's own connection settings).
+        on_open: Called (lock held) each time the file is opened: starts whatever releases it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        hold_idle_s: float,
+        hold_max_s: float,
+        settings: tuple[str, ...],
+        on_open: Callable[[], None],
+    ) -> None:
+        self.path = path
+        self._settings = settings
+        self._on_open = on_open
+        self.lock = threading.Lock()
+        self._timer = HoldTimer(hold_idle_s, hold_max_s)
+        self._held: duckdb.DuckDBPyConnection | None = None
+        # Set in a child forked while the parent held the file: the child never writes it.
+        self.fork_unsafe = False
+
+    @property
+    def held(self) -> bool:
+        """True while the file is open."""
+        return self._held is not None
+
+    def acquire(self, timeout_s: float) -> duckdb.DuckDBPyConnection:
+        """The held connection, opening the file (waiting up to ``timeout_s``) when needed.
+
+        Raises:
+            StorageError: The file cannot be opened (``StorageLockedError``: held past ``timeout_s``),
+                or this process was forked while its parent held it.
+        """
+        if self.fork_unsafe:
+            raise StorageError(
+                "this process was forked while its parent held the DuckDB file; its batches stay in the "
+                "journal, where the parent (or the next exporter on the file) stores them"
+            )
+        if self._held is None:
+            deadline = time.monotonic() + timeout_s
+            # A reader asked for the file: let it in before taking the file back. Sleep with the lock
+            # held: another exporting thread must not open the file meanwhile.
+            while _storage.read_requested(self.path) and time.monotonic() < deadline:
+                time.sleep(_READER_POLL_S)
+            held = _storage.connect(
+                self.path, timeout_s=max(0.0, deadline - time.monotonic()), see_pending=False
+            )
+            try:
+                for setting in self._settings:
+                    held.execute(setting)
+            except BaseException:
+                held.close()
+                raise
+            self._held = held
+            self._timer.opened(time.monotonic())
+            self._on_open()
+        return self._held
+
+    def done_with(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """A commit on ``cursor`` ended: the file is in use until ``hold_idle_s`` from now."""
+        if cursor is self._held:
+            self._timer.last_use = time.monotonic()
+
+    def busy_until(self, when: float) -> None:
+        """Not idle before ``when`` (rows for the next commit are being built)."""
+        self._timer.last_use = when
+
+    def reader_waiting(self) -> bool:
+        """Whether a reader (in any process) asked for the file."""
+        return _storage.read_requested(self.path)
+
+    def due(self, now: float) -> bool:
+        """Whether the held file should be let go now (idle, held too long, or a reader asked)."""
+        return self._held is not None and (self._timer.due(now) or self.reader_waiting())
+
+    def release(self) -> None:
+        """Close the file (checkpoints: it is compact and readable by the next opener)."""
+        held, self._held = self._held, None
+        if held is not None:
+            try:
+                held.close()
+            except duckdb.Error as exc:
+                log_once(_logger, "exporter.close", logging.WARNING, "closing %s failed: %r", self.path, exc)
+
+    def after_fork_in_child(self, *, parent_held_it: bool) -> None:
+        """Forget the inherited connection without closing it (that would write), and any held lock.
+
+        Args:
+            parent_held_it: The parent may have held the file at fork: this process never writes it.
+        """
+        held, self._held = self._held, None
+        if held is not None:
+            _ABANDONED_AFTER_FORK.append(held)
+        self.lock = threading.Lock()
+        self.fork_unsafe = parent_held_it
+
+
+# Connections a forked child inherited open: kept referenced so their finalizers never run (and
+# never checkpoint the parent's file from the child).
+_ABANDONED_AFTER_FORK: list[duckdb.DuckDBPyConnection] = []

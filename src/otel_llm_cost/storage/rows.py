@@ -4,30 +4,36 @@ The hot loop appends plain Python values to one list per column; Arrow converts 
 column whose values do not fit its type (a string where a count belongs, a cost too large for
 DECIMAL(18,12)) is rebuilt value by value on a slow path that nulls the misfits, so one odd span never
 loses the batch. Measured on this machine: ~2 us/row for the Arrow step, against ~1 ms/row for
-``executemany`` (DESIGN.md fact 5).
+``executemany`` or pandas.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import math
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from otel_llm_cost._money import MONEY_QUANTUM, money_arrow_type
 from otel_llm_cost.conventions import names as sc
-from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher
-from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.columns import (
+    CALL_INDEX,
+    CALL_NAMES,
+    CALLS_ARROW_SCHEMA,
+    COST_PREFIX_LEN,
+    HASHED_IN_SPANS,
+    RAW_USER_IDS,
+    SPANS_ARROW_SCHEMA,
+    Plan,
+    is_content_attribute,
+    plan_for,
+)
+from otel_llm_cost.storage.enricher import default_enricher
+from otel_llm_cost.storage.values import tag_value, to_array, to_json_bytes
 
 __all__ = [
     "CALLS_ARROW_SCHEMA",
@@ -37,62 +43,6 @@ __all__ = [
     "build_rows",
     "is_content_attribute",
 ]
-
-_ARROW_TYPES: Final[dict[str, pa.DataType]] = {
-    "VARCHAR": pa.string(),
-    "JSON": pa.string(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-    # Nanoseconds as the SDK records them; DuckDB rounds to its microsecond TIMESTAMPTZ on insert.
-    "TIMESTAMPTZ": pa.timestamp("ns", tz="UTC"),
-    "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
-    _schema.MONEY_TYPE: money_arrow_type(),
-}
-
-
-def _arrow_schema(columns: tuple[tuple[str, str, str], ...]) -> pa.Schema:
-    return pa.schema([pa.field(name, _ARROW_TYPES[sql_type]) for name, sql_type, _ in columns])
-
-
-CALLS_ARROW_SCHEMA: Final = _arrow_schema(_schema.CALL_COLUMNS)
-SPANS_ARROW_SCHEMA: Final = _arrow_schema(_schema.SPAN_COLUMNS)
-
-# Largest magnitude DECIMAL(18,12) holds: 6 integer digits.
-_MONEY_LIMIT: Final = 1e6
-
-_RAW_USER_IDS: Final = frozenset(sc.RAW_USER_ID_ATTRIBUTE_NAMES)
-# Attributes that become columns are not repeated in the JSON column. Raw user ids are dropped
-# too: only their keyed hash (user_id column) is stored. gen_ai.usage.cost is our cost_usd mirrored
-# (priced) or the external figure already in external_cost_usd (unpriced): a column either way.
-_NOT_IN_JSON: Final = _RAW_USER_IDS | {sc.GEN_AI_USAGE_COST_MIRROR}
-# cost.* names other than cost.user_id that hold a user id: where Traceloop association keys spelled
-# userId/user.id/enduser.id land as tags. Stored as their keyed hash only, like cost.user_id.
-_USER_ID_TAGS: Final = frozenset(
-    sc.COST_PREFIX + name.removeprefix(sc.TRACELOOP_ASSOCIATION_PREFIX)
-    for name in sc.RAW_USER_ID_ATTRIBUTE_NAMES
-    if name.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX)
-) - {sc.COST_USER_ID}
-# In the spans table nothing enriched the span: a cost.user_id set directly on it may be raw.
-_HASHED_IN_SPANS: Final = _USER_ID_TAGS | {sc.COST_USER_ID}
-
-_CALL_NAMES: Final = tuple(CALLS_ARROW_SCHEMA.names)
-_CALL_INDEX: Final = {name: index for index, name in enumerate(_CALL_NAMES)}
-# Attribute name -> (column index, priority; lower wins).
-_SOURCES: Final = {
-    name: (_CALL_INDEX[column], priority)
-    for column, names in _schema.COLUMN_ATTRIBUTES
-    for priority, name in enumerate(names)
-}
-_UNRANKED: Final = 1_000_000
-_CONTENT_EXACT: Final = frozenset(sc.CONTENT_ATTRIBUTE_NAMES)
-_CONTENT_PREFIXES: Final = tuple(name + "." for name in sc.CONTENT_ATTRIBUTE_NAMES)
-_COST_PREFIX_LEN: Final = len(sc.COST_PREFIX)
-
-
-def is_content_attribute(name: str) -> bool:
-    """True for prompt/completion/message text attributes of any supported convention."""
-    return name in _CONTENT_EXACT or name.startswith(_CONTENT_PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,165 +63,13 @@ to add, or None when it is not an LLM call. Called once per batch: deciding whic
 one call is billable needs the whole batch (in end order)."""
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-# The fallback for what orjson refuses (an int beyond 64 bits, a lone surrogate): ASCII escapes keep
-# any string encodable.
-_ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"), default=_json_default)
-
-
-def _finite(value: object) -> object:
-    """``value`` with NaN/Infinity (alone or inside a sequence) as strings: they are not JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, tuple | list):
-        return [_finite(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    return value
-
-
-def _to_json_bytes(value: object) -> bytes:
-    """The one JSON encoding of stored attributes: compact UTF-8, NaN/Infinity kept as strings.
-
-    orjson: 0.2 us for a span's remaining attributes against 2.4 us for the standard library
-    (measured with ``benchmarks/bench_exporter.py``, where it is a tenth of the export thread's work).
-    """
-    try:
-        encoded = orjson.dumps(value, default=_json_default)
-    except TypeError:  # orjson.JSONEncodeError is one
-        return _ENCODER.encode(_finite(value)).encode()
-    if b"null" in encoded:
-        # orjson writes NaN and Infinity as null (so would a None, or text containing "null"): keep
-        # the non-finite numbers readable, as strings.
-        return orjson.dumps(_finite(value), default=_json_default)
-    return encoded
-
-
-def _to_json(value: object) -> str:
-    return _to_json_bytes(value).decode()
-
-
-def _to_array(values: Sequence[Any], arrow_type: pa.DataType) -> pa.Array:
-    if pa.types.is_decimal(arrow_type):
-        try:
-            # Arrow's float64 -> decimal cast rounds to the nearest 12-place value, exactly what
-            # Decimal(value).quantize(1e-12) gives (checked by a property test), in C.
-            return pc.cast(pa.array(values, pa.float64()), arrow_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-            return pa.array([_money(value) for value in values], arrow_type)
-    try:
-        return pa.array(values, arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return pa.array([_coerce(value, arrow_type) for value in values], arrow_type)
-
-
-def _money(value: object) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        amount = Decimal(value if isinstance(value, str) else float(value))  # type: ignore[arg-type]
-    except (InvalidOperation, TypeError, ValueError, OverflowError):
-        return None
-    if not amount.is_finite() or abs(amount) >= Decimal(int(_MONEY_LIMIT)):
-        return None
-    return amount.quantize(MONEY_QUANTUM)
-
-
-def _coerce(value: object, arrow_type: pa.DataType) -> object:
-    """Slow path: the value if it fits ``arrow_type`` (converting obvious cases), else None."""
-    try:
-        pa.array([value], arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        pass
-    else:
-        return value
-    if pa.types.is_string(arrow_type):
-        return str(value)
-    if pa.types.is_integer(arrow_type) and isinstance(value, str):
-        try:
-            number = int(value)
-        except ValueError:
-            return None
-        return number if -(2**63) <= number < 2**63 else None
-    return None
-
-
-class _Plan:
-    """Where each column's value comes from, for one set of attribute names.
-
-    Spans from one instrumentation carry the same attribute names span after span, so the per-name
-    work (which column a name feeds, which names go to the JSON column) is done once per name set;
-    each span then costs one C-level gather (``itemgetter``) instead of a Python step per attribute.
-    """
-
-    __slots__ = ("columns", "hashed_tags", "pick", "rest_keys", "tag_keys")
-
-    def __init__(self, keys: tuple[str, ...], capture_content: bool) -> None:
-        found: dict[int, list[tuple[int, str]]] = {}  # column -> [(priority, name)]
-        rest: list[str] = []
-        tags: list[str] = []
-        for name in keys:
-            source = _SOURCES.get(name)
-            if source is not None:
-                column, priority = source
-                found.setdefault(column, []).append((priority, name))
-            elif name.startswith(sc.COST_PREFIX):
-                tags.append(name)
-            elif name in _NOT_IN_JSON:
-                continue
-            elif capture_content or not is_content_attribute(name):
-                rest.append(name)
-        picked: list[str] = []
-        columns: list[tuple[int, tuple[int, ...]]] = []
-        for column, sources in found.items():
-            # Highest priority first: a column takes the first of its names whose value is not None.
-            names = [name for _, name in sorted(sources)]
-            columns.append((column, tuple(range(len(picked), len(picked) + len(names)))))
-            picked.extend(names)
-        self.pick = _getter(picked)
-        self.columns = tuple(columns)
-        self.rest_keys = tuple(rest)
-        self.tag_keys = tuple(tags)
-        self.hashed_tags = _USER_ID_TAGS.intersection(tags)
-
-
-def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    if len(names) >= 2:
-        return operator.itemgetter(*names)
-    if len(names) == 1:
-        one = operator.itemgetter(names[0])
-        return lambda attributes: (one(attributes),)
-    return lambda attributes: ()
-
-
-# Name sets seen so far; bounded so that spans with ever-new attribute names cannot grow it forever.
-_PLANS: dict[tuple[bool, tuple[str, ...]], _Plan] = {}
-_PLANS_MAX: Final = 256
-
-
-def _plan_for(keys: tuple[str, ...], capture_content: bool) -> _Plan:
-    cache_key = (capture_content, keys)
-    plan = _PLANS.get(cache_key)
-    if plan is None:
-        plan = _Plan(keys, capture_content)
-        if len(_PLANS) >= _PLANS_MAX:
-            _PLANS.clear()
-        _PLANS[cache_key] = plan
-    return plan
-
-
 def build_rows(
     spans: Sequence[ReadableSpan],
     *,
     enrich: Enricher | None,
     capture_content: bool,
     store_all_spans: bool,
-    user_id_hasher: UserIdHasher | None = None,
+    hash_user_id: Callable[[str], str] | None = None,
 ) -> RowBatch:
     """Convert one export batch into Arrow tables for ``llm_calls`` (and ``spans``).
 
@@ -284,8 +82,8 @@ def build_rows(
             of them (None: only enriched spans are calls).
         capture_content: Keep prompt/completion text attributes in the JSON column.
         store_all_spans: Also build the ``spans`` table (every span of the batch).
-        user_id_hasher: Hashes user ids found raw where only their hash may be stored (``None``: the
-            process default, resolved only when such an id is found).
+        hash_user_id: Hashes user ids found raw where only their hash may be stored (``None``: the
+            default enricher's, resolved only when such an id is found).
 
     Returns:
         The tables, in span order.
@@ -317,33 +115,42 @@ def build_rows(
         calls.append(span)
         call_attributes.append(attributes)
     if raw and enrich is not None:
-        keep = [True] * len(calls)
-        for slot, extra in zip(raw_slots, enrich(raw), strict=True):
-            if extra is None:
-                keep[slot] = False
-            else:
-                call_attributes[slot] = {**call_attributes[slot], **extra}
-        calls = list(itertools.compress(calls, keep))
-        call_attributes = list(itertools.compress(call_attributes, keep))
-    hash_user_id = _UserIdHash(user_id_hasher)
+        calls, call_attributes = _enriched_calls(calls, call_attributes, raw_slots, enrich(raw))
+    hash_id = _UserIdHash(hash_user_id)
     return RowBatch(
-        _calls_table(calls, call_attributes, capture_content, hash_user_id),
-        _spans_table(kept, kept_attributes, capture_content, hash_user_id) if store_all_spans else None,
+        _calls_table(calls, call_attributes, capture_content, hash_id),
+        _spans_table(kept, kept_attributes, capture_content, hash_id) if store_all_spans else None,
     )
 
 
+def _enriched_calls(
+    calls: list[ReadableSpan],
+    call_attributes: list[Mapping[str, Any]],
+    raw_slots: list[int],
+    extras: Sequence[Mapping[str, Any] | None],
+) -> tuple[list[ReadableSpan], list[Mapping[str, Any]]]:
+    """The calls with each raw span's enrichment merged in, and raw spans that are no call left out."""
+    keep = [True] * len(calls)
+    for slot, extra in zip(raw_slots, extras, strict=True):
+        if extra is None:
+            keep[slot] = False
+        else:
+            call_attributes[slot] = {**call_attributes[slot], **extra}
+    return list(itertools.compress(calls, keep)), list(itertools.compress(call_attributes, keep))
+
+
 class _UserIdHash:
-    """``hasher.hash`` of a value of any type, the default hasher resolved on first use only."""
+    """``hash_user_id`` of a value of any type, the default enricher's resolved on first use only."""
 
-    __slots__ = ("_hasher",)
+    __slots__ = ("_hash",)
 
-    def __init__(self, hasher: UserIdHasher | None) -> None:
-        self._hasher = hasher
+    def __init__(self, hash_user_id: Callable[[str], str] | None) -> None:
+        self._hash = hash_user_id
 
     def __call__(self, value: object) -> str:
-        if self._hasher is None:
-            self._hasher = default_user_id_hasher()
-        return self._hasher.hash(_tag_value(value))
+        if self._hash is None:
+            self._hash = default_enricher().hash_user_id
+        return self._hash(tag_value(value))
 
 
 _STATUS_NAMES: Final = {code: code.name for code in StatusCode}
@@ -375,7 +182,7 @@ def _common_columns(spans: list[ReadableSpan]) -> dict[str, Sequence[Any]]:
 def _arrow_table(columns: list[Sequence[Any] | None], schema: pa.Schema, count: int) -> pa.Table:
     """One Arrow conversion per column (None: all NULL); ``duration_ms`` is computed here, in C."""
     arrays = [
-        _to_array(values, field.type) if values is not None else pa.nulls(count, field.type)
+        to_array(values, field.type) if values is not None else pa.nulls(count, field.type)
         for values, field in zip(columns, schema, strict=True)
     ]
     # (end - start) / 1e6 as a float, as Python would compute it; NULL when either is missing.
@@ -396,11 +203,11 @@ def _spans_table(
     columns: dict[str, Sequence[Any]] = _common_columns(spans)
     columns["kind"] = [span.kind.name for span in spans]
     columns["attributes"] = [
-        _to_json_bytes(
+        to_json_bytes(
             {
-                name: hash_user_id(value) if name in _HASHED_IN_SPANS else value
+                name: hash_user_id(value) if name in HASHED_IN_SPANS else value
                 for name, value in attributes.items()
-                if name not in _RAW_USER_IDS and (capture_content or not is_content_attribute(name))
+                if name not in RAW_USER_IDS and (capture_content or not is_content_attribute(name))
             }
         )
         for attributes in span_attributes
@@ -418,12 +225,12 @@ def _calls_table(
 ) -> pa.Table:
     """Column by column: one comprehension (or C-level transpose) per column, then one Arrow conversion."""
     count = len(calls)
-    index = _CALL_INDEX
-    columns: list[Sequence[Any] | None] = [None] * len(_CALL_NAMES)  # None: all NULL
+    index = CALL_INDEX
+    columns: list[Sequence[Any] | None] = [None] * len(CALL_NAMES)  # None: all NULL
     for name, common in _common_columns(calls).items():
         columns[index[name]] = common
     # Attribute-fed columns, for each run of spans sharing one set of attribute names (usually one run).
-    runs: list[tuple[_Plan, list[Mapping[str, Any]]]] = []
+    runs: list[tuple[Plan, list[Mapping[str, Any]]]] = []
     previous: tuple[str, ...] | None = None
     for attributes in call_attributes:
         keys = tuple(attributes)
@@ -431,7 +238,7 @@ def _calls_table(
             runs[-1][1].append(attributes)
             continue
         previous = keys
-        plan = _plan_for(keys, capture_content)
+        plan = plan_for(keys, capture_content)
         if runs and runs[-1][0] is plan:
             runs[-1][1].append(attributes)
         else:
@@ -474,7 +281,7 @@ def _service_names(spans: list[ReadableSpan]) -> list[Any]:
 
 
 def _attribute_columns(
-    plan: _Plan, run: list[Mapping[str, Any]], hash_user_id: Callable[[object], str]
+    plan: Plan, run: list[Mapping[str, Any]], hash_user_id: Callable[[object], str]
 ) -> dict[int, list[Any]]:
     """The attribute-fed columns of spans that share ``plan``: column index -> values."""
     out: dict[int, list[Any]] = {}
@@ -488,27 +295,23 @@ def _attribute_columns(
             ]
         out[column] = values if isinstance(values, list) else list(values)
     keys = plan.rest_keys
-    out[_CALL_INDEX["attributes"]] = [
-        _to_json_bytes({name: attributes[name] for name in keys}) for attributes in run
+    out[CALL_INDEX["attributes"]] = [
+        to_json_bytes({name: attributes[name] for name in keys}) for attributes in run
     ]
-    prefix = _COST_PREFIX_LEN
+    prefix = COST_PREFIX_LEN
     if plan.hashed_tags:
         hashed = plan.hashed_tags
-        out[_CALL_INDEX["tags"]] = [
+        out[CALL_INDEX["tags"]] = [
             [
-                (name[prefix:], (hash_user_id if name in hashed else _tag_value)(attributes[name]))
+                (name[prefix:], (hash_user_id if name in hashed else tag_value)(attributes[name]))
                 for name in plan.tag_keys
             ]
             for attributes in run
         ]
     elif plan.tag_keys:
-        out[_CALL_INDEX["tags"]] = [
-            [(name[prefix:], _tag_value(attributes[name])) for name in plan.tag_keys] for attributes in run
+        out[CALL_INDEX["tags"]] = [
+            [(name[prefix:], tag_value(attributes[name])) for name in plan.tag_keys] for attributes in run
         ]
     else:
-        out[_CALL_INDEX["tags"]] = [[] for _ in run]
+        out[CALL_INDEX["tags"]] = [[] for _ in run]
     return out
-
-
-def _tag_value(value: object) -> str:
-    return value if isinstance(value, str) else _to_json(value)

@@ -1,8 +1,9 @@
 """The DuckDB schema: the contract between the exporter, the CostStore, budgets and the collector.
 
 One row of ``llm_calls`` is one LLM span (one call, or a duplicate record of one, marked
-``billable = false``). Money is DECIMAL(18,12): exact sums (DOUBLE sums differed between runs, DESIGN.md
-fact 5), 64-bit storage, and 12 places hold the smallest per-token prices exactly.
+``billable = false``). Money is DECIMAL(18,12): exact sums (DOUBLE sums of the same rows differed between
+runs: 27 distinct results in 30; DECIMAL was exact and no slower), 64-bit storage, and 12 places hold
+the smallest per-token prices exactly.
 
 The schema is versioned in ``otel_llm_cost_meta``; opening an older file migrates it (see
 ``MIGRATIONS``), opening a newer one raises :class:`~otel_llm_cost.exceptions.SchemaVersionError`.
