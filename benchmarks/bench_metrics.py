@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_llm_cost.enrich.attribution import UserIdHasher
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini")
 

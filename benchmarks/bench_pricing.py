@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import genai_prices
 
 from otel_llm_cost.conventions.usage import Usage
-from otel_llm_cost.pricing.book import MONEY_QUANTUM, PriceBook
+from otel_llm_cost.pricing import MONEY_QUANTUM, PriceBook
 
 MODELS = [
     ("gpt-4o", "openai"),

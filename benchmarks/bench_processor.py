@@ -35,7 +35,7 @@ from otel_llm_cost.enrich.attribution import UserIdHasher, attribution, span_tag
 from otel_llm_cost.enrich.enrichment import _enrichment, is_llm_candidate
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
 
 HTTP_ATTRIBUTES: dict[str, Any] = {
     "http.request.method": "GET",

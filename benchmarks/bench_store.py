@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.storage import connect as _storage
 
 END = datetime(2025, 2, 1, tzinfo=UTC)

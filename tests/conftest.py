@@ -21,7 +21,7 @@ import pytest
 
 from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.enrich import attribution as _attribution
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
 

@@ -40,7 +40,7 @@ from otel_llm_cost.budgets import (
 from otel_llm_cost.conventions import names as semconv
 from otel_llm_cost.enrich.attribution import UserIdHasher
 from otel_llm_cost.exceptions import BudgetExceeded, StorageError
-from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.storage import connect as _storage
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -642,7 +642,7 @@ def test_a_tiny_rate_against_a_huge_limit_gives_no_forecast_and_no_error(
 
 
 def test_cost_store_answers_through_the_same_functions(con: duckdb.DuckDBPyConnection) -> None:
-    from otel_llm_cost.query.store import CostStore  # noqa: PLC0415 - E's module, integration only
+    from otel_llm_cost.query import CostStore  # noqa: PLC0415 - E's module, integration only
 
     insert_calls(con, [call(org_id="o", cost_usd=30, start_time=NOON)])
     store = CostStore(con)

@@ -13,7 +13,7 @@ from otel_llm_cost.cli import demo_spans, demo_traffic
 from otel_llm_cost.cli.demo_traffic import UNPRICED_MODEL
 from otel_llm_cost.cli.main import main
 from otel_llm_cost.exceptions import StorageError
-from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.query import CostStore
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from helpers import wait_until
 from otel_llm_cost import CostStore, LLMCostSpanProcessor
 from otel_llm_cost._logging import ERROR_COUNTS
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.storage import backlog as backlog_module
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage.exporter import CommitInfo, DuckDBSpanExporter

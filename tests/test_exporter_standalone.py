@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import UserIdHasher
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter

@@ -192,3 +192,38 @@ def test_the_checker_sees_a_wrong_direction() -> None:
         "otel_llm_cost.storage.rows",
     ]
     assert [layer_of(t) in _LOWER["storage"] for t in targets[:2]] == [False, False]
+
+
+# Size limits that keep each room readable: a module that outgrows them wants splitting by role.
+MODULE_LINES = 400
+CLASS_LINES = 300
+FUNCTION_LINES = 60
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> int:
+    """Lines of ``node`` from its first statement after the docstring to its end."""
+    body = node.body
+    first = body[0]
+    has_docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    if has_docstring and isinstance(first.value.value, str) and len(body) > 1:
+        first = body[1]
+    return (node.end_lineno or first.lineno) - first.lineno + 1
+
+
+def test_modules_classes_and_functions_stay_small() -> None:
+    too_big = []
+    for path in _sources():
+        text = path.read_text()
+        name = path.relative_to(SRC)
+        if text.count("\n") > MODULE_LINES:
+            too_big.append(f"{name}: {text.count(chr(10))} lines > {MODULE_LINES}")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                limit = CLASS_LINES
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                limit = FUNCTION_LINES
+            else:
+                continue
+            if (lines := _code_lines(node)) > limit:
+                too_big.append(f"{name}:{node.lineno}: {node.name} has {lines} lines of code > {limit}")
+    assert not too_big, "\n".join(too_big)

@@ -38,8 +38,8 @@ from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import UserIdHasher, attribution
 from otel_llm_cost.enrich.metrics import CostMetrics, cost_metrics
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
-from otel_llm_cost.pricing.book import PriceBook
-from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 ROOT = Path(__file__).resolve().parent.parent

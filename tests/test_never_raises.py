@@ -29,7 +29,7 @@ from otel_llm_cost.enrich import attribution as attribution_module
 from otel_llm_cost.enrich.attribution import UserIdHasher
 from otel_llm_cost.enrich.enrichment import compute_enrichment
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
-from otel_llm_cost.pricing.book import CostBreakdown, PriceBook
+from otel_llm_cost.pricing import CostBreakdown, PriceBook
 
 HASHER = UserIdHasher(key=b"never-raises-key-0123456789")
 LLM_ATTRIBUTES: dict[str, Any] = {

@@ -35,7 +35,7 @@ from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.conventions.usage import normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, attribution
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "spans"
 KEY = b"processor-test-key-0123456789"

@@ -19,7 +19,7 @@ from otel_llm_cost.enrich import attribution as attribution_module
 from otel_llm_cost.enrich.attribution import UserIdHasher
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.exceptions import BudgetExceeded
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter

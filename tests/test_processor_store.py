@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import UserIdHasher, attribution
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
-from otel_llm_cost.pricing.book import PriceBook
-from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter

@@ -33,7 +33,7 @@ from otel_llm_cost.budgets import (
 )
 from otel_llm_cost.budgets.sinks import deliver
 from otel_llm_cost.conventions import names as semconv
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -16,13 +16,13 @@ import pytest
 
 from conftest import BASE_TIME, CallsDB, call
 from helpers import wait_until
-from otel_llm_cost.budgets.budget import Budget, BudgetGuard
+from otel_llm_cost.budgets import Budget, BudgetGuard
 from otel_llm_cost.exceptions import QueryError, StorageError, UnknownDimensionError
-from otel_llm_cost.pricing.book import PriceBook
+from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.query.alert_sql import ALERT_FIELDS
 from otel_llm_cost.query.repricing import _usage_of
 from otel_llm_cost.query.sql import half_open_window
-from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_until
-from otel_llm_cost.query.store import CostStore
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.storage import connect as _storage
 from test_exporter import count
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CallsDB, call
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.query import sql as _queries
-from otel_llm_cost.query.store import CostStore
 
 # Spring-forward and fall-back weeks in two zones, plus plain UTC.
 ZONES = ("UTC", "America/New_York", "Europe/Berlin")

@@ -16,13 +16,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_llm_cost import _config
-from otel_llm_cost.budgets.budget import Budget, load_budgets
+from otel_llm_cost.budgets import Budget, load_budgets
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.exceptions import BudgetConfigError
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 if TYPE_CHECKING:
-    from otel_llm_cost.pricing.book import PriceBook
+    from otel_llm_cost.pricing import PriceBook
 
 _logger = logging.getLogger("otel_llm_cost")
 

@@ -176,7 +176,7 @@ def _source_of(store_or_path: object) -> tuple[_Connectable, bool]:
 def _open_store(path: str | os.PathLike[str]) -> _Connectable:
     # Imported here: the store and storage pull in pyarrow and the exporter's dependencies, which a
     # guard given a store or a connection never needs.
-    from otel_llm_cost.query.store import CostStore  # noqa: PLC0415
+    from otel_llm_cost.query import CostStore  # noqa: PLC0415
     from otel_llm_cost.storage import connect as _storage  # noqa: PLC0415
 
     if not os.path.exists(path):

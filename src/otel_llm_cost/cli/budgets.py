@@ -17,7 +17,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from otel_llm_cost import _config
-from otel_llm_cost.budgets.budget import (
+from otel_llm_cost.budgets import (
     AlertSink,
     Budget,
     BudgetEngine,
@@ -28,11 +28,11 @@ from otel_llm_cost.budgets.budget import (
 )
 from otel_llm_cost.cli.reports import parse_when
 from otel_llm_cost.exceptions import BudgetConfigError, StorageError
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.alert_sql import ALERT_FIELDS
 from otel_llm_cost.query.output import format_int, format_usd
-from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.storage import connect as _storage
 
 _BAR_WIDTH = 20

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 from otel_llm_cost import _config
 from otel_llm_cost.exceptions import StorageError
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
-from otel_llm_cost.query.store import CostStore
 
 __all__ = [
     "add_command",

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from otel_llm_cost import _config
-from otel_llm_cost.pricing.book import CostStatus, PriceBook, UnitPrices, provider_id_for
+from otel_llm_cost.pricing import CostStatus, PriceBook, UnitPrices, provider_id_for
 
 _KINDS = (
     ("input", "input_mtok"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from otel_llm_cost.query import CallRow, CostRow, DailyCost, Rows, Summary
 from otel_llm_cost.query import output as _output
-from otel_llm_cost.query.store import CallRow, CostRow, DailyCost, Rows, Summary
 
 __all__ = [
     "CALL_FIELDS",

@@ -23,9 +23,9 @@ from otel_llm_cost.cli.options import (
     window_options,
 )
 from otel_llm_cost.cli.render import CSV_HEADERS, cost_rows_csv, cost_table, daily_section, summary_lines
+from otel_llm_cost.query import CostStore, DailyCost, Rows, Summary
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
-from otel_llm_cost.query.store import CostStore, DailyCost, Rows, Summary
 
 __all__ = ["handle_report", "parse_when", "register"]
 

@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def _cmd_savings(args: argparse.Namespace) -> int:
     since, until, _zone = window(args)
     what_if = _parse_what_if(args.what_if) if args.what_if else None
-    from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415 - loads the price data only when needed
+    from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - loads the price data only when needed
 
     pricebook = PriceBook.from_file(args.prices) if args.prices else PriceBook.default()
     with open_store(args) as store:
@@ -84,7 +84,7 @@ def _parse_what_if(text: str) -> tuple[str, str]:
 
 def _cmd_reprice(args: argparse.Namespace) -> int:
     since, until, _zone = window(args)
-    from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415 - loads the price data only when needed
+    from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - loads the price data only when needed
 
     pricebook = PriceBook.from_file(args.prices) if args.prices else PriceBook.default()
     with open_store(args, read_only=args.dry_run) as store:

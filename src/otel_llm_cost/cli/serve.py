@@ -74,13 +74,13 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     pricing = None
     if args.prices is not None:
-        from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415
+        from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415
 
         pricing = PriceBook.from_file(args.prices)
     budgets: list[Any] = []
     budgets_file = args.budgets if args.budgets is not None else _config.BUDGETS_FILE.get()
     if budgets_file is not None:
-        from otel_llm_cost.budgets.budget import load_budgets  # noqa: PLC0415
+        from otel_llm_cost.budgets import load_budgets  # noqa: PLC0415
 
         budgets = list(load_budgets(budgets_file))
 

@@ -28,8 +28,8 @@ from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 if TYPE_CHECKING:
-    from otel_llm_cost.budgets.budget import Budget
-    from otel_llm_cost.pricing.book import PriceBook
+    from otel_llm_cost.budgets import Budget
+    from otel_llm_cost.pricing import PriceBook
 
 __all__ = [
     "RECEIVER_MAX_EXPORT_BATCH_SIZE",

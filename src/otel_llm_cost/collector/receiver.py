@@ -53,8 +53,8 @@ from otel_llm_cost.collector.handler import TRACES_PATH, ReceiverStats, TraceHan
 from otel_llm_cost.collector.pipeline import ReceiverPipeline, build_processor
 
 if TYPE_CHECKING:
-    from otel_llm_cost.budgets.budget import Budget
-    from otel_llm_cost.pricing.book import PriceBook
+    from otel_llm_cost.budgets import Budget
+    from otel_llm_cost.pricing import PriceBook
 
 __all__ = [
     "DEFAULT_HOST",

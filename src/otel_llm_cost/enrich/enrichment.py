@@ -22,7 +22,7 @@ from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.conventions.usage import Usage, normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
-from otel_llm_cost.pricing.book import CostBreakdown, CostStatus
+from otel_llm_cost.pricing import CostBreakdown, CostStatus
 
 if TYPE_CHECKING:
     from datetime import datetime as _DateTime

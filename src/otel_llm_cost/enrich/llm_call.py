@@ -154,7 +154,7 @@ class LLMCallEnricher:
 
     def _pricer(self) -> _Pricer:
         if self._pricing is None:
-            from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415 - prices load on the first raw LLM span
+            from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - prices load on the first raw LLM span
 
             try:
                 self._pricing = PriceBook.default()  # type: ignore[assignment,unused-ignore]

@@ -124,7 +124,7 @@ class LLMCostSpanProcessor(SpanProcessor):
         self._start_processors = tuple(p for p in processors if _overrides(p, "on_start"))
         self._ending_processors = tuple(p for p in processors if _overrides(p, "_on_ending"))
         if pricing is None:
-            from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415 - A's module; loads price data
+            from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - A's module; loads price data
 
             pricing = PriceBook.default()  # type: ignore[attr-defined,unused-ignore]
         self._pricing: _Pricer = pricing  # type: ignore[assignment,unused-ignore]

@@ -32,11 +32,10 @@ from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
 from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM
 from otel_llm_cost.exceptions import PriceFileError, UnknownModelError
-from otel_llm_cost.pricing.ids import provider_id_for
 from otel_llm_cost.pricing.price_file import load_price_file
 from otel_llm_cost.pricing.rates import charge
 from otel_llm_cost.pricing.resolution import Resolved, Resolver, unit_prices_of
-from otel_llm_cost.pricing.results import CostBreakdown, CostStatus, PriceTier, UnitPrices
+from otel_llm_cost.pricing.results import CostBreakdown, CostStatus, UnitPrices
 from otel_llm_cost.pricing.sources import PriceData
 from otel_llm_cost.pricing.user_layer import UserLayer
 
@@ -44,15 +43,7 @@ if TYPE_CHECKING:
     from otel_llm_cost.conventions.usage import Usage
 
 # The result types and provider_id_for stay importable from here, where they were first defined.
-__all__ = [
-    "MONEY_QUANTUM",
-    "CostBreakdown",
-    "CostStatus",
-    "PriceBook",
-    "PriceTier",
-    "UnitPrices",
-    "provider_id_for",
-]
+__all__ = ["PriceBook"]
 
 _logger = logging.getLogger("otel_llm_cost.pricing")
 

@@ -25,7 +25,7 @@ from otel_llm_cost.query.results import RepriceResult, WhatIf
 from otel_llm_cost.storage.schema import CALL_COLUMNS, MONEY_TYPE
 
 if TYPE_CHECKING:
-    from otel_llm_cost.pricing.book import CostBreakdown, PriceBook, PriceTier, UnitPrices
+    from otel_llm_cost.pricing import CostBreakdown, PriceBook, PriceTier, UnitPrices
 
 __all__ = ["reprice", "what_if"]
 

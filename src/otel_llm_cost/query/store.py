@@ -53,21 +53,15 @@ from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.reports import LedgerReports
 from otel_llm_cost.query.results import (
     AlertRow,
-    CallRow,
-    CostRow,
-    DailyCost,
     RepriceResult,
-    Summary,
     WhatIf,
 )
 from otel_llm_cost.query.tabular import Rows, Source
 
 if TYPE_CHECKING:
-    from otel_llm_cost.pricing.book import PriceBook
+    from otel_llm_cost.pricing import PriceBook
 
-# With the result types of the main reports (their home is query.results and query.tabular), for code
-# that imported them from here when CostStore and its results were one module.
-__all__ = ["CallRow", "CostRow", "CostStore", "DailyCost", "Rows", "Summary"]
+__all__ = ["CostStore"]
 
 
 class CostStore(LedgerReports):
