@@ -145,7 +145,7 @@ def breakdown(pricebook: PriceBook) -> list[tuple[str, float]]:
 
     def guard() -> None:
         n = next(ids)
-        processor._guard.llm_span_ended(
+        processor._calls._guard.llm_span_ended(
             trace_id=n, span_id=n, parent_span_id=None, start_ns=1, end_ns=2, native_sdk=False,
             response_id=None, input_tokens=1200, output_tokens=300, aggregate=False,
         )  # fmt: skip

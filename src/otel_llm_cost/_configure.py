@@ -39,8 +39,8 @@ def configure(
 ) -> TracerProvider:
     """Wire a TracerProvider so every LLM span is priced, tagged and stored in DuckDB.
 
-    Adds one :class:`~otel_llm_cost.LLMCostSpanProcessor` that feeds a
-    ``BatchSpanProcessor(DuckDBSpanExporter(db_path))`` and, when an OTLP endpoint is configured,
+    Adds one :class:`~otel_llm_cost.LLMCostSpanProcessor` that feeds a ``DuckDBSpanExporter(db_path)``
+    (through the export queue it gives a DuckDB exporter) and, when an OTLP endpoint is configured,
     a ``BatchSpanProcessor(OTLPSpanExporter())`` that receives the same enriched spans.
 
     Args:
@@ -87,7 +87,7 @@ def configure(
     else:
         budget_list = list(budgets)
 
-    wrapped: list[Any] = [BatchSpanProcessor(DuckDBSpanExporter(db_path))]
+    wrapped: list[Any] = [DuckDBSpanExporter(db_path)]  # fed by an ExportQueue sized for it
     if otlp is None:
         otlp = any(
             os.environ.get(name) for name in (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)

@@ -121,7 +121,9 @@ class LLMCallEnricher:
     def _pass_on_ancestry(self, span: ReadableSpan) -> None:
         context, parent = span.context, span.parent
         if context is not None:
-            self._guard.non_llm_span_ended(context.span_id, parent.span_id if parent is not None else None)
+            self._guard.non_llm_span_ended(
+                context.span_id, parent.span_id if parent is not None else None, context.trace_id
+            )
 
     def _mark_billable(
         self, span: ReadableSpan, attributes: Mapping[str, Any], extra: dict[str, Any], scope_name: str | None

@@ -25,6 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from otel_llm_cost import _private_api
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import (
@@ -34,6 +35,7 @@ from otel_llm_cost.enrich.attribution import (
     span_tags,
 )
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
+from otel_llm_cost.enrich.export_queue import ExportQueue
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
 from otel_llm_cost.enrich.metrics import cost_metrics
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
@@ -70,8 +72,11 @@ class LLMCostSpanProcessor(SpanProcessor):
     each kind of failure is logged once and counted in ``otel_llm_cost._logging.ERROR_COUNTS``.
 
     Args:
-        *wrapped: Span processors, or span exporters (each wrapped in a ``BatchSpanProcessor``),
-            that receive the enriched spans.
+        *wrapped: Span processors, or span exporters, that receive the enriched spans. A
+            ``DuckDBSpanExporter`` (any exporter with ``record_dropped``) is fed by an
+            :class:`~otel_llm_cost.enrich.export_queue.ExportQueue` sized for it (32,768 spans,
+            batches of 8,192; a full queue makes the ending thread wait briefly rather than drop,
+            and a drop is counted and logged at ERROR); any other exporter by a ``BatchSpanProcessor``.
         pricing: The price book (``None``: ``PriceBook.default()``, bundled prices plus the file in
             ``OTEL_LLM_COST_PRICES``; a bad file named there is logged and left out, never raised).
         budgets: Budgets to check; per-call budgets are checked on each billable LLM span, window
@@ -114,7 +119,7 @@ class LLMCostSpanProcessor(SpanProcessor):
             if isinstance(item, SpanProcessor):
                 processors.append(item)
             elif isinstance(item, SpanExporter):
-                processors.append(BatchSpanProcessor(item))
+                processors.append(_default_processor_for(item))
             else:
                 raise TypeError(
                     f"LLMCostSpanProcessor wraps SpanProcessors or SpanExporters, not {type(item).__name__}"
@@ -143,7 +148,7 @@ class LLMCostSpanProcessor(SpanProcessor):
 
     @property
     def wrapped(self) -> tuple[SpanProcessor, ...]:
-        """The processors that receive the spans (exporters appear as their BatchSpanProcessor)."""
+        """The processors that receive the spans (exporters appear as the processor feeding them)."""
         return self._processors
 
     def _make_budget_engine(self, budgets: Sequence[Any], alert_sinks: Any) -> BudgetHook:
@@ -166,7 +171,7 @@ class LLMCostSpanProcessor(SpanProcessor):
                 # under a lock (~0.9 us).
                 present = span_attributes(span)
                 missing = {name: value for name, value in tags if name not in present}
-                if missing:
+                if missing and not _private_api.add_string_attributes(span, missing):
                     span.set_attributes(missing)
         except Exception as exc:
             log_once(_logger, "processor.on_start", logging.ERROR, "attribution tagging failed: %r", exc)
@@ -323,6 +328,13 @@ class LLMCostSpanProcessor(SpanProcessor):
 
     def __repr__(self) -> str:
         return f"LLMCostSpanProcessor({', '.join(repr(p) for p in self._processors)})"
+
+
+def _default_processor_for(exporter: SpanExporter) -> SpanProcessor:
+    """The processor that feeds an exporter given directly (see ``LLMCostSpanProcessor``'s Args)."""
+    if callable(getattr(exporter, "record_dropped", None)):
+        return ExportQueue(exporter)
+    return BatchSpanProcessor(exporter)
 
 
 def _committing_exporter(processor: SpanProcessor) -> Any:

@@ -30,6 +30,7 @@ from otel_llm_cost.storage import lifecycle
 from otel_llm_cost.storage.commit import CommitInfo, CommitListener, Committer
 from otel_llm_cost.storage.convert import BatchConverter
 from otel_llm_cost.storage.direct import CallerConnection, DirectWriter
+from otel_llm_cost.storage.drops import record_drops
 from otel_llm_cost.storage.enricher import SpanEnricher, default_enricher
 from otel_llm_cost.storage.journal import Spool
 from otel_llm_cost.storage.journaled import CHECKPOINT_THRESHOLD, JournaledWriter
@@ -119,6 +120,7 @@ class DuckDBSpanExporter(SpanExporter):
         spool_path = spool_dir if spool_dir is not None else _config.SPOOL_DIR.get()
         self._listeners: list[CommitListener] = []
         self._shutdown = False
+        self._dropped = (0, 0)
         self.path: Path | None
         self.spool: Spool | None
         self._writer: Writer
@@ -160,6 +162,26 @@ class DuckDBSpanExporter(SpanExporter):
         Exact for batches kept in memory; a batch only in its journal file counts as 512.
         """
         return self._writer.uncommitted_rows
+
+    @property
+    def dropped_calls(self) -> int:
+        """LLM calls the queue feeding this exporter had to drop (it stayed full: a stalled disk).
+
+        Reported by :class:`~otel_llm_cost.LLMCostSpanProcessor`'s export queue through
+        :meth:`record_dropped`; also appended to ``<file>.dropped``, which ``otel-llm-cost status`` reads.
+        """
+        return self._dropped[0]
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans (LLM calls included) the queue feeding this exporter had to drop."""
+        return self._dropped[1]
+
+    def record_dropped(self, calls: int, spans: int) -> None:
+        """Count calls and spans dropped before they reached ``export`` (``dropped_calls``); never raises."""
+        self._dropped = (self._dropped[0] + calls, self._dropped[1] + spans)
+        if self.path is not None:
+            record_drops(self.path, calls, spans)
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         """Call ``listener(CommitInfo)`` after each committed batch (budgets use this).
