@@ -107,7 +107,7 @@ def test_a_queue_that_stays_full_drops_counts_and_logs(
         queue = ExportQueue(exporter, max_queue_size=64, max_batch_size=32, block_s=0.05)
         provider = TracerProvider()
         provider.add_span_processor(LLMCostSpanProcessor(queue, pricing=pricebook))
-        with caplog.at_level(logging.ERROR, logger="otel_llm_cost.export_queue"):
+        with caplog.at_level(logging.ERROR, logger="otel_llm_cost.enrich.export_queue"):
             _end_llm_spans(provider, 1_000, "stalled")
             provider.shutdown()
         assert holder.stdin is not None
@@ -115,7 +115,7 @@ def test_a_queue_that_stays_full_drops_counts_and_logs(
     dropped = queue.dropped_calls
     assert 0 < dropped < 1_000
     assert queue.dropped_spans == dropped  # every span was an LLM call
-    errors = [r.getMessage() for r in caplog.records if r.name == "otel_llm_cost.export_queue"]
+    errors = [r.getMessage() for r in caplog.records if r.name == "otel_llm_cost.enrich.export_queue"]
     assert len(errors) == 1  # once per interval, not once per span
     assert "LLM calls" in errors[0]
     assert "dropped" in errors[0]

@@ -38,7 +38,7 @@ from otel_llm_cost.enrich.span_copy import span_attributes
 
 __all__ = ["ExportQueue"]
 
-_logger = logging.getLogger("otel_llm_cost.export_queue")
+_logger = logging.getLogger("otel_llm_cost.enrich.export_queue")
 
 MAX_QUEUE_SIZE: Final = 32_768
 """Spans waiting at most (~2-3 KB each: ~80 MiB at worst); four batches."""

@@ -52,7 +52,7 @@ class DuckDBSpanExporter(SpanExporter):
 
     Example::
 
-        provider.add_span_processor(LLMCostSpanProcessor(BatchSpanProcessor(DuckDBSpanExporter("costs.duckdb"))))
+        provider.add_span_processor(LLMCostSpanProcessor(DuckDBSpanExporter("costs.duckdb")))
 
     Args:
         path: The DuckDB file (default ``OTEL_LLM_COST_DUCKDB_PATH``, else ``llm_costs.duckdb``).
