@@ -306,3 +306,32 @@ def test_local_block_wins_over_upstream_baggage() -> None:
 
 def test_no_tags_means_no_attributes() -> None:
     assert span_tags(context.Context(), None) == ()
+
+
+def test_tags_on_a_span_keep_the_sdk_limits_on_attribute_count_and_length() -> None:
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: PLC0415
+
+    from otel_llm_cost import LLMCostSpanProcessor  # noqa: PLC0415
+
+    ended = []
+    for limits in (SpanLimits(max_attributes=3), SpanLimits(max_attribute_length=3), SpanLimits()):
+        finished = InMemorySpanExporter()
+        provider = TracerProvider(span_limits=limits)
+        provider.add_span_processor(LLMCostSpanProcessor(SimpleSpanProcessor(finished)))
+        with attribution(feature="search", agent="planner", org_id="org-1", step="extract"):
+            provider.get_tracer("t").start_span("s", attributes={"own": "value"}).end()
+        ended += finished.get_finished_spans()
+        provider.shutdown()
+    few, short, plain = ended
+    assert len(few.attributes or {}) == 3
+    assert few.dropped_attributes == 2
+    assert (short.attributes or {})["cost.feature"] == "sea"
+    assert dict(plain.attributes or {}) == {
+        "own": "value",
+        "cost.feature": "search",
+        "cost.agent": "planner",
+        "cost.org_id": "org-1",
+        "cost.step": "extract",
+    }
