@@ -10,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -106,7 +108,10 @@ def test_a_queue_that_stays_full_drops_counts_and_logs(
         exporter = DuckDBSpanExporter(db, spool_dir=not_a_dir / "spool", lock_timeout_s=2)
         queue = ExportQueue(exporter, max_queue_size=64, max_batch_size=32, block_s=0.05)
         provider = TracerProvider()
-        provider.add_span_processor(LLMCostSpanProcessor(queue, pricing=pricebook))
+        reader = InMemoryMetricReader()
+        provider.add_span_processor(
+            LLMCostSpanProcessor(queue, pricing=pricebook, meter_provider=MeterProvider([reader]))
+        )
         with caplog.at_level(logging.ERROR, logger="otel_llm_cost.enrich.export_queue"):
             _end_llm_spans(provider, 1_000, "stalled")
             provider.shutdown()
@@ -121,6 +126,17 @@ def test_a_queue_that_stays_full_drops_counts_and_logs(
     assert "dropped" in errors[0]
     assert exporter.dropped_calls == dropped
     assert read_drops(db).calls == dropped
+    data = reader.get_metrics_data()
+    assert data is not None
+    observed = [
+        point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "llm.calls.dropped"
+        for point in metric.data.data_points
+    ]
+    assert observed == [dropped]
 
 
 def test_status_shows_the_calls_dropped_for_a_file(

@@ -291,6 +291,7 @@ GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = (
 LLM_COST_METRIC: Final = "llm.cost"
 LLM_CALLS_METRIC: Final = "llm.calls"
 LLM_CALLS_UNPRICED_METRIC: Final = "llm.calls.unpriced"
+LLM_CALLS_DROPPED_METRIC: Final = "llm.calls.dropped"
 LLM_CACHE_COST_SAVED_METRIC: Final = "llm.cache.cost_saved"
 
 # Metric attributes. Model, provider, operation, feature, agent, org, service, deployment and cost

@@ -33,7 +33,7 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from opentelemetry import trace
@@ -209,6 +209,24 @@ class CostMetrics:
             meter.create_observable_counter(
                 name, callbacks=[self._callback(field, name)], unit=unit, description=description
             )
+        self._drop_sources: list[Callable[[], int]] = []
+        meter.create_observable_counter(
+            sc.LLM_CALLS_DROPPED_METRIC,
+            callbacks=[self._observe_drops],
+            unit="{call}",
+            description="LLM calls an export queue dropped because it stayed full (a stalled exporter).",
+        )
+
+    def add_drop_source(self, source: Callable[[], int]) -> None:
+        """Report ``source()`` (calls dropped so far, never decreasing) as ``llm.calls.dropped``."""
+        self._drop_sources.append(source)
+
+    def _observe_drops(self, options: CallbackOptions) -> Iterable[Observation]:
+        try:
+            return [Observation(sum(source() for source in self._drop_sources))] if self._drop_sources else []
+        except Exception as exc:
+            log_once(_logger, "metrics.dropped", logging.ERROR, "observing dropped calls failed: %r", exc)
+            return []
 
     def _reinit_locks(self) -> None:
         self._lock = threading.Lock()

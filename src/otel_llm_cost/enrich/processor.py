@@ -142,6 +142,9 @@ class LLMCostSpanProcessor(SpanProcessor):
             pricing=pricing, user_id_hasher=self._hasher, dedup_capacity=dedup_capacity
         )
         self._metrics = cost_metrics(meter_provider, metrics)
+        queues = [processor for processor in processors if isinstance(processor, ExportQueue)]
+        if self._metrics is not None and queues:
+            self._metrics.add_drop_source(lambda: sum(queue.dropped_calls for queue in queues))
         self._budget_engine: BudgetHook | None = None
         if budgets:
             self._budget_engine = self._make_budget_engine(budgets, alert_sinks)
