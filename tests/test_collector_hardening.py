@@ -5,7 +5,12 @@ without a token."""
 from __future__ import annotations
 
 import gzip
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -79,3 +84,87 @@ def test_a_member_truncated_after_complete_ones_is_a_bad_request(big_receiver: O
 
     assert reply.status == 400
     assert "truncated" in reply.rpc_status().message
+
+
+# --------------------------------------------------------------------------------------------
+# Binding beyond loopback
+# --------------------------------------------------------------------------------------------
+
+
+def serve_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "otel_llm_cost", "serve", "--port", "0", *args]
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_public_interface_without_a_token(tmp_path: Path) -> None:
+    db = tmp_path / "costs.duckdb"
+    environment = {k: v for k, v in os.environ.items() if k != "OTEL_LLM_COST_SERVE_TOKEN"}
+
+    result = subprocess.run(
+        serve_command("--db", str(db), "--host", "0.0.0.0"),  # noqa: S104 - what is refused
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environment,
+    )
+
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without a token" in result.stderr
+    assert "--insecure" in result.stderr
+    assert not db.exists(), "nothing is opened before the refusal"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--insecure",), {}),
+        ((), {"OTEL_LLM_COST_SERVE_TOKEN": "tok-1"}),
+    ],
+    ids=["insecure", "token"],
+)
+def test_serve_listens_publicly_with_a_token_or_when_told_to(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "OTEL_LLM_COST_SERVE_TOKEN"}
+    process = subprocess.Popen(
+        serve_command("--db", str(tmp_path / "c.duckdb"), "--host", "0.0.0.0", *args),  # noqa: S104
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**environment, **env},
+    )
+    try:
+        assert process.stderr is not None
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if "receiving OTLP traces on http://0.0.0.0:" in line:
+                break
+        else:
+            pytest.fail("serve did not start:\n" + "".join(lines))
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        headers = {"Authorization": "Bearer tok-1"} if env else {}
+        reply = request(f"http://127.0.0.1:{port}/v1/traces", protobuf_body(make_spans(1)), headers=headers)
+        assert reply.status == 200
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    if not env:
+        assert "without a token: anyone who can reach it can write cost data" in "".join(lines) + rest
+
+
+def test_the_receiver_refuses_a_public_interface_without_a_token(memory: InMemorySpanExporter) -> None:
+    processor = SimpleSpanProcessor(memory)
+    with pytest.raises(ValueError, match=r"refusing to listen on 0\.0\.0\.0 without a token"):
+        OTLPReceiver(processor, host="0.0.0.0")  # noqa: S104
+    with pytest.raises(ValueError, match=r"refusing to listen on 192\.0\.2\.7"):
+        OTLPReceiver(processor, host="192.0.2.7")
+    for loopback in ("127.0.0.1", "127.8.9.10", "::1", "localhost"):
+        OTLPReceiver(processor, host=loopback)
+    OTLPReceiver(processor, host="0.0.0.0", token="t")  # noqa: S104
+    OTLPReceiver(processor, host="0.0.0.0", insecure=True)  # noqa: S104

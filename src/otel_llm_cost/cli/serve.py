@@ -35,7 +35,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
-        help="interface to bind (default: %(default)s, loopback only; a public interface needs a token)",
+        help="interface to bind (default: %(default)s, loopback only; another interface needs a token "
+        "or --insecure)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without a token: anyone who can reach the port can write "
+        "cost data (only on a private network or behind an authenticating proxy)",
     )
     parser.add_argument(
         "--port",
@@ -99,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         pricing=pricing,
         budgets=budgets,
         on_ready=announce,
+        insecure=args.insecure,
     )
     print(
         f"otel-llm-cost: stopped after {stats.requests} request(s): {stats.spans_accepted} span(s) accepted, "

@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -99,9 +100,12 @@ class OTLPReceiver:
         pipeline: The :class:`ReceiverPipeline` behind ``processor``; when given, the receiver
             answers 503 with ``Retry-After`` instead of letting its queue overflow and drop spans.
         busy_timeout_s: How long a request waits for room in that pipeline before the 503.
+        insecure: Allow a non-loopback ``host`` without a token (anyone who reaches it can write
+            cost data): for a private network or an authenticating proxy in front.
 
     Raises:
-        ValueError: A bad argument (empty token, non-positive size, port out of range).
+        ValueError: A bad argument (empty token, non-positive size, port out of range), or a
+            non-loopback ``host`` without a token and without ``insecure``.
 
     Attributes:
         app: The ASGI application (Starlette). Its lifespan shutdown shuts ``processor`` down, so it
@@ -125,9 +129,11 @@ class OTLPReceiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         pipeline: ReceiverPipeline | None = None,
         busy_timeout_s: float = _BUSY_TIMEOUT_S,
+        insecure: bool = False,
     ) -> None:
         if token is not None and not token.strip():
             raise ValueError("token must not be empty (leave it unset to disable authentication)")
+        _check_exposure(host, token, insecure=insecure)
         if max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         if not 0 <= port <= 65535:
@@ -289,6 +295,7 @@ def serve(
     pricing: PriceBook | None = None,
     budgets: Sequence[Budget] = (),
     on_ready: Callable[[OTLPReceiver], None] | None = None,
+    insecure: bool = False,
 ) -> ReceiverStats:
     """Receive OTLP/HTTP traces, enrich and store them, until SIGTERM/SIGINT; then flush and return.
 
@@ -301,17 +308,20 @@ def serve(
         pricing: Price book (default: bundled prices plus ``OTEL_LLM_COST_PRICES``).
         budgets: Budgets to evaluate on received spans.
         on_ready: Called with the receiver once its socket is bound, before serving.
+        insecure: Allow a non-loopback ``host`` without a token.
 
     Returns:
         What the receiver saw.
 
     Raises:
-        ValueError: A bad argument.
+        ValueError: A bad argument, or a non-loopback ``host`` without a token nor ``insecure``
+            (checked before the database is opened).
         OSError: The address cannot be bound.
         StorageError: The DuckDB file cannot be opened for writing.
     """
     if token is None:
         token = _config.SERVE_TOKEN.get()
+    _check_exposure(host, token, insecure=insecure)  # before the database is opened
     processor, pipeline = build_processor(db_path, pricing=pricing, budgets=budgets)
     try:
         receiver = OTLPReceiver(
@@ -321,12 +331,13 @@ def serve(
             token=token,
             max_body_bytes=max_body_bytes,
             pipeline=pipeline,
+            insecure=insecure,
         )
         receiver._bound_socket()  # bind before announcing the URL
     except BaseException:
         processor.shutdown()
         raise
-    if token is None and not _is_loopback(host):
+    if token is None and not is_loopback(host):
         _logger.warning(
             "the receiver listens on %s without a token: anyone who can reach it can write cost data "
             "(set OTEL_LLM_COST_SERVE_TOKEN)",
@@ -351,5 +362,20 @@ def _warn_without_shared_user_id_key() -> None:
         )
 
 
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+def _check_exposure(host: str, token: str | None, *, insecure: bool) -> None:
+    if token is None and not insecure and not is_loopback(host):
+        raise ValueError(
+            f"refusing to listen on {host} without a token: anyone who can reach it could write cost "
+            f"data. Set {_config.SERVE_TOKEN.name} (or --token), bind 127.0.0.1, or pass --insecure "
+            "(insecure=True) to accept unauthenticated senders, e.g. on a private network"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names a loopback interface only (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to any interface
