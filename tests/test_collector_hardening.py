@@ -5,19 +5,22 @@ without a token."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_llm_cost.collector.receiver import OTLPReceiver
-from test_collector import make_spans, names, protobuf_body, request
+from helpers import wait_until
+from otel_llm_cost.collector.receiver import OTLPReceiver, ReceiverPipeline
+from test_collector import GatedExporter, make_spans, names, protobuf_body, request
 
 MIB = 1024 * 1024
 
@@ -168,3 +171,45 @@ def test_the_receiver_refuses_a_public_interface_without_a_token(memory: InMemor
         OTLPReceiver(processor, host=loopback)
     OTLPReceiver(processor, host="0.0.0.0", token="t")  # noqa: S104
     OTLPReceiver(processor, host="0.0.0.0", insecure=True)  # noqa: S104
+
+
+# --------------------------------------------------------------------------------------------
+# Health and readiness
+# --------------------------------------------------------------------------------------------
+
+
+def get(url: str, path: str) -> tuple[int, dict[str, Any]]:
+    reply = request(url, b"", method="GET", path=path, content_type=None)
+    assert reply.content_type == "application/json"
+    return reply.status, json.loads(reply.body)
+
+
+def test_health_answers_while_the_server_runs(big_receiver: OTLPReceiver) -> None:
+    assert get(big_receiver.url, "/health") == (200, {"status": "ok"})
+    assert request(big_receiver.url, b"", method="HEAD", path="/health", content_type=None).status == 200
+    assert big_receiver.stats.requests == 0, "probes are not export requests"
+
+
+def test_ready_reports_the_backlog_and_answers_503_while_an_export_would_be_refused() -> None:
+    exporter = GatedExporter()
+    pipeline = ReceiverPipeline(exporter, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=5)
+    receiver = OTLPReceiver(pipeline, port=0, pipeline=pipeline, busy_timeout_s=0.3).start()
+    try:
+        assert get(receiver.url, "/ready") == (
+            200,
+            {"status": "ready", "capacity": 8, "queued": 0, "uncommitted_rows": 0, "room": 8},
+        )
+        # 4 spans wait in the exporter (gated), 4 in the queue; 4 more fill it.
+        assert request(receiver.url, protobuf_body(make_spans(8, start_id=1))).status == 200
+        assert request(receiver.url, protobuf_body(make_spans(4, start_id=9))).status == 200
+
+        status, report = get(receiver.url, "/ready")
+
+        assert (status, report["status"], report["room"]) == (503, "busy", 0)
+        assert report["queued"] == 8
+        assert get(receiver.url, "/health")[0] == 200, "busy is not dead: liveness holds"
+        exporter.gate.set()
+        wait_until(lambda: get(receiver.url, "/ready")[0] == 200, what="ready again once the queue drains")
+    finally:
+        exporter.gate.set()
+        receiver.stop()

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from otel_llm_cost._logging import log_once
@@ -32,11 +32,18 @@ from otel_llm_cost.collector.otlp import WireFormat
 from otel_llm_cost.collector.pipeline import ReceiverPipeline
 from otel_llm_cost.collector.responses import encode_export_response, encode_status
 
-__all__ = ["TRACES_PATH", "ReceiverStats", "TraceHandler"]
+__all__ = ["HEALTH_PATH", "READY_PATH", "TRACES_PATH", "ReceiverStats", "TraceHandler"]
 
 _logger = logging.getLogger("otel_llm_cost.collector")
 
 TRACES_PATH: Final = "/v1/traces"
+HEALTH_PATH: Final = "/health"
+"""Liveness: 200 while the server answers at all."""
+READY_PATH: Final = "/ready"
+"""Readiness: 200 while an ordinary export would be accepted, 503 (with the backlog) otherwise."""
+
+_READY_ROOM: Final = 512
+"""Room an ordinary export needs: the SDK's BatchSpanProcessor sends batches of at most 512 spans."""
 
 _RETRY_AFTER_S: Final = 1
 _POLL_S: Final = 0.01
@@ -78,6 +85,7 @@ class TraceHandler:
         self._admit_lock: asyncio.Lock | None = None
         self._shutdown_lock = threading.Lock()
         self._processor_shut_down = False
+        self._stopping = False
         self.app: Starlette = self._create_app()
 
     def shutdown_processor(self) -> None:
@@ -98,6 +106,7 @@ class TraceHandler:
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             self._admit_lock = asyncio.Lock()
             yield
+            self._stopping = True
             # uvicorn runs this after the last in-flight request has been answered: flushing here
             # stores everything that was acknowledged, before the process exits.
             await run_in_threadpool(self.shutdown_processor)
@@ -110,12 +119,17 @@ class TraceHandler:
             if exc.status_code in (404, 405):
                 message = (
                     f"{exc.detail}: {request.method} {request.url.path}; this receiver accepts "
-                    f"POST {TRACES_PATH} only (traces; metrics and logs are not stored)"
+                    f"POST {TRACES_PATH} only (traces; metrics and logs are not stored), "
+                    f"and GET {HEALTH_PATH} and {READY_PATH} for orchestrators"
                 )
             return self._error(wire_format, exc.status_code, message, dict(exc.headers or {}))
 
         return Starlette(
-            routes=[Route(TRACES_PATH, self._export_traces, methods=["POST"])],
+            routes=[
+                Route(TRACES_PATH, self._export_traces, methods=["POST"]),
+                Route(HEALTH_PATH, self._health, methods=["GET", "HEAD"]),
+                Route(READY_PATH, self._ready, methods=["GET", "HEAD"]),
+            ],
             exception_handlers={HTTPException: on_http_exception},
             lifespan=lifespan,
         )
@@ -158,6 +172,26 @@ class TraceHandler:
         self.stats.responses[200] += 1
         body = encode_export_response(wire_format, rejected=rejected, error_message="; ".join(errors))
         return response(200, body, wire_format)
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _ready(self, request: Request) -> Response:
+        """Whether an export of ordinary size would be accepted now, with the numbers behind it."""
+        pipeline = self._pipeline
+        report: dict[str, object] = {}
+        ready = not self._stopping and not self._processor_shut_down
+        if pipeline is not None:
+            room = pipeline.room()
+            report.update(
+                capacity=pipeline.capacity,
+                queued=pipeline.queued,
+                uncommitted_rows=pipeline.backlog,
+                room=room,
+            )
+            ready = ready and room >= min(_READY_ROOM, pipeline.capacity // 2)
+        report["status"] = "ready" if ready else ("stopping" if self._stopping else "busy")
+        return JSONResponse(report, status_code=200 if ready else 503)
 
     def _authorize(self, header: str | None) -> None:
         if self._token is None:
