@@ -4,15 +4,20 @@ without a token."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -213,3 +218,107 @@ def test_ready_reports_the_backlog_and_answers_503_while_an_export_would_be_refu
     finally:
         exporter.gate.set()
         receiver.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Slow clients and the connection cap
+# --------------------------------------------------------------------------------------------
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server closed ``sock`` (an answer it may have sent first is read and ignored)."""
+    sock.settimeout(0.01)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True  # reset
+    return True
+
+
+def connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname or "", parts.port or 0), timeout=30)
+
+
+@pytest.mark.slow
+def test_slow_clients_are_closed_after_the_read_timeout_while_others_are_served(
+    memory: InMemorySpanExporter,
+) -> None:
+    receiver = OTLPReceiver(SimpleSpanProcessor(memory), port=0, read_timeout_s=1.0).start()
+    body = protobuf_body(make_spans(3))
+    head = (
+        f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    silent = [connect(receiver.url) for _ in range(15)]  # connect, then send nothing
+    header_dribblers = [connect(receiver.url) for _ in range(15)]  # headers a byte at a time
+    body_dribblers = [connect(receiver.url) for _ in range(20)]  # whole headers, body a byte at a time
+    for sock in body_dribblers:
+        sock.sendall(head)
+    stop = threading.Event()
+
+    def dribble() -> None:
+        # One byte per connection every 0.1 s: never idle, yet never done.
+        for step in itertools.count():
+            if stop.wait(0.1):
+                return
+            for sock in header_dribblers:
+                with contextlib.suppress(OSError):
+                    sock.send(head[step % len(head) : step % len(head) + 1])
+            for sock in body_dribblers:
+                with contextlib.suppress(OSError):
+                    sock.send(body[step % len(body) : step % len(body) + 1])
+
+    dribbler = threading.Thread(target=dribble, daemon=True)
+    dribbler.start()
+    slow = silent + header_dribblers + body_dribblers
+    try:
+        wait_until(lambda: receiver.connections.open_connections >= 50, what="50 slow connections open")
+        # A normal sender is answered while the 50 slow ones hold their connections.
+        assert request(receiver.url, protobuf_body(make_spans(2, start_id=10))).status == 200
+
+        wait_until(lambda: all(closed_by_server(sock) for sock in slow), what="every slow client closed")
+
+        assert receiver.connections.timed_out >= 50
+        assert names(memory) == ["span 10", "span 11"], "nothing from a slow client was accepted"
+        assert request(receiver.url, protobuf_body(make_spans(1, start_id=20))).status == 200
+    finally:
+        stop.set()
+        dribbler.join()
+        for sock in slow:
+            sock.close()
+        receiver.stop()
+
+
+@pytest.mark.slow
+def test_connections_over_the_cap_are_refused_until_slow_ones_time_out(memory: InMemorySpanExporter) -> None:
+    receiver = OTLPReceiver(
+        SimpleSpanProcessor(memory), port=0, read_timeout_s=1.0, max_connections=5
+    ).start()
+    held = [connect(receiver.url) for _ in range(5)]
+    try:
+        wait_until(lambda: receiver.connections.open_connections == 5, what="5 connections open")
+        extra = connect(receiver.url)
+        assert wait_until(lambda: closed_by_server(extra), what="the sixth connection refused")
+        extra.close()
+        assert receiver.connections.refused >= 1
+
+        # The held ones time out; then the cap has room for a real request again.
+        wait_until(lambda: all(closed_by_server(sock) for sock in held), what="held connections closed")
+        assert request(receiver.url, protobuf_body(make_spans(1))).status == 200
+    finally:
+        for sock in held:
+            sock.close()
+        receiver.stop()
+    assert names(memory) == ["span 1"]
+
+
+def test_bad_connection_limits_raise_value_error(memory: InMemorySpanExporter) -> None:
+    processor = SimpleSpanProcessor(memory)
+    with pytest.raises(ValueError, match="read_timeout_s"):
+        OTLPReceiver(processor, read_timeout_s=0)
+    with pytest.raises(ValueError, match="max_connections"):
+        OTLPReceiver(processor, max_connections=0)

@@ -86,7 +86,7 @@ def _gunzip(data: bytes, limit: int) -> bytes:
     out = bytearray()
     view = memoryview(data)
     position = 0
-    pending = b""
+    pending: bytes | memoryview = b""
     decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     member_open = False
     while True:

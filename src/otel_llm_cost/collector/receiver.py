@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import signal
@@ -50,6 +49,13 @@ except ImportError as _exc:  # pragma: no cover - exercised in a subprocess with
         f"(missing: {_exc.name or _exc})"
     ) from _exc
 
+from otel_llm_cost.collector.connections import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_TIMEOUT_S,
+    ConnectionGuard,
+    check_exposure,
+    is_loopback,
+)
 from otel_llm_cost.collector.handler import TRACES_PATH, ReceiverStats, TraceHandler
 from otel_llm_cost.collector.pipeline import ReceiverPipeline, build_processor
 
@@ -60,7 +66,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PORT",
+    "DEFAULT_READ_TIMEOUT_S",
     "OTLPReceiver",
     "ReceiverPipeline",
     "ReceiverStats",
@@ -102,15 +110,22 @@ class OTLPReceiver:
         busy_timeout_s: How long a request waits for room in that pipeline before the 503.
         insecure: Allow a non-loopback ``host`` without a token (anyone who reaches it can write
             cost data): for a private network or an authenticating proxy in front.
+        read_timeout_s: A request's headers must arrive within this long of the connection opening
+            (or of the previous response), then its body within this long of its headers; else
+            the connection is closed.
+        max_connections: Connections open at once; one more is closed when accepted.
 
     Raises:
-        ValueError: A bad argument (empty token, non-positive size, port out of range), or a
+        ValueError: A bad argument (empty token, non-positive size, timeout or connection cap, port
+            out of range), or a
             non-loopback ``host`` without a token and without ``insecure``.
 
     Attributes:
         app: The ASGI application (Starlette). Its lifespan shutdown shuts ``processor`` down, so it
             can also be served by another ASGI server, as a single process (one DuckDB writer).
         stats: Counters of requests and spans (:class:`ReceiverStats`).
+        connections: The read deadlines and connection cap, with their counters
+            (:class:`~otel_llm_cost.collector.connections.ConnectionGuard`).
 
     Example::
 
@@ -130,16 +145,21 @@ class OTLPReceiver:
         pipeline: ReceiverPipeline | None = None,
         busy_timeout_s: float = _BUSY_TIMEOUT_S,
         insecure: bool = False,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if token is not None and not token.strip():
             raise ValueError("token must not be empty (leave it unset to disable authentication)")
-        _check_exposure(host, token, insecure=insecure)
+        check_exposure(host, token, insecure=insecure)
         if max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {port}")
         self._host = host
         self._port = port
+        self.connections: ConnectionGuard = ConnectionGuard(
+            read_timeout_s=read_timeout_s, max_connections=max_connections
+        )
         self._handler = TraceHandler(
             processor,
             token=token.encode("utf-8") if token is not None else None,
@@ -245,7 +265,8 @@ class OTLPReceiver:
 
     def _make_server(self) -> uvicorn.Server:
         config = uvicorn.Config(
-            self.app,
+            self.connections.middleware(self.app),
+            http=self.connections.protocol_class(),
             lifespan="on",
             # Per-request access logs would be span-rate noise; errors still reach the log.
             access_log=False,
@@ -296,6 +317,8 @@ def serve(
     budgets: Sequence[Budget] = (),
     on_ready: Callable[[OTLPReceiver], None] | None = None,
     insecure: bool = False,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> ReceiverStats:
     """Receive OTLP/HTTP traces, enrich and store them, until SIGTERM/SIGINT; then flush and return.
 
@@ -309,6 +332,8 @@ def serve(
         budgets: Budgets to evaluate on received spans.
         on_ready: Called with the receiver once its socket is bound, before serving.
         insecure: Allow a non-loopback ``host`` without a token.
+        read_timeout_s: Deadline for a request's headers, then for its body (slow clients are closed).
+        max_connections: Connections open at once.
 
     Returns:
         What the receiver saw.
@@ -321,7 +346,7 @@ def serve(
     """
     if token is None:
         token = _config.SERVE_TOKEN.get()
-    _check_exposure(host, token, insecure=insecure)  # before the database is opened
+    check_exposure(host, token, insecure=insecure)  # before the database is opened
     processor, pipeline = build_processor(db_path, pricing=pricing, budgets=budgets)
     try:
         receiver = OTLPReceiver(
@@ -332,6 +357,8 @@ def serve(
             max_body_bytes=max_body_bytes,
             pipeline=pipeline,
             insecure=insecure,
+            read_timeout_s=read_timeout_s,
+            max_connections=max_connections,
         )
         receiver._bound_socket()  # bind before announcing the URL
     except BaseException:
@@ -360,22 +387,3 @@ def _warn_without_shared_user_id_key() -> None:
             "differs from the senders' unless they share it; set the same secret everywhere",
             _config.USER_ID_HASH_KEY.name,
         )
-
-
-def _check_exposure(host: str, token: str | None, *, insecure: bool) -> None:
-    if token is None and not insecure and not is_loopback(host):
-        raise ValueError(
-            f"refusing to listen on {host} without a token: anyone who can reach it could write cost "
-            f"data. Set {_config.SERVE_TOKEN.name} (or --token), bind 127.0.0.1, or pass --insecure "
-            "(insecure=True) to accept unauthenticated senders, e.g. on a private network"
-        )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names a loopback interface only (``localhost``, ``127.0.0.0/8``, ``::1``)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # another host name: it may resolve to any interface
