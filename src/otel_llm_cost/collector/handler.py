@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import threading
@@ -27,10 +28,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from otel_llm_cost._logging import log_once
-from otel_llm_cost.collector.http import RequestError, decode_body, is_gzip, response, wire_format_of
-from otel_llm_cost.collector.otlp import WireFormat
+from otel_llm_cost.collector.http import (
+    Decoder,
+    RequestError,
+    decode_body,
+    is_gzip,
+    response,
+    wire_format_of,
+)
+from otel_llm_cost.collector.otlp import WireFormat, decode_spans
 from otel_llm_cost.collector.pipeline import ReceiverPipeline
+from otel_llm_cost.collector.received import decode_for_storage
 from otel_llm_cost.collector.responses import encode_export_response, encode_status
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 __all__ = ["HEALTH_PATH", "READY_PATH", "TRACES_PATH", "ReceiverStats", "TraceHandler"]
 
@@ -80,6 +90,7 @@ class TraceHandler:
         self._token = token
         self._max_body_bytes = max_body_bytes
         self._pipeline = pipeline
+        self._decode = _decoder_for(processor, pipeline)
         self._busy_timeout_s = busy_timeout_s
         self.stats = ReceiverStats()
         self._admit_lock: asyncio.Lock | None = None
@@ -151,7 +162,7 @@ class TraceHandler:
             body = await self._read_body(request)
             # Decompression and decoding are CPU work: off the event loop, which keeps accepting.
             decoded = await run_in_threadpool(
-                decode_body, body, requested_format, gzipped, self._max_body_bytes
+                decode_body, body, requested_format, gzipped, self._max_body_bytes, self._decode
             )
             failed, failures = await self._accept(decoded.spans)
         except RequestError as exc:
@@ -282,3 +293,13 @@ class TraceHandler:
             message,
         )
         return response(status, encode_status(wire_format, status, message), wire_format, headers)
+
+
+def _decoder_for(processor: SpanProcessor, pipeline: ReceiverPipeline | None) -> Decoder:
+    """Light spans, LLM calls only, when spans go straight to storage; else full SDK spans."""
+    if pipeline is not None and processor is pipeline:
+        exporter = pipeline.span_exporter
+        if isinstance(exporter, DuckDBSpanExporter):
+            # Storage reads only what a ReceivedSpan carries; non-LLM spans only when all are stored.
+            return functools.partial(decode_for_storage, all_spans=exporter.store_all_spans)
+    return decode_spans

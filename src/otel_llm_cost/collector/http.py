@@ -6,8 +6,10 @@ Pure functions over headers and bytes (no server state), shared by the receiver'
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Final
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from starlette.responses import Response
 
 from otel_llm_cost.collector.otlp import (
@@ -18,7 +20,7 @@ from otel_llm_cost.collector.otlp import (
     parse_request,
 )
 
-__all__ = ["RequestError", "decode_body", "is_gzip", "response", "wire_format_of"]
+__all__ = ["Decoder", "RequestError", "decode_body", "is_gzip", "response", "wire_format_of"]
 
 
 class RequestError(Exception):
@@ -31,12 +33,18 @@ class RequestError(Exception):
         self.headers = headers or {}
 
 
-def decode_body(body: bytes, wire_format: WireFormat, gzipped: bool, limit: int) -> DecodedSpans:
+Decoder = Callable[[ExportTraceServiceRequest], DecodedSpans]
+"""Turns a parsed request into spans: ``otlp.decode_spans`` (SDK spans) or ``received.decode_for_storage``."""
+
+
+def decode_body(
+    body: bytes, wire_format: WireFormat, gzipped: bool, limit: int, decode: Decoder = decode_spans
+) -> DecodedSpans:
     """Decompress (when ``gzipped``) and decode an export request; 400 or 413 when it cannot be."""
     if gzipped:
         body = _gunzip(body, limit)
     try:
-        return decode_spans(parse_request(body, wire_format))
+        return decode(parse_request(body, wire_format))
     except OTLPDecodeError as exc:
         raise RequestError(400, str(exc)) from None
 
