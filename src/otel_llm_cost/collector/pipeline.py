@@ -8,6 +8,10 @@ the queue. A :class:`~otel_llm_cost.storage.exporter.DuckDBSpanExporter` behind 
 once and commits them on its writer thread, so its public ``uncommitted_rows`` backlog counts against
 the same capacity: a slow or locked database answers 503 too instead of growing the exporter's journal
 without bound.
+
+:func:`build_processor` puts no ``LLMCostSpanProcessor`` in front: the exporter's own enricher (the
+same ``LLMCallEnricher`` decisions, a batch at a time in end order) enriches what it stores, so no
+enriched copy of each span is built, and the receiver decodes spans straight into what storage reads.
 """
 
 from __future__ import annotations

@@ -3,13 +3,15 @@
 A DuckDB file has exactly one read-write process: a second process cannot even open it read-only
 while the writer holds it. Applications with several processes (gunicorn or uvicorn workers, Celery
 workers, services in other languages, an OpenTelemetry Collector) export their spans with any standard
-OTLP/HTTP exporter to this receiver, which feeds them through the same
-:class:`~otel_llm_cost.processor.LLMCostSpanProcessor` and
-:class:`~otel_llm_cost.exporter.DuckDBSpanExporter` an in-process application uses.
+OTLP/HTTP exporter to this receiver, which enriches them as an in-process
+:class:`~otel_llm_cost.processor.LLMCostSpanProcessor` would and stores them with the same
+:class:`~otel_llm_cost.exporter.DuckDBSpanExporter` (the same rows for the same spans).
 
 This module is the server's lifecycle (socket, uvicorn, signals, draining); the request handling is in
-:mod:`otel_llm_cost.collector.handler` and the batching stage with its backpressure counters in
-:mod:`otel_llm_cost.collector.pipeline`.
+:mod:`otel_llm_cost.collector.handler`, the decoding straight into what storage reads in
+:mod:`otel_llm_cost.collector.received`, the batching stage with its backpressure counters and
+enrichment in :mod:`otel_llm_cost.collector.pipeline`, and the read deadlines and connection cap in
+:mod:`otel_llm_cost.collector.connections`.
 
 The receiver follows the OTLP/HTTP specification for traces: ``POST /v1/traces`` with
 ``application/x-protobuf`` or ``application/json`` bodies, optionally gzip-compressed; a 200 answer
