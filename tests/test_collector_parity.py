@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
+from otel_llm_cost.budgets import Budget
 from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import attribution
@@ -184,3 +185,22 @@ def test_the_receiver_stores_exactly_what_the_in_process_path_stores(tmp_path: P
         (row[columns.index("status_code")], row[columns.index("status_message")]) for row in served.values()
     ]
     assert statuses.count(("ERROR", "rate limited")) == 1
+
+
+@pytest.mark.slow
+def test_the_receiver_checks_per_call_budgets_on_the_calls_it_enriches(tmp_path: Path) -> None:
+    db = tmp_path / "served.duckdb"
+    processor, pipeline = build_processor(db, budgets=[Budget.per_call("0.000001")])
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
+        provider = TracerProvider(resource=Resource({"service.name": "api"}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=receiver.url)))
+        tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+        with tracer.start_as_current_span("chat", attributes=gen_ai("gpt-4o-mini", 1000, 200)) as span:
+            span_id = f"{span.get_span_context().span_id:016x}"
+        with tracer.start_as_current_span("chat", attributes=gen_ai("mystery-model-9", 10, 10)):
+            pass
+        provider.shutdown()
+
+    with contextlib.closing(_storage.connect(db, read_only=True)) as connection:
+        alerts = connection.execute("SELECT budget, scope, entity FROM budget_alerts").fetchall()
+    assert alerts == [("per_call", "call", span_id)]
