@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
@@ -31,6 +31,7 @@ from otel_llm_cost.storage import schema as _schema
 
 __all__ = [
     "REPLACEMENT_SCANS",
+    "SANDBOX_CONFIG",
     "add_before_read_hook",
     "commit_pending",
     "connect",
@@ -103,12 +104,46 @@ def _backoff_delays(timeout_s: float) -> Iterator[float]:
         cap = min(cap * 2, _MAX_DELAY_S)
 
 
-def _open(path: str, read_only: bool, timeout_s: float, *, signal_readers: bool) -> duckdb.DuckDBPyConnection:
+# A read-only connection runs whatever SQL a reader types (``otel-llm-cost query``, ``CostStore.sql``,
+# a dashboard): it may read the database and nothing else. No file or URL access (COPY ... TO,
+# read_text, ATTACH, INSTALL), no extension loading, and the configuration locked so that SQL cannot
+# turn any of it back on. DuckDB applies a configuration per open file and process, so every
+# read-only connection of the process uses this one (a different one cannot open the same file).
+SANDBOX_CONFIG: Final[dict[str, object]] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+# Etc/UTC: the name DuckDB gives UTC in Arrow results, which the typed results use (query/tabular.py).
+# GLOBAL too: cursors of the connection start new sessions, which the lock keeps from setting it.
+_UTC_AND_LOCK: Final = (
+    "SET TimeZone = 'Etc/UTC'",
+    "SET GLOBAL TimeZone = 'Etc/UTC'",
+    "SET lock_configuration = true",
+)
+
+
+def _sandbox(con: duckdb.DuckDBPyConnection) -> None:
+    """Set UTC and lock the configuration of a freshly opened read-only file (once per DuckDB instance)."""
+    for statement in _UTC_AND_LOCK:
+        try:
+            con.execute(statement)
+        except duckdb.InvalidInputException:
+            # Another connection of this process to the same file locked it already (with UTC set).
+            if con.execute("SELECT current_setting('lock_configuration')").fetchone() != (True,):
+                raise
+
+
+def _open(
+    path: str, read_only: bool, timeout_s: float, *, signal_readers: bool, sandbox: bool = True
+) -> duckdb.DuckDBPyConnection:
     delays = _backoff_delays(timeout_s)
     requested = False
     try:
         while True:
             try:
+                if read_only and sandbox:
+                    return duckdb.connect(path, read_only=True, config=SANDBOX_CONFIG)
                 return duckdb.connect(path, read_only=read_only)
             except duckdb.Error as exc:
                 if not is_lock_error(exc):
@@ -136,6 +171,7 @@ def connect(
     read_only: bool = False,
     timeout_s: float = 5.0,
     see_pending: bool = True,
+    sandbox: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """Open an otel-llm-cost DuckDB file, waiting while another process holds it.
 
@@ -150,6 +186,10 @@ def connect(
         timeout_s: How long to retry while the file is locked by another process.
         see_pending: First let this process's exporters on the file commit the batches they accepted
             (within ``timeout_s``), so that the connection sees them (the exporter itself: False).
+        sandbox: A read-only connection has no file, URL or extension access and a locked
+            configuration (:data:`SANDBOX_CONFIG`), so that it can run SQL a reader typed. ``False``
+            only for trusted SQL that must write a file (``otel-llm-cost export``'s ``COPY``); it
+            cannot share the file with sandboxed connections of the same process.
 
     Returns:
         A connection the caller owns and must close (hold it briefly: while it is open, the exporting
@@ -168,7 +208,10 @@ def connect(
         commit_pending(target, timeout_s)
     if read_only and not os.path.exists(target):
         raise StorageError(f"DuckDB file {target!r} does not exist (nothing has been exported to it yet)")
-    con = _open(target, read_only, max(0.0, deadline - time.monotonic()), signal_readers=read_only)
+    sandbox = sandbox and read_only
+    con = _open(
+        target, read_only, max(0.0, deadline - time.monotonic()), signal_readers=read_only, sandbox=sandbox
+    )
     try:
         if read_only:
             version = schema_version(con)
@@ -178,11 +221,15 @@ def connect(
                 remaining = max(0.0, deadline - time.monotonic())
                 with contextlib.closing(_open(target, False, remaining, signal_readers=False)) as writer:
                     ensure_schema(writer)
-                con = _open(target, True, max(0.0, deadline - time.monotonic()), signal_readers=True)
+                remaining = max(0.0, deadline - time.monotonic())
+                con = _open(target, True, remaining, signal_readers=True, sandbox=sandbox)
             _check_not_newer(schema_version(con), target)
         else:
             ensure_schema(con)
-        con.execute("SET TimeZone = 'UTC'")
+        if sandbox:
+            _sandbox(con)
+        else:
+            con.execute("SET TimeZone = 'UTC'")
     except BaseException:
         con.close()
         raise
