@@ -72,7 +72,8 @@ def test_cost_store_sql_is_sandboxed_and_reports_still_work(db: Path, tmp_path: 
         with pytest.raises(QueryError, match="locked"):
             store.sql("SET enable_external_access = true")
         # Reports that need the time-zone and JSON functions run on the same locked connection.
-        days = store.daily_cost(BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=1), "America/New_York")
+        day = timedelta(days=1)
+        days = store.daily_cost(BASE_TIME - day, BASE_TIME + day, "America/New_York")
         assert sum(day.total_cost_usd for day in days) == Decimal("1.25")
         assert store.sql("SELECT current_setting('TimeZone') AS tz")[0]["tz"] in {"UTC", "Etc/UTC"}
         assert store.savings(None, None) is not None

@@ -23,8 +23,8 @@ from otel_llm_cost.cli.options import (
     window_options,
 )
 from otel_llm_cost.cli.render import CALL_FIELDS, call_table
-from otel_llm_cost.query import output as _output
 from otel_llm_cost.exceptions import StorageError
+from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.storage import connect as _storage
 
