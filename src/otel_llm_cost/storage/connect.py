@@ -109,7 +109,7 @@ def _backoff_delays(timeout_s: float) -> Iterator[float]:
 # read_text, ATTACH, INSTALL), no extension loading, and the configuration locked so that SQL cannot
 # turn any of it back on. DuckDB applies a configuration per open file and process, so every
 # read-only connection of the process uses this one (a different one cannot open the same file).
-SANDBOX_CONFIG: Final[dict[str, object]] = {
+SANDBOX_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
