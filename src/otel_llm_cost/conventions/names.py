@@ -237,7 +237,8 @@ BUDGET_PERCENT: Final = "llm.budget.percent"
 BUDGET_UNPRICED_CALLS: Final = "llm.budget.unpriced_calls"
 BUDGET_FORECAST_AT: Final = "llm.budget.forecast_at"
 
-# Raw end-user ids: never stored (the keyed hash is in `cost.user_id` / the user_id column).
+# Raw end-user ids, the one list: never stored (the keyed hash is in `cost.user_id` / the user_id
+# column), and replaced by their keyed hash on every span copy the processor hands on (OTLP too).
 RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
     USER_ID,
     "enduser.id",
@@ -246,7 +247,38 @@ RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
     TRACELOOP_ASSOCIATION_PREFIX + "userId",
     TRACELOOP_ASSOCIATION_PREFIX + "user.id",
     TRACELOOP_ASSOCIATION_PREFIX + "enduser.id",
+    # Langfuse's OpenTelemetry attribute; the `user` argument of OpenAI calls (OpenLLMetry).
+    "langfuse.user.id",
+    "gen_ai.openai.request.user",
+    # OpenTelemetry's user and enduser attributes other than the id.
+    "enduser.pseudo.id",
+    "user.email",
+    "user.name",
+    "user.full_name",
+    # The Vercel AI SDK's telemetry metadata, as apps usually spell the user.
+    "ai.telemetry.metadata.userId",
+    "ai.telemetry.metadata.user_id",
 )
+# The names above that fill `cost.user_id` (hashed) on an LLM span that has none, first present wins
+# (Traceloop's association keys are read separately, after these).
+USER_ID_SOURCE_NAMES: Final = (
+    USER_ID,
+    "langfuse.user.id",
+    "ai.telemetry.metadata.userId",
+    "ai.telemetry.metadata.user_id",
+    "enduser.id",
+    "gen_ai.openai.request.user",
+)
+# cost.* tags that hold a user id: ours, and where Traceloop association keys spelled userId /
+# user.id / enduser.id land as tags. Only their keyed hash is stored or handed on.
+COST_USER_ID_TAG_NAMES: Final = (
+    COST_USER_ID,
+    COST_PREFIX + "userId",
+    COST_PREFIX + "user.id",
+    COST_PREFIX + "enduser.id",
+)
+# Every attribute that identifies an end user: hashed on every copy of a span that leaves the process.
+USER_ID_ATTRIBUTE_NAMES: Final = RAW_USER_ID_ATTRIBUTE_NAMES + COST_USER_ID_TAG_NAMES
 
 # --------------------------------------------------------------------------------------------
 # Cost for the wider ecosystem: standard span attributes and metric names (issue 15)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -28,10 +28,10 @@ import pyarrow.compute as pc
 
 from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.sandbox import SANDBOX_CONFIG, lock_down
 
 __all__ = [
     "REPLACEMENT_SCANS",
-    "SANDBOX_CONFIG",
     "add_before_read_hook",
     "commit_pending",
     "connect",
@@ -102,36 +102,6 @@ def _backoff_delays(timeout_s: float) -> Iterator[float]:
             return
         yield min(remaining, random.uniform(cap / 2, cap))  # noqa: S311 - jitter, not security
         cap = min(cap * 2, _MAX_DELAY_S)
-
-
-# A read-only connection runs whatever SQL a reader types (``otel-llm-cost query``, ``CostStore.sql``,
-# a dashboard): it may read the database and nothing else. No file or URL access (COPY ... TO,
-# read_text, ATTACH, INSTALL), no extension loading, and the configuration locked so that SQL cannot
-# turn any of it back on. DuckDB applies a configuration per open file and process, so every
-# read-only connection of the process uses this one (a different one cannot open the same file).
-SANDBOX_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
-    "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
-# Etc/UTC: the name DuckDB gives UTC in Arrow results, which the typed results use (query/tabular.py).
-# GLOBAL too: cursors of the connection start new sessions, which the lock keeps from setting it.
-_UTC_AND_LOCK: Final = (
-    "SET TimeZone = 'Etc/UTC'",
-    "SET GLOBAL TimeZone = 'Etc/UTC'",
-    "SET lock_configuration = true",
-)
-
-
-def _sandbox(con: duckdb.DuckDBPyConnection) -> None:
-    """Set UTC and lock the configuration of a freshly opened read-only file (once per DuckDB instance)."""
-    for statement in _UTC_AND_LOCK:
-        try:
-            con.execute(statement)
-        except duckdb.InvalidInputException:
-            # Another connection of this process to the same file locked it already (with UTC set).
-            if con.execute("SELECT current_setting('lock_configuration')").fetchone() != (True,):
-                raise
 
 
 def _open(
@@ -227,7 +197,7 @@ def connect(
         else:
             ensure_schema(con)
         if sandbox:
-            _sandbox(con)
+            lock_down(con)
         else:
             con.execute("SET TimeZone = 'UTC'")
     except BaseException:
