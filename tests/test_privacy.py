@@ -145,3 +145,71 @@ def test_exporter_alone_stores_no_raw_user_id(pricebook: PriceBook, tmp_path: Pa
     assert len(users) == len(USER_KEYS)
     for key in sc.USER_ID_SOURCE_NAMES:
         assert users[f"llm-{key}"] == HASHER.hash(RAW), key
+
+
+# The eleven prompt-like names found stored, then others of the same kinds.
+CONTENT_NAMES = [
+    "ai.prompt.messages",
+    "ai.response.text",
+    "gen_ai.request.messages",
+    "gen_ai.choice",
+    "gen_ai.user.message",
+    "gen_ai.tool.definitions",
+    "llm.prompt",
+    "mlflow.spanInputs",
+    "lmnr.span.input",
+    "input",
+    "output",
+    "mlflow.spanOutputs",
+    "ai.toolCall.args",
+    "myapp.user_query",
+    "agent.final_output",
+    "rag.retrieved_documents",
+    "gen_ai.prompt.0.content",
+    "llm.input_messages.0.message.content",
+]
+# Metadata that looks close and must stay.
+METADATA_NAMES = [
+    "gen_ai.output.type",
+    "input.mime_type",
+    "gen_ai.request.choice.count",
+    "gen_ai.response.finish_reasons",
+    "llm.prompt_template.version",
+    "http.route",
+    "messaging.message.id",
+    sc.PROMPT_COULD_USE_HAIKU,
+    sc.MODEL_RECOMMENDATION,
+]
+
+
+@pytest.mark.parametrize("capture_content", [False, True])
+def test_prompt_and_completion_text_is_dropped_unless_captured(
+    pricebook: PriceBook, tmp_path: Path, capture_content: bool
+) -> None:
+    db = tmp_path / "calls.duckdb"
+    provider = TracerProvider()
+    exporter = DuckDBSpanExporter(
+        db, store_all_spans=True, capture_content=capture_content, pricing=pricebook, user_id_hasher=HASHER
+    )
+    provider.add_span_processor(LLMCostSpanProcessor(SimpleSpanProcessor(exporter), pricing=pricebook))
+    tracer = provider.get_tracer("app")
+    texts = {name: f"SECRET-TEXT-{index}" for index, name in enumerate(CONTENT_NAMES)}
+    metadata = {name: f"meta-{index}" for index, name in enumerate(METADATA_NAMES)}
+    tracer.start_span("llm", attributes={**CHAT, **texts, **metadata}).end()
+    tracer.start_span("plain", attributes={**texts, **metadata}).end()
+    provider.shutdown()
+    with contextlib.closing(_storage.connect(db, read_only=True)) as con:
+        stored = [
+            json.loads(value)
+            for (value,) in con.sql(
+                f"SELECT attributes FROM {_schema.CALLS_TABLE} UNION ALL SELECT attributes FROM {_schema.SPANS_TABLE}"
+            ).fetchall()
+        ]
+    assert len(stored) == 3  # the call, and both spans in the spans table
+    for attributes in stored:
+        for name in CONTENT_NAMES:
+            assert (name in attributes) is capture_content, name
+        for name in METADATA_NAMES:
+            assert attributes.get(name) == metadata[name], name
+    if not capture_content:
+        assert "SECRET-TEXT" not in everything_stored(db)

@@ -186,7 +186,8 @@ MODEL_RECOMMENDATION: Final = "model.recommendation"
 # --------------------------------------------------------------------------------------------
 
 # An attribute is content when its name equals one of these or continues it with "." (indexed and
-# flattened forms such as `gen_ai.prompt.0.content`, `llm.input_messages.0.message.content`).
+# flattened forms such as `gen_ai.prompt.0.content`, `llm.input_messages.0.message.content`), or
+# when it looks like message text (conventions/content.py has the rule).
 CONTENT_ATTRIBUTE_NAMES: Final = (
     # OTel GenAI, current (structured messages) and legacy flattened/event-as-attribute forms.
     "gen_ai.input.messages",
@@ -218,6 +219,34 @@ CONTENT_ATTRIBUTE_NAMES: Final = (
     "all_messages_events",
     "pydantic_ai.all_messages",
     "final_result",
+    # Vercel AI SDK.
+    "ai.prompt",
+    "ai.response.text",
+    "ai.response.object",
+    "ai.response.toolCalls",
+    "ai.toolCall.args",
+    "ai.toolCall.result",
+    # Older or vendor OTel GenAI spellings.
+    "gen_ai.request.messages",
+    "gen_ai.choice",
+    "gen_ai.system.message",
+    "gen_ai.user.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+    "gen_ai.tool.definitions",
+    "llm.prompt",
+    # MLflow, Laminar. (A plain `input` / `output` is content by the rule in conventions/content.py;
+    # listed here, `input.mime_type` would be content too.)
+    "mlflow.spanInputs",
+    "mlflow.spanOutputs",
+    "lmnr.span.input",
+    "lmnr.span.output",
+)
+# Names that look like content but are not: application hints the savings report reads. Beyond the
+# two lists, conventions/content.py drops any name that looks like message text.
+CONTENT_SAFE_ATTRIBUTE_NAMES: Final = (
+    PROMPT_COULD_USE_HAIKU,
+    MODEL_RECOMMENDATION,
 )
 
 # Budget alerts, as attributes of the OpenTelemetry log record `OTelLogSink` emits (its trace/span
