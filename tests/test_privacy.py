@@ -202,7 +202,8 @@ def test_prompt_and_completion_text_is_dropped_unless_captured(
         stored = [
             json.loads(value)
             for (value,) in con.sql(
-                f"SELECT attributes FROM {_schema.CALLS_TABLE} UNION ALL SELECT attributes FROM {_schema.SPANS_TABLE}"
+                f"SELECT attributes FROM {_schema.CALLS_TABLE} "
+                f"UNION ALL SELECT attributes FROM {_schema.SPANS_TABLE}"
             ).fetchall()
         ]
     assert len(stored) == 3  # the call, and both spans in the spans table

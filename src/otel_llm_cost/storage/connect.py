@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.corrupt import is_corrupt_error, open_error
 from otel_llm_cost.storage.sandbox import SANDBOX_CONFIG, lock_down
 
 __all__ = [
@@ -117,7 +118,7 @@ def _open(
                 return duckdb.connect(path, read_only=read_only)
             except duckdb.Error as exc:
                 if not is_lock_error(exc):
-                    raise StorageError(f"cannot open DuckDB file {path!r}: {exc}") from exc
+                    raise open_error(path, exc) from exc
                 delay = next(delays, None)
                 if delay is None:
                     raise StorageLockedError(
@@ -156,10 +157,8 @@ def connect(
         timeout_s: How long to retry while the file is locked by another process.
         see_pending: First let this process's exporters on the file commit the batches they accepted
             (within ``timeout_s``), so that the connection sees them (the exporter itself: False).
-        sandbox: A read-only connection has no file, URL or extension access and a locked
-            configuration (:data:`SANDBOX_CONFIG`), so that it can run SQL a reader typed. ``False``
-            only for trusted SQL that must write a file (``otel-llm-cost export``'s ``COPY``); it
-            cannot share the file with sandboxed connections of the same process.
+        sandbox: Read-only: no file, URL or extension access, configuration locked (``sandbox.py``).
+            ``False`` only for trusted SQL that writes a file (``otel-llm-cost export``'s ``COPY``).
 
     Returns:
         A connection the caller owns and must close (hold it briefly: while it is open, the exporting
@@ -167,7 +166,8 @@ def connect(
 
     Raises:
         StorageLockedError: The file is held by another process past ``timeout_s`` (a StorageError).
-        StorageError: The file is missing (read-only), unreadable or corrupt.
+        StorageCorruptError: The file is damaged (truncated, overwritten): see ``storage/corrupt.py``.
+        StorageError: The file is missing (read-only) or unreadable.
         SchemaVersionError: The file was written by a newer otel-llm-cost.
     """
     if timeout_s < 0:
@@ -200,8 +200,10 @@ def connect(
             lock_down(con)
         else:
             con.execute("SET TimeZone = 'UTC'")
-    except BaseException:
+    except BaseException as exc:
         con.close()
+        if is_corrupt_error(exc):  # the header was readable, the tables were not: truncated
+            raise open_error(target, exc) from exc
         raise
     return con
 
