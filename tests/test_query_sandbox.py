@@ -9,11 +9,13 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from conftest import BASE_TIME, CallsDB, call
 from otel_llm_cost import CostStore
 from otel_llm_cost.exceptions import QueryError
+from otel_llm_cost.storage import connect as _storage
 
 
 @pytest.fixture
@@ -92,3 +94,15 @@ def test_export_still_writes_its_file_and_nothing_else(db: Path, tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert "exported 1 calls" in result.stderr
     assert "search" in target.read_text()
+
+
+def test_a_second_read_only_connection_joins_the_locked_sandbox(db: Path) -> None:
+    with CostStore(db, hold_idle_s=60) as store, store.connect() as first:
+        second = _storage.connect(db, read_only=True)  # the file's configuration is locked already
+        try:
+            assert second.sql("SELECT count(*) FROM llm_calls").fetchall() == [(1,)]
+            assert first.sql("SELECT count(*) FROM llm_calls").fetchall() == [(1,)]
+            with pytest.raises(duckdb.PermissionException):
+                second.sql("SELECT * FROM read_text('/etc/hostname')").fetchall()
+        finally:
+            second.close()

@@ -37,5 +37,5 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(statement)
         except duckdb.InvalidInputException:
             # Another connection of this process to the same file locked it already (with UTC set).
-            if con.execute("SELECT current_setting('lock_configuration')").fetchone() != (True,):
+            if con.execute("SELECT current_setting('lock_configuration')").fetchall() != [(True,)]:
                 raise
