@@ -53,8 +53,9 @@ TAG_PREFIX: Final = "tag:"
 """``cost_by("tag:team")`` groups by the custom attribution tag ``cost.team`` (the ``tags`` MAP column)."""
 # The value of the tag named by the bound parameter. Same result as ``tags[?]`` (NULL when the key is
 # missing), found by position in the key list: on 10M calls the 30-day tag report spent most of its
-# time in the map lookup (EXPLAIN ANALYZE: the projection 5x the scan), and this form ran it in
-# 0.72-0.75x the time of ``tags[?]`` back to back (benchmarks/bench_store.py).
+# time in the map lookup (EXPLAIN ANALYZE: that projection ~5x the table scan), and this form runs it
+# in ~0.8x the time of ``tags[?]`` (benchmarks/bench_tag_lookup.py: 0.78x best of 4; a plain column,
+# 0.33x, is the floor).
 TAG_VALUE: Final = "map_values(tags)[list_position(map_keys(tags), ?)]"
 
 # The billable record of each call (duplicates and agent/workflow totals are billable = false); NULL
