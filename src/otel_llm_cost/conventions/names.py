@@ -186,7 +186,8 @@ MODEL_RECOMMENDATION: Final = "model.recommendation"
 # --------------------------------------------------------------------------------------------
 
 # An attribute is content when its name equals one of these or continues it with "." (indexed and
-# flattened forms such as `gen_ai.prompt.0.content`, `llm.input_messages.0.message.content`).
+# flattened forms such as `gen_ai.prompt.0.content`, `llm.input_messages.0.message.content`), or
+# when it looks like message text (conventions/content.py has the rule).
 CONTENT_ATTRIBUTE_NAMES: Final = (
     # OTel GenAI, current (structured messages) and legacy flattened/event-as-attribute forms.
     "gen_ai.input.messages",
@@ -218,6 +219,34 @@ CONTENT_ATTRIBUTE_NAMES: Final = (
     "all_messages_events",
     "pydantic_ai.all_messages",
     "final_result",
+    # Vercel AI SDK.
+    "ai.prompt",
+    "ai.response.text",
+    "ai.response.object",
+    "ai.response.toolCalls",
+    "ai.toolCall.args",
+    "ai.toolCall.result",
+    # Older or vendor OTel GenAI spellings.
+    "gen_ai.request.messages",
+    "gen_ai.choice",
+    "gen_ai.system.message",
+    "gen_ai.user.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+    "gen_ai.tool.definitions",
+    "llm.prompt",
+    # MLflow, Laminar. (A plain `input` / `output` is content by the rule in conventions/content.py;
+    # listed here, `input.mime_type` would be content too.)
+    "mlflow.spanInputs",
+    "mlflow.spanOutputs",
+    "lmnr.span.input",
+    "lmnr.span.output",
+)
+# Names that look like content but are not: application hints the savings report reads. Beyond the
+# two lists, conventions/content.py drops any name that looks like message text.
+CONTENT_SAFE_ATTRIBUTE_NAMES: Final = (
+    PROMPT_COULD_USE_HAIKU,
+    MODEL_RECOMMENDATION,
 )
 
 # Budget alerts, as attributes of the OpenTelemetry log record `OTelLogSink` emits (its trace/span
@@ -237,7 +266,8 @@ BUDGET_PERCENT: Final = "llm.budget.percent"
 BUDGET_UNPRICED_CALLS: Final = "llm.budget.unpriced_calls"
 BUDGET_FORECAST_AT: Final = "llm.budget.forecast_at"
 
-# Raw end-user ids: never stored (the keyed hash is in `cost.user_id` / the user_id column).
+# Raw end-user ids, the one list: never stored (the keyed hash is in `cost.user_id` / the user_id
+# column), and replaced by their keyed hash on every span copy the processor hands on (OTLP too).
 RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
     USER_ID,
     "enduser.id",
@@ -246,7 +276,38 @@ RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
     TRACELOOP_ASSOCIATION_PREFIX + "userId",
     TRACELOOP_ASSOCIATION_PREFIX + "user.id",
     TRACELOOP_ASSOCIATION_PREFIX + "enduser.id",
+    # Langfuse's OpenTelemetry attribute; the `user` argument of OpenAI calls (OpenLLMetry).
+    "langfuse.user.id",
+    "gen_ai.openai.request.user",
+    # OpenTelemetry's user and enduser attributes other than the id.
+    "enduser.pseudo.id",
+    "user.email",
+    "user.name",
+    "user.full_name",
+    # The Vercel AI SDK's telemetry metadata, as apps usually spell the user.
+    "ai.telemetry.metadata.userId",
+    "ai.telemetry.metadata.user_id",
 )
+# The names above that fill `cost.user_id` (hashed) on an LLM span that has none, first present wins
+# (Traceloop's association keys are read separately, after these).
+USER_ID_SOURCE_NAMES: Final = (
+    USER_ID,
+    "langfuse.user.id",
+    "ai.telemetry.metadata.userId",
+    "ai.telemetry.metadata.user_id",
+    "enduser.id",
+    "gen_ai.openai.request.user",
+)
+# cost.* tags that hold a user id: ours, and where Traceloop association keys spelled userId /
+# user.id / enduser.id land as tags. Only their keyed hash is stored or handed on.
+COST_USER_ID_TAG_NAMES: Final = (
+    COST_USER_ID,
+    COST_PREFIX + "userId",
+    COST_PREFIX + "user.id",
+    COST_PREFIX + "enduser.id",
+)
+# Every attribute that identifies an end user: hashed on every copy of a span that leaves the process.
+USER_ID_ATTRIBUTE_NAMES: Final = RAW_USER_ID_ATTRIBUTE_NAMES + COST_USER_ID_TAG_NAMES
 
 # --------------------------------------------------------------------------------------------
 # Cost for the wider ecosystem: standard span attributes and metric names (issue 15)
