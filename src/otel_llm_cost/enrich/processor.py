@@ -36,6 +36,7 @@ from otel_llm_cost.enrich.attribution import (
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
 from otel_llm_cost.enrich.metrics import cost_metrics
+from otel_llm_cost.enrich.rollups import RollupTracker
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ class LLMCostSpanProcessor(SpanProcessor):
             pricing=pricing, user_id_hasher=self._hasher, dedup_capacity=dedup_capacity
         )
         self._metrics = cost_metrics(meter_provider, metrics)
+        # Agent, workflow and session spans get the totals of the calls below them.
+        self._rollups = RollupTracker()
         self._budget_engine: BudgetHook | None = None
         if budgets:
             self._budget_engine = self._make_budget_engine(budgets, alert_sinks)
@@ -206,8 +209,13 @@ class LLMCostSpanProcessor(SpanProcessor):
             attributes = span_attributes(span)
             scope = span.instrumentation_scope
             extra = self._calls.span_ended(span, attributes, scope.name if scope is not None else None)
+            rollup = self._rollups.span_ended(span, attributes, extra)
+            if extra is None and rollup is not None:
+                forwarded = _enriched_copy_of(span, dict(attributes), rollup)
             if extra is not None:
                 billable = bool(extra.get(sc.LLM_COST_BILLABLE, True))
+                if rollup is not None:
+                    extra.update(rollup)
                 forwarded = _enriched_copy_of(span, dict(attributes), extra)
                 if billable and self._budget_engine is not None:
                     self._check_call_budgets(forwarded)
