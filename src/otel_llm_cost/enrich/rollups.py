@@ -27,11 +27,20 @@ __all__ = ["RollupTracker", "is_agent_span", "is_session_span"]
 
 DEFAULT_TRACE_CAPACITY: Final = 10_000
 _PRICED_STATUSES: Final = frozenset({"priced", "reported", "free"})
-_SESSION_ID_NAMES: Final = (sc.COST_SESSION_ID, *sc.CONVERSATION_ID_NAMES)
+_SESSION_ID_NAMES: Final = frozenset((sc.COST_SESSION_ID, *sc.CONVERSATION_ID_NAMES))
+# Names an agent/workflow span is recognised by: most spans have none of them (one C-level test).
+_AGENT_KIND_NAMES: Final = frozenset(
+    {sc.GEN_AI_OPERATION_NAME, sc.OPENINFERENCE_SPAN_KIND, sc.TRACELOOP_SPAN_KIND}
+)
+# Costs are summed as integer picodollars: the span's float is the 12-place Decimal price, which
+# round(float * 1e12) recovers exactly below $9,000 (float has 53 bits), and integer sums are exact.
+_PICO: Final = 10**12
 
 
 def is_agent_span(attributes: Mapping[str, Any]) -> bool:
     """An agent or workflow run, in any convention (GenAI operation, OpenInference or Traceloop kind)."""
+    if _AGENT_KIND_NAMES.isdisjoint(attributes):
+        return False
     operation = attributes.get(sc.GEN_AI_OPERATION_NAME)
     if operation in sc.AGENT_OPERATIONS:
         return True
@@ -45,22 +54,24 @@ def is_session_span(span: ReadableSpan, attributes: Mapping[str, Any]) -> bool:
     parent = span.parent
     if parent is not None and not parent.is_remote:
         return False
+    if _SESSION_ID_NAMES.isdisjoint(attributes):
+        return False
     return any(isinstance(attributes.get(name), str | int) for name in _SESSION_ID_NAMES)
 
 
 class _Totals:
-    __slots__ = ("agent_runs", "calls", "cost_usd", "tokens", "unpriced")
+    __slots__ = ("agent_runs", "calls", "cost_pico_usd", "tokens", "unpriced")
 
     def __init__(self) -> None:
         self.tokens = 0
-        self.cost_usd = Decimal(0)
+        self.cost_pico_usd = 0
         self.calls = 0
         self.unpriced = 0
         self.agent_runs = 0
 
     def add(self, other: _Totals) -> None:
         self.tokens += other.tokens
-        self.cost_usd += other.cost_usd
+        self.cost_pico_usd += other.cost_pico_usd
         self.calls += other.calls
         self.unpriced += other.unpriced
         self.agent_runs += other.agent_runs
@@ -72,15 +83,18 @@ class _Totals:
             self.tokens += tokens
         cost = extra.get(sc.LLM_COST_USD)
         if extra.get(sc.LLM_COST_STATUS) in _PRICED_STATUSES and isinstance(cost, int | float):
-            # The float on the span is the Decimal price rounded once; its repr gives that Decimal back.
-            self.cost_usd += Decimal(repr(cost))
+            self.cost_pico_usd += round(cost * _PICO)
         elif extra.get(sc.LLM_RESPONSE_FROM_CACHE) is not True:
             self.unpriced += 1
 
     def attributes(self, agent: bool, session: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}
         # An unknown price is no figure, never $0: with no priced call, the cost attribute is absent.
-        cost = float(self.cost_usd) if self.unpriced < self.calls or not self.calls else None
+        cost = (
+            float(Decimal(self.cost_pico_usd) / _PICO)
+            if self.unpriced < self.calls or not self.calls
+            else None
+        )
         if agent:
             out[sc.AGENT_TOTAL_TOKENS] = self.tokens
             out[sc.AGENT_LLM_CALLS] = self.calls
@@ -138,6 +152,19 @@ class RollupTracker:
             attributes: Its attributes.
             extra: What the enrichment adds to it (``None``: not an LLM call); a billable call counts.
         """
+        if (
+            extra is None
+            and _AGENT_KIND_NAMES.isdisjoint(attributes)
+            and _SESSION_ID_NAMES.isdisjoint(attributes)
+        ):
+            # The usual span (HTTP, DB...): it only hands up what its children handed it, if anything.
+            if not self._traces:
+                return None
+            context = span.context
+            if context is None or context.trace_id not in self._traces:
+                return None
+            with self._lock:
+                return self._ended(span, context, None, billable=False, agent=False, session=False)
         context = span.context
         if context is None:
             return None
@@ -145,9 +172,11 @@ class RollupTracker:
         # An agent span may carry usage of its own (its children's, repeated): enriched, never billable.
         not_a_call = extra is None or extra.get(sc.LLM_COST_BILLABLE) is False
         agent = not_a_call and is_agent_span(attributes)
-        session = not_a_call and is_session_span(span, attributes)
-        if not (billable or agent or session) and context.trace_id not in self._traces:
-            return None  # the usual span: nothing below it was counted, nothing to hand up
+        parent = span.parent
+        root = parent is None or parent.is_remote
+        session = not_a_call and root and is_session_span(span, attributes)
+        if not (agent or session) and (root or not billable) and context.trace_id not in self._traces:
+            return None  # nothing below it was counted, nothing to hand up
         with self._lock:
             return self._ended(span, context, extra, billable=billable, agent=agent, session=session)
 
