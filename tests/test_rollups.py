@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,6 +20,8 @@ from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.enrich.rollups import RollupTracker
 from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.query import CostStore
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 AGENT = {sc.GEN_AI_OPERATION_NAME: "invoke_agent", sc.GEN_AI_AGENT_NAME: "researcher"}
 
@@ -93,6 +99,69 @@ def test_agent_totals_equal_the_sum_of_their_billable_calls(
     assert session[sc.SESSION_TOTAL_TOKENS] == outer[sc.AGENT_TOTAL_TOKENS]
     assert sc.AGENT_TOTAL_TOKENS not in session
     assert not any(name.startswith(("agent.", "session.")) for name in attrs(spans["tool"]))
+
+
+def test_rollups_match_what_the_duckdb_file_bills(pricebook: PriceBook, tmp_path: Path) -> None:
+    # The OTLP side (an in-memory exporter here) and the DuckDB file wrapped by one processor: the
+    # agent's totals are the sum of the billable rows of its trace.
+    db = tmp_path / "calls.duckdb"
+    otlp_side = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(
+        LLMCostSpanProcessor(SimpleSpanProcessor(otlp_side), DuckDBSpanExporter(db), pricing=pricebook)
+    )
+    tracer = provider.get_tracer("app")
+    with tracer.start_as_current_span("agent", attributes={sc.OPENINFERENCE_SPAN_KIND: "AGENT"}):
+        for n in range(1, 8):
+            tracer.start_span(f"call {n}", attributes=chat("gpt-4o-mini", 1000 * n + 7, 31 * n)).end()
+        record_llm_call(
+            model="claude-sonnet-4-5",
+            input_tokens=120,
+            input_includes_cache=False,
+            cache_write_tokens=2048,
+            output_tokens=77,
+            tracer_provider=provider,
+        )
+    provider.shutdown()
+    agent = attrs(by_name(otlp_side)["agent"])
+    with CostStore(db) as store:
+        [billed] = store.sql(
+            "SELECT sum(cost_usd) AS cost, sum(total_tokens) AS tokens, count(*) AS calls "
+            "FROM llm_calls WHERE billable"
+        )
+    assert usd(agent[sc.AGENT_TOTAL_COST_USD]) == billed["cost"]
+    assert (agent[sc.AGENT_TOTAL_TOKENS], agent[sc.AGENT_LLM_CALLS]) == (billed["tokens"], billed["calls"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5_000), st.integers(0, 900)), max_size=12))
+def test_every_agent_total_is_the_sum_of_the_calls_below_it(
+    traced: tuple[TracerProvider, InMemorySpanExporter], tree: list[tuple[int, int, int]]
+) -> None:
+    # Random trees: each entry opens a nested agent (depth grows) or adds a call at the current depth.
+    provider, exported = traced
+    exported.clear()
+    tracer = provider.get_tracer("app")
+    calls_below: list[list[str]] = []
+    with contextlib.ExitStack() as stack:
+        for index, (kind, input_tokens, output_tokens) in enumerate(tree):
+            if kind % 3 == 0:
+                stack.enter_context(tracer.start_as_current_span(f"agent {index}", attributes=AGENT))
+                calls_below.append([])
+            else:
+                name = f"call {index}"
+                tracer.start_span(name, attributes=chat("gpt-4o", input_tokens, output_tokens)).end()
+                for below in calls_below:
+                    below.append(name)
+    spans = by_name(exported)
+    agents = [name for name in spans if name.startswith("agent")]
+    assert len(agents) == len(calls_below)
+    for name, below in zip(sorted(agents, key=lambda n: int(n.split()[1])), calls_below, strict=True):
+        agent = attrs(spans[name])
+        expected = sum((usd(attrs(spans[c])[sc.LLM_COST_USD]) for c in below), Decimal(0))
+        assert usd(agent[sc.AGENT_TOTAL_COST_USD]) == expected
+        assert agent[sc.AGENT_TOTAL_TOKENS] == sum(attrs(spans[c])[sc.LLM_TOKENS_TOTAL] for c in below)
+        assert agent[sc.AGENT_LLM_CALLS] == len(below)
 
 
 def test_duplicate_records_of_one_call_count_once(
