@@ -102,6 +102,7 @@ def test_report_json_keeps_money_exact(db: Path, capsys: pytest.CaptureFixture[s
         "cache_write_tokens": 0,
         "reasoning_tokens": 0,
         "provider": None,
+        "cache_hit_rate": 0.0,
     }
     assert [d["day"] for d in data["daily"]] == ["2025-01-15", "2025-01-16", "2025-01-17"]
 

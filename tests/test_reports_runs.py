@@ -224,7 +224,7 @@ def test_cli_agents_and_by_conversation(db: Path, capsys: pytest.CaptureFixture[
     )
     assert main(["report", "--db", str(db), "--by", "conversation", "--format", "json"]) == 0
     by = json.loads(capsys.readouterr().out)["by"]["conversation"]
-    assert [(r["key"], r["call_count"], r["cache_read_tokens"]) for r in by] == [
-        ("c-2", 2, 0),
-        ("c-1", 3, 400),
+    assert [(r["key"], r["call_count"], r["cache_read_tokens"], r["cache_hit_rate"]) for r in by] == [
+        ("c-2", 2, 0, 0.0),
+        ("c-1", 3, 400, 0.8),
     ]
