@@ -211,6 +211,8 @@ def test_an_enriched_span_becomes_one_typed_row_with_every_column(
         "streaming": True,
         "from_cache": None,
         "attributes": row["attributes"],
+        "conversation_id": None,
+        "time_to_first_token_ms": None,
     }
     # Remaining attributes only: what became a column is not repeated.
     assert json.loads(row["attributes"]) == {

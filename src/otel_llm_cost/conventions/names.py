@@ -108,6 +108,20 @@ ANTHROPIC_USAGE_CACHE_CREATION_1H_INPUT_TOKENS: Final = (
 ANTHROPIC_USAGE_COMPACTION_INPUT_TOKENS: Final = "anthropic.usage.compaction.input_tokens"
 ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS: Final = "anthropic.usage.compaction.output_tokens"
 
+# Conversation ids: the GenAI convention's name, then the spellings instrumentations use for a
+# session (OpenInference's session.id, Traceloop association properties) and our own cost.* tags.
+COST_CONVERSATION_ID: Final = "cost.conversation_id"
+CONVERSATION_ID_NAMES: Final = (
+    GEN_AI_CONVERSATION_ID,
+    COST_CONVERSATION_ID,
+    TRACELOOP_ASSOCIATION_PREFIX + "conversation_id",
+    SESSION_ID,
+    TRACELOOP_ASSOCIATION_PREFIX + "session_id",
+)
+
+# Time to first token. OpenLIT writes it in seconds on streamed and non-streamed spans.
+GEN_AI_SERVER_TIME_TO_FIRST_TOKEN: Final = "gen_ai.server.time_to_first_token"
+
 # Service resource.
 SERVICE_NAME: Final = "service.name"
 
@@ -176,6 +190,30 @@ ATTRIBUTION_KEYS: Final = (
     "workflow_label",
     "step",
 )
+
+# Latency of an LLM call (end - start) and time to first token, in milliseconds.
+LLM_LATENCY_MS: Final = "llm.latency_ms"
+LLM_TIME_TO_FIRST_TOKEN_MS: Final = "llm.time_to_first_token_ms"
+
+# Rollups, on the enriched copy of an agent/workflow span and of a session (local root) span: the
+# totals of the billable LLM calls below it as we priced them (never the span's own claimed totals).
+# They are never read as usage, so such a span is never billable for them.
+AGENT_TOTAL_TOKENS: Final = "agent.total_tokens"
+AGENT_TOTAL_COST_USD: Final = "agent.total_cost_usd"
+AGENT_LLM_CALLS: Final = "agent.llm_calls"
+AGENT_UNPRICED_CALLS: Final = "agent.unpriced_calls"
+SESSION_TOTAL_TOKENS: Final = "session.total_tokens"
+SESSION_TOTAL_COST_USD: Final = "session.total_cost_usd"
+SESSION_LLM_CALLS: Final = "session.llm_calls"
+SESSION_UNPRICED_CALLS: Final = "session.unpriced_calls"
+SESSION_AGENT_RUNS: Final = "session.agent_runs"
+# The agent/workflow span kinds, by convention (values, not names).
+AGENT_OPERATIONS: Final = frozenset({"invoke_agent", "invoke_workflow"})
+OPENINFERENCE_AGENT_KINDS: Final = frozenset({"AGENT"})
+TRACELOOP_AGENT_KINDS: Final = frozenset({"agent", "workflow"})
+
+# The instrumentation scope of spans recorded by otel_llm_cost.record_llm_call.
+RECORDING_SCOPE: Final = "otel_llm_cost.recording"
 
 # Application hints read by savings reports (seed names).
 PROMPT_COULD_USE_HAIKU: Final = "prompt.could_use_haiku"
