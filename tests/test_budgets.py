@@ -739,7 +739,7 @@ def test_alert_messages_print_money_as_the_reports_do(con: duckdb.DuckDBPyConnec
 
     tiny = BudgetEngine([Budget.per_call("0.0005")], [])
     [alert] = tiny.check_call({semconv.LLM_COST_USD: 0.0007}, span_id=1)
-    assert "has spent $0.000700 of its $0.000500 per-call budget" in alert.message
+    assert "has spent $0.0007 of its $0.0005 per-call budget" in alert.message
 
 
 def test_a_database_without_our_tables_is_a_storage_error(tmp_path: Path) -> None:

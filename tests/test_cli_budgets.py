@@ -218,9 +218,9 @@ def test_sub_cent_spend_is_not_shown_as_zero(
     calls_db.insert(call(org_id="o", cost_usd="0.004", start_time=AT))
     args = ["--budgets", str(budgets), "--db", str(calls_db.path), "--at", AT.isoformat()]
     assert main(["budgets", "status", *args]) == 0
-    assert "$0.004000" in capsys.readouterr().out
+    assert "$0.004" in capsys.readouterr().out
     assert main(["budgets", "check", *args]) == 1
-    assert "OVER tiny org=o: $0.004000 of $0.004000 (100.00%)" in capsys.readouterr().out
+    assert "OVER tiny org=o: $0.004 of $0.004 (100.00%)" in capsys.readouterr().out
 
 
 def test_status_is_a_plain_aligned_table_when_piped(

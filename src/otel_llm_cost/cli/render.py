@@ -16,18 +16,35 @@ __all__ = [
     "cost_rows_csv",
     "cost_table",
     "daily_section",
+    "report_places",
     "summary_lines",
 ]
 
 COST_HEADERS: Final = ("cost_usd", "share", "calls", "tokens", "unpriced")
 
 
-def cost_table(title: str, rows: Rows[CostRow], total: Summary, fancy: bool) -> str:
+def report_places(summary: Summary, groups: Sequence[Sequence[CostRow]], days: Sequence[DailyCost]) -> int:
+    """The decimal places of every amount in one report (see ``usd_places``)."""
+    return _output.usd_places(
+        [
+            summary.cost_usd,
+            summary.avg_cost_per_call_usd,
+            summary.cost_per_1k_tokens_usd,
+            summary.cache_saved_usd,
+            *(row.total_cost_usd for rows in groups for row in rows),
+            *(day.total_cost_usd for day in days),
+        ]
+    )
+
+
+def cost_table(
+    title: str, rows: Rows[CostRow], total: Summary, fancy: bool, places: int | None = None
+) -> str:
     known = total.cost_usd or 0
     body = [
         [
             row.key if row.key is not None else "(none)",
-            _output.format_usd(row.total_cost_usd),
+            _output.format_usd(row.total_cost_usd, places=places),
             _output.format_pct(float(row.total_cost_usd / known)) if known and row.total_cost_usd else "",
             _output.format_int(row.call_count),
             _output.format_int(row.total_tokens),
@@ -38,26 +55,26 @@ def cost_table(title: str, rows: Rows[CostRow], total: Summary, fancy: bool) -> 
     return f"By {title}\n" + _output.render_table([title, *COST_HEADERS], body, fancy=fancy)
 
 
-def summary_lines(summary: Summary) -> list[str]:
-    cost = _output.format_usd(summary.cost_usd, summary.unpriced_calls)
+def summary_lines(summary: Summary, places: int | None = None) -> list[str]:
+    cost = _output.format_usd(summary.cost_usd, summary.unpriced_calls, places)
     return [
         f"Total      {cost} over {summary.call_count:,} calls, {summary.total_tokens:,} tokens",
-        f"Per call   {_output.format_usd(summary.avg_cost_per_call_usd)}   "
-        f"per 1k tokens {_output.format_usd(summary.cost_per_1k_tokens_usd)}",
+        f"Per call   {_output.format_usd(summary.avg_cost_per_call_usd, places=places)}   "
+        f"per 1k tokens {_output.format_usd(summary.cost_per_1k_tokens_usd, places=places)}",
         f"Cache      hit rate {_output.format_pct(summary.cache_hit_rate)}, "
         f"{_output.format_pct(summary.cache_input_share)} of input tokens from cache, "
-        f"saved {_output.format_usd(summary.cache_saved_usd)}",
+        f"saved {_output.format_usd(summary.cache_saved_usd, places=places)}",
         f"Excluded   {summary.excluded_records:,} duplicate/aggregate records (not billed twice); "
         f"{summary.from_cache_calls:,} calls answered from a response cache",
     ]
 
 
-def daily_section(days: Rows[DailyCost], zone_name: str, fancy: bool) -> str:
+def daily_section(days: Rows[DailyCost], zone_name: str, fancy: bool, places: int | None = None) -> str:
     spark = _output.sparkline([d.total_cost_usd for d in days])
     body = [
         [
             d.day.isoformat(),
-            _output.format_usd(d.total_cost_usd, d.unpriced_calls),
+            _output.format_usd(d.total_cost_usd, d.unpriced_calls, places),
             _output.format_int(d.call_count),
         ]
         for d in days
@@ -74,13 +91,14 @@ CSV_HEADERS: Final = ("section", "key", "total_cost_usd", "total_tokens", "call_
 
 
 def call_table(rows: Sequence[CallRow], fancy: bool, *, first: str = "step") -> str:
+    places = _output.usd_places(r.cost_usd for r in rows)
     body = [
         [
             (getattr(r, first) or "(none)")
             if first != "start_time"
             else r.start_time.isoformat(timespec="seconds"),
             r.model or "",
-            _output.format_usd(r.cost_usd)
+            _output.format_usd(r.cost_usd, places=places)
             if r.cost_status != "unpriced"
             else f"unpriced: {r.cost_reason or '?'}",
             _output.format_int(r.input_tokens),

@@ -22,7 +22,14 @@ from otel_llm_cost.cli.options import (
     window,
     window_options,
 )
-from otel_llm_cost.cli.render import CSV_HEADERS, cost_rows_csv, cost_table, daily_section, summary_lines
+from otel_llm_cost.cli.render import (
+    CSV_HEADERS,
+    cost_rows_csv,
+    cost_table,
+    daily_section,
+    report_places,
+    summary_lines,
+)
 from otel_llm_cost.query import CostStore, DailyCost, Rows, Summary
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
@@ -99,12 +106,13 @@ def handle_report(args: argparse.Namespace) -> int:
         emit(_output.to_csv(CSV_HEADERS, rows))
         return 0
     pretty = fancy()
-    parts = [f"LLM cost report  {describe_window(since, until, zone)}", "", *summary_lines(summary)]
+    places = report_places(summary, list(groups.values()), days)
+    parts = [f"LLM cost report  {describe_window(since, until, zone)}", "", *summary_lines(summary, places)]
     if summary.call_count:
         for name, group in groups.items():
-            parts += ["", cost_table(name, group, summary, pretty)]
+            parts += ["", cost_table(name, group, summary, pretty, places)]
         if days:
-            parts += ["", daily_section(days, zone.key, pretty)]
+            parts += ["", daily_section(days, zone.key, pretty, places)]
     emit("\n".join(parts))
     return 0
 

@@ -14,7 +14,14 @@ from typing import Any, ClassVar, Literal
 
 from otel_llm_cost.query.results import CostRow, Summary
 from otel_llm_cost.query.tabular import Rows
-from otel_llm_cost.query.text import format_duration, format_int, format_pct, format_usd, render_table
+from otel_llm_cost.query.text import (
+    format_duration,
+    format_int,
+    format_pct,
+    format_usd,
+    render_table,
+    usd_places,
+)
 
 __all__ = ["SessionSummary", "SummaryStyle", "format_session"]
 
@@ -67,11 +74,11 @@ class SessionSummary:
         return self.format("detailed")
 
 
-def _breakdown_rows(rows: Iterable[Any]) -> list[list[str]]:
+def _breakdown_rows(rows: Iterable[Any], places: int) -> list[list[str]]:
     return [
         [
             row.key or "(none)",
-            format_usd(row.total_cost_usd, row.unpriced_calls),
+            format_usd(row.total_cost_usd, row.unpriced_calls, places),
             format_int(row.call_count),
             format_int(row.total_tokens),
         ]
@@ -79,12 +86,25 @@ def _breakdown_rows(rows: Iterable[Any]) -> list[list[str]]:
     ]
 
 
+def _session_places(summary: SessionSummary) -> int:
+    breakdowns = [*summary.by_provider, *summary.by_model]
+    return usd_places(
+        [
+            summary.totals.cost_usd,
+            summary.avg_cost_per_call_usd,
+            summary.cost_per_1k_tokens_usd,
+            *(row.total_cost_usd for row in breakdowns),
+        ]
+    )
+
+
 def format_session(summary: SessionSummary, style: str, *, fancy: bool = False) -> str:
     """Text for ``SessionSummary.format`` (see there)."""
     totals = summary.totals
-    cost = format_usd(totals.cost_usd, totals.unpriced_calls)
-    per_call = format_usd(summary.avg_cost_per_call_usd)
-    per_1k = format_usd(summary.cost_per_1k_tokens_usd)
+    places = _session_places(summary)
+    cost = format_usd(totals.cost_usd, totals.unpriced_calls, places)
+    per_call = format_usd(summary.avg_cost_per_call_usd, places=places)
+    per_1k = format_usd(summary.cost_per_1k_tokens_usd, places=places)
     if style == "compact":
         return (
             f"session {summary.session_id}: {cost}, {totals.call_count} calls, "
@@ -120,10 +140,12 @@ def format_session(summary: SessionSummary, style: str, *, fancy: bool = False) 
         "",
         "By provider",
         render_table(
-            ["provider", "cost", "calls", "tokens"], _breakdown_rows(summary.by_provider), fancy=fancy
+            ["provider", "cost", "calls", "tokens"], _breakdown_rows(summary.by_provider, places), fancy=fancy
         ),
         "",
         "By model",
-        render_table(["model", "cost", "calls", "tokens"], _breakdown_rows(summary.by_model), fancy=fancy),
+        render_table(
+            ["model", "cost", "calls", "tokens"], _breakdown_rows(summary.by_model, places), fancy=fancy
+        ),
     ]
     return "\n".join(lines)

@@ -142,7 +142,10 @@ class Tabular:
 
 
 class Rows(Tabular, Sequence[T], Generic[T]):
-    """An immutable sequence of typed result rows, plus :meth:`arrow`, :meth:`relation`, :meth:`df` and :meth:`pl`."""
+    """An immutable sequence of typed result rows.
+
+    Plus :meth:`arrow`, :meth:`relation`, :meth:`df` and :meth:`pl` over the same rows.
+    """
 
     __slots__ = ("_items", "_source")
 

@@ -19,10 +19,13 @@ __all__ = [
     "is_tty",
     "render_table",
     "sparkline",
+    "usd_places",
 ]
 
 _BARS = "▁▂▃▄▅▆▇█"
 _CENT = Decimal("0.01")
+_MIN_PLACES = 2
+_MAX_PLACES = 6
 
 
 def is_tty(stream: IO[str]) -> bool:
@@ -34,13 +37,31 @@ def is_tty(stream: IO[str]) -> bool:
         return False
 
 
-def format_usd(value: Decimal | None, unpriced_calls: int = 0) -> str:
-    """Money for people: cents from $0.01 up, six places below (LLM calls often cost fractions of a cent).
+def usd_places(values: Iterable[Decimal | None]) -> int:
+    """The one number of decimal places for every amount of an output: enough that each non-zero amount
+    shows two significant digits, or all its digits if fewer (so parts visibly add up to their
+    total), from 2 (cents) to 6.
 
-    ``None`` reads ``unpriced``; a partial sum says how many calls it leaves out.
+    Example: ``usd_places([Decimal("3.36"), Decimal("0.000026")])`` is 6: ``$3.360000``, ``$0.000026``.
+    """
+    places = _MIN_PLACES
+    for value in values:
+        if value:
+            exact = -int(value.normalize().as_tuple().exponent)  # $0.02 needs 2, not $0.020
+            places = max(places, min(_MAX_PLACES, 1 - value.adjusted(), exact))
+    return places
+
+
+def format_usd(value: Decimal | None, unpriced_calls: int = 0, places: int | None = None) -> str:
+    """Money for people, with ``places`` decimals (one :func:`usd_places` per output).
+
+    Without ``places``: cents from $0.01 up, six places below (LLM calls often cost fractions of a
+    cent). ``None`` reads ``unpriced``; a partial sum says how many calls it leaves out.
     """
     if value is None:
         text = "unpriced"
+    elif places is not None:
+        text = f"${value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP):,}"
     elif value == 0 or abs(value) >= _CENT:
         text = f"${value.quantize(_CENT, ROUND_HALF_UP):,}"
     else:
@@ -55,6 +76,9 @@ def format_int(value: int | None) -> str:
 
 
 def format_pct(value: float) -> str:
+    """A share or rate as a percentage; a non-zero share too small for one decimal reads ``<0.1%``."""
+    if 0 < value < 0.0005:
+        return "<0.1%"
     return f"{value * 100:.1f}%"
 
 
