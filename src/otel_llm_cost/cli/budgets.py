@@ -219,7 +219,13 @@ def _status(args: argparse.Namespace) -> int:
             ]
             for s in mine
         )
-    table = _output.render_table(_STATUS_HEADERS, rows, align="lllrrrllr", fancy=_output.is_tty(sys.stdout))
+    table = _output.render_table(
+        _STATUS_HEADERS,
+        rows,
+        align="lllrrrllr",
+        fancy=_output.use_color(sys.stdout),
+        max_width=_output.terminal_width(sys.stdout),
+    )
     _emit("\n".join([table, *(["", *notes] if notes else [])]))
     return 0
 
@@ -306,7 +312,12 @@ def _alerts(args: argparse.Namespace) -> int:
         for row in rows
     ]
     headers = ("fired_at", "kind", "budget", "entity", "message")
-    _emit(_output.render_table(headers, table, align="lllll", fancy=_output.is_tty(sys.stdout)))
+    width = _output.terminal_width(sys.stdout)
+    _emit(
+        _output.render_table(
+            headers, table, align="lllll", fancy=_output.use_color(sys.stdout), max_width=width
+        )
+    )
     return 0
 
 

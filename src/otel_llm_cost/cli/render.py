@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any, Final
 
+from otel_llm_cost.cli.labels import label_user
 from otel_llm_cost.query import CallRow, CostRow, DailyCost, Rows, Summary
 from otel_llm_cost.query import output as _output
 
@@ -18,6 +21,7 @@ __all__ = [
     "daily_section",
     "report_places",
     "summary_lines",
+    "top_table",
 ]
 
 COST_HEADERS: Final = ("cost_usd", "share", "calls", "tokens", "unpriced")
@@ -38,12 +42,18 @@ def report_places(summary: Summary, groups: Sequence[Sequence[CostRow]], days: S
 
 
 def cost_table(
-    title: str, rows: Rows[CostRow], total: Summary, fancy: bool, places: int | None = None
+    title: str,
+    rows: Rows[CostRow],
+    total: Summary,
+    fancy: bool,
+    places: int | None = None,
+    *,
+    labels: dict[str, str] | None = None,
 ) -> str:
     known = total.cost_usd or 0
     body = [
         [
-            row.key if row.key is not None else "(none)",
+            (label_user(row.key, labels) if labels else row.key) if row.key is not None else "(none)",
             _output.format_usd(row.total_cost_usd, places=places),
             _output.format_pct(float(row.total_cost_usd / known)) if known and row.total_cost_usd else "",
             _output.format_int(row.call_count),
@@ -52,7 +62,9 @@ def cost_table(
         ]
         for row in rows
     ]
-    return f"By {title}\n" + _output.render_table([title, *COST_HEADERS], body, fancy=fancy)
+    return f"By {title}\n" + _output.render_table(
+        [title, *COST_HEADERS], body, fancy=fancy, max_width=_output.terminal_width(sys.stdout)
+    )
 
 
 def summary_lines(summary: Summary, places: int | None = None) -> list[str]:
@@ -79,7 +91,9 @@ def daily_section(days: Rows[DailyCost], zone_name: str, fancy: bool, places: in
         ]
         for d in days
     ]
-    table = _output.render_table(["day", "cost_usd", "calls"], body, fancy=fancy)
+    table = _output.render_table(
+        ["day", "cost_usd", "calls"], body, fancy=fancy, max_width=_output.terminal_width(sys.stdout)
+    )
     return f"Daily ({zone_name})  {spark}\n{table}"
 
 
@@ -110,7 +124,30 @@ def call_table(rows: Sequence[CallRow], fancy: bool, *, first: str = "step") -> 
         for r in rows
     ]
     headers = [first, "model", "cost_usd", "input", "output", "cache_read", "latency_ms", "cached"]
-    return _output.render_table(headers, body, align="llrrrrrl", fancy=fancy)
+    return _output.render_table(
+        headers, body, align="llrrrrrl", fancy=fancy, max_width=_output.terminal_width(sys.stdout)
+    )
+
+
+def top_table(rows: Sequence[CallRow], fancy: bool, labels: dict[str, str]) -> str:
+    """``top``: what each expensive call was for (feature, user) and its trace id, to find it in a backend."""
+    places = _output.usd_places(r.cost_usd for r in rows)
+    body = [
+        [
+            r.start_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            _output.format_usd(r.cost_usd, places=places),
+            r.model or "",
+            r.feature or "(none)",
+            label_user(r.user_id, labels) if r.user_id else "(none)",
+            _output.format_int(r.total_tokens),
+            f"{r.latency_ms:,.0f}" if r.latency_ms is not None else "",
+            r.trace_id,
+        ]
+        for r in rows
+    ]
+    headers = ["start (UTC)", "cost_usd", "model", "feature", "user", "tokens", "latency_ms", "trace_id"]
+    width = _output.terminal_width(sys.stdout)
+    return _output.render_table(headers, body, align="LrlllrrL", fancy=fancy, max_width=width)
 
 
 CALL_FIELDS: Final = tuple(name for name in CallRow.__dataclass_fields__ if not name.startswith("_"))

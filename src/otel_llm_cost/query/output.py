@@ -31,7 +31,9 @@ from otel_llm_cost.query.text import (
     is_tty,
     render_table,
     sparkline,
+    terminal_width,
     usd_places,
+    use_color,
 )
 
 if TYPE_CHECKING:
@@ -50,9 +52,11 @@ __all__ = [
     "record",
     "render_table",
     "sparkline",
+    "terminal_width",
     "to_csv",
     "to_json",
     "usd_places",
+    "use_color",
 ]
 
 
