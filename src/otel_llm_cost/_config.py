@@ -133,6 +133,13 @@ WEBHOOK_URL = EnvVar[str | None](
     None,
     "Budget alerts are also POSTed as JSON to this URL.",
 )
+AUTO_ATTRIBUTION = EnvVar[bool](
+    "OTEL_LLM_COST_AUTO_ATTRIBUTION",
+    _parse_bool,
+    True,
+    "Under `opentelemetry-instrument`, add the attribution processor to the auto-configured "
+    "TracerProvider so `attribution()` blocks and `cost.*` baggage reach the stored calls.",
+)
 USER_LABELS = EnvVar[str | None](
     "OTEL_LLM_COST_USER_LABELS",
     _parse_optional_str,
@@ -203,5 +210,6 @@ ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     METRICS_TOKEN_COUNTERS,
     METRICS_USER_IDS,
     USER_LABELS,
+    AUTO_ATTRIBUTION,
 )
 """Every variable, in the order the configuration reference (docs/reference/configuration.md) lists them."""

@@ -115,3 +115,31 @@ def _budgets_from_environment() -> list[Budget]:
     except (BudgetConfigError, OSError) as exc:
         _logger.error("ignoring %s=%s: %s", _config.BUDGETS_FILE.name, path, exc)
         return []
+
+
+_zero_code_registered = False
+
+
+def add_attribution_to_auto_configuration() -> None:
+    """``opentelemetry_pre_instrument`` entry point: make ``attribution()`` and baggage work under
+    ``opentelemetry-instrument`` with no code.
+
+    The SDK's auto-configuration has set the global provider by the time ``opentelemetry-instrument``
+    runs this hook (before the instrumentors); an :class:`AttributionSpanProcessor` added to it tags
+    every span in ``on_start``, so ``OTEL_TRACES_EXPORTER=duckdb`` stores feature, user, org... and
+    an OTLP exporter sends them. ``OTEL_LLM_COST_AUTO_ATTRIBUTION=false`` turns it off. Never raises.
+    """
+    global _zero_code_registered  # noqa: PLW0603 - once per process, however many times the hook runs
+    try:
+        if _zero_code_registered or not _config.AUTO_ATTRIBUTION.get():
+            return
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            _logger.debug("no SDK TracerProvider under auto-instrumentation: attribution not added")
+            return
+        from otel_llm_cost.enrich.tagging import AttributionSpanProcessor  # noqa: PLC0415
+
+        provider.add_span_processor(AttributionSpanProcessor())
+        _zero_code_registered = True
+    except Exception as exc:
+        _logger.error("could not add attribution to the auto-configured TracerProvider: %r", exc)
