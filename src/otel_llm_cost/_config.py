@@ -140,6 +140,13 @@ AUTO_ATTRIBUTION = EnvVar[bool](
     "Under `opentelemetry-instrument`, add the attribution processor to the auto-configured "
     "TracerProvider so `attribution()` blocks and `cost.*` baggage reach the stored calls.",
 )
+INSTRUMENT = EnvVar[bool](
+    "OTEL_LLM_COST_INSTRUMENT",
+    _parse_bool,
+    False,
+    "`configure()` also switches on the installed instrumentation package for each installed LLM SDK "
+    "(openai, anthropic); see docs/instrumentations.md.",
+)
 USER_LABELS = EnvVar[str | None](
     "OTEL_LLM_COST_USER_LABELS",
     _parse_optional_str,
@@ -211,5 +218,6 @@ ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     METRICS_USER_IDS,
     USER_LABELS,
     AUTO_ATTRIBUTION,
+    INSTRUMENT,
 )
 """Every variable, in the order the configuration reference (docs/reference/configuration.md) lists them."""

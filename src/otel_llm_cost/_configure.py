@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_llm_cost import _config
 from otel_llm_cost.budgets import Budget, load_budgets
+from otel_llm_cost.enrich.instrument import LLMSpanWatch, instrument_installed
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.exceptions import BudgetConfigError
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
@@ -36,6 +37,7 @@ def configure(
     budgets: Sequence[Budget] | str | os.PathLike[str] | None = None,
     alert_sinks: Sequence[Any] | None = None,
     set_global: bool = True,
+    instrument: bool | None = None,
 ) -> TracerProvider:
     """Wire a TracerProvider so every LLM span is priced, tagged and stored in DuckDB.
 
@@ -57,6 +59,12 @@ def configure(
         alert_sinks: Where budget alerts go (default: Python logging, plus
             ``OTEL_LLM_COST_WEBHOOK_URL`` if set).
         set_global: Make a newly created provider the global one.
+        instrument: Also switch on the instrumentation packages installed for the LLM SDKs that are
+            installed (``openai``: opentelemetry-instrumentation-openai-v2, else OpenInference, else
+            OpenLLMetry; ``anthropic``: OpenInference, else OpenLLMetry), one per SDK, on this
+            provider. Default: ``OTEL_LLM_COST_INSTRUMENT`` (false). Whatever the setting, a warning
+            is logged once when ``openai`` or ``anthropic`` is imported but the first 50 spans (and
+            30 s) held no LLM call.
 
     Returns:
         The configured provider. Call ``provider.shutdown()`` (or rely on the SDK's atexit hook)
@@ -101,8 +109,11 @@ def configure(
     provider.add_span_processor(
         LLMCostSpanProcessor(*wrapped, pricing=pricing, budgets=budget_list, alert_sinks=alert_sinks)
     )
+    provider.add_span_processor(LLMSpanWatch())
     if install_global:
         trace.set_tracer_provider(provider)
+    if _config.INSTRUMENT.get() if instrument is None else instrument:
+        instrument_installed(provider)
     return provider
 
 
@@ -140,6 +151,7 @@ def add_attribution_to_auto_configuration() -> None:
         from otel_llm_cost.enrich.tagging import AttributionSpanProcessor  # noqa: PLC0415
 
         provider.add_span_processor(AttributionSpanProcessor())
+        provider.add_span_processor(LLMSpanWatch())
         _zero_code_registered = True
     except Exception as exc:
         _logger.error("could not add attribution to the auto-configured TracerProvider: %r", exc)
