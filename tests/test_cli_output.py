@@ -179,3 +179,17 @@ def test_long_output_goes_through_the_pager_on_a_terminal_only(calls_db: CallsDB
     piped = cli("report", "--db", str(calls_db.path), "--by", "feature", env=pager)
     assert "By feature" in piped.stdout
     assert not marker.exists()
+
+
+def test_bash_completion_completes_commands_and_their_flags() -> None:
+    script = cli("completion", "bash")
+    assert script.returncode == 0, script.stderr
+    probe = (
+        f"{script.stdout}\n"
+        'COMP_WORDS=(otel-llm-cost rep); COMP_CWORD=1; _otel_llm_cost; echo "${COMPREPLY[*]}"\n'
+        'COMP_WORDS=(otel-llm-cost top --wh); COMP_CWORD=2; _otel_llm_cost; echo "${COMPREPLY[*]}"\n'
+        'COMP_WORDS=(otel-llm-cost completion z); COMP_CWORD=2; _otel_llm_cost; echo "${COMPREPLY[*]}"\n'
+    )
+    run = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["report reprice", "--where", "zsh"]
