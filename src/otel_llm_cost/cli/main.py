@@ -17,6 +17,7 @@ import duckdb
 from otel_llm_cost.cli import agents as _cli_agents
 from otel_llm_cost.cli import budgets as _cli_budgets
 from otel_llm_cost.cli import calls as _cli_calls
+from otel_llm_cost.cli import completion as _cli_completion
 from otel_llm_cost.cli import demo as _cli_demo
 from otel_llm_cost.cli import prices as _cli_prices
 from otel_llm_cost.cli import reports as _cli_reports
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for module in command_groups:
         module.register(subparsers)
+    _cli_completion.register(subparsers, parser)
     return parser
 
 

@@ -250,10 +250,11 @@ def cost_by(
     end: datetime | None,
     *,
     session_id: str | None = None,
+    conditions: tuple[tuple[str, tuple[object, ...]], ...] = (),
 ) -> Query:
     """Rows of (key, total_cost_usd, total_tokens, call_count, unpriced_calls), highest cost first."""
     extra = (("session_id = ?", (session_id,)),) if session_id is not None else ()
-    where, where_params = billable_where(start, end, extra)
+    where, where_params = billable_where(start, end, extra + conditions)
     sql = (
         f"SELECT {dimension.expression} AS key, {_GROUP_AGGREGATES}, "
         f"{_PROVIDERS if dimension.name in _MODEL_DIMENSIONS else 'NULL'} AS provider "
@@ -270,6 +271,7 @@ def totals(
     workflow_id: str | None = None,
     session_id: str | None = None,
     count_excluded: bool = False,
+    conditions: tuple[tuple[str, tuple[object, ...]], ...] = (),
 ) -> Query:
     """One row of totals over the window (and workflow or session, when given).
 
@@ -283,7 +285,7 @@ def totals(
         extra.append(("workflow_id = ?", (workflow_id,)))
     if session_id is not None:
         extra.append(("session_id = ?", (session_id,)))
-    where, params = billable_where(start, end, tuple(extra))
+    where, params = billable_where(start, end, (*extra, *conditions))
     excluded_where = where.replace(BILLABLE, "billable = false", 1)
     tokens = ", ".join(
         f"CAST(COALESCE(sum({col}), 0) AS BIGINT) AS {col}"
@@ -329,11 +331,16 @@ def workflow_steps(workflow_id: str) -> Query:
     return Query(sql, params)
 
 
-def top_calls(n: int, start: datetime | None, end: datetime | None) -> Query:
+def top_calls(
+    n: int,
+    start: datetime | None,
+    end: datetime | None,
+    conditions: tuple[tuple[str, tuple[object, ...]], ...] = (),
+) -> Query:
     """The ``n`` most expensive billable calls (unpriced calls cannot rank and are left out)."""
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}")
-    where, params = billable_where(start, end, ())
+    where, params = billable_where(start, end, conditions)
     sql = (
         f"SELECT {CALL_COLUMNS_OUT} FROM {CALLS_TABLE} WHERE {where} AND cost_usd IS NOT NULL "
         "ORDER BY cost_usd DESC, start_time LIMIT ?"
@@ -358,10 +365,15 @@ _BUCKET_US: Final = 15 * 60 * 1_000_000
 _SUM_TYPE: Final = f"DECIMAL({SUM_PRECISION},{MONEY_SCALE})"
 
 
-def daily_cost(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> Query:
+def daily_cost(
+    start: datetime,
+    end: datetime,
+    tz: zoneinfo.ZoneInfo,
+    conditions: tuple[tuple[str, tuple[object, ...]], ...] = (),
+) -> Query:
     """One row per local calendar day touched by ``[start, end)``, days without calls included as 0."""
     first_day, n_days = day_range(start, end, tz)
-    where, params = billable_where(start, end, ())
+    where, params = billable_where(start, end, conditions)
     sql = (
         f"WITH buckets AS ("
         f"  SELECT epoch_us(start_time) // {_BUCKET_US} AS bucket, sum(cost_usd) AS cost_usd, "
@@ -389,10 +401,14 @@ def daily_cost(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> Query:
 
 
 def export_calls(
-    start: datetime | None, end: datetime | None, *, include_non_billable: bool = False
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    include_non_billable: bool = False,
+    conditions: tuple[tuple[str, tuple[object, ...]], ...] = (),
 ) -> Query:
     """Every stored column of the calls in the window, in start order (the finance export)."""
-    where, params = billable_where(start, end, ())
+    where, params = billable_where(start, end, conditions)
     if include_non_billable:
         where = where.replace(BILLABLE, "true", 1)
     return Query(f"SELECT * FROM {CALLS_TABLE} WHERE {where} ORDER BY start_time, span_id", params)
