@@ -38,7 +38,9 @@ _LOWER: dict[str, frozenset[str]] = {
     "query": frozenset({"base", "_money", "conventions", "pricing", "storage", "enrich"}),
 }
 _LOWER["budgets"] = _LOWER["query"] | {"query"}
-_LOWER["collector"] = _LOWER["budgets"] | {"budgets"}
+# The dashboard reads through the query API and budgets; the receiver (serve --ui) and the CLI mount it.
+_LOWER["ui"] = _LOWER["budgets"] | {"budgets"}
+_LOWER["collector"] = _LOWER["budgets"] | {"budgets", "ui"}
 # The package's own front: __init__ (re-exports), configure(), the thin documented-path modules.
 _LOWER["front"] = _LOWER["collector"] | {"collector"}
 _LOWER["cli"] = _LOWER["front"] | {"collector", "front"}

@@ -17,6 +17,7 @@ from otel_llm_cost.cli import budgets as _cli_budgets
 from otel_llm_cost.cli import prices as _cli_prices
 from otel_llm_cost.cli import reports as _cli_reports
 from otel_llm_cost.cli import serve as _cli_serve
+from otel_llm_cost.cli import ui as _cli_ui
 from otel_llm_cost.exceptions import OtelLLMCostError
 
 __all__ = ["main"]
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_cli_reports, _cli_prices, _cli_budgets, _cli_serve):
+    for module in (_cli_reports, _cli_prices, _cli_budgets, _cli_serve, _cli_ui):
         module.register(subparsers)
     return parser
 

@@ -1,5 +1,6 @@
 """Reading the ledger: SQL builders, typed results and CostStore."""
 
+from otel_llm_cost.query.explore_results import CallDetail, Mover, SeriesPoint
 from otel_llm_cost.query.results import (
     AlertRow,
     CallRow,
@@ -17,13 +18,16 @@ from otel_llm_cost.query.tabular import Rows
 
 __all__ = [
     "AlertRow",
+    "CallDetail",
     "CallRow",
     "CostRow",
     "CostStore",
     "DailyCost",
+    "Mover",
     "RepriceResult",
     "Rows",
     "Savings",
+    "SeriesPoint",
     "SessionSummary",
     "Summary",
     "WhatIf",

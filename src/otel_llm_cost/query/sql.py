@@ -31,6 +31,7 @@ __all__ = [
     "BILLABLE",
     "CALL_COLUMNS_OUT",
     "DIMENSIONS",
+    "GROUP_AGGREGATES",
     "TAG_PREFIX",
     "UNPRICED",
     "Dimension",
@@ -208,7 +209,7 @@ def billable_where(
     return " AND ".join(conditions), tuple(params)
 
 
-_GROUP_AGGREGATES: Final = (
+GROUP_AGGREGATES: Final = (
     f"{_KNOWN_COST} AS total_cost_usd, "
     "CAST(COALESCE(sum(total_tokens), 0) AS BIGINT) AS total_tokens, "
     "count(*) AS call_count, "
@@ -222,13 +223,17 @@ def cost_by(
     end: datetime | None,
     *,
     session_id: str | None = None,
+    where: tuple[tuple[str, tuple[object, ...]], ...] = (),
 ) -> Query:
-    """Rows of (key, total_cost_usd, total_tokens, call_count, unpriced_calls), highest cost first."""
+    """Rows of (key, total_cost_usd, total_tokens, call_count, unpriced_calls), highest cost first.
+
+    ``where`` adds conditions (SQL text, its parameters), as :func:`billable_where` takes them.
+    """
     extra = (("session_id = ?", (session_id,)),) if session_id is not None else ()
-    where, where_params = billable_where(start, end, extra)
+    where_sql, where_params = billable_where(start, end, extra + where)
     sql = (
-        f"SELECT {dimension.expression} AS key, {_GROUP_AGGREGATES} "
-        f"FROM {CALLS_TABLE} WHERE {where} GROUP BY ALL "
+        f"SELECT {dimension.expression} AS key, {GROUP_AGGREGATES} "
+        f"FROM {CALLS_TABLE} WHERE {where_sql} GROUP BY ALL "
         "ORDER BY total_cost_usd DESC NULLS LAST, call_count DESC, key NULLS LAST"
     )
     return Query(sql, dimension.params + where_params)
@@ -328,16 +333,21 @@ _BUCKET_US: Final = 15 * 60 * 1_000_000
 _SUM_TYPE: Final = f"DECIMAL({SUM_PRECISION},{MONEY_SCALE})"
 
 
-def daily_cost(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo) -> Query:
+def daily_cost(
+    start: datetime,
+    end: datetime,
+    tz: zoneinfo.ZoneInfo,
+    where: tuple[tuple[str, tuple[object, ...]], ...] = (),
+) -> Query:
     """One row per local calendar day touched by ``[start, end)``, days without calls included as 0."""
     first_day, n_days = day_range(start, end, tz)
-    where, params = billable_where(start, end, ())
+    where_sql, params = billable_where(start, end, where)
     sql = (
         f"WITH buckets AS ("
         f"  SELECT epoch_us(start_time) // {_BUCKET_US} AS bucket, sum(cost_usd) AS cost_usd, "
         f"   {_UNPRICED_COUNT} AS unpriced_calls, count(*) AS call_count, "
         "   COALESCE(sum(total_tokens), 0) AS total_tokens "
-        f"  FROM {CALLS_TABLE} WHERE {where} GROUP BY 1"
+        f"  FROM {CALLS_TABLE} WHERE {where_sql} GROUP BY 1"
         "), per_day AS ("
         f"  SELECT CAST(timezone(?, timezone('UTC', make_timestamp(bucket * {_BUCKET_US}))) AS DATE) AS day, "
         "   sum(cost_usd) AS cost_usd, sum(unpriced_calls) AS unpriced_calls, sum(call_count) AS call_count, "
