@@ -190,6 +190,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     dimensions = tuple(args.by) if args.by else DEFAULT_REPORT_DIMENSIONS
     for name in dimensions:
         _queries.resolve_dimension(name)  # fail on a typo before any work
+    if args.format == "html":  # one self-contained page, rendered by the dashboard package
+        from otel_llm_cost.ui.report import render_report_for_window  # noqa: PLC0415
+
+        with _open_store(args) as store:
+            _emit(render_report_for_window(store, since, until, zone, dimensions, source=str(_db_path(args))))
+        return 0
     with _open_store(args) as store, _output.Progress("report", total=len(dimensions) + 2) as progress:
         summary = store.summary(since, until)
         progress.advance()
@@ -463,6 +469,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     window_opts.add_argument("--until", help="end, exclusive (same forms as --since; default: now)")
     format_opts = argparse.ArgumentParser(add_help=False)
     format_opts.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    report_format = argparse.ArgumentParser(add_help=False)
+    report_format.add_argument("--format", choices=("table", "json", "csv", "html"), default="table")
 
     def add(
         name: str,
@@ -480,7 +488,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "report",
         _cmd_report,
         "spend totals, by model/provider/feature/user/org, and a daily trend",
-        (store_opts, window_opts, format_opts),
+        (store_opts, window_opts, report_format),
     )
     report.add_argument(
         "--by",

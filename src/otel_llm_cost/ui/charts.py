@@ -99,13 +99,17 @@ def stacked_days(days: Sequence[date], series: Sequence[Series], *, title: str) 
                 f'<text class="axis" x="{x + width / 2:.1f}" y="{_TOP + plot_h + 16}" text-anchor="middle">'
                 f"{day.strftime('%b %d')}</text>"
             )
-    legend_x = _LEFT
+    legend_x, legend_y = _LEFT, _H + 12
     for layer, s in enumerate(series):
         colour = PALETTE[min(layer, len(PALETTE) - 1)]
         label = s.label if len(s.label) <= 28 else s.label[:27] + "…"
-        parts.append(f'<rect x="{legend_x}" y="{_H + 12}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text class="legend" x="{legend_x + 14}" y="{_H + 21}">{esc(label)}</text>')
-        legend_x += 20 + 7 * len(label)
+        step = 20 + 7 * len(label)
+        if legend_x + step > _W and legend_x > _LEFT:
+            legend_x, legend_y = _LEFT, legend_y + 18
+        parts.append(f'<rect x="{legend_x}" y="{legend_y}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text class="legend" x="{legend_x + 14}" y="{legend_y + 9}">{esc(label)}</text>')
+        legend_x += step
+    parts[0] = parts[0].replace(f'viewBox="0 0 {_W} {_H + 30}"', f'viewBox="0 0 {_W} {legend_y + 18}"')
     parts.append("</svg>")
     return "".join(parts)
 

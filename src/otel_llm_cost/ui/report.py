@@ -8,18 +8,19 @@ as the dashboard's pages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.ui.charts import stacked_days
 from otel_llm_cost.ui.fmt import count, esc, key_label, money, pct
 from otel_llm_cost.ui.layout import Shell, page, table
 from otel_llm_cost.ui.overview import TOP_GROUPS, series_layers, summary_cards
-from otel_llm_cost.ui.params import View
+from otel_llm_cost.ui.params import MAX_WINDOW_DAYS, View
 
-__all__ = ["REPORT_DIMENSIONS", "render_report_html"]
+__all__ = ["REPORT_DIMENSIONS", "render_report_for_window", "render_report_html"]
 
 REPORT_DIMENSIONS: Final = ("model", "provider", "feature", "org", "user")
 _ROWS: Final = 50
@@ -68,6 +69,28 @@ def _movers(store: CostStore, view: View) -> str:
     ]
     headers = [(view.by, "text"), ("previous window", "num"), ("this window", "num"), ("change", "num")]
     return table(headers, rows, cls="data movers")
+
+
+def render_report_for_window(
+    store: CostStore,
+    since: datetime | None,
+    until: datetime | None,
+    zone: ZoneInfo,
+    dimensions: Sequence[str] = REPORT_DIMENSIONS,
+    *,
+    source: str = "",
+) -> str:
+    """The report over whole local days covering ``[since, until)``; open ends take the stored calls'
+    first and last day, and at most the last :data:`~otel_llm_cost.ui.params.MAX_WINDOW_DAYS` days."""
+    if since is None or until is None:
+        totals = store.summary(since, until)
+        first = totals.first_start or datetime.now(UTC)
+        last = totals.last_end or first
+    last_day = (until - timedelta(microseconds=1) if until else last).astimezone(zone).date()
+    first_day = (since if since else first).astimezone(zone).date()
+    first_day = max(first_day, last_day - timedelta(days=MAX_WINDOW_DAYS - 1))
+    view = View(first_day=min(first_day, last_day), last_day=last_day, zone=zone)
+    return render_report_html(store, view, dimensions=dimensions, source=source)
 
 
 def render_report_html(
