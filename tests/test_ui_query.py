@@ -137,7 +137,7 @@ def test_interrupt_cancels_the_running_query_of_a_thread(demo: Path) -> None:
             ident.append(threading.get_ident())
             try:
                 store.sql("SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b")
-            except Exception as exc:  # noqa: BLE001 - the test inspects it
+            except Exception as exc:
                 errors.append(exc)
 
         worker = threading.Thread(target=slow)
