@@ -269,8 +269,9 @@ def test_html_report_is_one_self_contained_file(
     assert code == 0
     text = capsys.readouterr().out
     assert text.startswith("<!doctype html>")
-    assert "<link " not in text
+    assert 'rel="stylesheet"' not in text
     assert "<script src" not in text
+    assert "http://" not in text.split("<body")[0]
     reader = PageReader(text)
     assert dec(reader.cards["spend"]) == store.summary(START, END).cost_usd
     by_model = next(t for t in reader.tables if "breakdown" in t.cls and t.rows and t.rows[0])

@@ -50,6 +50,8 @@ class Shell:
         return (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            # No favicon request: the pages fetch nothing but their own two assets.
+            '<link rel="icon" href="data:,">'
             f"<title>{esc(title)} · otel-llm-cost</title>{assets}</head>"
         )
 
