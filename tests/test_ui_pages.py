@@ -9,6 +9,9 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -278,3 +281,27 @@ def test_html_report_is_one_self_contained_file(
     assert [dec(v) for v in by_model.values(1)] == [
         r.total_cost_usd for r in store.cost_by("model", START, END)
     ]
+
+
+def test_ui_command_prints_its_url_and_serves_the_pages(demo: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otel_llm_cost", "ui", "--db", str(demo)], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert found, line
+        status, _, body = get(f"{found.group(0)}?{WINDOW}")
+        assert status == 200
+        assert b"Total spend" in body
+    finally:
+        process.terminate()
+        process.wait(20)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_ui_command_on_a_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ui", "--db", str(tmp_path / "none.duckdb")]) == 2
+    assert "no DuckDB file" in capsys.readouterr().err

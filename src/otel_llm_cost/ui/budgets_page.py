@@ -33,7 +33,7 @@ def status_table(ctx: PageContext, statuses: Sequence[BudgetStatus]) -> str:
         forecast = (
             f'<span class="{state}">reaches limit {when(s.forecast_at, zone)}</span>'
             if s.forecast_at is not None
-            else ("over" if s.over else "not before window end")
+            else ("over" if s.over else "not before window end" if s.window_end else "no forecast (lifetime)")
         )
         rows.append(
             [

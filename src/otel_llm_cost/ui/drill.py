@@ -192,11 +192,7 @@ def _price_in_force(ctx: PageContext, call: CallDetail) -> str:
     )
 
 
-def render_call(ctx: PageContext, span_id: str) -> str:
-    call = ctx.store.call_detail(span_id)
-    if call is None:
-        raise BadRequest(f"no call recorded with span id {span_id!r}")
-    zone = ctx.view.zone
+def _call_links(ctx: PageContext, call: CallDetail) -> str:
     links = []
     for label, value, path in (
         ("session", call.session_id, "/session/"),
@@ -208,14 +204,18 @@ def render_call(ctx: PageContext, span_id: str) -> str:
                 f'<a href="{esc(ctx.link(path + quote(value, safe=""), ctx.view.query()))}">'
                 f"{label} {esc(value)}</a>"
             )
-    cost_rows = [
-        ["input (uncached)", money(call.input_cost_usd)],
-        ["cache read", money(call.cache_read_cost_usd)],
-        ["cache write", money(call.cache_write_cost_usd)],
-        ["output", money(call.output_cost_usd)],
-        ["request", money(call.request_cost_usd)],
-    ]
-    facts = [
+    return " · ".join(links)
+
+
+def _attribution(call: CallDetail) -> str:
+    named = (("feature", call.feature), ("agent", call.agent), ("org", call.org_id), ("step", call.step))
+    pairs = [f"{k}={v}" for k, v in named if v] + [f"{k}={v}" for k, v in (call.tags or {}).items()]
+    return esc(", ".join(pairs))
+
+
+def _call_facts(ctx: PageContext, call: CallDetail) -> list[tuple[str, str]]:
+    duplicate = f" (duplicate of {esc(call.duplicate_of)})" if call.duplicate_of else ""
+    return [
         ("status", esc(call.cost_status)),
         ("unpriced because", esc(call.cost_reason or "-")),
         ("price source", esc(call.price_source or "-")),
@@ -226,7 +226,7 @@ def render_call(ctx: PageContext, span_id: str) -> str:
             f" {esc(call.upstream_model)})",
         ),
         ("provider", esc(call.provider)),
-        ("started", when(call.start_time, zone)),
+        ("started", when(call.start_time, ctx.view.zone)),
         ("latency", f"{call.latency_ms or 0:,.0f} ms"),
         ("input tokens", count(call.input_tokens)),
         ("output tokens", f"{count(call.output_tokens)} (reasoning {call.reasoning_tokens or 0:,})"),
@@ -235,42 +235,38 @@ def render_call(ctx: PageContext, span_id: str) -> str:
         ("cache saved", money(call.cache_saved_usd)),
         ("trace id", f'<span class="mono">{esc(call.trace_id)}</span>'),
         ("span id", f'<span class="mono">{esc(call.span_id)}</span>'),
-        (
-            "billable",
-            esc(call.billable) + (f" (duplicate of {esc(call.duplicate_of)})" if call.duplicate_of else ""),
-        ),
-        (
-            "attribution",
-            esc(
-                ", ".join(
-                    f"{k}={v}"
-                    for k, v in (
-                        ("feature", call.feature),
-                        ("agent", call.agent),
-                        ("org", call.org_id),
-                        ("step", call.step),
-                    )
-                    if v
-                )
-                + "".join(f", {k}={v}" for k, v in (call.tags or {}).items())
-            ),
-        ),
+        ("billable", esc(call.billable) + duplicate),
+        ("attribution", _attribution(call)),
         ("service", esc(call.service_name)),
     ]
+
+
+def render_call(ctx: PageContext, span_id: str) -> str:
+    call = ctx.store.call_detail(span_id)
+    if call is None:
+        raise BadRequest(f"no call recorded with span id {span_id!r}")
+    cost_rows = [
+        ["input (uncached)", money(call.input_cost_usd)],
+        ["cache read", money(call.cache_read_cost_usd)],
+        ["cache write", money(call.cache_write_cost_usd)],
+        ["output", money(call.output_cost_usd)],
+        ["request", money(call.request_cost_usd)],
+    ]
+    facts = _call_facts(ctx, call)
     kv = (
         '<dl class="kv">'
         + "".join(f'<dt>{esc(k)}</dt><dd data-field="{esc(k)}">{v}</dd>' for k, v in facts)
         + "</dl>"
     )
+    parts = table(
+        [("part", "text"), ("cost", "num")],
+        cost_rows,
+        cls="data cost-parts",
+        foot=["Total", money(call.cost_usd)],
+    )
     body = (
-        f'<p class="links">{" · ".join(links)}</p>'
-        f'<div class="split"><section class="panel"><h2>Cost</h2>'
-        + table(
-            [("part", "text"), ("cost", "num")],
-            cost_rows,
-            cls="data cost-parts",
-            foot=["Total", money(call.cost_usd)],
-        )
-        + f'</section><section class="panel"><h2>Details</h2>{kv}</section></div>'
+        f'<p class="links">{_call_links(ctx, call)}</p>'
+        f'<div class="split"><section class="panel"><h2>Cost</h2>{parts}</section>'
+        f'<section class="panel"><h2>Details</h2>{kv}</section></div>'
     )
     return page(f"Call {span_id}", "", body, ctx.shell, query=ctx.view.query())

@@ -40,6 +40,9 @@ def serve_dashboard(
     try:
         sock.bind((host, port))
         bound_port = sock.getsockname()[1]
+        # Listening before the URL is printed: a client that connects at once waits in the backlog
+        # until uvicorn accepts, instead of being refused.
+        sock.listen(2048)
         app = create_app(store, budgets=budgets, pricebook=pricebook, timeout_s=timeout_s)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = uvicorn.Server(config)
