@@ -179,8 +179,10 @@ def first_paint(store: CostStore, paths: list[tuple[str, str]], query: str) -> d
             url = f"{base}{path}{'&' if '?' in path else '?'}{query}"
             page.goto(url)  # warm-up: the figure is the hot one, as for the data
             page.goto(url)
+            # The paint entry is recorded a frame after load: wait for it rather than read too early.
+            page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
             value: Any = page.evaluate(
-                "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || -1"
+                "() => performance.getEntriesByName('first-contentful-paint')[0].startTime"
             )
             painted[name] = float(value)
         browser.close()
