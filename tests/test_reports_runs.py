@@ -153,8 +153,9 @@ def test_session_summary_lists_calls_and_flags_unpriced_in_the_average(calls_db:
         (BASE_TIME + 2 * MINUTE, "claude-haiku-4-5", "anthropic", 15, D("0.06")),
     ]
     text = session.format("detailed")
-    assert "per call  $0.03 (+1 unpriced)" in text
-    assert re.search(r"^claude-haiku-4-5\s+anthropic\s+\$0\.06\s+1\s+15$", text, re.MULTILINE)
+    # One money format per output: three places here, which the smallest figure (per 1k tokens) needs.
+    assert "per call  $0.030 (+1 unpriced)" in text
+    assert re.search(r"^claude-haiku-4-5\s+anthropic\s+\$0\.060\s+1\s+15$", text, re.MULTILINE)
     assert re.search(r"^2025-01-15T12:01:00\+00:00\s+mystery\s+openai\s+1,000\s+200\s+unpriced$", text, re.M)
     assert (empty.avg_cost_per_call_usd, list(empty.calls)) == (None, [])
     for style in ("detailed", "compact", "table"):
