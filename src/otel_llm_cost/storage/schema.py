@@ -16,7 +16,7 @@ from typing import Final
 from otel_llm_cost._money import MONEY_SQL_TYPE
 from otel_llm_cost.conventions import names as sc
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 MONEY_TYPE: Final = MONEY_SQL_TYPE
 
@@ -39,7 +39,7 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("status_code", "VARCHAR", "UNSET, OK or ERROR"),
     ("status_message", "VARCHAR", ""),
     ("operation", "VARCHAR", "chat, text_completion, embeddings..."),
-    ("provider", "VARCHAR", "provider as the span named it"),
+    ("provider", "VARCHAR", "provider as the span named it, else the one pricing resolved"),
     ("request_model", "VARCHAR", ""),
     ("response_model", "VARCHAR", ""),
     ("upstream_model", "VARCHAR", "price entry that matched (alias/deployment resolved)"),
@@ -52,13 +52,13 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("cache_write_tokens", "BIGINT", "5-minute and 1-hour writes"),
     ("cache_write_1h_tokens", "BIGINT", "the 1-hour part of cache_write_tokens"),
     ("reasoning_tokens", "BIGINT", "part of output_tokens"),
-    ("cost_usd", MONEY_TYPE, "NULL when unpriced"),
+    ("cost_usd", MONEY_TYPE, "billable rows only; NULL when unpriced, invalid or not billable"),
     ("input_cost_usd", MONEY_TYPE, "uncached input"),
     ("cache_read_cost_usd", MONEY_TYPE, ""),
     ("cache_write_cost_usd", MONEY_TYPE, ""),
     ("output_cost_usd", MONEY_TYPE, ""),
-    ("cost_status", "VARCHAR", "priced, unpriced, reported or free"),
-    ("cost_reason", "VARCHAR", "why unpriced"),
+    ("cost_status", "VARCHAR", "priced, unpriced, reported, free or invalid (see docs/storage.md)"),
+    ("cost_reason", "VARCHAR", "why unpriced or invalid"),
     ("price_source", "VARCHAR", "provider, user:<file> or genai-prices <version>"),
     ("external_cost_usd", MONEY_TYPE, "cost another instrumentation computed, kept for comparison"),
     ("billable", "BOOLEAN", "false for duplicate records of a call and for agent/workflow totals"),
@@ -79,6 +79,8 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("streaming", "BOOLEAN", ""),
     ("from_cache", "BOOLEAN", "served from an application response cache: no API spend"),
     ("attributes", "JSON", "remaining span attributes (prompt/completion text only when opted in)"),
+    ("unbilled_cost_usd", MONEY_TYPE, "the cost of a non-billable record (its cost_usd is NULL)"),
+    ("service_tier", "VARCHAR", "service tier the call was served at (OpenAI: default, flex, priority...)"),
 )
 
 CALL_COLUMN_NAMES: Final = tuple(name for name, _, _ in CALL_COLUMNS)
@@ -109,7 +111,12 @@ CREATE_CALLS: Final = _create_table(CALLS_TABLE, CALL_COLUMNS)
 CREATE_SPANS: Final = _create_table(SPANS_TABLE, SPAN_COLUMNS)
 
 # Migrations from version N to N+1, applied in order inside one transaction.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS unbilled_cost_usd {MONEY_TYPE}",
+        f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS service_tier VARCHAR",
+    ),
+}
 
 # Fired budget alerts. The primary key IS the de-duplication: an alert is inserted with
 # ON CONFLICT DO NOTHING RETURNING and delivered only when the insert returned it, so a restart or a
@@ -188,4 +195,5 @@ COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("response_id", (sc.GEN_AI_RESPONSE_ID,)),
     ("streaming", (sc.GEN_AI_REQUEST_STREAM, sc.LLM_IS_STREAMING)),
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
+    ("service_tier", (sc.LLM_SERVICE_TIER, sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)),
 )
