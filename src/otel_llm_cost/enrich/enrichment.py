@@ -181,6 +181,9 @@ def _write_cost(out: dict[str, AttributeValue], cost: CostBreakdown) -> None:
         out[sc.LLM_COST_MODEL_ID] = cost.model_id
     if cost.provider_id is not None:
         out[sc.LLM_COST_PROVIDER_ID] = cost.provider_id
+        # The span named no provider but pricing knew it (a Claude model is Anthropic's): reports
+        # group the call under that provider instead of under none.
+        out.setdefault(sc.LLM_PROVIDER_NAME, cost.provider_id)
     deployment = getattr(cost, "deployment", None)
     if deployment is not None:
         out[sc.LLM_COST_DEPLOYMENT] = deployment

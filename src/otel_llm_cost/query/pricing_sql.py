@@ -25,10 +25,15 @@ __all__ = [
 
 # A downgradable call carries the app's hint in its attributes JSON (flat attribute names as keys).
 # The substring test first keeps JSON parsing off the rows that cannot match (almost all of them).
+# A `model.recommendation` names a model to move to; empty or "keep the current one" values are not
+# recommendations (apps write them on every call they evaluated).
+_NOT_RECOMMENDATIONS: Final = ("", "keep_current", "keep", "current", "none", "no_change", "null")
 _DOWNGRADABLE: Final = (
     "(CASE WHEN contains(CAST(attributes AS VARCHAR), ?) OR contains(CAST(attributes AS VARCHAR), ?) "
     "THEN COALESCE(TRY_CAST(json_extract_string(attributes, ?) AS BOOLEAN), false) "
-    "OR json_extract_string(attributes, ?) IS NOT NULL ELSE false END)"
+    "OR COALESCE(lower(trim(json_extract_string(attributes, ?))) NOT IN ("
+    + ", ".join(f"'{value}'" for value in _NOT_RECOMMENDATIONS)
+    + "), false) ELSE false END)"
 )
 
 
