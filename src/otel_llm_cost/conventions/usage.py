@@ -264,7 +264,10 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
                 operation, aggregate = other_operation, other_aggregate
                 break
     if counts is None:
-        return None  # e.g. an agent span without counts, a tool span, count_tokens
+        if not _dropped_count(problems):
+            return None  # e.g. an agent span without counts, a tool span, count_tokens
+        # Counts were there but none could be read: a call whose figures are broken, not "no call".
+        counts = (False, 0, 0, 0, 0, 0, 0)
     usage_reported, input_tokens, output_tokens, cr, cw, cw1h, rs = counts
 
     if table.streaming:
@@ -337,6 +340,17 @@ def _count_names(table: ConventionTable) -> frozenset[str]:
 
 _COUNT_NAMES = {label: _count_names(table) | _count_names(SEED) for label, table in CONVENTIONS_BY_LABEL.items()}
 _COUNT_NAMES[SEED.convention] = _count_names(SEED)
+
+
+_ALL_COUNT_NAMES = frozenset().union(*_COUNT_NAMES.values())
+
+
+def _dropped_count(problems: list[str]) -> bool:
+    for problem in problems:
+        name, _, rest = problem.partition(": ")
+        if name in _ALL_COUNT_NAMES and rest.endswith("dropped"):
+            return True
+    return False
 
 
 def invalid_count_problem(usage: Usage) -> str | None:
