@@ -57,9 +57,23 @@ TEXT_KEYS = (
     "traceloop.span.kind",
     "cost.user_id",
 )
-CLAIM_KEYS = ("llm.cost.status", "llm.cost_usd", "gen_ai.usage.cost", "gen_ai.usage.cost.source", "llm.cost.billable")
-MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "text-embedding-3-small", "myres/gpt-4o",
-          'we"ird\nmodel', "модель", "")
+CLAIM_KEYS = (
+    "llm.cost.status",
+    "llm.cost_usd",
+    "gen_ai.usage.cost",
+    "gen_ai.usage.cost.source",
+    "llm.cost.billable",
+)
+MODELS = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "claude-sonnet-4-20250514",
+    "text-embedding-3-small",
+    "myres/gpt-4o",
+    'we"ird\nmodel',
+    "модель",
+    "",
+)
 KINDS = ("LLM", "AGENT", "CHAIN", "workflow", "task", "EMBEDDING")
 STATUSES = ("priced", "unpriced", "reported", "free", "invalid", "bogus")
 
@@ -133,7 +147,10 @@ SELECT count(*) FROM llm_calls WHERE
 
 def run(spans: int, seed: int, flush_every: int, db: Path) -> None:
     rng = random.Random(seed)
-    batches = [[attributes(rng) for _ in range(min(flush_every, spans - start))] for start in range(0, spans, flush_every)]
+    batches = [
+        [attributes(rng) for _ in range(min(flush_every, spans - start))]
+        for start in range(0, spans, flush_every)
+    ]
 
     bare = TracerProvider()
     tracer = bare.get_tracer("bench")
@@ -147,7 +164,9 @@ def run(spans: int, seed: int, flush_every: int, db: Path) -> None:
     provider = TracerProvider()
     exporter = DuckDBSpanExporter(db)
     provider.add_span_processor(
-        LLMCostSpanProcessor(BatchSpanProcessor(exporter, max_queue_size=2 * flush_every, max_export_batch_size=8192))
+        LLMCostSpanProcessor(
+            BatchSpanProcessor(exporter, max_queue_size=2 * flush_every, max_export_batch_size=8192)
+        )
     )
     tracer = provider.get_tracer("bench")
     began = time.perf_counter()
@@ -159,16 +178,31 @@ def run(spans: int, seed: int, flush_every: int, db: Path) -> None:
     piped_s = time.perf_counter() - began
 
     with duckdb.connect(str(db), read_only=True) as con:
-        by_status = dict(con.execute("SELECT cost_status, count(*) FROM llm_calls GROUP BY 1 ORDER BY 1").fetchall())
+        by_status = dict(
+            con.execute("SELECT cost_status, count(*) FROM llm_calls GROUP BY 1 ORDER BY 1").fetchall()
+        )
         rows = sum(by_status.values())
         broken = con.execute(BROKEN_RULES).fetchone()
     report = subprocess.run(
-        [sys.executable, "-m", "otel_llm_cost", "report", "--db", str(db), "--since", "36500d", "--format", "csv"],
+        [
+            sys.executable,
+            "-m",
+            "otel_llm_cost",
+            "report",
+            "--db",
+            str(db),
+            "--since",
+            "36500d",
+            "--format",
+            "csv",
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
-    total_line = next((line for line in report.stdout.splitlines() if line.startswith("total,")), report.stderr.strip())
+    total_line = next(
+        (line for line in report.stdout.splitlines() if line.startswith("total,")), report.stderr.strip()
+    )
     print(f"spans sent          {spans:>12,}")
     print(f"rows stored         {rows:>12,}   " + ", ".join(f"{k} {v:,}" for k, v in by_status.items()))
     print(f"not stored          {spans - rows:>12,}")

@@ -48,7 +48,9 @@ class Pipeline:
         with duckdb.connect(str(self.db), read_only=True) as con:
             cursor = con.execute("SELECT * FROM llm_calls")
             names = [column[0] for column in cursor.description]
-            return {row[names.index("span_name")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+            return {
+                row[names.index("span_name")]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()
+            }
 
 
 def _pipeline(
@@ -74,7 +76,12 @@ def pipeline(tmp_path: Path, pricebook: PriceBook) -> Iterator[Pipeline]:
 
 
 def chat(input_tokens: int = 1000, output_tokens: int = 100, **extra: Any) -> dict[str, Any]:
-    return {**CHAT, "gen_ai.usage.input_tokens": input_tokens, "gen_ai.usage.output_tokens": output_tokens, **extra}
+    return {
+        **CHAT,
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+        **extra,
+    }
 
 
 # --- row invariants ------------------------------------------------------------------------------
@@ -93,8 +100,15 @@ def test_one_bad_count_of_a_second_convention_does_not_hide_the_call(pipeline: P
     [
         (chat(input_tokens=10**15), "input_tokens 1000000000000000 is not an integer in [0, 10^12]"),
         (chat(input_tokens=2**63 - 1), "input_tokens 9223372036854775807 is not an integer"),
-        ({**CHAT, "llm.token_count.prompt": -5, "llm.token_count.completion": 3, "openinference.span.kind": "LLM"},
-         "llm.token_count.prompt: negative count -5 dropped"),
+        (
+            {
+                **CHAT,
+                "llm.token_count.prompt": -5,
+                "llm.token_count.completion": 3,
+                "openinference.span.kind": "LLM",
+            },
+            "llm.token_count.prompt: negative count -5 dropped",
+        ),
         (chat(**{"gen_ai.usage.output_tokens": True}), "gen_ai.usage.output_tokens: boolean True"),
     ],
 )
@@ -108,9 +122,11 @@ def test_a_span_that_breaks_the_row_rules_is_stored_invalid_with_the_reason(
     assert row["cost_usd"] is None
 
 
-def test_invalid_calls_are_counted_with_the_unpriced_ones_in_reports(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_invalid_calls_are_counted_with_the_unpriced_ones_in_reports(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     pipeline.call("good", chat())
-    pipeline.call("bad", chat(input_tokens=-10**9))
+    pipeline.call("bad", chat(input_tokens=-(10**9)))
     pipeline.rows()
     summary = CostStore(pipeline.db).summary()
     assert (summary.call_count, summary.unpriced_calls, summary.cost_usd) == (2, 1, Decimal("0.0035"))
@@ -123,14 +139,26 @@ def test_one_span_with_2_63_minus_1_tokens_does_not_break_the_report(pipeline: P
     db = pipeline.db
     with duckdb.connect(str(db)) as con:
         con.execute(
-            "INSERT INTO llm_calls (span_id, span_name, start_time, input_tokens, output_tokens, total_tokens, "
-            "cost_status, billable, request_model) VALUES "
-            "('1', 'x', now(), 9223372036854775807, 9223372036854775807, 9223372036854775807, 'priced', true, 'm'),"
-            "('2', 'y', now(), 9223372036854775807, 1, 9223372036854775807, 'priced', true, 'm')"
+            "INSERT INTO llm_calls (span_id, span_name, start_time, input_tokens, output_tokens, "
+            "total_tokens, cost_status, billable, request_model) VALUES "
+            "('1', 'x', now(), $big, $big, $big, 'priced', true, 'm'), "
+            "('2', 'y', now(), $big, 1, $big, 'priced', true, 'm')",
+            {"big": 2**63 - 1},
         )
     for output in ("table", "json", "csv"):
         done = subprocess.run(
-            [sys.executable, "-m", "otel_llm_cost", "report", "--db", str(db), "--since", "7d", "--format", output],
+            [
+                sys.executable,
+                "-m",
+                "otel_llm_cost",
+                "report",
+                "--db",
+                str(db),
+                "--since",
+                "7d",
+                "--format",
+                output,
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -144,8 +172,13 @@ def test_one_span_with_2_63_minus_1_tokens_does_not_break_the_report(pipeline: P
 
 def test_a_non_billable_rollup_row_keeps_its_figure_out_of_cost_usd(pipeline: Pipeline) -> None:
     tracer = pipeline.provider.get_tracer("app")
-    agent = {"openinference.span.kind": "AGENT", "llm.model_name": "gpt-4o", "llm.provider": "openai",
-             "llm.token_count.prompt": 1000, "llm.token_count.completion": 100}
+    agent = {
+        "openinference.span.kind": "AGENT",
+        "llm.model_name": "gpt-4o",
+        "llm.provider": "openai",
+        "llm.token_count.prompt": 1000,
+        "llm.token_count.completion": 100,
+    }
     with tracer.start_as_current_span("agent", attributes=agent):
         tracer.start_span("llm", attributes=chat()).end()
     rows = pipeline.rows()
@@ -197,8 +230,12 @@ def test_the_resource_of_a_resource_model_id_is_stored_as_the_deployment(pipelin
 
 
 def test_the_provider_pricing_resolved_is_stored_when_the_span_names_none(pipeline: Pipeline) -> None:
-    claude = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-3-5-haiku-20241022",
-              "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 10}
+    claude = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "claude-3-5-haiku-20241022",
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 10,
+    }
     pipeline.call("claude", claude)
     pipeline.call("named", {**claude, "gen_ai.provider.name": "aws.bedrock"})
     rows = pipeline.rows()
@@ -206,13 +243,25 @@ def test_the_provider_pricing_resolved_is_stored_when_the_span_names_none(pipeli
     assert rows["named"]["provider"] == "aws.bedrock"  # the span's own value stands
 
 
-@pytest.mark.parametrize("model", ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"])
+@pytest.mark.parametrize(
+    "model", ["text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"]
+)
 def test_embedding_models_are_priced_without_a_provider(pipeline: Pipeline, model: str) -> None:
-    pipeline.call("embed", {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": model,
-                            "gen_ai.usage.input_tokens": 1_000_000})
+    pipeline.call(
+        "embed",
+        {
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.request.model": model,
+            "gen_ai.usage.input_tokens": 1_000_000,
+        },
+    )
     row = pipeline.rows()["embed"]
     # OpenAI's published embedding prices per 1M tokens (genai-prices): small $0.02, large $0.13, ada $0.10.
-    expected = {"text-embedding-3-small": "0.02", "text-embedding-3-large": "0.13", "text-embedding-ada-002": "0.1"}
+    expected = {
+        "text-embedding-3-small": "0.02",
+        "text-embedding-3-large": "0.13",
+        "text-embedding-ada-002": "0.1",
+    }
     assert (row["cost_status"], row["provider"]) == ("priced", "openai")
     assert row["cost_usd"] == Decimal(expected[model])
 
@@ -254,10 +303,20 @@ HOSTILE = {
 }
 
 
-def test_a_span_priced_by_an_untrusted_sender_is_priced_again_and_its_user_id_hashed(pipeline: Pipeline) -> None:
+def test_a_span_priced_by_an_untrusted_sender_is_priced_again_and_its_user_id_hashed(
+    pipeline: Pipeline,
+) -> None:
     pipeline.call("claimed", HOSTILE)
-    pipeline.call("zero", {**HOSTILE, "llm.cost_usd": 0.0, "gen_ai.usage.cost": 0.0,
-                           "gen_ai.usage.cost.source": "provider", "llm.cost.status": "reported"})
+    pipeline.call(
+        "zero",
+        {
+            **HOSTILE,
+            "llm.cost_usd": 0.0,
+            "gen_ai.usage.cost": 0.0,
+            "gen_ai.usage.cost.source": "provider",
+            "llm.cost.status": "reported",
+        },
+    )
     rows = pipeline.rows()
     for name in ("claimed", "zero"):
         assert (rows[name]["cost_status"], rows[name]["cost_usd"]) == ("priced", Decimal("0.003500000000"))

@@ -223,6 +223,8 @@ def test_a_version_1_file_gains_the_unbilled_cost_and_service_tier_columns(tmp_p
             con.execute(f"ALTER TABLE {_schema.CALLS_TABLE} DROP COLUMN {column}")
         con.execute(f"UPDATE {_schema.META_TABLE} SET value = '1'")
     with contextlib.closing(_storage.connect(path)) as con:
-        rows = con.execute(f"SELECT count(*), count(unbilled_cost_usd), count(service_tier) FROM {_schema.CALLS_TABLE}")
+        rows = con.execute(
+            f"SELECT count(*), count(unbilled_cost_usd), count(service_tier) FROM {_schema.CALLS_TABLE}"
+        )
         assert rows.fetchone() == (2, 0, 0)
     assert _version(path) == _schema.SCHEMA_VERSION

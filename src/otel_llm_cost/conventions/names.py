@@ -29,8 +29,7 @@ GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
 GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
-GEN_AI_OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
-GEN_AI_OPENAI_REQUEST_SERVICE_TIER_OLD: Final = "gen_ai.openai.request.service_tier"
+# The name older OTel GenAI semantic conventions used for it.
 GEN_AI_OPENAI_RESPONSE_SERVICE_TIER_OLD: Final = "gen_ai.openai.response.service_tier"
 # Proposed GenAI convention for a cost the provider itself reported.
 GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
@@ -132,8 +131,6 @@ LLM_MODEL: Final = "llm.model"
 LLM_PROVIDER_NAME: Final = "llm.provider_name"
 LLM_OPERATION: Final = "llm.operation"
 LLM_CONVENTION: Final = "llm.convention"
-# The service tier the call was priced at (OpenAI flex / priority / batch; absent: standard).
-LLM_SERVICE_TIER: Final = "llm.service_tier"
 
 # Cost. `llm.cost_usd` is a float (span attributes have no decimal type); storage re-reads it as
 # DECIMAL quantized to 12 places, which round-trips exactly for per-call costs below $1000.

@@ -271,7 +271,9 @@ def other_tables(attributes: Mapping[str, Any], table: ConventionTable) -> tuple
         (TRACELOOP, _TRACELOOP_MARKERS),
         (GEN_AI, _GEN_AI_MARKERS),
     )
-    return tuple(other for other, markers in found if other is not table and not markers.isdisjoint(attributes))
+    return tuple(
+        other for other, markers in found if other is not table and not markers.isdisjoint(attributes)
+    )
 
 
 def classify(attributes: Mapping[str, Any], operation: str | None) -> tuple[bool, bool]:

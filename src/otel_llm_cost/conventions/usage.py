@@ -333,12 +333,12 @@ def normalize_usage(attributes: Mapping[str, Any], scope_name: str | None = None
 
 
 def _count_names(table: ConventionTable) -> frozenset[str]:
-    return frozenset(
-        (*table.input, *table.output, *table.total, *table.optional_counts)
-    )
+    return frozenset((*table.input, *table.output, *table.total, *table.optional_counts))
 
 
-_COUNT_NAMES = {label: _count_names(table) | _count_names(SEED) for label, table in CONVENTIONS_BY_LABEL.items()}
+_COUNT_NAMES = {
+    label: _count_names(table) | _count_names(SEED) for label, table in CONVENTIONS_BY_LABEL.items()
+}
 _COUNT_NAMES[SEED.convention] = _count_names(SEED)
 
 

@@ -322,7 +322,9 @@ def _enrichment(
         return out
     invalid = invalid_count_problem(usage)
     if invalid is not None:
-        _write_cost(out, CostBreakdown(status=CostStatus.INVALID, total_usd=None, reason=f"invalid: {invalid}"))
+        _write_cost(
+            out, CostBreakdown(status=CostStatus.INVALID, total_usd=None, reason=f"invalid: {invalid}")
+        )
         return out
     try:
         at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)

@@ -172,7 +172,12 @@ def _check_relations(batch: _Batch) -> None:
         read, write = batch.value("cache_read_tokens", row), batch.value("cache_write_tokens", row)
         if (read or write) and (inputs is None or (read or 0) + (write or 0) > inputs):
             batch.reject(row, f"cache read + write ({read}, {write}) exceed input_tokens ({inputs})")
-            for name in ("cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "cache_tokens_saved"):
+            for name in (
+                "cache_read_tokens",
+                "cache_write_tokens",
+                "cache_write_1h_tokens",
+                "cache_tokens_saved",
+            ):
                 batch.set(name, row, None)
         write_1h = batch.value("cache_write_1h_tokens", row)
         if write_1h and write_1h > (batch.value("cache_write_tokens", row) or 0):

@@ -80,7 +80,11 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("from_cache", "BOOLEAN", "served from an application response cache: no API spend"),
     ("attributes", "JSON", "remaining span attributes (prompt/completion text only when opted in)"),
     ("unbilled_cost_usd", MONEY_TYPE, "the cost of a non-billable record (its cost_usd is NULL)"),
-    ("service_tier", "VARCHAR", "service tier the call was served at (OpenAI: default, flex, priority...)"),
+    (
+        "service_tier",
+        "VARCHAR",
+        "service tier the provider served the call at (OpenAI: default, flex, priority...)",
+    ),
 )
 
 CALL_COLUMN_NAMES: Final = tuple(name for name, _, _ in CALL_COLUMNS)
@@ -195,5 +199,5 @@ COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("response_id", (sc.GEN_AI_RESPONSE_ID,)),
     ("streaming", (sc.GEN_AI_REQUEST_STREAM, sc.LLM_IS_STREAMING)),
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
-    ("service_tier", (sc.LLM_SERVICE_TIER, sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER)),
+    ("service_tier", (sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER, sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER_OLD)),
 )
