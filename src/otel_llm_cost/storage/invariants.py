@@ -22,6 +22,7 @@ the offending counts NULL and the reason in ``cost_reason``; reports count it wi
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -56,6 +57,7 @@ _COST_PARTS: Final = (
 )
 _MONEY: Final = ("cost_usd", *_COST_PARTS, "external_cost_usd")
 _WITH_COST: Final = frozenset({"priced", "reported", "free"})
+_CHARGED: Final = frozenset({"priced", "reported"})
 
 
 def _is_count(value: object) -> bool:
@@ -145,7 +147,10 @@ def enforce_call_invariants(
 def _check_counts(batch: _Batch) -> None:
     for name in _COUNTS:
         values = batch.get(name)
-        if values is None or all(value is None or _is_count(value) for value in values):
+        limit = MAX_TOKEN_COUNT
+        if values is None or all(
+            value is None or (type(value) is int and 0 <= value <= limit) for value in values
+        ):
             continue
         for row, value in enumerate(values):
             if value is not None and not _is_count(value):
@@ -157,7 +162,46 @@ def _check_counts(batch: _Batch) -> None:
                 batch.set(name, row, None)
 
 
+def _relations_hold(batch: _Batch) -> bool:
+    """The usual batch, checked in a few C-level passes: every row has its three counts and they agree."""
+    inputs, outputs, totals = batch.get("input_tokens"), batch.get("output_tokens"), batch.get("total_tokens")
+    if inputs is None or outputs is None or totals is None:
+        return (
+            inputs is None
+            and outputs is None
+            and totals is None
+            and not any(
+                batch.get(name) for name in ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+            )
+        )
+    none = itertools.repeat(0)
+    try:
+        if any(total != inp + out for inp, out, total in zip(inputs, outputs, totals, strict=True)):
+            return False
+        reads, writes = batch.get("cache_read_tokens") or none, batch.get("cache_write_tokens") or none
+        writes_1h, reasoning = (
+            batch.get("cache_write_1h_tokens") or none,
+            batch.get("reasoning_tokens") or none,
+        )
+        return not any(
+            (read or 0) + (write or 0) > inp or (write_1h or 0) > (write or 0) or (think or 0) > out
+            for inp, out, read, write, write_1h, think in zip(
+                inputs,
+                outputs,
+                reads,
+                writes,
+                writes_1h,
+                reasoning,
+                strict=False,  # absent: endless zeros
+            )
+        )
+    except TypeError:  # a NULL count: the row-by-row check says what is wrong
+        return False
+
+
 def _check_relations(batch: _Batch) -> None:
+    if _relations_hold(batch):
+        return
     input_tokens, output_tokens = batch.get("input_tokens"), batch.get("output_tokens")
     totals = batch.get("total_tokens")
     for row in range(batch.count):
@@ -203,6 +247,14 @@ def _check_money(batch: _Batch) -> None:
 
 def _check_statuses(batch: _Batch) -> None:
     statuses = batch.get("cost_status") or [None] * batch.count
+    costs = batch.get("cost_usd")
+    if (
+        not batch.invalid
+        and costs is not None
+        and None not in costs
+        and all(status in _CHARGED for status in statuses)
+    ):
+        return  # the usual batch: every call priced, with its cost
     for row, status in enumerate(statuses):
         cost = batch.value("cost_usd", row)
         if status in _WITH_COST:
