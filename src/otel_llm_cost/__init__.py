@@ -14,6 +14,7 @@ from otel_llm_cost.exceptions import BudgetExceeded
 from otel_llm_cost.exporter import DuckDBSpanExporter
 from otel_llm_cost.pricing import CostBreakdown, PriceBook
 from otel_llm_cost.query import CostStore
+from otel_llm_cost.recording import record_llm_call, record_llm_usage, records_llm_usage
 
 __version__ = _version("otel-llm-cost")
 
@@ -34,4 +35,7 @@ __all__ = [
     "configure",
     "load_budgets",
     "normalize_usage",
+    "record_llm_call",
+    "record_llm_usage",
+    "records_llm_usage",
 ]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any, Final
 
+import duckdb
+
 from otel_llm_cost.cli.options import (
     add_command,
+    db_path,
     emit,
     fancy,
     format_options,
@@ -19,8 +23,10 @@ from otel_llm_cost.cli.options import (
     window_options,
 )
 from otel_llm_cost.cli.render import CALL_FIELDS, call_table
+from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.storage import connect as _storage
 
 __all__ = ["register"]
 
@@ -93,11 +99,19 @@ _COPY_OPTIONS: Final = {
 def _cmd_export(args: argparse.Namespace) -> int:
     since, until, _zone = window(args)
     query = _queries.export_calls(since, until, include_non_billable=args.all)
-    with open_store(args) as store:
-        # COPY writes straight from DuckDB: exact DECIMAL money, no Python row loop on big windows.
-        copy = f"COPY ({query.sql}) TO ? ({_COPY_OPTIONS[args.export_format]})"
-        result = store.sql(copy, [*query.params, str(args.output)])
-        written = result[0]["Count"] if result and "Count" in result[0] else None
-    count = f"{written:,} calls" if written is not None else "calls"
+    path = db_path(args)
+    if not path.is_file():
+        open_store(args).close()  # raises the CLI's own "no DuckDB file" error
+    # COPY writes straight from DuckDB: exact DECIMAL money, no Python row loop on big windows. It
+    # needs file access, which the sandboxed connection of CostStore/`query` refuses: this SQL is
+    # ours, only the output path is the user's.
+    copy = f"COPY ({query.sql}) TO ? ({_COPY_OPTIONS[args.export_format]})"
+    with contextlib.closing(_storage.connect(path, read_only=True, sandbox=False)) as connection:
+        try:
+            row = connection.execute(copy, [*query.params, str(args.output)]).fetchone()
+        except duckdb.Error as exc:
+            raise StorageError(f"export to {args.output} failed: {exc}") from exc
+    written = row[0] if row else None
+    count = f"{written:,} calls" if isinstance(written, int) else "calls"
     print(f"exported {count} to {args.output}", file=sys.stderr)
     return 0

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import duckdb
 
+from otel_llm_cost.cli import agents as _cli_agents
 from otel_llm_cost.cli import budgets as _cli_budgets
 from otel_llm_cost.cli import calls as _cli_calls
 from otel_llm_cost.cli import demo as _cli_demo
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     command_groups = (
         _cli_reports,
         _cli_workflows,
+        _cli_agents,
         _cli_calls,
         _cli_savings,
         _cli_demo,

@@ -87,12 +87,13 @@ def call_table(rows: Sequence[CallRow], fancy: bool, *, first: str = "step") -> 
             _output.format_int(r.output_tokens),
             _output.format_int(r.cache_read_tokens),
             f"{r.latency_ms:,.0f}" if r.latency_ms is not None else "",
+            f"{r.time_to_first_token_ms:,.0f}" if r.time_to_first_token_ms is not None else "",
             "yes" if r.from_cache else "",
         ]
         for r in rows
     ]
-    headers = [first, "model", "cost_usd", "input", "output", "cache_read", "latency_ms", "cached"]
-    return _output.render_table(headers, body, align="llrrrrrl", fancy=fancy)
+    headers = [first, "model", "cost_usd", "input", "output", "cache_read", "latency_ms", "ttft_ms", "cached"]
+    return _output.render_table(headers, body, align="llrrrrrrl", fancy=fancy)
 
 
 CALL_FIELDS: Final = tuple(name for name in CallRow.__dataclass_fields__ if not name.startswith("_"))

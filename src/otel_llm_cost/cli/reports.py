@@ -74,7 +74,10 @@ def handle_report(args: argparse.Namespace) -> int:
                         "avg_cost_per_call_usd": summary.avg_cost_per_call_usd,
                         "cost_per_1k_tokens_usd": summary.cost_per_1k_tokens_usd,
                     },
-                    "by": {name: [_output.record(r) for r in rows] for name, rows in groups.items()},
+                    "by": {
+                        name: [{**_output.record(r), "cache_hit_rate": r.cache_hit_rate} for r in rows]
+                        for name, rows in groups.items()
+                    },
                     "daily": [_output.record(d) for d in days],
                 }
             )

@@ -82,6 +82,7 @@ def _cmd_session(args: argparse.Namespace) -> int:
                     "cost_per_1k_tokens_usd": session.cost_per_1k_tokens_usd,
                     "by_provider": [_output.record(r) for r in session.by_provider],
                     "by_model": [_output.record(r) for r in session.by_model],
+                    "calls": [_output.record(c) for c in session.calls],
                 }
             )
         )

@@ -11,11 +11,13 @@ from otel_llm_cost.query.results import (
     WhatIf,
     WorkflowTotals,
 )
+from otel_llm_cost.query.runs import AgentRun
 from otel_llm_cost.query.session import SessionSummary
 from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.query.tabular import Rows
 
 __all__ = [
+    "AgentRun",
     "AlertRow",
     "CallRow",
     "CostRow",

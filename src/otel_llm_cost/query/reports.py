@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from otel_llm_cost.query import pricing_sql as _pricing_sql
+from otel_llm_cost.query import runs as _runs
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import CallRow, CostRow, DailyCost, Savings, Summary, WorkflowTotals
+from otel_llm_cost.query.runs import AgentRun
 from otel_llm_cost.query.session import SessionSummary
 from otel_llm_cost.query.tabular import Rows
 
@@ -105,7 +107,7 @@ class LedgerReports:
         return self._reader.rows(CallRow, _queries.workflow_steps(workflow_id))
 
     def session_summary(self, session_id: str) -> SessionSummary:
-        """Duration, totals, provider and model breakdowns of one session.
+        """Duration, totals, provider and model breakdowns, and the list of calls of one session.
 
         ``str(result)`` or ``result.format("compact" | "table")`` prints it.
         """
@@ -117,7 +119,33 @@ class LedgerReports:
         by_model = self._reader.rows(
             CostRow, _queries.cost_by(_queries.resolve_dimension("model"), None, None, session_id=session_id)
         )
-        return SessionSummary(session_id, totals, by_provider, by_model)
+        calls = self._reader.rows(CallRow, _runs.session_calls(session_id))
+        return SessionSummary(session_id, totals, by_provider, by_model, calls)
+
+    def agent_runs(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        agent: str | None = None,
+        limit: int | None = None,
+    ) -> Rows[AgentRun]:
+        """One row per agent run in ``[start, end)`` (a run: one agent's calls in one trace), earliest first.
+
+        Each row has the agent, its trace, first start and last end, calls, tokens by kind, cost and
+        cache hit rate; only calls tagged with an agent (``cost.agent``) count.
+
+        Args:
+            start: inclusive lower bound (timezone-aware), or None.
+            end: exclusive upper bound (timezone-aware), or None.
+            agent: only this agent's runs.
+            limit: at most this many runs.
+
+        Raises:
+            ValueError: a naive datetime, an empty window or ``limit < 1``.
+        """
+        _queries.check_window(start, end)
+        return self._reader.rows(AgentRun, _runs.agent_runs(start, end, agent=agent, limit=limit))
 
     def top_calls(
         self, n: int = 10, start: datetime | None = None, end: datetime | None = None

@@ -79,6 +79,8 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("streaming", "BOOLEAN", ""),
     ("from_cache", "BOOLEAN", "served from an application response cache: no API spend"),
     ("attributes", "JSON", "remaining span attributes (prompt/completion text only when opted in)"),
+    ("conversation_id", "VARCHAR", "gen_ai.conversation.id, or the instrumentation's session id"),
+    ("time_to_first_token_ms", "DOUBLE", "streamed calls, where the instrumentation reports it"),
     ("unbilled_cost_usd", MONEY_TYPE, "the cost of a non-billable record (its cost_usd is NULL)"),
     (
         "service_tier",
@@ -117,6 +119,8 @@ CREATE_SPANS: Final = _create_table(SPANS_TABLE, SPAN_COLUMNS)
 # Migrations from version N to N+1, applied in order inside one transaction.
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
+        f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS conversation_id VARCHAR",
+        f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS time_to_first_token_ms DOUBLE",
         f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS unbilled_cost_usd {MONEY_TYPE}",
         f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS service_tier VARCHAR",
     ),
@@ -199,5 +203,7 @@ COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("response_id", (sc.GEN_AI_RESPONSE_ID,)),
     ("streaming", (sc.GEN_AI_REQUEST_STREAM, sc.LLM_IS_STREAMING)),
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
+    ("conversation_id", sc.CONVERSATION_ID_NAMES),
+    ("time_to_first_token_ms", (sc.LLM_TIME_TO_FIRST_TOKEN_MS,)),
     ("service_tier", (sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER, sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER_OLD)),
 )
