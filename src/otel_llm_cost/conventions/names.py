@@ -29,8 +29,6 @@ GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
 GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
-# The name older OTel GenAI semantic conventions used for it.
-GEN_AI_OPENAI_RESPONSE_SERVICE_TIER_OLD: Final = "gen_ai.openai.response.service_tier"
 # Proposed GenAI convention for a cost the provider itself reported.
 GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
 GEN_AI_USAGE_COST_SOURCE: Final = "gen_ai.usage.cost.source"

@@ -222,7 +222,7 @@ def billable_where(
 
 
 TOKEN_SPLIT: Final = ", ".join(
-    f"CAST(COALESCE(sum({col}), 0) AS BIGINT) AS {col}"
+    f"CAST(COALESCE(sum({col}), 0) AS HUGEINT) AS {col}"
     for col in (
         "input_tokens",
         "output_tokens",

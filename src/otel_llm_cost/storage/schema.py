@@ -205,5 +205,5 @@ COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
     ("conversation_id", sc.CONVERSATION_ID_NAMES),
     ("time_to_first_token_ms", (sc.LLM_TIME_TO_FIRST_TOKEN_MS,)),
-    ("service_tier", (sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER, sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER_OLD)),
+    ("service_tier", (sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER,)),
 )
