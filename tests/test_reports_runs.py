@@ -194,7 +194,7 @@ def test_openlit_time_to_first_token_is_stored_in_ms(tmp_path: Path, pricebook: 
 
 def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "v1.duckdb"
-    new_columns = ("conversation_id", "time_to_first_token_ms")
+    new_columns = ("conversation_id", "time_to_first_token_ms", "unbilled_cost_usd", "service_tier")
     with contextlib.closing(duckdb.connect(str(path))) as con:
         con.execute(_schema.CREATE_META)
         con.execute("INSERT INTO otel_llm_cost_meta VALUES ('schema_version', '1')")

@@ -139,7 +139,7 @@ def billable_where(
 
 
 TOKEN_SPLIT: Final = ", ".join(
-    f"CAST(COALESCE(sum({col}), 0) AS BIGINT) AS {col}"
+    f"CAST(COALESCE(sum({col}), 0) AS HUGEINT) AS {col}"
     for col in (
         "input_tokens",
         "output_tokens",
@@ -152,7 +152,7 @@ TOKEN_SPLIT: Final = ", ".join(
 
 GROUP_AGGREGATES: Final = (
     f"{_KNOWN_COST} AS total_cost_usd, "
-    "CAST(COALESCE(sum(total_tokens), 0) AS BIGINT) AS total_tokens, "
+    "CAST(COALESCE(sum(total_tokens), 0) AS HUGEINT) AS total_tokens, "
     "count(*) AS call_count, "
     f"{_UNPRICED_COUNT} AS unpriced_calls, {TOKEN_SPLIT}"
 )
@@ -208,7 +208,7 @@ def totals(
     where, params = billable_where(start, end, (*extra, *conditions))
     excluded_where = where.replace(BILLABLE, "billable = false", 1)
     tokens = ", ".join(
-        f"CAST(COALESCE(sum({col}), 0) AS BIGINT) AS {col}"
+        f"CAST(COALESCE(sum({col}), 0) AS HUGEINT) AS {col}"
         for col in (
             "input_tokens",
             "output_tokens",
@@ -221,7 +221,7 @@ def totals(
     sql = (
         f"SELECT count(*) AS call_count, {_UNPRICED_COUNT} AS unpriced_calls, "
         f"{_KNOWN_COST} AS cost_usd, {tokens}, "
-        "CAST(COALESCE(sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL), 0) AS BIGINT) "
+        "CAST(COALESCE(sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL), 0) AS HUGEINT) "
         "AS priced_tokens, "
         "COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "
         "count(*) FILTER (WHERE cache_hit) AS cache_hit_calls, "
@@ -312,7 +312,7 @@ def daily_cost(
         f"  CASE WHEN per_day.day IS NULL THEN CAST(0 AS {_SUM_TYPE}) "
         "    ELSE COALESCE(per_day.cost_usd, CASE WHEN per_day.unpriced_calls = 0 THEN 0 END) END "
         "    AS total_cost_usd, "
-        "  CAST(COALESCE(per_day.total_tokens, 0) AS BIGINT) AS total_tokens, "
+        "  CAST(COALESCE(per_day.total_tokens, 0) AS HUGEINT) AS total_tokens, "
         "  CAST(COALESCE(per_day.call_count, 0) AS BIGINT) AS call_count, "
         "  CAST(COALESCE(per_day.unpriced_calls, 0) AS BIGINT) AS unpriced_calls "
         "FROM days LEFT JOIN per_day ON per_day.day = days.day ORDER BY days.day"
