@@ -133,6 +133,28 @@ WEBHOOK_URL = EnvVar[str | None](
     None,
     "Budget alerts are also POSTed as JSON to this URL.",
 )
+AUTO_ATTRIBUTION = EnvVar[bool](
+    "OTEL_LLM_COST_AUTO_ATTRIBUTION",
+    _parse_bool,
+    True,
+    "Under `opentelemetry-instrument`, add the attribution processor to the auto-configured "
+    "TracerProvider so `attribution()` blocks and `cost.*` baggage reach the stored calls.",
+)
+INSTRUMENT = EnvVar[bool](
+    "OTEL_LLM_COST_INSTRUMENT",
+    _parse_bool,
+    False,
+    "`configure()` also switches on the installed instrumentation package for each installed LLM SDK "
+    "(openai, anthropic); see docs/instrumentations.md.",
+)
+USER_LABELS = EnvVar[str | None](
+    "OTEL_LLM_COST_USER_LABELS",
+    _parse_optional_str,
+    None,
+    "Opt-in CSV file (`user,label` rows) that reports use to show a display name beside a hashed user id; "
+    "`user` is the raw id (hashed in memory with this installation's key) or its `h:` hash. Nothing "
+    "from it is stored.",
+)
 SERVE_TOKEN = EnvVar[str | None](
     "OTEL_LLM_COST_SERVE_TOKEN",
     _parse_optional_str,
@@ -144,6 +166,20 @@ DEDUP_CAPACITY = EnvVar(
     _parse_positive_int,
     10_000,
     "How many recent LLM calls the double-count guard remembers (bounded memory).",
+)
+
+
+def _parse_names(raw: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
+TRUSTED_SENDERS = EnvVar[frozenset[str]](
+    "OTEL_LLM_COST_TRUSTED_SENDERS",
+    _parse_names,
+    frozenset(),
+    "Comma-separated service.name values whose already-priced spans (carrying llm.cost.status) are "
+    "stored with their own cost. Spans from any other sender are priced again from their token counts; "
+    "every span is checked against the stored-row rules and its user ids hashed either way.",
 )
 
 
@@ -191,8 +227,12 @@ ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     WEBHOOK_URL,
     SERVE_TOKEN,
     DEDUP_CAPACITY,
+    TRUSTED_SENDERS,
     METRICS,
     METRICS_TOKEN_COUNTERS,
     METRICS_USER_IDS,
+    USER_LABELS,
+    AUTO_ATTRIBUTION,
+    INSTRUMENT,
 )
 """Every variable, in the order the configuration reference (docs/reference/configuration.md) lists them."""

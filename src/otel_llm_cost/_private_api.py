@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from genai_prices import types as gp_types
 
 __all__ = [
+    "argparse_actions",
     "bundled_genai_providers",
     "deprecated_instrumentation_info",
     "find_genai_provider",
@@ -27,6 +28,19 @@ __all__ = [
     "readable_span_fields",
     "span_attribute_dict",
 ]
+
+# --------------------------------------------------------------------------------------------
+# argparse
+#
+# `otel-llm-cost completion` lists every command and flag; argparse offers no public way to walk a
+# parser's arguments (`format_help` is text), so the completion script reads `_actions`, present
+# since Python 3.2.
+
+
+def argparse_actions(parser: Any) -> list[Any]:
+    """The actions (arguments, subparsers) of an ``argparse.ArgumentParser``."""
+    return list(parser._actions)
+
 
 # --------------------------------------------------------------------------------------------
 # genai-prices

@@ -17,12 +17,14 @@ import duckdb
 from otel_llm_cost.cli import agents as _cli_agents
 from otel_llm_cost.cli import budgets as _cli_budgets
 from otel_llm_cost.cli import calls as _cli_calls
+from otel_llm_cost.cli import completion as _cli_completion
 from otel_llm_cost.cli import demo as _cli_demo
 from otel_llm_cost.cli import prices as _cli_prices
 from otel_llm_cost.cli import reports as _cli_reports
 from otel_llm_cost.cli import savings as _cli_savings
 from otel_llm_cost.cli import serve as _cli_serve
 from otel_llm_cost.cli import status as _cli_status
+from otel_llm_cost.cli import ui as _cli_ui
 from otel_llm_cost.cli import workflows as _cli_workflows
 from otel_llm_cost.exceptions import OtelLLMCostError
 
@@ -49,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         _cli_budgets,
         _cli_serve,
         _cli_status,
+        _cli_ui,
     )
     for module in command_groups:
         module.register(subparsers)
+    _cli_completion.register(subparsers, parser)
     return parser
 
 

@@ -81,7 +81,8 @@ class LLMCostSpanProcessor(SpanProcessor):
             batches of 8,192; a full queue makes the ending thread wait briefly rather than drop,
             and a drop is counted and logged at ERROR); any other exporter by a ``BatchSpanProcessor``.
         pricing: The price book (``None``: ``PriceBook.default()``, bundled prices plus the file in
-            ``OTEL_LLM_COST_PRICES``; a bad file named there is logged and left out, never raised).
+            ``OTEL_LLM_COST_PRICES``, loaded on the first LLM span; a bad file named there is logged
+            and left out, never raised).
         budgets: Budgets to check; per-call budgets are checked on each billable LLM span, window
             budgets after each batch a wrapped ``DuckDBSpanExporter`` commits.
         alert_sinks: Where budget alerts go (see :class:`otel_llm_cost.budgets.BudgetEngine`).
@@ -131,11 +132,8 @@ class LLMCostSpanProcessor(SpanProcessor):
         # Most processors (Batch/Simple) do nothing on start; skipping them keeps on_start cheap.
         self._start_processors = tuple(p for p in processors if _overrides(p, "on_start"))
         self._ending_processors = tuple(p for p in processors if _overrides(p, "_on_ending"))
-        if pricing is None:
-            from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - A's module; loads price data
-
-            pricing = PriceBook.default()  # type: ignore[attr-defined,unused-ignore]
-        self._pricing: _Pricer = pricing  # type: ignore[assignment,unused-ignore]
+        # pricing=None: the enricher loads PriceBook.default() on the first LLM span, so an application
+        # that builds the processor at start-up does not load the price data (~0.3 s) before it needs it.
         if user_id_hasher is not None:
             # One key per process: attribution() blocks hash with the same key as this processor.
             set_default_user_id_hasher(user_id_hasher)

@@ -14,7 +14,14 @@ from typing import Any, ClassVar, Literal
 
 from otel_llm_cost.query.results import CallRow, CostRow, Summary
 from otel_llm_cost.query.tabular import Rows
-from otel_llm_cost.query.text import format_duration, format_int, format_pct, format_usd, render_table
+from otel_llm_cost.query.text import (
+    format_duration,
+    format_int,
+    format_pct,
+    format_usd,
+    render_table,
+    usd_places,
+)
 
 __all__ = ["SessionSummary", "SummaryStyle", "format_session"]
 
@@ -79,12 +86,12 @@ class SessionSummary:
         return self.format("detailed")
 
 
-def _breakdown_rows(rows: Iterable[Any], *, with_provider: bool = False) -> list[list[str]]:
+def _breakdown_rows(rows: Iterable[Any], places: int, *, with_provider: bool = False) -> list[list[str]]:
     return [
         [
             row.key or "(none)",
             *([row.provider or "-"] if with_provider else []),
-            format_usd(row.total_cost_usd, row.unpriced_calls),
+            format_usd(row.total_cost_usd, row.unpriced_calls, places),
             format_int(row.call_count),
             format_int(row.total_tokens),
         ]
@@ -92,7 +99,7 @@ def _breakdown_rows(rows: Iterable[Any], *, with_provider: bool = False) -> list
     ]
 
 
-def _call_rows(calls: Iterable[CallRow]) -> list[list[str]]:
+def _call_rows(calls: Iterable[CallRow], places: int) -> list[list[str]]:
     return [
         [
             call.start_time.isoformat(timespec="seconds"),
@@ -100,10 +107,23 @@ def _call_rows(calls: Iterable[CallRow]) -> list[list[str]]:
             call.provider or "-",
             format_int(call.input_tokens or 0),
             format_int(call.output_tokens or 0),
-            format_usd(call.cost_usd),
+            format_usd(call.cost_usd, places=places),
         ]
         for call in calls
     ]
+
+
+def _session_places(summary: SessionSummary) -> int:
+    breakdowns = [*summary.by_provider, *summary.by_model]
+    return usd_places(
+        [
+            summary.totals.cost_usd,
+            summary.avg_cost_per_call_usd,
+            summary.cost_per_1k_tokens_usd,
+            *(row.total_cost_usd for row in breakdowns),
+            *(call.cost_usd for call in summary.calls),
+        ]
+    )
 
 
 def format_session(summary: SessionSummary, style: str, *, fancy: bool = False) -> str:
@@ -113,10 +133,11 @@ def format_session(summary: SessionSummary, style: str, *, fancy: bool = False) 
         raise ValueError(f"unknown style {style!r}; use detailed, compact or table")
     if not totals.call_count:
         return f"session {summary.session_id}: no calls recorded"
-    cost = format_usd(totals.cost_usd, totals.unpriced_calls)
+    places = _session_places(summary)
+    cost = format_usd(totals.cost_usd, totals.unpriced_calls, places)
     # Over every call; with unpriced calls it is a lower bound, flagged as such.
-    per_call = format_usd(summary.avg_cost_per_call_usd, totals.unpriced_calls)
-    per_1k = format_usd(summary.cost_per_1k_tokens_usd)
+    per_call = format_usd(summary.avg_cost_per_call_usd, totals.unpriced_calls, places)
+    per_1k = format_usd(summary.cost_per_1k_tokens_usd, places=places)
     if style == "compact":
         return (
             f"session {summary.session_id}: {cost}, {totals.call_count} calls, "
@@ -138,10 +159,12 @@ def format_session(summary: SessionSummary, style: str, *, fancy: bool = False) 
             ("cache hit rate", format_pct(totals.cache_hit_rate)),
         ]
         return render_table(["field", "value"], fields, align="ll", fancy=fancy)
-    return _detailed(summary, cost, per_call, per_1k, fancy)
+    return _detailed(summary, cost, per_call, per_1k, fancy=fancy, places=places)
 
 
-def _detailed(summary: SessionSummary, cost: str, per_call: str, per_1k: str, fancy: bool) -> str:
+def _detailed(
+    summary: SessionSummary, cost: str, per_call: str, per_1k: str, *, fancy: bool, places: int
+) -> str:
     totals = summary.totals
     lines = [
         f"Session {summary.session_id}",
@@ -155,13 +178,13 @@ def _detailed(summary: SessionSummary, cost: str, per_call: str, per_1k: str, fa
         "",
         "By provider",
         render_table(
-            ["provider", "cost", "calls", "tokens"], _breakdown_rows(summary.by_provider), fancy=fancy
+            ["provider", "cost", "calls", "tokens"], _breakdown_rows(summary.by_provider, places), fancy=fancy
         ),
         "",
         "By model",
         render_table(
             ["model", "provider", "cost", "calls", "tokens"],
-            _breakdown_rows(summary.by_model, with_provider=True),
+            _breakdown_rows(summary.by_model, places, with_provider=True),
             align="llrrr",
             fancy=fancy,
         ),
@@ -169,7 +192,7 @@ def _detailed(summary: SessionSummary, cost: str, per_call: str, per_1k: str, fa
         "Calls",
         render_table(
             ["time", "model", "provider", "input", "output", "cost"],
-            _call_rows(summary.calls),
+            _call_rows(summary.calls, places),
             align="lllrrr",
             fancy=fancy,
         ),
