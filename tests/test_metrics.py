@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -415,6 +416,8 @@ def test_a_real_prometheus_scrapes_and_sums_the_spend(
 ) -> None:
     binary = shutil.which("prometheus")
     if binary is None:
+        if os.environ.get("OTEL_LLM_COST_PROMETHEUS_REQUIRED") == "1":  # CI installs it
+            pytest.fail("OTEL_LLM_COST_PROMETHEUS_REQUIRED=1 but the prometheus binary is not installed")
         pytest.skip("the prometheus binary is not installed (Debian: apt-get install prometheus)")
     application, address = prometheus_app
     emit_calls(application)
