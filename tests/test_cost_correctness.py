@@ -132,6 +132,7 @@ def test_invalid_calls_are_counted_with_the_unpriced_ones_in_reports(
     assert (summary.call_count, summary.unpriced_calls, summary.cost_usd) == (2, 1, Decimal("0.0035"))
 
 
+@pytest.mark.slow
 def test_one_span_with_2_63_minus_1_tokens_does_not_break_the_report(pipeline: Pipeline) -> None:
     # Rows written before they were checked (an older version): the report must still aggregate them.
     pipeline.call("first", chat())

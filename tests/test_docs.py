@@ -60,6 +60,7 @@ def test_generated_reference_tables_match_the_code() -> None:
     )
 
 
+@pytest.mark.slow
 def test_generator_check_fails_naming_the_command_until_the_page_is_regenerated(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "docs", tmp_path / "docs")
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
@@ -187,6 +188,7 @@ FRAGMENTS = {
     "docs/budgets.md: from otel_llm_cost import Budget, LLMCostSpanProcessor": "imports left out",
     "docs/budgets.md: from otel_llm_cost.budgets import BudgetGuard": "a return from the caller's function",
     "docs/collector.md: # gunicorn.conf.py": "a gunicorn configuration file",
+    "docs/metrics.md: from opentelemetry import metrics": "exports to an OTLP endpoint (retries for seconds)",
     "docs/metrics.md: from opentelemetry.exporter.prometheus import PrometheusMetricReader": (
         "serves Prometheus on a fixed port (9464)"
     ),

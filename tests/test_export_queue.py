@@ -92,6 +92,7 @@ def test_sixteen_threads_store_every_call_with_the_default_wiring(
     assert _stored(db) == 40_000
 
 
+@pytest.mark.slow
 def test_a_queue_that_stays_full_drops_counts_and_logs(
     tmp_path: Path, pricebook: PriceBook, caplog: pytest.LogCaptureFixture
 ) -> None:

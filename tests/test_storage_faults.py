@@ -143,6 +143,7 @@ def test_a_file_another_process_holds_is_never_set_aside(tmp_path: Path) -> None
     assert list(tmp_path.glob("*.corrupt-*")) == []
 
 
+@pytest.mark.slow
 def test_a_removed_data_directory_keeps_batches_waiting_until_it_is_back(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
