@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+import duckdb
+
 from otel_llm_cost.cli.options import (
     add_command,
     emit,
@@ -19,6 +21,7 @@ from otel_llm_cost.cli.options import (
     window_options,
 )
 from otel_llm_cost.cli.render import CALL_FIELDS, call_table
+from otel_llm_cost.exceptions import QueryError
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
 
@@ -95,9 +98,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     query = _queries.export_calls(since, until, include_non_billable=args.all)
     with open_store(args) as store:
         # COPY writes straight from DuckDB: exact DECIMAL money, no Python row loop on big windows.
-        copy = f"COPY ({query.sql}) TO ? ({_COPY_OPTIONS[args.export_format]})"
-        result = store.sql(copy, [*query.params, str(args.output)])
-        written = result[0]["Count"] if result and "Count" in result[0] else None
+        # The target as a literal: duckdb 1.5 refuses a parameter there when the query has others.
+        target = str(args.output).replace("'", "''")
+        copy = f"COPY ({query.sql}) TO '{target}' ({_COPY_OPTIONS[args.export_format]})"
+        # execute, not store.sql: duckdb 1.5's connection.sql runs COPY without returning its count.
+        with store.connect() as connection:
+            try:
+                result = connection.execute(copy, list(query.params)).fetchall()
+            except duckdb.Error as exc:
+                raise QueryError(f"query failed: {str(exc).splitlines()[0]}") from exc
+        written = result[0][0] if result and result[0] else None
     count = f"{written:,} calls" if written is not None else "calls"
     print(f"exported {count} to {args.output}", file=sys.stderr)
     return 0
