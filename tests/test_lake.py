@@ -210,3 +210,43 @@ def test_a_budget_alert_fires_once_across_writers(lake: LakeTarget, tmp_path: Pa
         ("threshold", "1.000000"),
         ("unpriced", "0.000000"),
     ]
+
+
+@needs_lake
+@pytest.mark.slow
+def test_import_is_idempotent_and_maintain_compacts(
+    lake: LakeTarget, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "calls.duckdb"
+    _export(DuckDBSpanExporter(file), 0, 2000)
+    lake_args = ["--db", lake.target, "--data-path", str(lake.data_path)]
+    assert main(["lake", "import", str(file), *lake_args]) == 0
+    assert "imported 2,000 calls" in capsys.readouterr().err
+    assert main(["lake", "import", str(file), *lake_args]) == 0  # again: nothing twice
+    assert "imported 0 calls" in capsys.readouterr().err
+    # Then writers add small commits on top (one Parquet file each).
+    for first in range(2000, 2400, 100):
+        _export(DuckDBSpanExporter(lake.target, spool_dir=tmp_path / "j"), first, 100)
+    with CostStore(lake.target) as store:
+        before = _reports(store)
+    assert main(["lake", "maintain", "--db", lake.target, "--expire-snapshots-hours", "0"]) == 0
+    message = capsys.readouterr().err
+    files = [int(n.replace(",", "")) for n in message.split("data files ")[1].split(" -> ")]
+    assert files[1] < files[0]
+    with CostStore(lake.target) as store:
+        assert _reports(store) == before
+        assert store.summary(None, None).call_count == 2400
+    leftover = {p.name for p in Path(str(lake.data_path)).rglob("*.parquet")}
+    with contextlib.closing(open_lake(lake, create=False)) as con:
+        listed = {
+            Path(row[0]).name
+            for row in con.execute("FROM ducklake_list_files('otel_llm_cost_lake', 'llm_calls')").fetchall()
+        }
+    assert listed <= leftover
+    assert main(["lake", "maintain", "--db", lake.target, "--retention-days", "100000"]) == 0
+    assert "0 calls past retention" in capsys.readouterr().err
+
+
+def test_lake_commands_refuse_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lake", "maintain", "--db", str(tmp_path / "calls.duckdb")]) == 2
+    assert "--db must be a lake" in capsys.readouterr().err
