@@ -18,6 +18,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import lake_feed
 import postgres_server
@@ -25,6 +28,7 @@ from otel_llm_cost import CostStore, DuckDBSpanExporter
 from otel_llm_cost.cli import main
 from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.storage.lake import LakeTarget, load_extensions, open_lake
+from test_collector_pipeline import LLM_ATTRIBUTES, serve_process
 
 
 def _lake_unavailable() -> str | None:
@@ -250,3 +254,28 @@ def test_import_is_idempotent_and_maintain_compacts(
 def test_lake_commands_refuse_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lake", "maintain", "--db", str(tmp_path / "calls.duckdb")]) == 2
     assert "--db must be a lake" in capsys.readouterr().err
+
+
+@needs_lake
+@pytest.mark.slow
+def test_serve_writes_received_spans_to_the_lake(lake: LakeTarget, tmp_path: Path) -> None:
+    env = {
+        "OTEL_LLM_COST_LAKE_DATA_PATH": str(lake.data_path),
+        "OTEL_LLM_COST_SPOOL_DIR": str(tmp_path / "j"),
+    }
+    with serve_process("--db", lake.target, env=env) as (process, url, output):
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
+        tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+        for i in range(30):
+            with tracer.start_as_current_span(
+                "chat", attributes={**LLM_ATTRIBUTES, "gen_ai.response.id": f"r-{i}"}
+            ):
+                pass
+        provider.shutdown()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        stderr = output.text()
+    assert process.returncode == 0, stderr
+    with CostStore(lake.target) as store:
+        assert store.summary(None, None).call_count == 30
