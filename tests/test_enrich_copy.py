@@ -152,7 +152,8 @@ class _SetsAttributeLate(SpanProcessor):
 
 
 def test_sdk_fact_attributes_cannot_be_added_at_or_after_end(exporter: InMemorySpanExporter) -> None:
-    """Why enrichment travels on a copy (DESIGN.md fact 1); fails if a future SDK changes this."""
+    """Why enrichment travels on a copy: at on_end a span no longer takes attributes (set_attribute
+    after end() is dropped, and since SDK 1.43 the map is frozen); fails if a future SDK changes this."""
     provider = TracerProvider()
     provider.add_span_processor(_SetsAttributeLate())
     provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -92,7 +92,7 @@ def test_recorded_span_normalises_to_what_the_server_returned(
 
 
 def _seed_attributes(usage: Usage) -> dict[str, Any]:
-    """The token attributes the processor writes (DESIGN.md, "Attribute names written on spans")."""
+    """The token attributes the processor writes, as docs/processor.md lists them."""
     out: dict[str, Any] = {
         sc.LLM_TOKENS_INPUT: usage.input_tokens,
         sc.LLM_TOKENS_OUTPUT: usage.output_tokens,
