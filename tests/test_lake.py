@@ -1,7 +1,8 @@
 """The DuckLake target against a real PostgreSQL server and real writer processes.
 
 These run where DuckLake loads offline (duckdb 1.5 with the ``lake`` extra: see docs/lake.md) and
-PostgreSQL is installed; elsewhere they are skipped with the reason.
+PostgreSQL is installed; elsewhere they are skipped with the reason, unless
+``OTEL_LLM_COST_LAKE_REQUIRED=1`` (CI's lake environment), where they fail instead.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def _lake_unavailable() -> str | None:
 
 
 _REASON = _lake_unavailable()
-needs_lake = pytest.mark.skipif(_REASON is not None, reason=str(_REASON))
+# CI sets it in the environment that has the lake extra and PostgreSQL: there a skip is a failure.
+_REQUIRED = os.environ.get("OTEL_LLM_COST_LAKE_REQUIRED") == "1"
+needs_lake = pytest.mark.skipif(_REASON is not None and not _REQUIRED, reason=str(_REASON))
 _names = itertools.count()
 _FEED = Path(__file__).with_name("lake_feed.py")
 WRITER_SPANS = int(os.environ.get("OTEL_LLM_COST_LAKE_TEST_SPANS", "10000"))
@@ -54,6 +57,8 @@ WRITER_SPANS = int(os.environ.get("OTEL_LLM_COST_LAKE_TEST_SPANS", "10000"))
 @pytest.fixture(scope="module")
 def server() -> Iterator[postgres_server.Server]:
     if _REASON is not None:
+        if _REQUIRED:
+            pytest.fail(f"OTEL_LLM_COST_LAKE_REQUIRED=1 but {_REASON}")
         pytest.skip(_REASON)
     with postgres_server.running() as running:
         yield running
