@@ -1,4 +1,4 @@
-"""Spans/s through the OTLP receiver from concurrent exporter processes, against in-process export.
+"""Spans/s through the OTLP receiver from concurrent exporter processes, beside its floor.
 
 Both paths store the same LLM spans through LLMCostSpanProcessor -> BatchSpanProcessor ->
 DuckDBSpanExporter into a fresh DuckDB file, and the clock stops only once every row is committed
@@ -7,14 +7,18 @@ DuckDBSpanExporter into a fresh DuckDB file, and the clock stops only once every
 - receiver: ``--workers`` processes each build ``--spans`` finished spans, wait for a start signal, then
   export them with the SDK's ``OTLPSpanExporter`` (HTTP/protobuf) in batches of 512, as the SDK's
   BatchSpanProcessor would; one receiver decodes, enriches and stores them;
-- in-process: the same number of spans, built beforehand in this process, go through ``on_end`` of the
-  same pipeline (same batch sizes), as an application exporting directly to DuckDB would.
+- floor: the same senders against a receiver that only decodes the protobuf and inserts the token
+  columns (ids, model, input/output tokens) with one Arrow insert per request: the least any receiver
+  storing these calls must do, measured in the same run;
+- in-process: the same number of spans, built beforehand in this process, go through ``on_end`` of
+  ``LLMCostSpanProcessor(BatchSpanProcessor(DuckDBSpanExporter))``, as an application exporting
+  directly to DuckDB would.
 
-Span creation is excluded from both clocks. The CPU time of the receiver process is printed too: on a
+Span creation is excluded from every clock. The CPU time of the receiver process is printed too: on a
 machine with fewer cores than exporter processes, the senders' own OTLP encoding competes with the
 receiver for CPU, and the wall-clock ratio measures that as well. Run::
 
-    /work/venv/bin/python benchmarks/bench_collector.py [--workers 4] [--spans 20000]
+    python benchmarks/bench_collector.py [--workers 4] [--spans 20000]
 """
 
 from __future__ import annotations
@@ -22,20 +26,38 @@ from __future__ import annotations
 import argparse
 import contextlib
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import duckdb
+import pyarrow as pa
+import uvicorn
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from otel_llm_cost import LLMCostSpanProcessor
 from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
 from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 MAKE_SPANS = textwrap.dedent(
     """
@@ -114,12 +136,11 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_receiver(db: Path, workers: int, count: int) -> tuple[float, int]:
-    processor, pipeline = build_processor(db)
-    receiver = OTLPReceiver(processor, port=0, pipeline=pipeline).start()
+def run_clients(url: str, workers: int, count: int, stop: Callable[[], None]) -> tuple[float, float]:
+    """Wall and process CPU seconds from the start signal until ``stop()`` returned."""
     clients = [
         subprocess.Popen(
-            [sys.executable, "-c", CLIENT, receiver.url, str(w), str(count)],
+            [sys.executable, "-c", CLIENT, url, str(w), str(count)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -138,21 +159,99 @@ def bench_receiver(db: Path, workers: int, count: int) -> tuple[float, int]:
     for client in clients:
         out, _ = client.communicate(timeout=600)
         assert "failed_batches=0" in out, out
-    receiver.stop()  # drains requests, flushes the batch processor, commits the last rows
-    elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu_started
-    total = workers * count
+    stop()
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def bench_receiver(db: Path, workers: int, count: int) -> tuple[float, float, int]:
+    processor, pipeline = build_processor(db)
+    receiver = OTLPReceiver(processor, port=0, pipeline=pipeline).start()
+    # stop() drains requests, flushes the batch processor, commits the last rows.
+    elapsed, cpu = run_clients(receiver.url, workers, count, receiver.stop)
     print(f"  receiver stats: {receiver.stats}")
-    print(
-        f"  receiver process CPU: {cpu:.2f} s = {cpu / total * 1e6:.0f} us/span; exporter processes "
-        f"(span creation + OTLP encoding + HTTP, whole lifetime): {children_cpu_s():.2f} s"
+    return elapsed, cpu, stored_rows(db)
+
+
+FLOOR_KEYS = frozenset({"gen_ai.request.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"})
+
+
+def _floor_rows(body: bytes) -> pa.Table:
+    request = ExportTraceServiceRequest.FromString(body)
+    span_ids: list[str] = []
+    trace_ids: list[str] = []
+    models: list[Any] = []
+    inputs: list[Any] = []
+    outputs: list[Any] = []
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                span_ids.append(span.span_id.hex())
+                trace_ids.append(span.trace_id.hex())
+                found = {kv.key: kv.value for kv in span.attributes if kv.key in FLOOR_KEYS}
+                model = found.get("gen_ai.request.model")
+                models.append(model.string_value if model is not None else None)
+                tokens = found.get("gen_ai.usage.input_tokens")
+                inputs.append(tokens.int_value if tokens is not None else None)
+                tokens = found.get("gen_ai.usage.output_tokens")
+                outputs.append(tokens.int_value if tokens is not None else None)
+    return pa.table(
+        {
+            "span_id": span_ids,
+            "trace_id": trace_ids,
+            "request_model": models,
+            "input_tokens": pa.array(inputs, pa.int64()),
+            "output_tokens": pa.array(outputs, pa.int64()),
+        }
     )
-    return elapsed, stored_rows(db)
+
+
+def bench_floor(db: Path, workers: int, count: int) -> tuple[float, float, int]:
+    """A decode-and-insert receiver on the same HTTP stack: protobuf -> token columns -> one Arrow insert."""
+    connection = duckdb.connect(str(db))
+    connection.execute(
+        "CREATE TABLE llm_calls (span_id VARCHAR, trace_id VARCHAR, request_model VARCHAR, "
+        "input_tokens BIGINT, output_tokens BIGINT)"
+    )
+    lock = threading.Lock()
+
+    def insert(body: bytes) -> None:
+        rows = _floor_rows(body)
+        with lock:
+            connection.register("batch", rows)
+            connection.execute("INSERT INTO llm_calls SELECT * FROM batch")
+            connection.unregister("batch")
+
+    async def traces(request: Request) -> Response:
+        await run_in_threadpool(insert, await request.body())
+        return Response(ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf")
+
+    app = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_config=None, lifespan="off"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join()
+
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/traces"
+    elapsed, cpu = run_clients(url, workers, count, stop)
+    rows = connection.execute("SELECT count(*) FROM llm_calls").fetchone()
+    connection.close()
+    return elapsed, cpu, int(rows[0]) if rows else 0
 
 
 def bench_in_process(db: Path, workers: int, count: int) -> tuple[float, int]:
     spans = [span for w in range(workers) for span in make_spans(w, count)]
-    processor, _ = build_processor(db)
+    processor = LLMCostSpanProcessor(
+        BatchSpanProcessor(
+            DuckDBSpanExporter(db), max_queue_size=max(len(spans), 8192), max_export_batch_size=8192
+        )
+    )
     started = time.perf_counter()
     cpu_started = time.process_time()
     for span in spans:
@@ -162,6 +261,13 @@ def bench_in_process(db: Path, workers: int, count: int) -> tuple[float, int]:
     cpu = time.process_time() - cpu_started
     print(f"  in-process CPU: {cpu:.2f} s = {cpu / len(spans) * 1e6:.0f} us/span")
     return elapsed, stored_rows(db)
+
+
+def report(name: str, elapsed: float, cpu: float, rows: int, total: int) -> None:
+    print(
+        f"{name:<10} {rows} rows in {elapsed:.2f} s = {total / elapsed:>7,.0f} spans/s; "
+        f"receiver process CPU {cpu:.2f} s = {cpu / total * 1e6:.0f} us/span"
+    )
 
 
 def main() -> None:
@@ -174,13 +280,19 @@ def main() -> None:
     total = args.workers * args.spans
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{args.workers} exporter processes x {args.spans} LLM spans = {total} spans")
-        receiver_s, receiver_rows = bench_receiver(Path(tmp) / "receiver.duckdb", args.workers, args.spans)
-        print(f"receiver:   {receiver_rows} rows in {receiver_s:.2f} s = {total / receiver_s:,.0f} spans/s")
+        receiver = bench_receiver(Path(tmp) / "receiver.duckdb", args.workers, args.spans)
+        report("receiver:", *receiver, total)
+        floor = bench_floor(Path(tmp) / "floor.duckdb", args.workers, args.spans)
+        report("floor:", *floor, total)
         local_s, local_rows = bench_in_process(Path(tmp) / "local.duckdb", args.workers, args.spans)
         print(f"in-process: {local_rows} rows in {local_s:.2f} s = {total / local_s:,.0f} spans/s")
-    assert receiver_rows == local_rows == total, "every span must be stored exactly once"
-    ratio = local_s / receiver_s
-    print(f"receiver / in-process throughput: {ratio:.2f} (wall clock, both ending with every row committed)")
+    print(f"sender processes' CPU (span creation, OTLP encoding, HTTP; all runs): {children_cpu_s():.2f} s")
+    assert receiver[2] == floor[2] == local_rows == total, "every span must be stored exactly once"
+    print(
+        f"receiver / floor: throughput {floor[0] / receiver[0]:.2f}x, "
+        f"CPU per span {receiver[1] / floor[1]:.2f}x the floor's"
+    )
+    print(f"receiver / in-process throughput: {local_s / receiver[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -147,6 +147,51 @@ def test_unusable_key_directory_falls_back_to_ephemeral_key_with_warning(
     assert ERROR_COUNTS["attribution.user_id_key_file"] == 1
 
 
+def _planted_key_file(tmp_path: Path, mode: int) -> Path:
+    key_file = tmp_path / "config" / "otel-llm-cost" / "user-id-key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text("k" * 64)  # a key somebody else chose, and therefore knows
+    key_file.chmod(mode)
+    return key_file
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+def test_key_file_others_can_write_is_refused_with_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: int
+) -> None:
+    key_file = _planted_key_file(tmp_path, mode)
+    with caplog.at_level(logging.WARNING, logger="otel_llm_cost"):
+        hasher = UserIdHasher()
+    assert hasher.key_source == "ephemeral"
+    hashed = hasher.hash("alice@example.com")
+    assert is_hashed_user_id(hashed)
+    assert hashed != expected_hash(b"k" * 64, "alice@example.com")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert str(key_file) in errors[0].getMessage()
+    assert "chmod 600" in errors[0].getMessage()
+    assert ERROR_COUNTS["attribution.user_id_key_unsafe"] == 1
+
+
+def test_key_file_others_can_read_is_used_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key_file = _planted_key_file(tmp_path, 0o644)
+    with caplog.at_level(logging.WARNING, logger="otel_llm_cost"):
+        hasher = UserIdHasher()
+    assert hasher.key_source == str(key_file)
+    assert hasher.hash("u-42") == expected_hash(b"k" * 64, "u-42")
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "readable by other users" in caplog.text
+    # A private file says nothing.
+    reset_log_once()
+    caplog.clear()
+    key_file.chmod(0o600)
+    with caplog.at_level(logging.WARNING, logger="otel_llm_cost"):
+        assert UserIdHasher().hash("u-42") == expected_hash(b"k" * 64, "u-42")
+    assert caplog.records == []
+
+
 # --- attribution ---------------------------------------------------------------------------------
 
 

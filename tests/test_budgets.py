@@ -131,20 +131,34 @@ def test_a_new_window_fires_again(con: duckdb.DuckDBPyConnection) -> None:
     assert got[1].spent_usd == Decimal(85)
 
 
-def test_one_call_crossing_several_thresholds_fires_each_once(con: duckdb.DuckDBPyConnection) -> None:
+def test_one_call_crossing_several_thresholds_delivers_the_highest_and_records_the_others_as_passed(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
     got: list[BudgetAlert] = []
     engine = BudgetEngine([Budget.per_org_daily(100)], [got.append], clock=Clock(NOON))
     big = call(org_id="org_1", cost_usd="120", start_time=NOON - timedelta(minutes=5))
     commit(con, engine, big)
     commit(con, engine, call(org_id="org_1", cost_usd="1", start_time=NOON - timedelta(minutes=4)))
 
-    assert keys(got) == [
-        ("org_1", "threshold", "0.5"),
-        ("org_1", "threshold", "0.8"),
-        ("org_1", "threshold", "1"),
-    ]
-    # The call that crossed each threshold is named, for the trace link.
-    assert {(a.span_id, a.trace_id) for a in got} == {(big["span_id"], big["trace_id"])}
+    # One notification for one event, not three in the same second.
+    assert keys(got) == [("org_1", "threshold", "1")]
+    # The call that crossed it is named, for the trace link.
+    assert (got[0].span_id, got[0].trace_id) == (big["span_id"], big["trace_id"])
+    # 50% and 80% are recorded as passed, so they never fire later in this window.
+    recorded = dict(
+        con.execute("SELECT threshold, message FROM budget_alerts WHERE kind = 'threshold'").fetchall()
+    )
+    assert sorted(recorded) == [Decimal("0.5"), Decimal("0.8"), Decimal("1")]
+    assert "passed together with the 100% threshold" in recorded[Decimal("0.5")]
+    assert "passed" not in recorded[Decimal("1")]
+
+
+def test_thresholds_crossed_in_separate_batches_each_fire(con: duckdb.DuckDBPyConnection) -> None:
+    got: list[BudgetAlert] = []
+    engine = BudgetEngine([Budget.per_org_daily(100)], [got.append], clock=Clock(NOON), forecast=False)
+    for minute, cost in enumerate(("55", "30", "20")):
+        commit(con, engine, call(org_id="o", cost_usd=cost, start_time=NOON - timedelta(minutes=minute)))
+    assert keys(got) == [("o", "threshold", "0.5"), ("o", "threshold", "0.8"), ("o", "threshold", "1")]
 
 
 def test_spend_exactly_at_the_limit_fires_100_percent(con: duckdb.DuckDBPyConnection) -> None:
@@ -206,7 +220,7 @@ def test_only_entities_the_batch_touched_are_evaluated(con: duckdb.DuckDBPyConne
     commit(con, engine, call(org_id="org_b", cost_usd=1, start_time=NOON))
     assert got == []
     # The on-demand evaluation sees everyone.
-    assert [a.entity for a in engine.evaluate(con, NOON)] == ["org_a"] * 3
+    assert [(a.entity, a.threshold) for a in engine.evaluate(con, NOON)] == [("org_a", Decimal(1))]
 
 
 def test_duplicates_and_aggregate_records_do_not_count(con: duckdb.DuckDBPyConnection) -> None:
@@ -236,7 +250,12 @@ def test_each_crossed_threshold_fires_exactly_once_whatever_the_batches(
     for i, cost in enumerate(costs):
         commit(con, engine, call(org_id="o", cost_usd=cost, start_time=NOON - timedelta(minutes=i)))
     total = sum(costs, Decimal(0))
-    assert sorted(a.threshold for a in got) == [t for t in budget.thresholds if total >= 100 * t]
+    crossed = [t for t in budget.thresholds if total >= 100 * t]
+    recorded = [row[4] for row in stored(con)]
+    assert sorted(recorded) == crossed  # every crossed threshold recorded once, delivered or passed
+    delivered = [a.threshold for a in got]
+    assert len(set(delivered)) == len(delivered)
+    assert not crossed or max(crossed) in delivered
 
 
 # --- windows ------------------------------------------------------------------------------------
@@ -338,7 +357,7 @@ def test_lifetime_session_budget(con: duckdb.DuckDBPyConnection) -> None:
     engine = BudgetEngine([Budget.per_session(10)], [got.append], clock=Clock(NOON))
     commit(con, engine, call(session_id="s1", cost_usd=4, start_time=NOON - timedelta(days=40)))
     commit(con, engine, call(session_id="s1", cost_usd=7, start_time=NOON))
-    assert keys(got) == [("s1", "threshold", "0.5"), ("s1", "threshold", "0.8"), ("s1", "threshold", "1")]
+    assert keys(got) == [("s1", "threshold", "1")]  # 50% and 80% passed in the same evaluation
     assert got[0].window_start is None
     assert got[0].window_key == "lifetime"
     assert "per-session budget" in got[0].message
@@ -584,7 +603,7 @@ def test_two_processes_evaluating_the_same_budget_fire_once(tmp_path: Path) -> N
     assert [child.returncode for child in children] == [0, 0]
 
     fired = [tuple(alert) for out in outputs for alert in json.loads(out)]
-    assert sorted(fired) == [("o1", "threshold", "0.5"), ("o1", "threshold", "0.8")]
+    assert sorted(fired) == [("o1", "threshold", "0.8")]  # 50% passed on the way: recorded, not delivered
     with contextlib.closing(_storage.connect(path, read_only=True)) as con:
         assert len(stored(con)) == 2
 
@@ -720,7 +739,7 @@ def test_alert_messages_print_money_as_the_reports_do(con: duckdb.DuckDBPyConnec
 
     tiny = BudgetEngine([Budget.per_call("0.0005")], [])
     [alert] = tiny.check_call({semconv.LLM_COST_USD: 0.0007}, span_id=1)
-    assert "has spent $0.000700 of its $0.000500 per-call budget" in alert.message
+    assert "has spent $0.0007 of its $0.0005 per-call budget" in alert.message
 
 
 def test_a_database_without_our_tables_is_a_storage_error(tmp_path: Path) -> None:

@@ -96,6 +96,13 @@ def test_report_json_keeps_money_exact(db: Path, capsys: pytest.CaptureFixture[s
         "total_tokens": 2400,
         "call_count": 2,
         "unpriced_calls": 0,
+        "input_tokens": 2000,
+        "output_tokens": 400,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
+        "provider": None,
+        "cache_hit_rate": 0.0,
     }
     assert [d["day"] for d in data["daily"]] == ["2025-01-15", "2025-01-16", "2025-01-17"]
 

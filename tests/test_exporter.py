@@ -214,6 +214,8 @@ def test_an_enriched_span_becomes_one_typed_row_with_every_column(
         "streaming": True,
         "from_cache": None,
         "attributes": row["attributes"],
+        "conversation_id": None,
+        "time_to_first_token_ms": None,
     }
     # Remaining attributes only: what became a column is not repeated.
     assert json.loads(row["attributes"]) == {
@@ -588,7 +590,7 @@ def test_json_columns_keep_their_exact_text() -> None:
             "custom.nan": float("nan"),
             "custom.inf": float("-inf"),
             "custom.list": (1.5, float("inf"), 2.0),
-            "custom.text": 'caf\u00e9 "q"',
+            "custom.label": 'caf\u00e9 "q"',  # not "custom.text": text is content
             "custom.bools": (True, False),
             "cost.ratio": 0.25,
             "cost.flag": True,
@@ -600,7 +602,7 @@ def test_json_columns_keep_their_exact_text() -> None:
     )
     extra = (
         '"custom.nan":"nan","custom.inf":"-inf","custom.list":[1.5,"inf",2.0],'
-        '"custom.text":"caf\u00e9 \\"q\\"","custom.bools":[true,false]'
+        '"custom.label":"caf\u00e9 \\"q\\"","custom.bools":[true,false]'
     )
     assert batch.calls["attributes"].to_pylist() == [
         '{"gen_ai.usage.input_tokens":1200,"gen_ai.usage.output_tokens":300,"gen_ai.request.temperature":0.2,'

@@ -209,7 +209,7 @@ def test_two_exporters_of_one_process_on_one_file_store_each_span_once(tmp_path:
 @pytest.mark.slow
 def test_a_file_that_fails_at_once_is_retried_with_pauses_not_in_a_loop(tmp_path: Path) -> None:
     db = tmp_path / "calls.duckdb"
-    db.write_bytes(b"not a duckdb file" * 1000)  # fails on open at once, unlike a lock wait
+    db.mkdir()  # fails on open at once, unlike a lock wait (and is not a damaged file to set aside)
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.5)
     exporter.export([make_span()])
     assert not exporter.force_flush(timeout_millis=2000)

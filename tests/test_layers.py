@@ -42,7 +42,7 @@ _LOWER["collector"] = _LOWER["budgets"] | {"budgets"}
 # The package's own front: __init__ (re-exports), configure(), the thin documented-path modules.
 _LOWER["front"] = _LOWER["collector"] | {"collector"}
 _LOWER["cli"] = _LOWER["front"] | {"collector", "front"}
-FRONT_MODULES = frozenset({"__init__", "_configure", "exporter", "store", "processor", "usage"})
+FRONT_MODULES = frozenset({"__init__", "_configure", "exporter", "recording", "store", "processor", "usage"})
 
 
 def layer_of(module: str) -> str:

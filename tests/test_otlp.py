@@ -35,6 +35,7 @@ from opentelemetry.trace import (
 )
 
 from otel_llm_cost.collector.otlp import OTLPDecodeError, WireFormat, decode_spans, parse_request
+from otel_llm_cost.collector.received import decode_for_storage
 from otel_llm_cost.collector.responses import encode_export_response, encode_status
 
 # --------------------------------------------------------------------------------------------
@@ -440,3 +441,57 @@ def test_error_bodies_are_google_rpc_status() -> None:
         "code": code_pb2.UNAUTHENTICATED,
         "message": "token",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding straight for storage
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("all_spans", [True, False])
+def test_spans_decoded_for_storage_carry_what_storage_reads(all_spans: bool) -> None:
+    request = encode_spans(sdk_spans())
+    full = {span.name: span for span in decode_spans(request).spans}
+
+    light = decode_for_storage(request, all_spans=all_spans)
+
+    assert light.rejected == 0
+    for span in light.spans:
+        sdk = full[span.name]
+        assert span.context is not None
+        assert sdk.context is not None
+        assert span.resource is not None
+        assert (span.context.trace_id, span.context.span_id) == (sdk.context.trace_id, sdk.context.span_id)
+        assert span.context.trace_flags.sampled
+        assert (span.parent and span.parent.span_id) == (sdk.parent and sdk.parent.span_id)
+        assert (span.start_time, span.end_time, span.kind, span.status.status_code) == (
+            sdk.start_time,
+            sdk.end_time,
+            sdk.kind,
+            sdk.status.status_code,
+        )
+        assert span.status.description == sdk.status.description
+        assert span.resource.attributes == sdk.resource.attributes
+        assert span.instrumentation_scope == sdk.instrumentation_scope
+    by_name = {span.name: span for span in light.spans}
+    # The LLM call is decoded in full; the HTTP span only when every span is stored.
+    assert dict(by_name["chat gpt-4o-mini"].attributes or {}) == dict(
+        full["chat gpt-4o-mini"].attributes or {}
+    )
+    expected_root = dict(full["POST /checkout"].attributes or {}) if all_spans else {}
+    assert dict(by_name["POST /checkout"].attributes or {}) == expected_root
+
+
+def test_decoding_for_storage_rejects_and_raises_as_the_full_decoder_does() -> None:
+    request = encode_spans(sdk_spans())
+    spans = request.resource_spans[0].scope_spans[0].spans
+    spans[0].trace_id = bytes(16)
+
+    light = decode_for_storage(request, all_spans=False)
+
+    assert light.rejected == 1
+    assert "spans[0]: traceId is all zeros" in light.error_message
+    assert [span.name for span in light.spans] == [spans[1].name]
+    spans[1].parent_span_id = b"\x01\x02"
+    with pytest.raises(OTLPDecodeError, match=r"spans\[1\]\.parentSpanId must be 8 bytes, got 2"):
+        decode_for_storage(request, all_spans=False)

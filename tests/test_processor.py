@@ -598,10 +598,11 @@ def test_bad_price_file_in_the_environment_does_not_stop_the_processor(
     provider = TracerProvider()
     with caplog.at_level(logging.ERROR, logger="otel_llm_cost"):
         processor = LLMCostSpanProcessor(SimpleSpanProcessor(exporter), user_id_hasher=UserIdHasher(key=KEY))
-    provider.add_span_processor(processor)
+        provider.add_span_processor(processor)
+        (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
+        # Prices load on the first LLM span: that is when the bad file is reported.
+        provider.get_tracer(recorded.scope).start_span("llm", attributes=recorded.attributes).end()
     assert "OTEL_LLM_COST_PRICES" in caplog.text
-    (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
-    provider.get_tracer(recorded.scope).start_span("llm", attributes=recorded.attributes).end()
     provider.shutdown()
     (sent,) = exporter.get_finished_spans()
     assert (sent.attributes or {})[sc.LLM_COST_STATUS] == "priced"

@@ -193,17 +193,17 @@ def test_an_unwritable_file_keeps_batches_waiting_and_stores_them_when_writable_
     assert count(db) == 2
 
 
-def test_a_corrupt_file_keeps_batches_waiting_and_stores_them_in_the_repaired_file(tmp_path: Path) -> None:
+def test_a_corrupt_file_is_set_aside_and_batches_are_stored_in_a_fresh_one(tmp_path: Path) -> None:
     db = tmp_path / "calls.duckdb"
     db.write_bytes(b"\x00garbage" * 4096)
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.2)
     assert exporter.export([make_span(), make_span()]) is SpanExportResult.SUCCESS
-    assert not exporter.force_flush(timeout_millis=500)
-    assert _waiting(exporter) == 1
-    db.unlink()  # the operator moves the damaged file away
-    assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(timeout_millis=10_000)
     exporter.shutdown()
-    assert count(db) == 3
+    assert _waiting(exporter) == 0
+    assert count(db) == 2
+    [aside] = tmp_path.glob("calls.duckdb.corrupt-*")
+    assert aside.read_bytes() == b"\x00garbage" * 4096
 
 
 @pytest.fixture
@@ -248,8 +248,7 @@ def test_when_even_the_spool_cannot_be_written_the_loss_is_logged_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "blocker").write_text("")
-    db = tmp_path / "calls.duckdb"
-    db.write_bytes(b"not a database" * 1000)
+    db = tmp_path / "blocker" / "calls.duckdb"  # under a file: DuckDB cannot create it
     exporter = DuckDBSpanExporter(db, lock_timeout_s=0.1, spool_dir=tmp_path / "blocker" / "spool")
     with caplog.at_level(logging.ERROR, logger="otel_llm_cost"):
         assert exporter.export([make_span()]) is SpanExportResult.FAILURE

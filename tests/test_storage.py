@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
+from otel_llm_cost.exceptions import SchemaVersionError, StorageCorruptError, StorageError, StorageLockedError
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.rows import CALLS_ARROW_SCHEMA
@@ -105,9 +105,10 @@ def test_read_only_on_a_missing_file_says_so(tmp_path: Path) -> None:
 def test_a_file_that_is_not_duckdb_is_a_storage_error_not_a_lock_error(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.duckdb"
     path.write_bytes(b"this is not a database" * 1000)
-    with pytest.raises(StorageError, match="cannot open") as raised:
+    with pytest.raises(StorageCorruptError, match="is damaged and cannot be opened") as raised:
         _storage.connect(path)
     assert not isinstance(raised.value, StorageLockedError)  # not worth waiting for
+    assert path.read_bytes() == b"this is not a database" * 1000  # connect() never moves it
 
 
 def test_insert_rows_skips_spans_already_stored(tmp_path: Path) -> None:

@@ -153,6 +153,28 @@ WEBHOOK_URL = EnvVar[str | None](
     None,
     "Budget alerts are also POSTed as JSON to this URL.",
 )
+AUTO_ATTRIBUTION = EnvVar[bool](
+    "OTEL_LLM_COST_AUTO_ATTRIBUTION",
+    _parse_bool,
+    True,
+    "Under `opentelemetry-instrument`, add the attribution processor to the auto-configured "
+    "TracerProvider so `attribution()` blocks and `cost.*` baggage reach the stored calls.",
+)
+INSTRUMENT = EnvVar[bool](
+    "OTEL_LLM_COST_INSTRUMENT",
+    _parse_bool,
+    False,
+    "`configure()` also switches on the installed instrumentation package for each installed LLM SDK "
+    "(openai, anthropic); see docs/instrumentations.md.",
+)
+USER_LABELS = EnvVar[str | None](
+    "OTEL_LLM_COST_USER_LABELS",
+    _parse_optional_str,
+    None,
+    "Opt-in CSV file (`user,label` rows) that reports use to show a display name beside a hashed user id; "
+    "`user` is the raw id (hashed in memory with this installation's key) or its `h:` hash. Nothing "
+    "from it is stored.",
+)
 SERVE_TOKEN = EnvVar[str | None](
     "OTEL_LLM_COST_SERVE_TOKEN",
     _parse_optional_str,
@@ -217,5 +239,8 @@ ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     METRICS,
     METRICS_TOKEN_COUNTERS,
     METRICS_USER_IDS,
+    USER_LABELS,
+    AUTO_ATTRIBUTION,
+    INSTRUMENT,
 )
 """Every variable, in the order the configuration reference (docs/reference/configuration.md) lists them."""

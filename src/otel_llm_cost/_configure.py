@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otel_llm_cost import _config
 from otel_llm_cost.budgets import Budget, load_budgets
+from otel_llm_cost.enrich.instrument import LLMSpanWatch, instrument_installed
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.exceptions import BudgetConfigError
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
@@ -36,6 +37,7 @@ def configure(
     budgets: Sequence[Budget] | str | os.PathLike[str] | None = None,
     alert_sinks: Sequence[Any] | None = None,
     set_global: bool = True,
+    instrument: bool | None = None,
 ) -> TracerProvider:
     """Wire a TracerProvider so every LLM span is priced, tagged and stored in DuckDB.
 
@@ -57,6 +59,12 @@ def configure(
         alert_sinks: Where budget alerts go (default: Python logging, plus
             ``OTEL_LLM_COST_WEBHOOK_URL`` if set).
         set_global: Make a newly created provider the global one.
+        instrument: Also switch on the instrumentation packages installed for the LLM SDKs that are
+            installed (``openai``: opentelemetry-instrumentation-openai-v2, else OpenInference, else
+            OpenLLMetry; ``anthropic``: OpenInference, else OpenLLMetry), one per SDK, on this
+            provider. Default: ``OTEL_LLM_COST_INSTRUMENT`` (false). Whatever the setting, a warning
+            is logged once when ``openai`` or ``anthropic`` is imported but the first 50 spans (and
+            30 s) held no LLM call.
 
     Returns:
         The configured provider. Call ``provider.shutdown()`` (or rely on the SDK's atexit hook)
@@ -101,8 +109,11 @@ def configure(
     provider.add_span_processor(
         LLMCostSpanProcessor(*wrapped, pricing=pricing, budgets=budget_list, alert_sinks=alert_sinks)
     )
+    provider.add_span_processor(LLMSpanWatch())
     if install_global:
         trace.set_tracer_provider(provider)
+    if _config.INSTRUMENT.get() if instrument is None else instrument:
+        instrument_installed(provider)
     return provider
 
 
@@ -115,3 +126,32 @@ def _budgets_from_environment() -> list[Budget]:
     except (BudgetConfigError, OSError) as exc:
         _logger.error("ignoring %s=%s: %s", _config.BUDGETS_FILE.name, path, exc)
         return []
+
+
+_zero_code_registered = False
+
+
+def add_attribution_to_auto_configuration() -> None:
+    """``opentelemetry_pre_instrument`` entry point: make ``attribution()`` and baggage work under
+    ``opentelemetry-instrument`` with no code.
+
+    The SDK's auto-configuration has set the global provider by the time ``opentelemetry-instrument``
+    runs this hook (before the instrumentors); an :class:`AttributionSpanProcessor` added to it tags
+    every span in ``on_start``, so ``OTEL_TRACES_EXPORTER=duckdb`` stores feature, user, org... and
+    an OTLP exporter sends them. ``OTEL_LLM_COST_AUTO_ATTRIBUTION=false`` turns it off. Never raises.
+    """
+    global _zero_code_registered  # noqa: PLW0603 - once per process, however many times the hook runs
+    try:
+        if _zero_code_registered or not _config.AUTO_ATTRIBUTION.get():
+            return
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            _logger.debug("no SDK TracerProvider under auto-instrumentation: attribution not added")
+            return
+        from otel_llm_cost.enrich.tagging import AttributionSpanProcessor  # noqa: PLC0415
+
+        provider.add_span_processor(AttributionSpanProcessor())
+        provider.add_span_processor(LLMSpanWatch())
+        _zero_code_registered = True
+    except Exception as exc:
+        _logger.error("could not add attribution to the auto-configured TracerProvider: %r", exc)

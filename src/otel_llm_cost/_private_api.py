@@ -6,6 +6,8 @@ in one file, what an upgrade of that dependency must be checked against.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -15,15 +17,30 @@ if TYPE_CHECKING:
     from genai_prices import types as gp_types
 
 __all__ = [
+    "argparse_actions",
     "bundled_genai_providers",
     "deprecated_instrumentation_info",
     "find_genai_provider",
     "genai_model_price_value",
     "genai_providers_from_json",
+    "guarded_uvicorn_protocol",
     "is_proxy_meter_provider",
     "readable_span_fields",
     "span_attribute_dict",
 ]
+
+# --------------------------------------------------------------------------------------------
+# argparse
+#
+# `otel-llm-cost completion` lists every command and flag; argparse offers no public way to walk a
+# parser's arguments (`format_help` is text), so the completion script reads `_actions`, present
+# since Python 3.2.
+
+
+def argparse_actions(parser: Any) -> list[Any]:
+    """The actions (arguments, subparsers) of an ``argparse.ArgumentParser``."""
+    return list(parser._actions)
+
 
 # --------------------------------------------------------------------------------------------
 # genai-prices
@@ -148,3 +165,56 @@ def is_proxy_meter_provider(provider: object) -> bool:
     from opentelemetry.metrics._internal import _ProxyMeterProvider  # noqa: PLC0415
 
     return isinstance(provider, _ProxyMeterProvider)
+
+
+# --------------------------------------------------------------------------------------------
+# uvicorn
+#
+# uvicorn accepts any asyncio.Protocol class as its HTTP protocol (``Config(http=cls)``) but builds
+# it with internal keyword arguments (config, server_state, app_state, _loop), and its h11 protocol
+# class lives in ``uvicorn.protocols.http.h11_impl``. The receiver wraps that class so that it sees
+# each connection open and close (uvicorn itself has no deadline for a request's headers).
+# --------------------------------------------------------------------------------------------
+
+
+def guarded_uvicorn_protocol(
+    opened: Callable[[asyncio.BaseTransport], bool], closed: Callable[[asyncio.BaseTransport], None]
+) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, told of each connection: ``opened(transport)`` False refuses it."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: PLC0415 - the serve extra
+
+    class GuardedProtocol(asyncio.Protocol):
+        def __init__(self, **uvicorn_arguments: Any) -> None:
+            self._inner = H11Protocol(**uvicorn_arguments)
+            self._transport: asyncio.BaseTransport | None = None
+            self._served = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self._transport = transport
+            self._served = opened(transport)
+            if self._served:
+                self._inner.connection_made(transport)  # type: ignore[arg-type]
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._transport is not None:
+                closed(self._transport)
+            if self._served:
+                self._inner.connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._served:
+                self._inner.data_received(data)
+
+        def eof_received(self) -> None:
+            if self._served:
+                self._inner.eof_received()
+
+        def pause_writing(self) -> None:
+            if self._served:
+                self._inner.pause_writing()
+
+        def resume_writing(self) -> None:
+            if self._served:
+                self._inner.resume_writing()
+
+    return GuardedProtocol

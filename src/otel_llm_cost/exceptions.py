@@ -18,6 +18,7 @@ __all__ = [
     "PriceFileError",
     "QueryError",
     "SchemaVersionError",
+    "StorageCorruptError",
     "StorageError",
     "StorageLockedError",
     "UnknownDimensionError",
@@ -104,6 +105,13 @@ def _rebuild_budget_exceeded(
 
 class QueryError(OtelLLMCostError, ValueError):
     """SQL given to ``CostStore.sql`` or ``otel-llm-cost query`` was rejected by DuckDB."""
+
+
+class StorageCorruptError(StorageError):
+    """The DuckDB file is damaged (truncated, overwritten, not a database): it can never be opened.
+
+    An exporter writing to it sets it aside under a dated name and continues into a fresh file.
+    """
 
 
 class StorageLockedError(StorageError):

@@ -1,13 +1,42 @@
-"""Budgets: rules, evaluation, alerts that fire once per period, forecasts and alert delivery."""
+"""Budgets: rules, evaluation, alerts that fire once per period, forecasts and alert delivery.
 
-from otel_llm_cost.budgets.alerts import AlertKind, BudgetAlert
-from otel_llm_cost.budgets.engine import BudgetEngine
-from otel_llm_cost.budgets.evaluation import BudgetStatus, evaluate_budgets, remaining_budget
-from otel_llm_cost.budgets.forecast import FORECAST_LOOKBACK, FORECAST_MIN_EVIDENCE
-from otel_llm_cost.budgets.guard import BudgetGuard
-from otel_llm_cost.budgets.loader import load_budgets
-from otel_llm_cost.budgets.model import Budget
-from otel_llm_cost.budgets.sinks import AlertSink, LoggingSink, OTelLogSink, WebhookSink, webhook_payload
+Names load on first use (module ``__getattr__``), so importing one light submodule of this
+package does not load duckdb or pyarrow through the others.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from otel_llm_cost.budgets.alerts import AlertKind, BudgetAlert
+    from otel_llm_cost.budgets.engine import BudgetEngine
+    from otel_llm_cost.budgets.evaluation import BudgetStatus, evaluate_budgets, remaining_budget
+    from otel_llm_cost.budgets.forecast import FORECAST_LOOKBACK, FORECAST_MIN_EVIDENCE
+    from otel_llm_cost.budgets.guard import BudgetGuard
+    from otel_llm_cost.budgets.loader import load_budgets
+    from otel_llm_cost.budgets.model import Budget
+    from otel_llm_cost.budgets.sinks import AlertSink, LoggingSink, OTelLogSink, WebhookSink, webhook_payload
+
+_LOCATIONS = {
+    "AlertKind": "otel_llm_cost.budgets.alerts",
+    "AlertSink": "otel_llm_cost.budgets.sinks",
+    "Budget": "otel_llm_cost.budgets.model",
+    "BudgetAlert": "otel_llm_cost.budgets.alerts",
+    "BudgetEngine": "otel_llm_cost.budgets.engine",
+    "BudgetGuard": "otel_llm_cost.budgets.guard",
+    "BudgetStatus": "otel_llm_cost.budgets.evaluation",
+    "FORECAST_LOOKBACK": "otel_llm_cost.budgets.forecast",
+    "FORECAST_MIN_EVIDENCE": "otel_llm_cost.budgets.forecast",
+    "LoggingSink": "otel_llm_cost.budgets.sinks",
+    "OTelLogSink": "otel_llm_cost.budgets.sinks",
+    "WebhookSink": "otel_llm_cost.budgets.sinks",
+    "evaluate_budgets": "otel_llm_cost.budgets.evaluation",
+    "load_budgets": "otel_llm_cost.budgets.loader",
+    "remaining_budget": "otel_llm_cost.budgets.evaluation",
+    "webhook_payload": "otel_llm_cost.budgets.sinks",
+}
 
 __all__ = [
     "FORECAST_LOOKBACK",
@@ -27,3 +56,15 @@ __all__ = [
     "remaining_budget",
     "webhook_payload",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LOCATIONS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -9,7 +9,7 @@ from otel_llm_cost.budgets.alerts import AlertKind, BudgetAlert
 from otel_llm_cost.budgets.evaluation import BudgetStatus
 from otel_llm_cost.budgets.forecast import FORECAST_LOOKBACK
 from otel_llm_cost.budgets.spec import BudgetSpec
-from otel_llm_cost.query.output import format_usd
+from otel_llm_cost.query.output import format_usd, usd_places
 
 __all__ = ["alert_message", "build_alert"]
 
@@ -71,24 +71,30 @@ def alert_message(kind: AlertKind, status: BudgetStatus, threshold: Decimal) -> 
     """The alert's human-readable text, as delivered."""
     budget = status.budget
     who = _who(budget, status.entity)
-    limit = f"{format_usd(budget.limit_usd)} {budget.describe_window()} budget {budget.name!r}"
+    # One format for every amount of the message: "$0.0144 of its $0.0100", never "$0.01 of $0.01".
+    places = usd_places([budget.limit_usd, status.spent_usd, status.recent_rate_usd_per_hour])
+
+    def usd(value: Decimal | None) -> str:
+        return format_usd(value, places=places)
+
+    limit = f"{usd(budget.limit_usd)} {budget.describe_window()} budget {budget.name!r}"
     if kind is AlertKind.FORECAST:
         assert status.forecast_at is not None  # noqa: S101 - callers only build forecasts with a time
         assert status.recent_rate_usd_per_hour is not None  # noqa: S101
         local = status.forecast_at.astimezone(budget.zone)
         return (
             f"{who} reaches its {limit} at about {local:%H:%M} {budget.tz} "
-            f"({format_usd(status.spent_usd)} spent; {format_usd(status.recent_rate_usd_per_hour)}/h "
+            f"({usd(status.spent_usd)} spent; {usd(status.recent_rate_usd_per_hour)}/h "
             f"over the last {_lookback_minutes(status)} min)"
         )
     if kind is AlertKind.UNPRICED:
         return (
             f"{who}, {limit}: {status.unpriced_calls} call{'' if status.unpriced_calls == 1 else 's'} "
             "to unknown models not counted "
-            f"({format_usd(status.spent_usd)} priced spend){_window_phrase(budget, status.window_start)}"
+            f"({usd(status.spent_usd)} priced spend){_window_phrase(budget, status.window_start)}"
         )
     return (
-        f"{who} has spent {format_usd(status.spent_usd)} of its {limit} "
+        f"{who} has spent {usd(status.spent_usd)} of its {limit} "
         f"({status.percent}%, threshold {_pct(threshold)}){_window_phrase(budget, status.window_start)}"
     )
 

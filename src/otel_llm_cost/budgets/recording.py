@@ -1,12 +1,16 @@
 """The ``budget_alerts`` table: which alerts are new, the calls that triggered them, storing them.
 
 The table's primary key is the de-duplication: an alert fires once per (budget, entity, window, kind,
-threshold, limit), whichever process or restart evaluates it.
+threshold, limit), whichever process or restart evaluates it. When one evaluation finds several
+thresholds crossed for the same entity and window (one batch took spend from 40% to 120%), only the
+highest is delivered; the lower ones are recorded with a message saying they were passed, so they
+never fire later either.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -70,7 +74,30 @@ def fire_new(
         else:
             trace_id, span_id = None, None
         alerts.append(build_alert(kind, status, threshold, trace_id, span_id, clock()))
-    return record_alerts(connection, alerts)
+    alerts, passed = _highest_threshold_first(alerts)
+    inserted = record_alerts(connection, [*alerts, *passed])
+    delivered = {id(alert) for alert in alerts}
+    return [alert for alert in inserted if id(alert) in delivered]
+
+
+def _highest_threshold_first(alerts: Sequence[BudgetAlert]) -> tuple[list[BudgetAlert], list[BudgetAlert]]:
+    """Split the threshold alerts one evaluation found: per (entity, window), the highest threshold is
+    delivered; the lower ones it passed on the way are recorded as passed (so they never fire later)."""
+    highest: dict[tuple[str, str], Decimal] = {}
+    for alert in alerts:
+        if alert.kind is AlertKind.THRESHOLD:
+            key = (alert.entity, alert.window_key)
+            highest[key] = max(highest.get(key, alert.threshold), alert.threshold)
+    deliver: list[BudgetAlert] = []
+    passed: list[BudgetAlert] = []
+    for alert in alerts:
+        top = highest.get((alert.entity, alert.window_key))
+        if alert.kind is AlertKind.THRESHOLD and top is not None and alert.threshold < top:
+            note = f" [passed together with the {top * 100:g}% threshold: not delivered]"
+            passed.append(dataclasses.replace(alert, message=alert.message + note))
+        else:
+            deliver.append(alert)
+    return deliver, passed
 
 
 def _candidates(status: BudgetStatus, forecast: bool) -> list[tuple[AlertKind, Decimal]]:

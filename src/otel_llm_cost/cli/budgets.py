@@ -32,7 +32,7 @@ from otel_llm_cost.query import CostStore
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.alert_sql import ALERT_FIELDS
-from otel_llm_cost.query.output import format_int, format_usd
+from otel_llm_cost.query.output import format_int, format_usd, usd_places
 from otel_llm_cost.storage import connect as _storage
 
 _BAR_WIDTH = 20
@@ -194,6 +194,7 @@ def _status(args: argparse.Namespace) -> int:
     display = _queries.resolve_timezone(args.tz) if args.tz else None
     rows: list[list[str]] = []
     notes: list[str] = []
+    places = usd_places([amount for s in statuses for amount in (s.spent_usd, s.limit_usd)])
     for budget in budgets:
         zone = display or ZoneInfo(budget.tz)
         if budget.is_per_call:
@@ -209,8 +210,8 @@ def _status(args: argparse.Namespace) -> int:
                 budget.name,
                 s.entity,
                 "-" if s.window_start is None else f"{_local(s.window_start, zone)} {zone.key}",
-                format_usd(s.spent_usd),
-                format_usd(s.limit_usd),
+                format_usd(s.spent_usd, places=places),
+                format_usd(s.limit_usd, places=places),
                 f"{s.percent}%",
                 _bar(s.percent),
                 _forecast(s, zone),
@@ -218,9 +219,20 @@ def _status(args: argparse.Namespace) -> int:
             ]
             for s in mine
         )
-    table = _output.render_table(_STATUS_HEADERS, rows, align="lllrrrllr", fancy=_output.is_tty(sys.stdout))
+    table = _output.render_table(
+        _STATUS_HEADERS,
+        rows,
+        align="lllrrrllr",
+        fancy=_output.use_color(sys.stdout),
+        max_width=_output.terminal_width(sys.stdout),
+    )
     _emit("\n".join([table, *(["", *notes] if notes else [])]))
     return 0
+
+
+def _amounts(spent: Decimal, limit: Decimal) -> str:
+    places = usd_places([spent, limit])
+    return f"{format_usd(spent, places=places)} of {format_usd(limit, places=places)}"
 
 
 def _status_record(s: BudgetStatus) -> dict[str, Any]:
@@ -258,8 +270,8 @@ def _check(args: argparse.Namespace) -> int:
     over = [s for s in statuses if s.over]
     for s in over:
         print(
-            f"OVER {s.budget.name} {s.budget.scope}={s.entity}: {format_usd(s.spent_usd)} of "
-            f"{format_usd(s.limit_usd)} ({s.percent}%)"
+            f"OVER {s.budget.name} {s.budget.scope}={s.entity}: {_amounts(s.spent_usd, s.limit_usd)} "
+            f"({s.percent}%)"
         )
     unpriced = sum(s.unpriced_calls for s in statuses)
     if unpriced:
@@ -300,7 +312,12 @@ def _alerts(args: argparse.Namespace) -> int:
         for row in rows
     ]
     headers = ("fired_at", "kind", "budget", "entity", "message")
-    _emit(_output.render_table(headers, table, align="lllll", fancy=_output.is_tty(sys.stdout)))
+    width = _output.terminal_width(sys.stdout)
+    _emit(
+        _output.render_table(
+            headers, table, align="lllll", fancy=_output.use_color(sys.stdout), max_width=width
+        )
+    )
     return 0
 
 

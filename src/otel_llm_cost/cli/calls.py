@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
 
+from otel_llm_cost.cli.labels import load_user_labels
 from otel_llm_cost.cli.options import (
     add_command,
+    db_path,
     emit,
     fancy,
+    filter_options,
+    filters,
     format_options,
     open_store,
     positive_int,
@@ -20,10 +25,12 @@ from otel_llm_cost.cli.options import (
     window,
     window_options,
 )
-from otel_llm_cost.cli.render import CALL_FIELDS, call_table
-from otel_llm_cost.exceptions import QueryError
+from otel_llm_cost.cli.render import CALL_FIELDS, top_table
+from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.filters import where_conditions
+from otel_llm_cost.storage import connect as _storage
 
 __all__ = ["register"]
 
@@ -35,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "top",
         _cmd_top,
         "the most expensive calls",
-        (store_options(), window_options(), format_options()),
+        (store_options(), window_options(), filter_options(), format_options()),
     )
     top.add_argument("-n", type=positive_int, default=10, help="how many (default 10)")
     query = add_command(
@@ -52,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "export",
         _cmd_export,
         "write the billable calls in a window to CSV, Parquet or JSON",
-        (store_options(), window_options()),
+        (store_options(), window_options(), filter_options()),
     )
     export.add_argument("--format", dest="export_format", choices=tuple(_COPY_OPTIONS), default="csv")
     export.add_argument("--output", "-o", required=True, type=Path, metavar="FILE")
@@ -62,13 +69,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def _cmd_top(args: argparse.Namespace) -> int:
     since, until, _zone = window(args)
     with open_store(args) as store:
-        calls = store.top_calls(args.n, since, until)
+        calls = store.top_calls(args.n, since, until, where=filters(args))
     if args.format == "json":
         emit(_output.to_json([_output.record(c) for c in calls]))
     elif args.format == "csv":
         emit(_output.to_csv(CALL_FIELDS, ([getattr(c, f) for f in CALL_FIELDS] for c in calls)))
     else:
-        emit(call_table(calls, fancy(), first="start_time"))
+        emit(top_table(calls, fancy(), load_user_labels(args.user_labels)))
     return 0
 
 
@@ -82,7 +89,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         emit(_output.to_csv(columns, ([row[c] for c in columns] for row in result)))
     else:
         body = [["" if row[c] is None else str(row[c]) for c in columns] for row in result]
-        emit(_output.render_table(columns, body, align="l" * len(columns), fancy=fancy()))
+        width = _output.terminal_width(sys.stdout)
+        emit(_output.render_table(columns, body, align="l" * len(columns), fancy=fancy(), max_width=width))
     return 0
 
 
@@ -95,19 +103,23 @@ _COPY_OPTIONS: Final = {
 
 def _cmd_export(args: argparse.Namespace) -> int:
     since, until, _zone = window(args)
-    query = _queries.export_calls(since, until, include_non_billable=args.all)
-    with open_store(args) as store:
-        # COPY writes straight from DuckDB: exact DECIMAL money, no Python row loop on big windows.
-        # The target as a literal: duckdb 1.5 refuses a parameter there when the query has others.
-        target = str(args.output).replace("'", "''")
-        copy = f"COPY ({query.sql}) TO '{target}' ({_COPY_OPTIONS[args.export_format]})"
-        # execute, not store.sql: duckdb 1.5's connection.sql runs COPY without returning its count.
-        with store.connect() as connection:
-            try:
-                result = connection.execute(copy, list(query.params)).fetchall()
-            except duckdb.Error as exc:
-                raise QueryError(f"query failed: {str(exc).splitlines()[0]}") from exc
-        written = result[0][0] if result and result[0] else None
-    count = f"{written:,} calls" if written is not None else "calls"
+    conditions = where_conditions(filters(args))
+    query = _queries.export_calls(since, until, include_non_billable=args.all, conditions=conditions)
+    path = db_path(args)
+    if not path.is_file():
+        open_store(args).close()  # raises the CLI's own "no DuckDB file" error
+    # COPY writes straight from DuckDB: exact DECIMAL money, no Python row loop on big windows. It
+    # needs file access, which the sandboxed connection of CostStore/`query` refuses: this SQL is
+    # ours, only the output path is the user's.
+    # The target as a literal: duckdb 1.5 refuses a parameter there when the query has others.
+    target = str(args.output).replace("'", "''")
+    copy = f"COPY ({query.sql}) TO '{target}' ({_COPY_OPTIONS[args.export_format]})"
+    with contextlib.closing(_storage.connect(path, read_only=True, sandbox=False)) as connection:
+        try:
+            row = connection.execute(copy, list(query.params)).fetchone()
+        except duckdb.Error as exc:
+            raise StorageError(f"export to {args.output} failed: {exc}") from exc
+    written = row[0] if row else None
+    count = f"{written:,} calls" if isinstance(written, int) else "calls"
     print(f"exported {count} to {args.output}", file=sys.stderr)
     return 0

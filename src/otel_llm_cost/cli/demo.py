@@ -38,7 +38,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     path = db_path(args) if args.db else Path(DEFAULT_DB)
     run_demo(path, calls=args.calls, seed=args.seed)
     report_args = argparse.Namespace(
-        db=str(path), since=None, until=None, tz=args.tz, by=None, format=args.format
+        db=str(path),
+        since=None,
+        until=None,
+        tz=args.tz,
+        by=None,
+        format=args.format,
+        where=None,
+        user=None,
+        user_labels=None,
     )
     print(f"wrote {args.calls:,} synthetic LLM calls through the real pipeline to {path}\n", file=sys.stderr)
     return handle_report(report_args)

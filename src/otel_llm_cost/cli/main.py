@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 import duckdb
 
+from otel_llm_cost.cli import agents as _cli_agents
 from otel_llm_cost.cli import budgets as _cli_budgets
 from otel_llm_cost.cli import calls as _cli_calls
+from otel_llm_cost.cli import completion as _cli_completion
 from otel_llm_cost.cli import demo as _cli_demo
 from otel_llm_cost.cli import lake as _cli_lake
 from otel_llm_cost.cli import prices as _cli_prices
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     command_groups = (
         _cli_reports,
         _cli_workflows,
+        _cli_agents,
         _cli_calls,
         _cli_savings,
         _cli_demo,
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for module in command_groups:
         module.register(subparsers)
+    _cli_completion.register(subparsers, parser)
     return parser
 
 

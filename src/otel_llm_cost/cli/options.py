@@ -7,7 +7,10 @@ A ``--since``/``--until`` value, the ``--db`` path and the parent parsers for ``
 from __future__ import annotations
 
 import argparse
+import os
+import pydoc
 import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,10 +19,12 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from otel_llm_cost import _config
+from otel_llm_cost.enrich.attribution import hash_user_id
 from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.query import CostStore
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.filters import parse_where
 from otel_llm_cost.storage.lake import is_lake_target
 
 __all__ = [
@@ -103,11 +108,21 @@ def window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None, 
 
 
 def fancy() -> bool:
-    return _output.is_tty(sys.stdout)
+    """Bold headers and box-drawing rules: on a TTY, unless ``NO_COLOR`` is set."""
+    return _output.use_color(sys.stdout)
 
 
 def emit(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    """Print a command's output; through ``$PAGER`` (default ``less``) when it is taller than an
+    interactive terminal, as git does. ``PAGER=cat`` turns paging off."""
+    text = text if text.endswith("\n") else text + "\n"
+    interactive = _output.is_tty(sys.stdout) and _output.is_tty(sys.stdin)
+    if interactive and text.count("\n") >= shutil.get_terminal_size().lines:
+        # less: keep the bold headers (-R), leave the text on screen (-X), quit if it fits after all (-F).
+        os.environ.setdefault("LESS", "FRX")
+        pydoc.pager(text)
+        return
+    sys.stdout.write(text)
 
 
 def describe_window(since: datetime | None, until: datetime | None, zone: ZoneInfo) -> str:
@@ -115,6 +130,13 @@ def describe_window(since: datetime | None, until: datetime | None, zone: ZoneIn
         return value.astimezone(zone).isoformat(sep=" ", timespec="minutes") if value else fallback
 
     return f"{show(since, 'first call')} -> {show(until, 'now')} ({zone.key})"
+
+
+def describe_where(where: dict[str, str | None]) -> str:
+    """``"  where feature=search, user=h:…"`` for a report's title; empty without filters."""
+    if not where:
+        return ""
+    return "  where " + ", ".join(f"{k}={'(none)' if v is None else v}" for k, v in where.items())
 
 
 def positive_int(text: str) -> int:
@@ -143,6 +165,38 @@ def window_options() -> argparse.ArgumentParser:
     parser.add_argument("--since", help="start, inclusive: 2025-01-31, 2025-01-31T09:00+01:00 or 7d, 12h")
     parser.add_argument("--until", help="end, exclusive (same forms as --since; default: now)")
     return parser
+
+
+def filter_options() -> argparse.ArgumentParser:
+    """A parent parser with ``--where DIMENSION=VALUE`` (repeatable), ``--user RAW`` and ``--user-labels``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--where",
+        action="append",
+        metavar="DIMENSION=VALUE",
+        help="only calls with this value (repeatable, all must hold): feature=search, model=gpt-4o, "
+        "tag:team=growth; DIMENSION= matches calls without one",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="RAW_ID",
+        help="only this user: the raw id as the application knows it, hashed with this installation's key",
+    )
+    parser.add_argument(
+        "--user-labels",
+        metavar="CSV",
+        help="show display names beside hashed user ids, from a CSV of user,label rows "
+        f"(default: ${_config.USER_LABELS.name})",
+    )
+    return parser
+
+
+def filters(args: argparse.Namespace) -> dict[str, str | None]:
+    """The ``where=`` mapping of ``--where`` and ``--user``."""
+    where = parse_where(args.where)
+    if args.user:
+        where["user"] = hash_user_id(args.user)
+    return where
 
 
 def format_options() -> argparse.ArgumentParser:

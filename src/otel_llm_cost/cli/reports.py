@@ -10,11 +10,15 @@ import argparse
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final
 
+from otel_llm_cost.cli.labels import load_user_labels
 from otel_llm_cost.cli.options import (
     add_command,
+    describe_where,
     describe_window,
     emit,
     fancy,
+    filter_options,
+    filters,
     format_options,
     open_store,
     parse_when,
@@ -22,8 +26,15 @@ from otel_llm_cost.cli.options import (
     window,
     window_options,
 )
-from otel_llm_cost.cli.render import CSV_HEADERS, cost_rows_csv, cost_table, daily_section, summary_lines
-from otel_llm_cost.query import CostStore, DailyCost, Rows, Summary
+from otel_llm_cost.cli.render import (
+    CSV_HEADERS,
+    cost_rows_csv,
+    cost_table,
+    daily_section,
+    report_places,
+    summary_lines,
+)
+from otel_llm_cost.query import CostRow, CostStore, DailyCost, Rows, Summary
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
 
@@ -40,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "report",
         handle_report,
         "spend totals, by model/provider/feature/user/org, and a daily trend",
-        (store_options(), window_options(), format_options()),
+        (store_options(), window_options(), filter_options(), format_options()),
     )
     report.add_argument(
         "--by",
@@ -55,12 +66,14 @@ def handle_report(args: argparse.Namespace) -> int:
     dimensions = tuple(args.by) if args.by else DEFAULT_REPORT_DIMENSIONS
     for name in dimensions:
         _queries.resolve_dimension(name)  # fail on a typo before any work
+    where = filters(args)
+    labels = load_user_labels(args.user_labels)
     with open_store(args) as store, _output.Progress("report", total=len(dimensions) + 2) as progress:
-        summary = store.summary(since, until)
+        summary = store.summary(since, until, where=where)
         progress.advance()
-        groups = {name: store.cost_by(name, since, until) for name in dimensions}
+        groups = {name: store.cost_by(name, since, until, where=where) for name in dimensions}
         progress.advance(len(dimensions))
-        days = _trend(store, summary, since, until, zone)
+        days = _trend(store, summary, since, until, zone, where=where)
         progress.advance()
     if args.format == "json":
         emit(
@@ -74,7 +87,10 @@ def handle_report(args: argparse.Namespace) -> int:
                         "avg_cost_per_call_usd": summary.avg_cost_per_call_usd,
                         "cost_per_1k_tokens_usd": summary.cost_per_1k_tokens_usd,
                     },
-                    "by": {name: [_output.record(r) for r in rows] for name, rows in groups.items()},
+                    "by": {
+                        name: [{**_output.record(r), "cache_hit_rate": r.cache_hit_rate} for r in rows]
+                        for name, rows in groups.items()
+                    },
                     "daily": [_output.record(d) for d in days],
                 }
             )
@@ -98,19 +114,40 @@ def handle_report(args: argparse.Namespace) -> int:
         ]
         emit(_output.to_csv(CSV_HEADERS, rows))
         return 0
-    pretty = fancy()
-    parts = [f"LLM cost report  {describe_window(since, until, zone)}", "", *summary_lines(summary)]
-    if summary.call_count:
-        for name, group in groups.items():
-            parts += ["", cost_table(name, group, summary, pretty)]
-        if days:
-            parts += ["", daily_section(days, zone.key, pretty)]
-    emit("\n".join(parts))
+    title = f"LLM cost report  {describe_window(since, until, zone)}{describe_where(where)}"
+    emit(_report_text(title, summary, groups, days, zone.key, labels=labels))
     return 0
 
 
+def _report_text(
+    title: str,
+    summary: Summary,
+    groups: dict[str, Rows[CostRow]],
+    days: Rows[DailyCost],
+    zone_name: str,
+    *,
+    labels: dict[str, str],
+) -> str:
+    pretty = fancy()
+    places = report_places(summary, list(groups.values()), days)
+    parts = [title, "", *summary_lines(summary, places)]
+    if summary.call_count:
+        for name, group in groups.items():
+            user_labels = labels if name == "user" else None
+            parts += ["", cost_table(name, group, summary, pretty, places, labels=user_labels)]
+        if days:
+            parts += ["", daily_section(days, zone_name, pretty, places)]
+    return "\n".join(parts)
+
+
 def _trend(
-    store: CostStore, summary: Summary, since: datetime | None, until: datetime | None, zone: Any
+    store: CostStore,
+    summary: Summary,
+    since: datetime | None,
+    until: datetime | None,
+    zone: Any,
+    *,
+    where: dict[str, str | None],
 ) -> Rows[DailyCost]:
     """Daily rows over the window, at most the last TREND_DAYS local days of it."""
     if not summary.call_count or summary.first_start is None or summary.last_end is None:
@@ -123,4 +160,4 @@ def _trend(
     start = since or summary.first_start
     last_day = (end - timedelta(microseconds=1)).astimezone(zone).date()
     earliest = datetime.combine(last_day - timedelta(days=TREND_DAYS - 1), time(), zone)
-    return store.daily_cost(max(start, earliest), end, zone.key)
+    return store.daily_cost(max(start, earliest), end, zone.key, where=where)

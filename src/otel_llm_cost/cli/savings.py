@@ -9,6 +9,8 @@ from otel_llm_cost.cli.options import (
     add_command,
     emit,
     fancy,
+    filter_options,
+    filters,
     format_options,
     open_store,
     store_options,
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "savings",
         _cmd_savings,
         "what prompt caching saved, and what a cheaper model would cost",
-        (store_options(), window_options(), format_options()),
+        (store_options(), window_options(), filter_options(), format_options()),
     )
     savings.add_argument(
         "--what-if", metavar="FROM:TO", help="reprice FROM_MODEL's calls at TO_MODEL's prices"
@@ -52,11 +54,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def _cmd_savings(args: argparse.Namespace) -> int:
     since, until, _zone = window(args)
     what_if = _parse_what_if(args.what_if) if args.what_if else None
+    where = filters(args)
+    if where and what_if:
+        raise ValueError(
+            "--what-if compares every call of a model: it cannot be combined with --where/--user"
+        )
     from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - loads the price data only when needed
 
     pricebook = PriceBook.from_file(args.prices) if args.prices else PriceBook.default()
     with open_store(args) as store:
-        report = store.savings(since, until)
+        report = store.savings(since, until, where=where)
         scenario = (
             store.what_if(what_if[0], what_if[1], since, until, pricebook=pricebook) if what_if else None
         )

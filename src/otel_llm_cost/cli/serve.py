@@ -35,7 +35,14 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
-        help="interface to bind (default: %(default)s, loopback only; a public interface needs a token)",
+        help="interface to bind (default: %(default)s, loopback only; another interface needs a token "
+        "or --insecure)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without a token: anyone who can reach the port can write "
+        "cost data (only on a private network or behind an authenticating proxy)",
     )
     parser.add_argument(
         "--port",
@@ -48,12 +55,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="bearer token every request must carry (default: $OTEL_LLM_COST_SERVE_TOKEN; "
         "prefer the variable: command lines are visible to other users)",
     )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        metavar="N",
-        help="largest request body, before and after decompression (default: 20 MiB)",
-    )
+    _add_limits(parser)
     parser.add_argument(
         "--prices",
         metavar="FILE",
@@ -63,6 +65,28 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--budgets", metavar="FILE", help="budgets TOML file (default: $OTEL_LLM_COST_BUDGETS)"
     )
     parser.set_defaults(handler=_serve)
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        metavar="N",
+        help="largest request body, before and after decompression (default: 20 MiB)",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a request's headers must arrive within this long, then its body within this long; "
+        "slower connections are closed (default: 10)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections open at once; more are refused (default: 512)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -99,6 +123,13 @@ def _serve(args: argparse.Namespace) -> int:
         pricing=pricing,
         budgets=budgets,
         on_ready=announce,
+        insecure=args.insecure,
+        read_timeout_s=(
+            args.read_timeout if args.read_timeout is not None else collector.DEFAULT_READ_TIMEOUT_S
+        ),
+        max_connections=(
+            args.max_connections if args.max_connections is not None else collector.DEFAULT_MAX_CONNECTIONS
+        ),
     )
     print(
         f"otel-llm-cost: stopped after {stats.requests} request(s): {stats.spans_accepted} span(s) accepted, "

@@ -46,9 +46,10 @@ def _cmd_workflow(args: argparse.Namespace) -> int:
         emit(_output.to_csv(CALL_FIELDS, ([getattr(s, f) for f in CALL_FIELDS] for s in steps)))
         return 0
     pretty = fancy()
-    cost = _output.format_usd(totals.cost_usd)
+    places = _output.usd_places([totals.cost_usd, totals.known_cost_usd, *(s.cost_usd for s in steps)])
+    cost = _output.format_usd(totals.cost_usd, places=places)
     if totals.cost_usd is None:
-        known = _output.format_usd(totals.known_cost_usd)
+        known = _output.format_usd(totals.known_cost_usd, places=places)
         cost += f" ({totals.unpriced_steps} unpriced steps; priced part {known})"
     lines = [
         f"Workflow {totals.workflow_id}",
@@ -82,6 +83,7 @@ def _cmd_session(args: argparse.Namespace) -> int:
                     "cost_per_1k_tokens_usd": session.cost_per_1k_tokens_usd,
                     "by_provider": [_output.record(r) for r in session.by_provider],
                     "by_model": [_output.record(r) for r in session.by_model],
+                    "calls": [_output.record(c) for c in session.calls],
                 }
             )
         )

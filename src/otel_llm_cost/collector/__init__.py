@@ -3,7 +3,9 @@
 from otel_llm_cost.collector.receiver import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_PORT,
+    DEFAULT_READ_TIMEOUT_S,
     OTLPReceiver,
     ReceiverPipeline,
     ReceiverStats,
@@ -14,7 +16,9 @@ from otel_llm_cost.collector.receiver import (
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PORT",
+    "DEFAULT_READ_TIMEOUT_S",
     "OTLPReceiver",
     "ReceiverPipeline",
     "ReceiverStats",

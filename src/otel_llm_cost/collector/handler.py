@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import threading
@@ -23,20 +24,36 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from otel_llm_cost._logging import log_once
-from otel_llm_cost.collector.http import RequestError, decode_body, is_gzip, response, wire_format_of
-from otel_llm_cost.collector.otlp import WireFormat
+from otel_llm_cost.collector.http import (
+    Decoder,
+    RequestError,
+    decode_body,
+    is_gzip,
+    response,
+    wire_format_of,
+)
+from otel_llm_cost.collector.otlp import WireFormat, decode_spans
 from otel_llm_cost.collector.pipeline import ReceiverPipeline
+from otel_llm_cost.collector.received import decode_for_storage
 from otel_llm_cost.collector.responses import encode_export_response, encode_status
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
-__all__ = ["TRACES_PATH", "ReceiverStats", "TraceHandler"]
+__all__ = ["HEALTH_PATH", "READY_PATH", "TRACES_PATH", "ReceiverStats", "TraceHandler"]
 
 _logger = logging.getLogger("otel_llm_cost.collector")
 
 TRACES_PATH: Final = "/v1/traces"
+HEALTH_PATH: Final = "/health"
+"""Liveness: 200 while the server answers at all."""
+READY_PATH: Final = "/ready"
+"""Readiness: 200 while an ordinary export would be accepted, 503 (with the backlog) otherwise."""
+
+_READY_ROOM: Final = 512
+"""Room an ordinary export needs: the SDK's BatchSpanProcessor sends batches of at most 512 spans."""
 
 _RETRY_AFTER_S: Final = 1
 _POLL_S: Final = 0.01
@@ -73,11 +90,13 @@ class TraceHandler:
         self._token = token
         self._max_body_bytes = max_body_bytes
         self._pipeline = pipeline
+        self._decode = _decoder_for(processor, pipeline)
         self._busy_timeout_s = busy_timeout_s
         self.stats = ReceiverStats()
         self._admit_lock: asyncio.Lock | None = None
         self._shutdown_lock = threading.Lock()
         self._processor_shut_down = False
+        self._stopping = False
         self.app: Starlette = self._create_app()
 
     def shutdown_processor(self) -> None:
@@ -98,6 +117,7 @@ class TraceHandler:
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             self._admit_lock = asyncio.Lock()
             yield
+            self._stopping = True
             # uvicorn runs this after the last in-flight request has been answered: flushing here
             # stores everything that was acknowledged, before the process exits.
             await run_in_threadpool(self.shutdown_processor)
@@ -110,12 +130,17 @@ class TraceHandler:
             if exc.status_code in (404, 405):
                 message = (
                     f"{exc.detail}: {request.method} {request.url.path}; this receiver accepts "
-                    f"POST {TRACES_PATH} only (traces; metrics and logs are not stored)"
+                    f"POST {TRACES_PATH} only (traces; metrics and logs are not stored), "
+                    f"and GET {HEALTH_PATH} and {READY_PATH} for orchestrators"
                 )
             return self._error(wire_format, exc.status_code, message, dict(exc.headers or {}))
 
         return Starlette(
-            routes=[Route(TRACES_PATH, self._export_traces, methods=["POST"])],
+            routes=[
+                Route(TRACES_PATH, self._export_traces, methods=["POST"]),
+                Route(HEALTH_PATH, self._health, methods=["GET", "HEAD"]),
+                Route(READY_PATH, self._ready, methods=["GET", "HEAD"]),
+            ],
             exception_handlers={HTTPException: on_http_exception},
             lifespan=lifespan,
         )
@@ -137,7 +162,7 @@ class TraceHandler:
             body = await self._read_body(request)
             # Decompression and decoding are CPU work: off the event loop, which keeps accepting.
             decoded = await run_in_threadpool(
-                decode_body, body, requested_format, gzipped, self._max_body_bytes
+                decode_body, body, requested_format, gzipped, self._max_body_bytes, self._decode
             )
             failed, failures = await self._accept(decoded.spans)
         except RequestError as exc:
@@ -158,6 +183,26 @@ class TraceHandler:
         self.stats.responses[200] += 1
         body = encode_export_response(wire_format, rejected=rejected, error_message="; ".join(errors))
         return response(200, body, wire_format)
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _ready(self, request: Request) -> Response:
+        """Whether an export of ordinary size would be accepted now, with the numbers behind it."""
+        pipeline = self._pipeline
+        report: dict[str, object] = {}
+        ready = not self._stopping and not self._processor_shut_down
+        if pipeline is not None:
+            room = pipeline.room()
+            report.update(
+                capacity=pipeline.capacity,
+                queued=pipeline.queued,
+                uncommitted_rows=pipeline.backlog,
+                room=room,
+            )
+            ready = ready and room >= min(_READY_ROOM, pipeline.capacity // 2)
+        report["status"] = "ready" if ready else ("stopping" if self._stopping else "busy")
+        return JSONResponse(report, status_code=200 if ready else 503)
 
     def _authorize(self, header: str | None) -> None:
         if self._token is None:
@@ -248,3 +293,13 @@ class TraceHandler:
             message,
         )
         return response(status, encode_status(wire_format, status, message), wire_format, headers)
+
+
+def _decoder_for(processor: SpanProcessor, pipeline: ReceiverPipeline | None) -> Decoder:
+    """Light spans, LLM calls only, when spans go straight to storage; else full SDK spans."""
+    if pipeline is not None and processor is pipeline:
+        exporter = pipeline.span_exporter
+        if isinstance(exporter, DuckDBSpanExporter):
+            # Storage reads only what a ReceivedSpan carries; non-LLM spans only when all are stored.
+            return functools.partial(decode_for_storage, all_spans=exporter.store_all_spans)
+    return decode_spans

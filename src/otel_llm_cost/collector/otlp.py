@@ -43,11 +43,17 @@ from opentelemetry.util.types import AnyValue as AttributeValue
 from otel_llm_cost.exceptions import OtelLLMCostError
 
 __all__ = [
+    "KIND",
     "DecodedSpans",
     "OTLPDecodeError",
     "WireFormat",
+    "attributes_of",
+    "check_id",
     "decode_spans",
+    "is_remote",
     "parse_request",
+    "rejection",
+    "status_of",
 ]
 
 
@@ -96,7 +102,7 @@ _TRACE_FLAGS_MASK: Final = 0xFF
 _HAS_IS_REMOTE_MASK: Final = 0x100
 _IS_REMOTE_MASK: Final = 0x200
 
-_KIND: Final[dict[int, SpanKind]] = {
+KIND: Final[dict[int, SpanKind]] = {
     # SPAN_KIND_UNSPECIFIED: "implementations MAY assume SpanKind to be INTERNAL" (trace.proto).
     PBSpan.SPAN_KIND_UNSPECIFIED: SpanKind.INTERNAL,
     PBSpan.SPAN_KIND_INTERNAL: SpanKind.INTERNAL,
@@ -220,7 +226,7 @@ def decode_spans(request: ExportTraceServiceRequest) -> DecodedSpans:
     result = DecodedSpans()
     for r, resource_spans in enumerate(request.resource_spans):
         resource = Resource(
-            _attributes(resource_spans.resource.attributes), schema_url=resource_spans.schema_url
+            attributes_of(resource_spans.resource.attributes), schema_url=resource_spans.schema_url
         )
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             pb_scope = scope_spans.scope
@@ -228,15 +234,13 @@ def decode_spans(request: ExportTraceServiceRequest) -> DecodedSpans:
                 pb_scope.name,
                 pb_scope.version or None,
                 scope_spans.schema_url or None,
-                _attributes(pb_scope.attributes) if pb_scope.attributes else None,
+                attributes_of(pb_scope.attributes) if pb_scope.attributes else None,
             )
             for i, pb_span in enumerate(scope_spans.spans):
                 where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
                 span = _span(pb_span, resource, scope, where)
                 if isinstance(span, str):
-                    result.rejected += 1
-                    if len(result.errors) < _MAX_ERRORS:
-                        result.errors.append(span)
+                    rejection(result, span)
                 else:
                     result.spans.append(span)
     return result
@@ -244,18 +248,13 @@ def decode_spans(request: ExportTraceServiceRequest) -> DecodedSpans:
 
 def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope, where: str) -> ReadableSpan | str:
     """The decoded span, or the reason it is rejected."""
-    # A missing or all-zero id makes an invalid span context: that span is rejected. An id of another
-    # length means the body itself is malformed (raised by _id).
-    if not pb.trace_id:
-        return f"{where}: traceId is missing"
-    if not pb.span_id:
-        return f"{where}: spanId is missing"
-    trace_id = _id(pb.trace_id, _TRACE_ID_BYTES, where, "traceId")
-    span_id = _id(pb.span_id, _SPAN_ID_BYTES, where, "spanId")
-    if trace_id == 0:
-        return f"{where}: traceId is all zeros (an invalid trace id)"
-    if span_id == 0:
-        return f"{where}: spanId is all zeros (an invalid span id)"
+    reason = check_id(pb.trace_id, _TRACE_ID_BYTES, where, "traceId") or check_id(
+        pb.span_id, _SPAN_ID_BYTES, where, "spanId"
+    )
+    if reason is not None:
+        return reason
+    trace_id = int.from_bytes(pb.trace_id, "big")
+    span_id = int.from_bytes(pb.span_id, "big")
     trace_state = _trace_state(pb.trace_state)
     parent: SpanContext | None = None
     if pb.parent_span_id:
@@ -265,7 +264,7 @@ def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope, where: st
             parent = SpanContext(
                 trace_id,
                 parent_id,
-                is_remote=_is_remote(pb.flags),
+                is_remote=is_remote(pb.flags),
                 trace_flags=_SAMPLED,
                 trace_state=trace_state,
             )
@@ -278,13 +277,13 @@ def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope, where: st
         ),
         parent=parent,
         resource=resource,
-        attributes=_attributes(pb.attributes),
+        attributes=attributes_of(pb.attributes),
         events=tuple(
-            Event(event.name, _attributes(event.attributes), event.time_unix_nano) for event in pb.events
+            Event(event.name, attributes_of(event.attributes), event.time_unix_nano) for event in pb.events
         ),
         links=tuple(_link(link, f"{where}.links[{k}]") for k, link in enumerate(pb.links)),
-        kind=_KIND.get(pb.kind, SpanKind.INTERNAL),
-        status=_status(pb.status.code, pb.status.message),
+        kind=KIND.get(pb.kind, SpanKind.INTERNAL),
+        status=status_of(pb.status.code, pb.status.message),
         start_time=pb.start_time_unix_nano,
         end_time=pb.end_time_unix_nano,
         instrumentation_scope=scope,
@@ -294,11 +293,38 @@ def _span(pb: PBSpan, resource: Resource, scope: InstrumentationScope, where: st
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 
 
+def rejection(result: DecodedSpans, reason: str) -> None:
+    """Count one rejected span in ``result``, keeping the first few reasons."""
+    result.rejected += 1
+    if len(result.errors) < _MAX_ERRORS:
+        result.errors.append(reason)
+
+
+def check_id(raw: bytes, size: int, where: str, name: str) -> str | None:
+    """Why ``raw`` makes an invalid span context (missing, all zeros), or None when it is valid.
+
+    A missing or all-zero id makes an invalid span context: that span is rejected. An id of another
+    length means the body itself is malformed.
+
+    Raises:
+        OTLPDecodeError: The id has the wrong length.
+    """
+    if not raw:
+        return f"{where}: {name} is missing"
+    if len(raw) != size:
+        raise OTLPDecodeError(f"invalid OTLP body: {where}.{name} must be {size} bytes, got {len(raw)}")
+    if not any(raw):
+        kind = "trace" if size == _TRACE_ID_BYTES else "span"
+        return f"{where}: {name} is all zeros (an invalid {kind} id)"
+    return None
+
+
 def _flags(flags: int) -> TraceFlags:
     return TraceFlags((flags & _TRACE_FLAGS_MASK) | TraceFlags.SAMPLED)
 
 
-def _is_remote(flags: int) -> bool:
+def is_remote(flags: int) -> bool:
+    """Whether OTLP span flags say the parent (or linked) context was remote."""
     return bool(flags & _HAS_IS_REMOTE_MASK and flags & _IS_REMOTE_MASK)
 
 
@@ -318,14 +344,15 @@ def _link(pb: PBSpan.Link, where: str) -> Link:
     context = SpanContext(
         _id(pb.trace_id, _TRACE_ID_BYTES, where, "traceId"),
         _id(pb.span_id, _SPAN_ID_BYTES, where, "spanId"),
-        is_remote=_is_remote(pb.flags),
+        is_remote=is_remote(pb.flags),
         trace_flags=TraceFlags(pb.flags & _TRACE_FLAGS_MASK),
         trace_state=_trace_state(pb.trace_state),
     )
-    return Link(context, _attributes(pb.attributes) if pb.attributes else None)
+    return Link(context, attributes_of(pb.attributes) if pb.attributes else None)
 
 
-def _status(code: int, message: str) -> Status:
+def status_of(code: int, message: str) -> Status:
+    """The SDK status for an OTLP status code and message."""
     if code == StatusCode.ERROR.value:
         return Status(StatusCode.ERROR, message or None)
     if code == StatusCode.OK.value:
@@ -334,9 +361,19 @@ def _status(code: int, message: str) -> Status:
     return _UNSET
 
 
-def _attributes(key_values: Sequence[KeyValue]) -> dict[str, AttributeValue]:
-    # Later duplicates win, as in the SDK's own attribute map.
-    return {kv.key: _value(kv.value) for kv in key_values}
+def attributes_of(key_values: Sequence[KeyValue]) -> dict[str, AttributeValue]:
+    """OTLP key-values as an attribute dict (later duplicates win, as in the SDK's own map)."""
+    out: dict[str, AttributeValue] = {}
+    scalar = _SCALAR_KINDS
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # Scalars read in one getattr: every attribute of every received span passes here.
+        out[kv.key] = getattr(value, kind) if kind in scalar else _value(value)
+    return out
+
+
+_SCALAR_KINDS: Final = frozenset({"string_value", "int_value", "double_value", "bool_value", "bytes_value"})
 
 
 def _value(value: AnyValue) -> AttributeValue:
@@ -352,7 +389,7 @@ def _value(value: AnyValue) -> AttributeValue:
     if kind == "array_value":
         return tuple(_value(item) for item in value.array_value.values)
     if kind == "kvlist_value":
-        return _attributes(value.kvlist_value.values)
+        return attributes_of(value.kvlist_value.values)
     if kind == "bytes_value":
         return value.bytes_value
     # An empty AnyValue is the OTLP encoding of a null / empty value.

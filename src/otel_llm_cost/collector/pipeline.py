@@ -8,6 +8,10 @@ the queue. A :class:`~otel_llm_cost.storage.exporter.DuckDBSpanExporter` behind 
 once and commits them on its writer thread, so its public ``uncommitted_rows`` backlog counts against
 the same capacity: a slow or locked database answers 503 too instead of growing the exporter's journal
 without bound.
+
+:func:`build_processor` puts no ``LLMCostSpanProcessor`` in front: the exporter's own enricher (the
+same ``LLMCallEnricher`` decisions, a batch at a time in end order) enriches what it stores, so no
+enriched copy of each span is built, and the receiver decodes spans straight into what storage reads.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -24,7 +28,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
+from otel_llm_cost.enrich.llm_call import LLMCallEnricher
+from otel_llm_cost.enrich.metrics import CostMetrics, cost_metrics
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 if TYPE_CHECKING:
@@ -110,6 +117,11 @@ class ReceiverPipeline(SpanProcessor):
         """Spans the pipeline holds before the batch processor would drop one."""
         self._handed = 0
         self._lock = threading.Lock()
+        self._after_shutdown: list[Callable[[], object]] = []
+
+    def after_shutdown(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once the exporter has shut down (e.g. to deliver the last budget alerts)."""
+        self._after_shutdown.append(callback)
 
     @property
     def queued(self) -> int:
@@ -154,9 +166,60 @@ class ReceiverPipeline(SpanProcessor):
 
     def shutdown(self) -> None:
         self._batch.shutdown()
+        for callback in self._after_shutdown:
+            try:
+                callback()
+            except Exception as exc:
+                log_once(_logger, "collector.shutdown_hook", logging.ERROR, "shutting down failed: %r", exc)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._batch.force_flush(timeout_millis)
+
+
+class _ReceiverEnricher:
+    """The exporter's enricher, plus what the processor does for each billable call: budgets, metrics.
+
+    The receiver enriches in the exporter, a batch at a time, instead of span by span in an
+    ``LLMCostSpanProcessor``: that saves a copy of every LLM span, and the decisions are the same
+    ones (one ``LLMCallEnricher``, spans in end order).
+    """
+
+    __slots__ = ("_budgets", "_calls", "_metrics")
+
+    def __init__(
+        self, calls: LLMCallEnricher, budgets: BudgetHook | None, metrics: CostMetrics | None
+    ) -> None:
+        self._calls = calls
+        self._budgets = budgets
+        self._metrics = metrics
+
+    def enrich(self, spans: Sequence[ReadableSpan]) -> Sequence[Mapping[str, Any] | None]:
+        extras = self._calls.enrich(spans)
+        if self._budgets is None and self._metrics is None:
+            return extras
+        for span, extra in zip(spans, extras, strict=True):
+            if extra is not None and extra.get(sc.LLM_COST_BILLABLE, True):
+                self._billable_call(span, extra)
+        return extras
+
+    def _billable_call(self, span: ReadableSpan, extra: Mapping[str, Any]) -> None:
+        attributes = span.attributes or {}
+        if self._budgets is not None:
+            try:
+                context = span.context
+                self._budgets.check_call(
+                    {**attributes, **extra},
+                    trace_id=context.trace_id if context is not None else None,
+                    span_id=context.span_id if context is not None else None,
+                    start_time_ns=span.start_time,
+                )
+            except Exception as exc:
+                log_once(_logger, "collector.budgets", logging.ERROR, "per-call budget check failed: %r", exc)
+        if self._metrics is not None:
+            self._metrics.record(span, attributes, extra)  # never raises
+
+    def hash_user_id(self, raw: str) -> str:
+        return self._calls.hash_user_id(raw)
 
 
 def build_processor(
@@ -165,11 +228,14 @@ def build_processor(
     pricing: PriceBook | None = None,
     budgets: Sequence[Budget] = (),
 ) -> tuple[SpanProcessor, ReceiverPipeline]:
-    """The receiver's pipeline: ``LLMCostSpanProcessor(ReceiverPipeline(DuckDBSpanExporter(db)))``.
+    """The receiver's pipeline: ``ReceiverPipeline(DuckDBSpanExporter(db))``, enriching as it stores.
 
-    The same enrichment (usage normalisation, pricing, double-count guard, budgets) and the same
-    writer as in-process use, with a batching stage sized for a receiver (large export batches, a
-    deep queue).
+    The same enrichment as in-process use (usage normalisation, pricing, the double-count guard,
+    per-call and window budgets, cost metrics) and the same writer, applied by the exporter a batch
+    at a time, with a batching stage sized for a receiver (large export batches, a deep queue).
+    Given to :class:`~otel_llm_cost.collector.receiver.OTLPReceiver` as both its processor and its
+    pipeline, it lets the receiver decode spans straight into what storage reads
+    (:mod:`otel_llm_cost.collector.received`).
 
     Args:
         db_path: The DuckDB file (default: ``OTEL_LLM_COST_DUCKDB_PATH``, else ``llm_costs.duckdb``).
@@ -177,12 +243,24 @@ def build_processor(
         budgets: Budgets to evaluate on received spans.
 
     Returns:
-        The processor to give :class:`~otel_llm_cost.collector.receiver.OTLPReceiver`, and the
-        pipeline inside it (its ``pipeline`` argument, for backpressure).
+        The processor to give the receiver, and the pipeline (the same object; its ``pipeline``
+        argument, for backpressure).
 
     Raises:
         StorageError: The DuckDB file cannot be opened for writing.
+        ValueError: A budget is invalid.
     """
     path = db_path if db_path is not None else _config.DUCKDB_PATH.get()
-    pipeline = ReceiverPipeline(DuckDBSpanExporter(path))
-    return LLMCostSpanProcessor(pipeline, pricing=pricing, budgets=budgets), pipeline
+    if pricing is None:
+        from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - loads the price data
+
+        pricing = PriceBook.default()
+    hook = budget_hook_for(budgets, None) if budgets else None
+    enricher = _ReceiverEnricher(LLMCallEnricher(pricing=pricing), hook, cost_metrics(None, None))
+    exporter = DuckDBSpanExporter(path, enricher=enricher)
+    if hook is not None:
+        exporter.add_commit_listener(hook.on_commit)
+    pipeline = ReceiverPipeline(exporter)
+    if hook is not None:
+        pipeline.after_shutdown(hook.shutdown)
+    return pipeline, pipeline

@@ -3,13 +3,15 @@
 A DuckDB file has exactly one read-write process: a second process cannot even open it read-only
 while the writer holds it. Applications with several processes (gunicorn or uvicorn workers, Celery
 workers, services in other languages, an OpenTelemetry Collector) export their spans with any standard
-OTLP/HTTP exporter to this receiver, which feeds them through the same
-:class:`~otel_llm_cost.processor.LLMCostSpanProcessor` and
-:class:`~otel_llm_cost.exporter.DuckDBSpanExporter` an in-process application uses.
+OTLP/HTTP exporter to this receiver, which enriches them as an in-process
+:class:`~otel_llm_cost.processor.LLMCostSpanProcessor` would and stores them with the same
+:class:`~otel_llm_cost.exporter.DuckDBSpanExporter` (the same rows for the same spans).
 
 This module is the server's lifecycle (socket, uvicorn, signals, draining); the request handling is in
-:mod:`otel_llm_cost.collector.handler` and the batching stage with its backpressure counters in
-:mod:`otel_llm_cost.collector.pipeline`.
+:mod:`otel_llm_cost.collector.handler`, the decoding straight into what storage reads in
+:mod:`otel_llm_cost.collector.received`, the batching stage with its backpressure counters and
+enrichment in :mod:`otel_llm_cost.collector.pipeline`, and the read deadlines and connection cap in
+:mod:`otel_llm_cost.collector.connections`.
 
 The receiver follows the OTLP/HTTP specification for traces: ``POST /v1/traces`` with
 ``application/x-protobuf`` or ``application/json`` bodies, optionally gzip-compressed; a 200 answer
@@ -49,6 +51,13 @@ except ImportError as _exc:  # pragma: no cover - exercised in a subprocess with
         f"(missing: {_exc.name or _exc})"
     ) from _exc
 
+from otel_llm_cost.collector.connections import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_TIMEOUT_S,
+    ConnectionGuard,
+    check_exposure,
+    is_loopback,
+)
 from otel_llm_cost.collector.handler import TRACES_PATH, ReceiverStats, TraceHandler
 from otel_llm_cost.collector.pipeline import ReceiverPipeline, build_processor
 
@@ -59,7 +68,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PORT",
+    "DEFAULT_READ_TIMEOUT_S",
     "OTLPReceiver",
     "ReceiverPipeline",
     "ReceiverStats",
@@ -99,14 +110,24 @@ class OTLPReceiver:
         pipeline: The :class:`ReceiverPipeline` behind ``processor``; when given, the receiver
             answers 503 with ``Retry-After`` instead of letting its queue overflow and drop spans.
         busy_timeout_s: How long a request waits for room in that pipeline before the 503.
+        insecure: Allow a non-loopback ``host`` without a token (anyone who reaches it can write
+            cost data): for a private network or an authenticating proxy in front.
+        read_timeout_s: A request's headers must arrive within this long of the connection opening
+            (or of the previous response), then its body within this long of its headers; else
+            the connection is closed.
+        max_connections: Connections open at once; one more is closed when accepted.
 
     Raises:
-        ValueError: A bad argument (empty token, non-positive size, port out of range).
+        ValueError: A bad argument (empty token, non-positive size, timeout or connection cap, port
+            out of range), or a
+            non-loopback ``host`` without a token and without ``insecure``.
 
     Attributes:
         app: The ASGI application (Starlette). Its lifespan shutdown shuts ``processor`` down, so it
             can also be served by another ASGI server, as a single process (one DuckDB writer).
         stats: Counters of requests and spans (:class:`ReceiverStats`).
+        connections: The read deadlines and connection cap, with their counters
+            (:class:`~otel_llm_cost.collector.connections.ConnectionGuard`).
 
     Example::
 
@@ -125,15 +146,22 @@ class OTLPReceiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         pipeline: ReceiverPipeline | None = None,
         busy_timeout_s: float = _BUSY_TIMEOUT_S,
+        insecure: bool = False,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if token is not None and not token.strip():
             raise ValueError("token must not be empty (leave it unset to disable authentication)")
+        check_exposure(host, token, insecure=insecure)
         if max_body_bytes <= 0:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {port}")
         self._host = host
         self._port = port
+        self.connections: ConnectionGuard = ConnectionGuard(
+            read_timeout_s=read_timeout_s, max_connections=max_connections
+        )
         self._handler = TraceHandler(
             processor,
             token=token.encode("utf-8") if token is not None else None,
@@ -239,7 +267,8 @@ class OTLPReceiver:
 
     def _make_server(self) -> uvicorn.Server:
         config = uvicorn.Config(
-            self.app,
+            self.connections.middleware(self.app),
+            http=self.connections.protocol_class(),
             lifespan="on",
             # Per-request access logs would be span-rate noise; errors still reach the log.
             access_log=False,
@@ -289,6 +318,9 @@ def serve(
     pricing: PriceBook | None = None,
     budgets: Sequence[Budget] = (),
     on_ready: Callable[[OTLPReceiver], None] | None = None,
+    insecure: bool = False,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> ReceiverStats:
     """Receive OTLP/HTTP traces, enrich and store them, until SIGTERM/SIGINT; then flush and return.
 
@@ -301,17 +333,22 @@ def serve(
         pricing: Price book (default: bundled prices plus ``OTEL_LLM_COST_PRICES``).
         budgets: Budgets to evaluate on received spans.
         on_ready: Called with the receiver once its socket is bound, before serving.
+        insecure: Allow a non-loopback ``host`` without a token.
+        read_timeout_s: Deadline for a request's headers, then for its body (slow clients are closed).
+        max_connections: Connections open at once.
 
     Returns:
         What the receiver saw.
 
     Raises:
-        ValueError: A bad argument.
+        ValueError: A bad argument, or a non-loopback ``host`` without a token nor ``insecure``
+            (checked before the database is opened).
         OSError: The address cannot be bound.
         StorageError: The DuckDB file cannot be opened for writing.
     """
     if token is None:
         token = _config.SERVE_TOKEN.get()
+    check_exposure(host, token, insecure=insecure)  # before the database is opened
     processor, pipeline = build_processor(db_path, pricing=pricing, budgets=budgets)
     try:
         receiver = OTLPReceiver(
@@ -321,12 +358,15 @@ def serve(
             token=token,
             max_body_bytes=max_body_bytes,
             pipeline=pipeline,
+            insecure=insecure,
+            read_timeout_s=read_timeout_s,
+            max_connections=max_connections,
         )
         receiver._bound_socket()  # bind before announcing the URL
     except BaseException:
         processor.shutdown()
         raise
-    if token is None and not _is_loopback(host):
+    if token is None and not is_loopback(host):
         _logger.warning(
             "the receiver listens on %s without a token: anyone who can reach it can write cost data "
             "(set OTEL_LLM_COST_SERVE_TOKEN)",
@@ -349,7 +389,3 @@ def _warn_without_shared_user_id_key() -> None:
             "differs from the senders' unless they share it; set the same secret everywhere",
             _config.USER_ID_HASH_KEY.name,
         )
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")

@@ -108,6 +108,20 @@ ANTHROPIC_USAGE_CACHE_CREATION_1H_INPUT_TOKENS: Final = (
 ANTHROPIC_USAGE_COMPACTION_INPUT_TOKENS: Final = "anthropic.usage.compaction.input_tokens"
 ANTHROPIC_USAGE_COMPACTION_OUTPUT_TOKENS: Final = "anthropic.usage.compaction.output_tokens"
 
+# Conversation ids: the GenAI convention's name, then the spellings instrumentations use for a
+# session (OpenInference's session.id, Traceloop association properties) and our own cost.* tags.
+COST_CONVERSATION_ID: Final = "cost.conversation_id"
+CONVERSATION_ID_NAMES: Final = (
+    GEN_AI_CONVERSATION_ID,
+    COST_CONVERSATION_ID,
+    TRACELOOP_ASSOCIATION_PREFIX + "conversation_id",
+    SESSION_ID,
+    TRACELOOP_ASSOCIATION_PREFIX + "session_id",
+)
+
+# Time to first token. OpenLIT writes it in seconds on streamed and non-streamed spans.
+GEN_AI_SERVER_TIME_TO_FIRST_TOKEN: Final = "gen_ai.server.time_to_first_token"
+
 # Service resource.
 SERVICE_NAME: Final = "service.name"
 
@@ -177,6 +191,30 @@ ATTRIBUTION_KEYS: Final = (
     "step",
 )
 
+# Latency of an LLM call (end - start) and time to first token, in milliseconds.
+LLM_LATENCY_MS: Final = "llm.latency_ms"
+LLM_TIME_TO_FIRST_TOKEN_MS: Final = "llm.time_to_first_token_ms"
+
+# Rollups, on the enriched copy of an agent/workflow span and of a session (local root) span: the
+# totals of the billable LLM calls below it as we priced them (never the span's own claimed totals).
+# They are never read as usage, so such a span is never billable for them.
+AGENT_TOTAL_TOKENS: Final = "agent.total_tokens"
+AGENT_TOTAL_COST_USD: Final = "agent.total_cost_usd"
+AGENT_LLM_CALLS: Final = "agent.llm_calls"
+AGENT_UNPRICED_CALLS: Final = "agent.unpriced_calls"
+SESSION_TOTAL_TOKENS: Final = "session.total_tokens"
+SESSION_TOTAL_COST_USD: Final = "session.total_cost_usd"
+SESSION_LLM_CALLS: Final = "session.llm_calls"
+SESSION_UNPRICED_CALLS: Final = "session.unpriced_calls"
+SESSION_AGENT_RUNS: Final = "session.agent_runs"
+# The agent/workflow span kinds, by convention (values, not names).
+AGENT_OPERATIONS: Final = frozenset({"invoke_agent", "invoke_workflow"})
+OPENINFERENCE_AGENT_KINDS: Final = frozenset({"AGENT"})
+TRACELOOP_AGENT_KINDS: Final = frozenset({"agent", "workflow"})
+
+# The instrumentation scope of spans recorded by otel_llm_cost.record_llm_call.
+RECORDING_SCOPE: Final = "otel_llm_cost.recording"
+
 # Application hints read by savings reports (seed names).
 PROMPT_COULD_USE_HAIKU: Final = "prompt.could_use_haiku"
 MODEL_RECOMMENDATION: Final = "model.recommendation"
@@ -186,7 +224,8 @@ MODEL_RECOMMENDATION: Final = "model.recommendation"
 # --------------------------------------------------------------------------------------------
 
 # An attribute is content when its name equals one of these or continues it with "." (indexed and
-# flattened forms such as `gen_ai.prompt.0.content`, `llm.input_messages.0.message.content`).
+# flattened forms such as `gen_ai.prompt.0.content`, `llm.input_messages.0.message.content`), or
+# when it looks like message text (conventions/content.py has the rule).
 CONTENT_ATTRIBUTE_NAMES: Final = (
     # OTel GenAI, current (structured messages) and legacy flattened/event-as-attribute forms.
     "gen_ai.input.messages",
@@ -218,6 +257,34 @@ CONTENT_ATTRIBUTE_NAMES: Final = (
     "all_messages_events",
     "pydantic_ai.all_messages",
     "final_result",
+    # Vercel AI SDK.
+    "ai.prompt",
+    "ai.response.text",
+    "ai.response.object",
+    "ai.response.toolCalls",
+    "ai.toolCall.args",
+    "ai.toolCall.result",
+    # Older or vendor OTel GenAI spellings.
+    "gen_ai.request.messages",
+    "gen_ai.choice",
+    "gen_ai.system.message",
+    "gen_ai.user.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+    "gen_ai.tool.definitions",
+    "llm.prompt",
+    # MLflow, Laminar. (A plain `input` / `output` is content by the rule in conventions/content.py;
+    # listed here, `input.mime_type` would be content too.)
+    "mlflow.spanInputs",
+    "mlflow.spanOutputs",
+    "lmnr.span.input",
+    "lmnr.span.output",
+)
+# Names that look like content but are not: application hints the savings report reads. Beyond the
+# two lists, conventions/content.py drops any name that looks like message text.
+CONTENT_SAFE_ATTRIBUTE_NAMES: Final = (
+    PROMPT_COULD_USE_HAIKU,
+    MODEL_RECOMMENDATION,
 )
 
 # Budget alerts, as attributes of the OpenTelemetry log record `OTelLogSink` emits (its trace/span
@@ -237,7 +304,8 @@ BUDGET_PERCENT: Final = "llm.budget.percent"
 BUDGET_UNPRICED_CALLS: Final = "llm.budget.unpriced_calls"
 BUDGET_FORECAST_AT: Final = "llm.budget.forecast_at"
 
-# Raw end-user ids: never stored (the keyed hash is in `cost.user_id` / the user_id column).
+# Raw end-user ids, the one list: never stored (the keyed hash is in `cost.user_id` / the user_id
+# column), and replaced by their keyed hash on every span copy the processor hands on (OTLP too).
 RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
     USER_ID,
     "enduser.id",
@@ -246,7 +314,38 @@ RAW_USER_ID_ATTRIBUTE_NAMES: Final = (
     TRACELOOP_ASSOCIATION_PREFIX + "userId",
     TRACELOOP_ASSOCIATION_PREFIX + "user.id",
     TRACELOOP_ASSOCIATION_PREFIX + "enduser.id",
+    # Langfuse's OpenTelemetry attribute; the `user` argument of OpenAI calls (OpenLLMetry).
+    "langfuse.user.id",
+    "gen_ai.openai.request.user",
+    # OpenTelemetry's user and enduser attributes other than the id.
+    "enduser.pseudo.id",
+    "user.email",
+    "user.name",
+    "user.full_name",
+    # The Vercel AI SDK's telemetry metadata, as apps usually spell the user.
+    "ai.telemetry.metadata.userId",
+    "ai.telemetry.metadata.user_id",
 )
+# The names above that fill `cost.user_id` (hashed) on an LLM span that has none, first present wins
+# (Traceloop's association keys are read separately, after these).
+USER_ID_SOURCE_NAMES: Final = (
+    USER_ID,
+    "langfuse.user.id",
+    "ai.telemetry.metadata.userId",
+    "ai.telemetry.metadata.user_id",
+    "enduser.id",
+    "gen_ai.openai.request.user",
+)
+# cost.* tags that hold a user id: ours, and where Traceloop association keys spelled userId /
+# user.id / enduser.id land as tags. Only their keyed hash is stored or handed on.
+COST_USER_ID_TAG_NAMES: Final = (
+    COST_USER_ID,
+    COST_PREFIX + "userId",
+    COST_PREFIX + "user.id",
+    COST_PREFIX + "enduser.id",
+)
+# Every attribute that identifies an end user: hashed on every copy of a span that leaves the process.
+USER_ID_ATTRIBUTE_NAMES: Final = RAW_USER_ID_ATTRIBUTE_NAMES + COST_USER_ID_TAG_NAMES
 
 # --------------------------------------------------------------------------------------------
 # Cost for the wider ecosystem: standard span attributes and metric names (issue 15)

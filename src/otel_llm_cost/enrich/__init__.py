@@ -2,8 +2,33 @@
 
 ``attribution()`` itself is re-exported by ``otel_llm_cost``; it is not re-exported here, where the name
 would hide its own module.
+
+Names load on first use (module ``__getattr__``), so importing one light submodule of this
+package does not load duckdb or pyarrow through the others.
 """
 
-from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
+
+_LOCATIONS = {
+    "LLMCostSpanProcessor": "otel_llm_cost.enrich.processor",
+}
 
 __all__ = ["LLMCostSpanProcessor"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LOCATIONS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

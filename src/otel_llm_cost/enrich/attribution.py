@@ -83,6 +83,24 @@ def set_default_user_id_hasher(hasher: UserIdHasher) -> None:
         _default_hasher = hasher
 
 
+def hash_user_id(raw: str) -> str:
+    """The form in which ``raw`` is stored as ``cost.user_id``: filter reports or budgets by it.
+
+    Uses the installation's key (``OTEL_LLM_COST_USER_ID_KEY`` or the per-installation key file), so
+    the result matches what this machine's processor and exporter stored for ``raw``.
+
+    Args:
+        raw: The user id as the application knows it.
+
+    Returns:
+        ``"h:<32 hex>"`` (``raw`` unchanged when hashing is disabled or ``raw`` is already a hash).
+
+    Example:
+        >>> store.cost_by("model", where={"user_id": hash_user_id("u-42")})  # doctest: +SKIP
+    """
+    return default_user_id_hasher().hash(raw)
+
+
 class _Tags(NamedTuple):
     values: Mapping[str, str]
     """Tag key (without the ``cost.`` prefix) -> value, user id already hashed."""

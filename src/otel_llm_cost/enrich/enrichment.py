@@ -194,9 +194,11 @@ def _write_attribution(
     session = attributes.get(sc.SESSION_ID)
     if isinstance(session, str | int) and not isinstance(session, bool):
         mapped["session_id"] = str(session)
-    user = attributes.get(sc.USER_ID)
-    if isinstance(user, str | int) and not isinstance(user, bool):
-        mapped["user_id"] = str(user)
+    for name in sc.USER_ID_SOURCE_NAMES:
+        user = attributes.get(name)
+        if isinstance(user, str | int) and not isinstance(user, bool):
+            mapped["user_id"] = str(user)
+            break
     prefix = sc.TRACELOOP_ASSOCIATION_PREFIX
     for name in attributes:
         if name.startswith(prefix):

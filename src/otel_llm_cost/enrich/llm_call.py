@@ -24,6 +24,7 @@ from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hashe
 from otel_llm_cost.enrich.dedup import DoubleCountGuard
 from otel_llm_cost.enrich.enrichment import _enrichment, is_llm_candidate
 from otel_llm_cost.enrich.span_copy import span_attributes
+from otel_llm_cost.enrich.timing import add_call_timing
 
 if TYPE_CHECKING:
     from otel_llm_cost.enrich.enrichment import _Pricer
@@ -116,6 +117,7 @@ class LLMCallEnricher:
                 self._pass_on_ancestry(span)
             return None
         self._mark_billable(span, attributes, extra, scope_name)
+        add_call_timing(extra, span, attributes)
         return extra
 
     def _pass_on_ancestry(self, span: ReadableSpan) -> None:

@@ -11,7 +11,8 @@ Why it wraps instead of sitting next to the other processors: opentelemetry-sdk 
 span ended before any processor's ``_on_ending``/``on_end`` runs (``set_attribute`` is then
 dropped) and since 1.43 freezes its attribute map, so cost attributes cannot be added to the span
 itself. ``on_end`` therefore hands an enriched *copy* of each LLM span to the wrapped processors;
-every other span is handed on as the very same object.
+every other span is handed on as the very same object, unless it carries a raw user id (then a
+copy carrying its keyed hash goes on instead).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from otel_llm_cost.enrich.attribution import (
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
 from otel_llm_cost.enrich.metrics import cost_metrics
+from otel_llm_cost.enrich.rollups import RollupTracker
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
+from otel_llm_cost.enrich.user_keys import hashed_user_ids
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -73,7 +76,8 @@ class LLMCostSpanProcessor(SpanProcessor):
         *wrapped: Span processors, or span exporters (each wrapped in a ``BatchSpanProcessor``),
             that receive the enriched spans.
         pricing: The price book (``None``: ``PriceBook.default()``, bundled prices plus the file in
-            ``OTEL_LLM_COST_PRICES``; a bad file named there is logged and left out, never raised).
+            ``OTEL_LLM_COST_PRICES``, loaded on the first LLM span; a bad file named there is logged
+            and left out, never raised).
         budgets: Budgets to check; per-call budgets are checked on each billable LLM span, window
             budgets after each batch a wrapped ``DuckDBSpanExporter`` commits.
         alert_sinks: Where budget alerts go (see :class:`otel_llm_cost.budgets.BudgetEngine`).
@@ -123,11 +127,8 @@ class LLMCostSpanProcessor(SpanProcessor):
         # Most processors (Batch/Simple) do nothing on start; skipping them keeps on_start cheap.
         self._start_processors = tuple(p for p in processors if _overrides(p, "on_start"))
         self._ending_processors = tuple(p for p in processors if _overrides(p, "_on_ending"))
-        if pricing is None:
-            from otel_llm_cost.pricing import PriceBook  # noqa: PLC0415 - A's module; loads price data
-
-            pricing = PriceBook.default()  # type: ignore[attr-defined,unused-ignore]
-        self._pricing: _Pricer = pricing  # type: ignore[assignment,unused-ignore]
+        # pricing=None: the enricher loads PriceBook.default() on the first LLM span, so an application
+        # that builds the processor at start-up does not load the price data (~0.3 s) before it needs it.
         if user_id_hasher is not None:
             # One key per process: attribution() blocks hash with the same key as this processor.
             set_default_user_id_hasher(user_id_hasher)
@@ -137,6 +138,8 @@ class LLMCostSpanProcessor(SpanProcessor):
             pricing=pricing, user_id_hasher=self._hasher, dedup_capacity=dedup_capacity
         )
         self._metrics = cost_metrics(meter_provider, metrics)
+        # Agent, workflow and session spans get the totals of the calls below them.
+        self._rollups = RollupTracker()
         self._budget_engine: BudgetHook | None = None
         if budgets:
             self._budget_engine = self._make_budget_engine(budgets, alert_sinks)
@@ -206,8 +209,18 @@ class LLMCostSpanProcessor(SpanProcessor):
             attributes = span_attributes(span)
             scope = span.instrumentation_scope
             extra = self._calls.span_ended(span, attributes, scope.name if scope is not None else None)
+            # Raw user ids never leave the process: any span carrying one goes on as a copy with
+            # their hashes (None, the usual case: the span itself goes on).
+            user_ids = hashed_user_ids(attributes, self._hasher)
+            rollup = self._rollups.span_ended(span, attributes, extra)
+            if extra is None and (user_ids is not None or rollup is not None):
+                forwarded = _enriched_copy_of(span, dict(attributes), {**(user_ids or {}), **(rollup or {})})
             if extra is not None:
+                if user_ids is not None:
+                    extra.update(user_ids)
                 billable = bool(extra.get(sc.LLM_COST_BILLABLE, True))
+                if rollup is not None:
+                    extra.update(rollup)
                 forwarded = _enriched_copy_of(span, dict(attributes), extra)
                 if billable and self._budget_engine is not None:
                     self._check_call_budgets(forwarded)

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +81,33 @@ def _installation_key(directory: Path) -> tuple[bytes, bool]:
     return _read_key_file(path), created
 
 
+class UnsafeKeyFileError(OSError):
+    """The key file can be rewritten by other users: a key they chose would make the hashes reversible."""
+
+
 def _read_key_file(path: Path) -> bytes:
-    key = path.read_bytes().strip()
+    with open(path, "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if os.name != "nt" and mode & 0o022:
+            # Whoever can write the key can set one they know, and then reverse every hash by
+            # hashing candidate ids (emails, account numbers) with it.
+            raise UnsafeKeyFileError(
+                f"{path} is writable by {'other users' if mode & 0o002 else 'its group'} "
+                f"(mode {stat.S_IMODE(mode):04o}); refusing to hash with it. Run `chmod 600 {path}` "
+                "(and check that its key is still yours), or set the key in the environment."
+            )
+        if os.name != "nt" and mode & 0o044:
+            log_once(
+                _logger,
+                "attribution.user_id_key_readable",
+                logging.WARNING,
+                "the user-id hash key file %s is readable by other users (mode %04o): anyone who can "
+                "read it can reverse cost.user_id hashes by hashing candidate ids. Run `chmod 600 %s`.",
+                path,
+                stat.S_IMODE(mode),
+                path,
+            )
+        key = handle.read().strip()
     if len(key) < _KEY_BYTES:
         raise OSError(f"{path} holds a key shorter than {_KEY_BYTES} bytes")
     return key
@@ -99,7 +125,9 @@ class UserIdHasher:
        Hashes are then stable across restarts *on this machine only*: set the variable (same
        value everywhere) when several hosts must produce the same hash for the same user.
        If that file cannot be read or created, a random in-memory key is used and a warning is
-       logged: hashes are then stable only for the life of the process.
+       logged: hashes are then stable only for the life of the process. A key file that its group
+       or other users can write is refused the same way, with an ERROR (whoever can write it can
+       plant a key they know and reverse the hashes); one they can read is used, with a WARNING.
 
     A fixed built-in key is deliberately not offered: it would turn the hash into a public,
     unsalted one that anyone can reverse by hashing candidate ids.
@@ -145,6 +173,16 @@ class UserIdHasher:
         path = directory / _KEY_FILE_NAME
         try:
             installation_key, created = _installation_key(directory)
+        except UnsafeKeyFileError as exc:
+            log_once(
+                _logger,
+                "attribution.user_id_key_unsafe",
+                logging.ERROR,
+                "%s Until then user ids are hashed with a random key for this process only (hashes "
+                "change on restart).",
+                exc,
+            )
+            return secrets.token_bytes(_KEY_BYTES), "ephemeral"
         except OSError as exc:
             log_once(
                 _logger,

@@ -1,21 +1,49 @@
-"""Reading the ledger: SQL builders, typed results and CostStore."""
+"""Reading the ledger: SQL builders, typed results and CostStore.
 
-from otel_llm_cost.query.results import (
-    AlertRow,
-    CallRow,
-    CostRow,
-    DailyCost,
-    RepriceResult,
-    Savings,
-    Summary,
-    WhatIf,
-    WorkflowTotals,
-)
-from otel_llm_cost.query.session import SessionSummary
-from otel_llm_cost.query.store import CostStore
-from otel_llm_cost.query.tabular import Rows
+Names load on first use (module ``__getattr__``), so importing one light submodule of this
+package does not load duckdb or pyarrow through the others.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from otel_llm_cost.query.results import (
+        AlertRow,
+        CallRow,
+        CostRow,
+        DailyCost,
+        RepriceResult,
+        Savings,
+        Summary,
+        WhatIf,
+        WorkflowTotals,
+    )
+    from otel_llm_cost.query.runs import AgentRun
+    from otel_llm_cost.query.session import SessionSummary
+    from otel_llm_cost.query.store import CostStore
+    from otel_llm_cost.query.tabular import Rows
+
+_LOCATIONS = {
+    "AgentRun": "otel_llm_cost.query.runs",
+    "AlertRow": "otel_llm_cost.query.results",
+    "CallRow": "otel_llm_cost.query.results",
+    "CostRow": "otel_llm_cost.query.results",
+    "CostStore": "otel_llm_cost.query.store",
+    "DailyCost": "otel_llm_cost.query.results",
+    "RepriceResult": "otel_llm_cost.query.results",
+    "Rows": "otel_llm_cost.query.tabular",
+    "Savings": "otel_llm_cost.query.results",
+    "SessionSummary": "otel_llm_cost.query.session",
+    "Summary": "otel_llm_cost.query.results",
+    "WhatIf": "otel_llm_cost.query.results",
+    "WorkflowTotals": "otel_llm_cost.query.results",
+}
 
 __all__ = [
+    "AgentRun",
     "AlertRow",
     "CallRow",
     "CostRow",
@@ -29,3 +57,15 @@ __all__ = [
     "WhatIf",
     "WorkflowTotals",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LOCATIONS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

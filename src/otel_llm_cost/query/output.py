@@ -21,6 +21,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
+from otel_llm_cost._money import MONEY_SCALE, quantize_usd
 from otel_llm_cost.query.session import format_session
 from otel_llm_cost.query.text import (
     format_duration,
@@ -30,6 +31,9 @@ from otel_llm_cost.query.text import (
     is_tty,
     render_table,
     sparkline,
+    terminal_width,
+    usd_places,
+    use_color,
 )
 
 if TYPE_CHECKING:
@@ -44,22 +48,34 @@ __all__ = [
     "format_session",
     "format_usd",
     "is_tty",
+    "plain_decimal",
     "record",
     "render_table",
     "sparkline",
+    "terminal_width",
     "to_csv",
     "to_json",
+    "usd_places",
+    "use_color",
 ]
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return plain_decimal(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()
     return value
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A Decimal as a plain string, never in exponent form (``0E-12``): money keeps its fixed scale of
+    12 places (the stored scale); a computed ratio with more digits is rounded to that scale."""
+    if value.as_tuple().exponent < -MONEY_SCALE:  # type: ignore[operator]
+        value = quantize_usd(value)
+    return f"{value:f}"
 
 
 def record(obj: Any) -> dict[str, Any]:

@@ -41,9 +41,13 @@ def _downgradable_params() -> tuple[object, ...]:
     )
 
 
-def savings(start: datetime | None, end: datetime | None) -> Query:
+def savings(
+    start: datetime | None,
+    end: datetime | None,
+    conditions: tuple[tuple[str, tuple[object, ...]], ...] = (),
+) -> Query:
     """One row: what prompt caching saved, and the calls the app tagged as downgradable."""
-    where, params = billable_where(start, end, ())
+    where, params = billable_where(start, end, conditions)
     sql = (
         "SELECT count(*) AS call_count, "
         "COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "

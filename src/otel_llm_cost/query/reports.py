@@ -10,9 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from otel_llm_cost.query import pricing_sql as _pricing_sql
+from otel_llm_cost.query import runs as _runs
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.filters import Where, where_conditions
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import CallRow, CostRow, DailyCost, Savings, Summary, WorkflowTotals
+from otel_llm_cost.query.runs import AgentRun
 from otel_llm_cost.query.session import SessionSummary
 from otel_llm_cost.query.tabular import Rows
 
@@ -25,7 +28,12 @@ class LedgerReports:
     _reader: Reader
 
     def cost_by(
-        self, dimension: str, start: datetime | None = None, end: datetime | None = None
+        self,
+        dimension: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        where: Where | None = None,
     ) -> Rows[CostRow]:
         """Spend grouped by ``dimension`` over ``[start, end)``, highest cost first.
 
@@ -35,6 +43,8 @@ class LedgerReports:
                 ``user_id`` work) or ``tag:<key>`` for a custom ``cost.<key>`` tag.
             start: inclusive lower bound (timezone-aware), or None.
             end: exclusive upper bound (timezone-aware), or None.
+            where: only calls whose dimensions have these values, e.g. ``{"feature": "search",
+                "tag:team": "growth"}`` (None matches a missing value); every report method takes it.
 
         Returns:
             Rows of :class:`CostRow`; groups with no priced call sort last.
@@ -45,23 +55,30 @@ class LedgerReports:
         """
         resolved = _queries.resolve_dimension(dimension)
         _queries.check_window(start, end)
-        return self._reader.rows(CostRow, _queries.cost_by(resolved, start, end))
+        query = _queries.cost_by(resolved, start, end, conditions=where_conditions(where))
+        return self._reader.rows(CostRow, query)
 
-    def cost_by_model(self, start: datetime | None = None, end: datetime | None = None) -> Rows[CostRow]:
+    def cost_by_model(
+        self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
+    ) -> Rows[CostRow]:
         """``cost_by("model", start, end)``."""
-        return self.cost_by("model", start, end)
+        return self.cost_by("model", start, end, where=where)
 
-    def cost_by_provider(self, start: datetime | None = None, end: datetime | None = None) -> Rows[CostRow]:
+    def cost_by_provider(
+        self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
+    ) -> Rows[CostRow]:
         """``cost_by("provider", start, end)``."""
-        return self.cost_by("provider", start, end)
+        return self.cost_by("provider", start, end, where=where)
 
     def cost_by_workflow_label(
-        self, start: datetime | None = None, end: datetime | None = None
+        self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
     ) -> Rows[CostRow]:
         """``cost_by("workflow_label", start, end)``: what each kind of workflow costs."""
-        return self.cost_by("workflow_label", start, end)
+        return self.cost_by("workflow_label", start, end, where=where)
 
-    def daily_cost(self, start: datetime, end: datetime, tz: str = "UTC") -> Rows[DailyCost]:
+    def daily_cost(
+        self, start: datetime, end: datetime, tz: str = "UTC", *, where: Where | None = None
+    ) -> Rows[DailyCost]:
         """One row per calendar day in ``tz`` touched by ``[start, end)``, days without calls as zero.
 
         A day's row sums the calls of that local day that fall inside the window, so the rows always
@@ -79,16 +96,19 @@ class LedgerReports:
         if start is None or end is None:
             raise ValueError("daily_cost needs both start and end")
         zone = _queries.resolve_timezone(tz)
-        return self._reader.rows(DailyCost, _queries.daily_cost(start, end, zone))
+        query = _queries.daily_cost(start, end, zone, where_conditions(where))
+        return self._reader.rows(DailyCost, query)
 
-    def summary(self, start: datetime | None = None, end: datetime | None = None) -> Summary:
+    def summary(
+        self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
+    ) -> Summary:
         """Totals over ``[start, end)``: calls, spend, tokens, cache hit rate and cache savings.
 
         Raises:
             ValueError: a naive datetime or an empty window.
         """
         _queries.check_window(start, end)
-        query = _queries.totals(start, end, count_excluded=True)
+        query = _queries.totals(start, end, count_excluded=True, conditions=where_conditions(where))
         return self._reader.one(Summary, query, start=start, end=end)
 
     def workflow_totals(self, workflow_id: str) -> WorkflowTotals:
@@ -105,7 +125,7 @@ class LedgerReports:
         return self._reader.rows(CallRow, _queries.workflow_steps(workflow_id))
 
     def session_summary(self, session_id: str) -> SessionSummary:
-        """Duration, totals, provider and model breakdowns of one session.
+        """Duration, totals, provider and model breakdowns, and the list of calls of one session.
 
         ``str(result)`` or ``result.format("compact" | "table")`` prints it.
         """
@@ -117,10 +137,41 @@ class LedgerReports:
         by_model = self._reader.rows(
             CostRow, _queries.cost_by(_queries.resolve_dimension("model"), None, None, session_id=session_id)
         )
-        return SessionSummary(session_id, totals, by_provider, by_model)
+        calls = self._reader.rows(CallRow, _runs.session_calls(session_id))
+        return SessionSummary(session_id, totals, by_provider, by_model, calls)
+
+    def agent_runs(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        agent: str | None = None,
+        limit: int | None = None,
+    ) -> Rows[AgentRun]:
+        """One row per agent run in ``[start, end)`` (a run: one agent's calls in one trace), earliest first.
+
+        Each row has the agent, its trace, first start and last end, calls, tokens by kind, cost and
+        cache hit rate; only calls tagged with an agent (``cost.agent``) count.
+
+        Args:
+            start: inclusive lower bound (timezone-aware), or None.
+            end: exclusive upper bound (timezone-aware), or None.
+            agent: only this agent's runs.
+            limit: at most this many runs.
+
+        Raises:
+            ValueError: a naive datetime, an empty window or ``limit < 1``.
+        """
+        _queries.check_window(start, end)
+        return self._reader.rows(AgentRun, _runs.agent_runs(start, end, agent=agent, limit=limit))
 
     def top_calls(
-        self, n: int = 10, start: datetime | None = None, end: datetime | None = None
+        self,
+        n: int = 10,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        where: Where | None = None,
     ) -> Rows[CallRow]:
         """The ``n`` most expensive priced calls in ``[start, end)``.
 
@@ -128,13 +179,16 @@ class LedgerReports:
             ValueError: ``n < 1``, a naive datetime or an empty window.
         """
         _queries.check_window(start, end)
-        return self._reader.rows(CallRow, _queries.top_calls(n, start, end))
+        return self._reader.rows(CallRow, _queries.top_calls(n, start, end, where_conditions(where)))
 
-    def savings(self, start: datetime | None = None, end: datetime | None = None) -> Savings:
+    def savings(
+        self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
+    ) -> Savings:
         """What prompt caching saved in ``[start, end)``, and how many calls the app marked downgradable.
 
         Raises:
             ValueError: a naive datetime or an empty window.
         """
         _queries.check_window(start, end)
-        return self._reader.one(Savings, _pricing_sql.savings(start, end), start=start, end=end)
+        query = _pricing_sql.savings(start, end, where_conditions(where))
+        return self._reader.one(Savings, query, start=start, end=end)

@@ -46,6 +46,10 @@ class CostRow(Tabular):
         total_tokens: input + output tokens of every call in the group.
         call_count: billable calls.
         unpriced_calls: calls whose price is unknown (not included in ``total_cost_usd``).
+        input_tokens: all input, cache reads and writes included.
+        output_tokens: all output, reasoning included.
+        cache_read_tokens, cache_write_tokens, reasoning_tokens: the parts of those.
+        provider: on model rows, the provider(s) that served the model (``None`` elsewhere).
     """
 
     key: str | None
@@ -53,7 +57,24 @@ class CostRow(Tabular):
     total_tokens: int
     call_count: int
     unpriced_calls: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    provider: str | None = None
     _source: Source | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """cache_read / (cache_read + cache_write) tokens, as in ``Summary``; 0 when both are 0."""
+        denominator = self.cache_read_tokens + self.cache_write_tokens
+        return self.cache_read_tokens / denominator if denominator else 0.0
+
+    @property
+    def cache_input_share(self) -> float:
+        """Share of the group's input tokens read from the prompt cache; 0 without input."""
+        return self.cache_read_tokens / self.input_tokens if self.input_tokens else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +117,10 @@ class CallRow(Tabular):
     cost_status: str | None
     cost_reason: str | None
     from_cache: bool | None
+    reasoning_tokens: int | None = None
+    time_to_first_token_ms: float | None = None
+    conversation_id: str | None = None
+    parent_span_id: str | None = None
     _source: Source | None = field(default=None, repr=False, compare=False)
 
 

@@ -8,7 +8,7 @@ also carries the rows it was built from, so analysts can continue in DuckDB or A
     rows[0].total_cost_usd          # Decimal
     rows.arrow()                    # pyarrow.Table, the same rows the dataclasses were built from
     rows.relation().filter("call_count > 10").order("key")   # DuckDB relation over those rows
-    rows.df()                       # pandas DataFrame (needs pandas)
+    rows.df()                       # pandas DataFrame (extra: otel-llm-cost[pandas]); .pl(): polars
 
 Sharing the file with the exporting application (while any process holds a DuckDB file, no other
 process can open it, not even read-only): a CostStore opened on a path holds the file only while

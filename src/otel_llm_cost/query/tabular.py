@@ -6,6 +6,7 @@ an analyst asks for it, from the same rows and the DuckDB column types of the re
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, overload
@@ -82,8 +83,17 @@ def arrow_type(duck_type: str) -> pa.DataType | None:
     return pa.decimal128(int(decimal[1]), int(decimal[2])) if decimal else None
 
 
+def _require_optional(module: str, method: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f".{method}() needs {module}, which is not installed: pip install 'otel-llm-cost[{module}]'"
+        ) from exc
+
+
 class Tabular:
-    """Analyst access shared by every result: Arrow table, DuckDB relation, pandas frame."""
+    """Analyst access shared by every result: Arrow table, DuckDB relation, pandas or polars frame."""
 
     __slots__ = ()
     _source: Source | None
@@ -106,12 +116,24 @@ class Tabular:
         return connection.from_arrow(source.table)
 
     def df(self) -> Any:
-        """The result as a pandas DataFrame.
+        """The result as a pandas DataFrame (money columns hold ``Decimal``).
 
         Raises:
-            ImportError: pandas is not installed.
+            ImportError: pandas is not installed (``pip install 'otel-llm-cost[pandas]'``).
         """
-        return self._require_source().table.to_pandas()
+        table = self._require_source().table
+        _require_optional("pandas", "df")
+        return table.to_pandas()
+
+    def pl(self) -> Any:
+        """The result as a polars DataFrame (money columns keep their exact ``Decimal`` type).
+
+        Raises:
+            ImportError: polars is not installed (``pip install 'otel-llm-cost[polars]'``).
+        """
+        table = self._require_source().table
+        polars = _require_optional("polars", "pl")
+        return polars.from_arrow(table)
 
     def _require_source(self) -> Source:
         if self._source is None:
@@ -120,7 +142,10 @@ class Tabular:
 
 
 class Rows(Tabular, Sequence[T], Generic[T]):
-    """An immutable sequence of typed result rows, plus :meth:`arrow`, :meth:`relation` and :meth:`df`."""
+    """An immutable sequence of typed result rows.
+
+    Plus :meth:`arrow`, :meth:`relation`, :meth:`df` and :meth:`pl` over the same rows.
+    """
 
     __slots__ = ("_items", "_source")
 

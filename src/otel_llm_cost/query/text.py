@@ -6,6 +6,8 @@ prints itself) and the report renderers can both use it.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -19,10 +21,15 @@ __all__ = [
     "is_tty",
     "render_table",
     "sparkline",
+    "terminal_width",
+    "usd_places",
+    "use_color",
 ]
 
 _BARS = "▁▂▃▄▅▆▇█"
 _CENT = Decimal("0.01")
+_MIN_PLACES = 2
+_MAX_PLACES = 6
 
 
 def is_tty(stream: IO[str]) -> bool:
@@ -34,13 +41,31 @@ def is_tty(stream: IO[str]) -> bool:
         return False
 
 
-def format_usd(value: Decimal | None, unpriced_calls: int = 0) -> str:
-    """Money for people: cents from $0.01 up, six places below (LLM calls often cost fractions of a cent).
+def usd_places(values: Iterable[Decimal | None]) -> int:
+    """The one number of decimal places for every amount of an output: enough that each non-zero amount
+    shows two significant digits, or all its digits if fewer (so parts visibly add up to their
+    total), from 2 (cents) to 6.
 
-    ``None`` reads ``unpriced``; a partial sum says how many calls it leaves out.
+    Example: ``usd_places([Decimal("3.36"), Decimal("0.000026")])`` is 6: ``$3.360000``, ``$0.000026``.
+    """
+    places = _MIN_PLACES
+    for value in values:
+        if value:
+            exact = -int(value.normalize().as_tuple().exponent)  # $0.02 needs 2, not $0.020
+            places = max(places, min(_MAX_PLACES, 1 - value.adjusted(), exact))
+    return places
+
+
+def format_usd(value: Decimal | None, unpriced_calls: int = 0, places: int | None = None) -> str:
+    """Money for people, with ``places`` decimals (one :func:`usd_places` per output).
+
+    Without ``places``: cents from $0.01 up, six places below (LLM calls often cost fractions of a
+    cent). ``None`` reads ``unpriced``; a partial sum says how many calls it leaves out.
     """
     if value is None:
         text = "unpriced"
+    elif places is not None:
+        text = f"${value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP):,}"
     elif value == 0 or abs(value) >= _CENT:
         text = f"${value.quantize(_CENT, ROUND_HALF_UP):,}"
     else:
@@ -55,6 +80,9 @@ def format_int(value: int | None) -> str:
 
 
 def format_pct(value: float) -> str:
+    """A share or rate as a percentage; a non-zero share too small for one decimal reads ``<0.1%``."""
+    if 0 < value < 0.0005:
+        return "<0.1%"
     return f"{value * 100:.1f}%"
 
 
@@ -67,6 +95,37 @@ def format_duration(value: timedelta) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+_MIN_CUT_WIDTH = 8
+
+
+def _fit(widths: list[int], alignment: str, headers: Sequence[str], max_width: int) -> list[int]:
+    """Column widths that fit ``max_width``, narrowing the widest left-aligned column one step at a time."""
+    fitted = list(widths)
+    while sum(fitted) + 2 * (len(fitted) - 1) > max_width:
+        text_columns = [i for i, a in enumerate(alignment) if a == "l" and fitted[i] > _MIN_CUT_WIDTH]
+        if not text_columns:
+            break  # nothing left to cut: the terminal wraps what remains
+        widest = max(text_columns, key=lambda i: fitted[i])
+        fitted[widest] -= 1
+    return fitted
+
+
+def _cut(cell: str, width: int) -> str:
+    return cell if len(cell) <= width else cell[: width - 1] + "…"
+
+
+def terminal_width(stream: IO[str]) -> int | None:
+    """The width tables must fit: the terminal's (or ``COLUMNS``) for a TTY, None (no limit) for a pipe."""
+    if not is_tty(stream) and "COLUMNS" not in os.environ:
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def use_color(stream: IO[str]) -> bool:
+    """Bold headers and box-drawing only on a TTY, and never when ``NO_COLOR`` is set (no-color.org)."""
+    return is_tty(stream) and not os.environ.get("NO_COLOR")
+
+
 def sparkline(values: Sequence[Decimal | float | int | None]) -> str:
     """One block character per value, scaled to the largest (``None`` and 0 are the lowest bar)."""
     numbers = [float(v) if v is not None else 0.0 for v in values]
@@ -77,11 +136,19 @@ def sparkline(values: Sequence[Decimal | float | int | None]) -> str:
 
 
 def render_table(
-    headers: Sequence[str], rows: Iterable[Sequence[str]], *, align: str | None = None, fancy: bool = False
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    align: str | None = None,
+    fancy: bool = False,
+    max_width: int | None = None,
 ) -> str:
-    """Aligned columns; ``align`` is one letter per column (``l`` or ``r``, default: first left, rest right).
+    """Aligned columns; ``align`` is one letter per column (``l`` or ``r``, default: first left, rest right;
+    ``L``: left-aligned and never cut, for ids that are useless when shortened).
 
-    ``fancy`` (for a TTY) draws a box-drawing rule and bold headers; otherwise plain ASCII.
+    ``fancy`` (for a TTY) draws a box-drawing rule and bold headers; otherwise plain ASCII. With
+    ``max_width`` (the terminal's width), the widest left-aligned text columns are cut, with ``…``,
+    until the table fits; numbers are never cut.
     """
     body = [list(row) for row in rows]
     alignment = align or "l" + "r" * (len(headers) - 1)
@@ -89,10 +156,14 @@ def render_table(
     for row in body:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
+    if max_width is not None:
+        widths = _fit(widths, alignment, headers, max_width)
+        body = [[_cut(cell, widths[i]) for i, cell in enumerate(row)] for row in body]
+        headers = [_cut(h, widths[i]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
         parts = [
-            cell.ljust(widths[i]) if alignment[i] == "l" else cell.rjust(widths[i])
+            cell.ljust(widths[i]) if alignment[i] in "lL" else cell.rjust(widths[i])
             for i, cell in enumerate(cells)
         ]
         return "  ".join(parts).rstrip()

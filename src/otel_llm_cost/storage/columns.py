@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from otel_llm_cost._money import money_arrow_type
 from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.conventions.content import is_content_attribute
 from otel_llm_cost.storage import schema as _schema
 
 __all__ = [
@@ -75,14 +76,7 @@ _SOURCES: Final = {
     for priority, name in enumerate(names)
 }
 UNRANKED: Final = 1_000_000
-_CONTENT_EXACT: Final = frozenset(sc.CONTENT_ATTRIBUTE_NAMES)
-_CONTENT_PREFIXES: Final = tuple(name + "." for name in sc.CONTENT_ATTRIBUTE_NAMES)
 COST_PREFIX_LEN: Final = len(sc.COST_PREFIX)
-
-
-def is_content_attribute(name: str) -> bool:
-    """True for prompt/completion/message text attributes of any supported convention."""
-    return name in _CONTENT_EXACT or name.startswith(_CONTENT_PREFIXES)
 
 
 class Plan:

@@ -28,6 +28,8 @@ import pyarrow.compute as pc
 
 from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.corrupt import is_corrupt_error, open_error
+from otel_llm_cost.storage.sandbox import SANDBOX_CONFIG, lock_down
 
 __all__ = [
     "REPLACEMENT_SCANS",
@@ -103,16 +105,20 @@ def _backoff_delays(timeout_s: float) -> Iterator[float]:
         cap = min(cap * 2, _MAX_DELAY_S)
 
 
-def _open(path: str, read_only: bool, timeout_s: float, *, signal_readers: bool) -> duckdb.DuckDBPyConnection:
+def _open(
+    path: str, read_only: bool, timeout_s: float, *, signal_readers: bool, sandbox: bool = True
+) -> duckdb.DuckDBPyConnection:
     delays = _backoff_delays(timeout_s)
     requested = False
     try:
         while True:
             try:
+                if read_only and sandbox:
+                    return duckdb.connect(path, read_only=True, config=SANDBOX_CONFIG)
                 return duckdb.connect(path, read_only=read_only)
             except duckdb.Error as exc:
                 if not is_lock_error(exc):
-                    raise StorageError(f"cannot open DuckDB file {path!r}: {exc}") from exc
+                    raise open_error(path, exc) from exc
                 delay = next(delays, None)
                 if delay is None:
                     raise StorageLockedError(
@@ -136,6 +142,7 @@ def connect(
     read_only: bool = False,
     timeout_s: float = 5.0,
     see_pending: bool = True,
+    sandbox: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """Open an otel-llm-cost DuckDB file, waiting while another process holds it.
 
@@ -150,6 +157,8 @@ def connect(
         timeout_s: How long to retry while the file is locked by another process.
         see_pending: First let this process's exporters on the file commit the batches they accepted
             (within ``timeout_s``), so that the connection sees them (the exporter itself: False).
+        sandbox: Read-only: no file, URL or extension access, configuration locked (``sandbox.py``).
+            ``False`` only for trusted SQL that writes a file (``otel-llm-cost export``'s ``COPY``).
 
     Returns:
         A connection the caller owns and must close (hold it briefly: while it is open, the exporting
@@ -157,7 +166,8 @@ def connect(
 
     Raises:
         StorageLockedError: The file is held by another process past ``timeout_s`` (a StorageError).
-        StorageError: The file is missing (read-only), unreadable or corrupt.
+        StorageCorruptError: The file is damaged (truncated, overwritten): see ``storage/corrupt.py``.
+        StorageError: The file is missing (read-only) or unreadable.
         SchemaVersionError: The file was written by a newer otel-llm-cost.
     """
     if timeout_s < 0:
@@ -168,7 +178,10 @@ def connect(
         commit_pending(target, timeout_s)
     if read_only and not os.path.exists(target):
         raise StorageError(f"DuckDB file {target!r} does not exist (nothing has been exported to it yet)")
-    con = _open(target, read_only, max(0.0, deadline - time.monotonic()), signal_readers=read_only)
+    sandbox = sandbox and read_only
+    con = _open(
+        target, read_only, max(0.0, deadline - time.monotonic()), signal_readers=read_only, sandbox=sandbox
+    )
     try:
         if read_only:
             version = schema_version(con)
@@ -178,13 +191,19 @@ def connect(
                 remaining = max(0.0, deadline - time.monotonic())
                 with contextlib.closing(_open(target, False, remaining, signal_readers=False)) as writer:
                     ensure_schema(writer)
-                con = _open(target, True, max(0.0, deadline - time.monotonic()), signal_readers=True)
+                remaining = max(0.0, deadline - time.monotonic())
+                con = _open(target, True, remaining, signal_readers=True, sandbox=sandbox)
             _check_not_newer(schema_version(con), target)
         else:
             ensure_schema(con)
-        con.execute("SET TimeZone = 'UTC'")
-    except BaseException:
+        if sandbox:
+            lock_down(con)
+        else:
+            con.execute("SET TimeZone = 'UTC'")
+    except BaseException as exc:
         con.close()
+        if is_corrupt_error(exc):  # the header was readable, the tables were not: truncated
+            raise open_error(target, exc) from exc
         raise
     return con
 

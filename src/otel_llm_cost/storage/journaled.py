@@ -341,7 +341,7 @@ class JournaledWriter:
                 finally:
                     self._lease.done_with(cursor)
             except Exception as exc:
-                self._lease.release()  # it may be in an unknown state (a lock error: never opened)
+                self._lease.release_failed(exc)  # unknown state (a lock error: never opened)
                 self._health.failed(exc)
                 with self._backlog.cond:
                     self._backlog.attempt_failed()

@@ -25,8 +25,9 @@ from typing import Final, TypeVar
 import duckdb
 
 from otel_llm_cost._logging import log_once
-from otel_llm_cost.exceptions import StorageError
+from otel_llm_cost.exceptions import StorageCorruptError, StorageError
 from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.corrupt import file_identity, is_corrupt_error, set_aside
 
 __all__ = ["FileHolder", "HoldTimer", "WriterLease", "start_release_thread"]
 
@@ -241,6 +242,7 @@ class WriterLease:
         self.lock = threading.Lock()
         self._timer = HoldTimer(hold_idle_s, hold_max_s)
         self._held: duckdb.DuckDBPyConnection | None = None
+        self._identity: tuple[int, int] | None = None
         # Set in a child forked while the parent held the file: the child never writes it.
         self.fork_unsafe = False
 
@@ -267,9 +269,18 @@ class WriterLease:
             # held: another exporting thread must not open the file meanwhile.
             while _storage.read_requested(self.path) and time.monotonic() < deadline:
                 time.sleep(_READER_POLL_S)
-            held = _storage.connect(
-                self.path, timeout_s=max(0.0, deadline - time.monotonic()), see_pending=False
-            )
+            identity = file_identity(self.path)
+            try:
+                held = _storage.connect(
+                    self.path, timeout_s=max(0.0, deadline - time.monotonic()), see_pending=False
+                )
+            except StorageCorruptError as exc:
+                # A damaged file never opens again: move it aside and write a fresh one.
+                set_aside(self.path, exc, identity)
+                held = _storage.connect(
+                    self.path, timeout_s=max(0.0, deadline - time.monotonic()), see_pending=False
+                )
+            self._identity = file_identity(self.path)
             try:
                 for setting in self._settings:
                     held.execute(setting)
@@ -306,6 +317,13 @@ class WriterLease:
                 held.close()
             except duckdb.Error as exc:
                 log_once(_logger, "exporter.close", logging.WARNING, "closing %s failed: %r", self.path, exc)
+
+    def release_failed(self, exc: BaseException) -> None:
+        """:meth:`release` after a failed commit; a file found damaged (truncated) is set aside."""
+        identity = self._identity if self._held is not None else None
+        self.release()
+        if is_corrupt_error(exc):
+            set_aside(self.path, exc, identity)
 
     def after_fork_in_child(self, *, parent_held_it: bool) -> None:
         """Forget the inherited connection without closing it (that would write), and any held lock.

@@ -16,7 +16,7 @@ from typing import Final
 from otel_llm_cost._money import MONEY_SQL_TYPE
 from otel_llm_cost.conventions import names as sc
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 MONEY_TYPE: Final = MONEY_SQL_TYPE
 
@@ -79,6 +79,8 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("streaming", "BOOLEAN", ""),
     ("from_cache", "BOOLEAN", "served from an application response cache: no API spend"),
     ("attributes", "JSON", "remaining span attributes (prompt/completion text only when opted in)"),
+    ("conversation_id", "VARCHAR", "gen_ai.conversation.id, or the instrumentation's session id"),
+    ("time_to_first_token_ms", "DOUBLE", "streamed calls, where the instrumentation reports it"),
 )
 
 CALL_COLUMN_NAMES: Final = tuple(name for name, _, _ in CALL_COLUMNS)
@@ -109,7 +111,12 @@ CREATE_CALLS: Final = _create_table(CALLS_TABLE, CALL_COLUMNS)
 CREATE_SPANS: Final = _create_table(SPANS_TABLE, SPAN_COLUMNS)
 
 # Migrations from version N to N+1, applied in order inside one transaction.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS conversation_id VARCHAR",
+        f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS time_to_first_token_ms DOUBLE",
+    ),
+}
 
 # Fired budget alerts. The primary key IS the de-duplication: an alert is inserted with
 # ON CONFLICT DO NOTHING RETURNING and delivered only when the insert returned it, so a restart or a
@@ -188,4 +195,6 @@ COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("response_id", (sc.GEN_AI_RESPONSE_ID,)),
     ("streaming", (sc.GEN_AI_REQUEST_STREAM, sc.LLM_IS_STREAMING)),
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
+    ("conversation_id", sc.CONVERSATION_ID_NAMES),
+    ("time_to_first_token_ms", (sc.LLM_TIME_TO_FIRST_TOKEN_MS,)),
 )
