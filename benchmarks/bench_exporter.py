@@ -111,7 +111,7 @@ def make_spans(n: int, offset: int, rng: random.Random) -> list[ReadableSpan]:
             sc.LLM_CACHE_HIT: cache_read > 0,
             sc.LLM_CACHE_TOKENS_SAVED: cache_read,
             sc.COST_FEATURE: f"feature-{i % 7}",
-            sc.COST_USER_ID: f"h:{i % 5000:016x}",
+            sc.COST_USER_ID: f"h:{i % 5000:032x}",
             sc.COST_ORG_ID: f"org-{i % 50}",
             sc.COST_SESSION_ID: f"s-{i // 20}",
             sc.COST_WORKFLOW_ID: f"wf-{i // 100}",

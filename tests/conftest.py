@@ -29,7 +29,9 @@ BASE_TIME = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 
 
 # Set by .ci/run to steer the harness itself, not the code under test.
-_TEST_HARNESS_VARIABLES = frozenset({"OTEL_LLM_COST_OLDEST_SDK_PYTHON", "OTEL_LLM_COST_LIVE_REQUIRED"})
+_TEST_HARNESS_VARIABLES = frozenset(
+    {"OTEL_LLM_COST_OLDEST_SDK_PYTHON", "OTEL_LLM_COST_LIVE_REQUIRED", "OTEL_LLM_COST_BROWSER_REQUIRED"}
+)
 
 
 @pytest.fixture(autouse=True)

@@ -479,10 +479,10 @@ def test_per_call_budget_fires_at_enrichment_once_and_is_recorded(con: duckdb.Du
     engine = BudgetEngine(
         [Budget.per_call(1.00), Budget.per_org_daily(1000)], [got.append], clock=Clock(NOON)
     )
-    attributes = {semconv.LLM_COST_USD: 1.0, semconv.COST_ORG_ID: "o", semconv.LLM_COST_BILLABLE: True}
+    attributes = {semconv.LLM_COST_USD: 1.000001, semconv.COST_ORG_ID: "o", semconv.LLM_COST_BILLABLE: True}
     fired = engine.check_call(attributes, trace_id=0xABC, span_id=0x1F, start_time_ns=1)
     again = engine.check_call(attributes, trace_id=0xABC, span_id=0x1F, start_time_ns=1)
-    cheap = engine.check_call({semconv.LLM_COST_USD: 0.999999}, trace_id=1, span_id=2)
+    cheap = engine.check_call({semconv.LLM_COST_USD: 1.0}, trace_id=1, span_id=2)  # at the limit: within it
     duplicate = engine.check_call({semconv.LLM_COST_USD: 5.0, semconv.LLM_COST_BILLABLE: False}, span_id=3)
 
     assert keys(fired) == [("000000000000001f", "threshold", "1")]

@@ -74,7 +74,7 @@ def enriched_attributes(**extra: Any) -> dict[str, Any]:
         sc.LLM_CACHE_COST_SAVED_USD: 0.0027,
         sc.COST_FEATURE: "document_analysis",
         sc.COST_AGENT: "researcher",
-        sc.COST_USER_ID: "h:0123456789abcdef",
+        sc.COST_USER_ID: "h:0123456789abcdef0123456789abcdef",
         sc.COST_ORG_ID: "org_123",
         sc.COST_SESSION_ID: "s-1",
         sc.COST_WORKFLOW_ID: "wf-9",
@@ -203,7 +203,7 @@ def test_an_enriched_span_becomes_one_typed_row_with_every_column(
         "cache_saved_usd": Decimal("0.002700000000"),
         "feature": "document_analysis",
         "agent": "researcher",
-        "user_id": "h:0123456789abcdef",
+        "user_id": "h:0123456789abcdef0123456789abcdef",
         "org_id": "org_123",
         "session_id": "s-1",
         "workflow_id": "wf-9",
@@ -216,6 +216,8 @@ def test_an_enriched_span_becomes_one_typed_row_with_every_column(
         "attributes": row["attributes"],
         "conversation_id": None,
         "time_to_first_token_ms": None,
+        "unbilled_cost_usd": None,
+        "service_tier": None,
     }
     # Remaining attributes only: what became a column is not repeated.
     assert json.loads(row["attributes"]) == {
@@ -279,6 +281,9 @@ def test_values_that_do_not_fit_their_column_become_null_without_losing_the_batc
     first, second = read_calls(db)
     assert (first["input_tokens"], first["output_tokens"], first["total_tokens"]) == (12, None, None)
     assert (first["cost_usd"], first["output_cost_usd"]) == (None, None)
+    # Stored, not dropped: flagged invalid with the first rule it broke.
+    assert first["cost_status"] == "invalid"
+    assert first["cost_reason"].startswith("invalid: output_tokens 'many'")
     assert json.loads(first["attributes"])["custom.ratio"] == "inf"
     assert second["cost_usd"] == Decimal("0.005232000000")
 

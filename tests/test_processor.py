@@ -25,6 +25,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -140,13 +141,31 @@ def test_non_llm_span_is_forwarded_as_the_same_object(pipeline: Pipeline) -> Non
     assert pipeline.wrapped.ended[0] is pipeline.beside.ended[0]
 
 
-def test_span_enriched_upstream_is_forwarded_as_is(pipeline: Pipeline) -> None:
-    # What the collector receives from a service that runs its own LLMCostSpanProcessor.
+def test_span_priced_by_an_untrusted_sender_is_priced_again_from_its_counts(pipeline: Pipeline) -> None:
+    # What the collector receives from a service that runs its own LLMCostSpanProcessor (or claims to).
     (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
     upstream = {**recorded.attributes, sc.LLM_COST_STATUS: "priced", sc.LLM_COST_USD: 0.5}
     pipeline.tracer(recorded.scope).start_span("llm", attributes=upstream).end()
-    assert pipeline.wrapped.ended[0] is pipeline.beside.ended[0]
-    assert pipeline.only("llm")[sc.LLM_COST_USD] == 0.5
+    pipeline.tracer(recorded.scope).start_span("raw", attributes=recorded.attributes).end()
+    assert pipeline.only("llm")[sc.LLM_COST_USD] == pipeline.only("raw")[sc.LLM_COST_USD] != 0.5
+
+
+def test_span_enriched_by_a_trusted_sender_is_forwarded_as_is(
+    monkeypatch: pytest.MonkeyPatch, pricebook: PriceBook
+) -> None:
+    monkeypatch.setenv("OTEL_LLM_COST_TRUSTED_SENDERS", "other, billing")
+    provider = TracerProvider(resource=Resource.create({"service.name": "billing"}))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(LLMCostSpanProcessor(SimpleSpanProcessor(exporter), pricing=pricebook))
+    beside = Recorder()
+    provider.add_span_processor(beside)
+    (recorded,) = fixture_spans("otel-genai-openai-v2__openai_chat")
+    upstream = {**recorded.attributes, sc.LLM_COST_STATUS: "priced", sc.LLM_COST_USD: 0.5}
+    provider.get_tracer(recorded.scope).start_span("llm", attributes=upstream).end()
+    provider.shutdown()
+    [sent] = exporter.get_finished_spans()
+    assert sent is beside.ended[0]
+    assert (sent.attributes or {})[sc.LLM_COST_USD] == 0.5
 
 
 def test_llm_span_reaches_every_wrapped_processor_enriched(pipeline: Pipeline, pricebook: PriceBook) -> None:

@@ -153,8 +153,9 @@ def test_session_summary_lists_calls_and_flags_unpriced_in_the_average(calls_db:
         (BASE_TIME + 2 * MINUTE, "claude-haiku-4-5", "anthropic", 15, D("0.06")),
     ]
     text = session.format("detailed")
-    assert "per call  $0.03 (+1 unpriced)" in text
-    assert re.search(r"^claude-haiku-4-5\s+anthropic\s+\$0\.06\s+1\s+15$", text, re.MULTILINE)
+    # One money format per output: three places here, which the smallest figure (per 1k tokens) needs.
+    assert "per call  $0.030 (+1 unpriced)" in text
+    assert re.search(r"^claude-haiku-4-5\s+anthropic\s+\$0\.060\s+1\s+15$", text, re.MULTILINE)
     assert re.search(r"^2025-01-15T12:01:00\+00:00\s+mystery\s+openai\s+1,000\s+200\s+unpriced$", text, re.M)
     assert (empty.avg_cost_per_call_usd, list(empty.calls)) == (None, [])
     for style in ("detailed", "compact", "table"):
@@ -193,7 +194,7 @@ def test_openlit_time_to_first_token_is_stored_in_ms(tmp_path: Path, pricebook: 
 
 def test_a_version_1_file_gains_the_new_columns(tmp_path: Path) -> None:
     path = tmp_path / "v1.duckdb"
-    new_columns = ("conversation_id", "time_to_first_token_ms")
+    new_columns = ("conversation_id", "time_to_first_token_ms", "unbilled_cost_usd", "service_tier")
     with contextlib.closing(duckdb.connect(str(path))) as con:
         con.execute(_schema.CREATE_META)
         con.execute("INSERT INTO otel_llm_cost_meta VALUES ('schema_version', '1')")

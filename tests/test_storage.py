@@ -213,3 +213,19 @@ def test_lock_held_past_the_timeout_is_a_storage_error_and_a_reader_signals_it(t
     assert isinstance(raised.value, StorageLockedError)
     assert seen_request
     assert not _storage.read_request_path(path).exists()
+
+
+def test_a_version_1_file_gains_the_unbilled_cost_and_service_tier_columns(tmp_path: Path) -> None:
+    path = tmp_path / "v1.duckdb"
+    with contextlib.closing(_storage.connect(path)) as con:
+        _storage.insert_rows(con, _schema.CALLS_TABLE, _rows(2))
+    with contextlib.closing(duckdb.connect(str(path))) as con:  # the file as version 1 wrote it
+        for column in ("unbilled_cost_usd", "service_tier"):
+            con.execute(f"ALTER TABLE {_schema.CALLS_TABLE} DROP COLUMN {column}")
+        con.execute(f"UPDATE {_schema.META_TABLE} SET value = '1'")
+    with contextlib.closing(_storage.connect(path)) as con:
+        rows = con.execute(
+            f"SELECT count(*), count(unbilled_cost_usd), count(service_tier) FROM {_schema.CALLS_TABLE}"
+        )
+        assert rows.fetchone() == (2, 0, 0)
+    assert _version(path) == _schema.SCHEMA_VERSION

@@ -189,6 +189,20 @@ DEDUP_CAPACITY = EnvVar(
 )
 
 
+def _parse_names(raw: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
+TRUSTED_SENDERS = EnvVar[frozenset[str]](
+    "OTEL_LLM_COST_TRUSTED_SENDERS",
+    _parse_names,
+    frozenset(),
+    "Comma-separated service.name values whose already-priced spans (carrying llm.cost.status) are "
+    "stored with their own cost. Spans from any other sender are priced again from their token counts; "
+    "every span is checked against the stored-row rules and its user ids hashed either way.",
+)
+
+
 PRICE_DATA = EnvVar[str | None](
     "OTEL_LLM_COST_PRICE_DATA",
     _parse_optional_str,
@@ -236,6 +250,7 @@ ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     WEBHOOK_URL,
     SERVE_TOKEN,
     DEDUP_CAPACITY,
+    TRUSTED_SENDERS,
     METRICS,
     METRICS_TOKEN_COUNTERS,
     METRICS_USER_IDS,

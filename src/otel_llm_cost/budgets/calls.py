@@ -98,7 +98,8 @@ class CallChecker:
             fired.extend(
                 build_alert(AlertKind.THRESHOLD, status, threshold, trace_hex, span_hex, self._clock())
                 for threshold in budget.thresholds
-                if cost >= budget.limit_usd * threshold
+                # A per-call limit is what a call may cost: only a call above it alerts.
+                if cost > budget.limit_usd * threshold
             )
         return fired
 

@@ -131,7 +131,8 @@ class Budget:
     ) -> Budget:
         """A limit on each single call (only 100% by default: a call crosses all its thresholds at once).
 
-        Example: ``Budget.per_call(1.00)`` alerts on any call that costs $1 or more.
+        Example: ``Budget.per_call(1.00)`` alerts on any call that costs more than $1 (a call of
+        exactly $1 is within its limit).
         """
         return cls(name, "call", "call", limit_usd, thresholds, "UTC", where)
 

@@ -24,6 +24,7 @@ from otel_llm_cost.cli import prices as _cli_prices
 from otel_llm_cost.cli import reports as _cli_reports
 from otel_llm_cost.cli import savings as _cli_savings
 from otel_llm_cost.cli import serve as _cli_serve
+from otel_llm_cost.cli import ui as _cli_ui
 from otel_llm_cost.cli import workflows as _cli_workflows
 from otel_llm_cost.exceptions import OtelLLMCostError
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         _cli_prices,
         _cli_budgets,
         _cli_serve,
+        _cli_ui,
         _cli_lake,
     )
     for module in command_groups:

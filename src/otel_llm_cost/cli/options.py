@@ -199,10 +199,10 @@ def filters(args: argparse.Namespace) -> dict[str, str | None]:
     return where
 
 
-def format_options() -> argparse.ArgumentParser:
-    """A parent parser with ``--format table|json|csv``."""
+def format_options(*more: str) -> argparse.ArgumentParser:
+    """A parent parser with ``--format table|json|csv`` (and the formats in ``more``)."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    parser.add_argument("--format", choices=("table", "json", "csv", *more), default="table")
     return parser
 
 

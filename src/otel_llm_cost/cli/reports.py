@@ -13,6 +13,7 @@ from typing import Any, Final
 from otel_llm_cost.cli.labels import load_user_labels
 from otel_llm_cost.cli.options import (
     add_command,
+    db_path,
     describe_where,
     describe_window,
     emit,
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "report",
         handle_report,
         "spend totals, by model/provider/feature/user/org, and a daily trend",
-        (store_options(), window_options(), filter_options(), format_options()),
+        (store_options(), window_options(), filter_options(), format_options("html")),
     )
     report.add_argument(
         "--by",
@@ -67,6 +68,8 @@ def handle_report(args: argparse.Namespace) -> int:
     for name in dimensions:
         _queries.resolve_dimension(name)  # fail on a typo before any work
     where = filters(args)
+    if args.format == "html":
+        return _html_report(args, dimensions)
     labels = load_user_labels(args.user_labels)
     with open_store(args) as store, _output.Progress("report", total=len(dimensions) + 2) as progress:
         summary = store.summary(since, until, where=where)
@@ -116,6 +119,18 @@ def handle_report(args: argparse.Namespace) -> int:
         return 0
     title = f"LLM cost report  {describe_window(since, until, zone)}{describe_where(where)}"
     emit(_report_text(title, summary, groups, days, zone.key, labels=labels))
+    return 0
+
+
+def _html_report(args: argparse.Namespace, dimensions: tuple[str, ...]) -> int:
+    """One self-contained page (overview and breakdowns), rendered by the dashboard package."""
+    from otel_llm_cost.ui.report import render_report_for_window  # noqa: PLC0415 - only for --format html
+
+    if filters(args):
+        raise ValueError("--where and --user are not supported with --format html yet")
+    since, until, zone = window(args)
+    with open_store(args) as store:
+        emit(render_report_for_window(store, since, until, zone, dimensions, source=str(db_path(args))))
     return 0
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "ConventionTable",
     "classify",
     "operation_of",
+    "other_tables",
     "pick_table",
 ]
 
@@ -258,6 +259,21 @@ def pick_table(attributes: Mapping[str, Any], scope_name: str | None) -> Convent
     if not _GEN_AI_MARKERS.isdisjoint(attributes):
         return GEN_AI
     return None
+
+
+def other_tables(attributes: Mapping[str, Any], table: ConventionTable) -> tuple[ConventionTable, ...]:
+    """The other conventions whose marker attributes this span also carries, in :func:`pick_table` order.
+
+    A span recorded by two instrumentations at once (an OpenInference and a GenAI one) is read from
+    the second when the first yields no usable counts (one malformed value must not hide the call)."""
+    found = (
+        (OPENINFERENCE, _OPENINFERENCE_MARKERS),
+        (TRACELOOP, _TRACELOOP_MARKERS),
+        (GEN_AI, _GEN_AI_MARKERS),
+    )
+    return tuple(
+        other for other, markers in found if other is not table and not markers.isdisjoint(attributes)
+    )
 
 
 def classify(attributes: Mapping[str, Any], operation: str | None) -> tuple[bool, bool]:

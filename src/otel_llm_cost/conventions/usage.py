@@ -44,13 +44,15 @@ from otel_llm_cost.conventions.tables import (
     ConventionTable,
     classify,
     operation_of,
+    other_tables,
     pick_table,
 )
 from otel_llm_cost.conventions.values import MAX_COUNT, read_count, read_flag, read_text, str_value
 
-__all__ = ["Usage", "normalize_usage"]
+__all__ = ["Usage", "invalid_count_problem", "normalize_usage"]
 
 _logger = logging.getLogger("otel_llm_cost.usage")
+_OVERFLOW = "token counts overflow; dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +229,7 @@ def _read_counts(
         input_tokens += read_count(attributes, table.extra_input, problems) or 0
         output_tokens += read_count(attributes, table.extra_output, problems) or 0
     if input_tokens > MAX_COUNT or output_tokens > MAX_COUNT:
-        problems.append("token counts overflow; dropped")
+        problems.append(_OVERFLOW)
         return False, 0, 0, 0, 0, 0, 0
     return True, input_tokens, output_tokens, cr, cw, cw1h, rs
 
@@ -251,8 +253,21 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
     declared, aggregate = classify(attributes, operation)
 
     counts = _read_counts(attributes, SEED if seeded else table, declared, problems)
+    if (counts is None or not counts[0]) and not seeded and table is not SEED:
+        # Its own convention gave no usable counts: another convention on the same span may.
+        for other in other_tables(attributes, table):
+            other_operation = operation_of(attributes, other, problems)
+            other_declared, other_aggregate = classify(attributes, other_operation)
+            other_counts = _read_counts(attributes, other, other_declared, problems)
+            if other_counts is not None and (counts is None or other_counts[0]):
+                table, convention, counts = other, other.convention, other_counts
+                operation, aggregate = other_operation, other_aggregate
+                break
     if counts is None:
-        return None  # e.g. an agent span without counts, a tool span, count_tokens
+        if not _dropped_count(problems):
+            return None  # e.g. an agent span without counts, a tool span, count_tokens
+        # Counts were there but none could be read: a call whose figures are broken, not "no call".
+        counts = (False, 0, 0, 0, 0, 0, 0)
     usage_reported, input_tokens, output_tokens, cr, cw, cw1h, rs = counts
 
     if table.streaming:
@@ -315,3 +330,38 @@ def normalize_usage(attributes: Mapping[str, Any], scope_name: str | None = None
             exc,
         )
         return None
+
+
+def _count_names(table: ConventionTable) -> frozenset[str]:
+    return frozenset((*table.input, *table.output, *table.total, *table.optional_counts))
+
+
+_COUNT_NAMES = {
+    label: _count_names(table) | _count_names(SEED) for label, table in CONVENTIONS_BY_LABEL.items()
+}
+_COUNT_NAMES[SEED.convention] = _count_names(SEED)
+
+
+_ALL_COUNT_NAMES = frozenset().union(*_COUNT_NAMES.values())
+
+
+def _dropped_count(problems: list[str]) -> bool:
+    for problem in problems:
+        name, _, rest = problem.partition(": ")
+        if name in _ALL_COUNT_NAMES and rest.endswith("dropped"):
+            return True
+    return False
+
+
+def invalid_count_problem(usage: Usage) -> str | None:
+    """Why ``usage`` cannot be trusted as a measurement, or ``None``: a token count of the convention it
+    was read from was present but unusable (negative, out of range, not a number), or the counts
+    overflow. Such a call is stored with status ``invalid`` rather than priced from what remained."""
+    names = _COUNT_NAMES.get(usage.convention) or _COUNT_NAMES[SEED.convention]
+    for problem in usage.problems:
+        if problem == _OVERFLOW:
+            return problem
+        name, _, rest = problem.partition(": ")
+        if name in names and rest.endswith("dropped"):
+            return problem
+    return None

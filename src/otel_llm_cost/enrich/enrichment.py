@@ -20,7 +20,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
-from otel_llm_cost.conventions.usage import Usage, normalize_usage
+from otel_llm_cost.conventions.usage import Usage, invalid_count_problem, normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
 from otel_llm_cost.pricing import CostBreakdown, CostStatus
 
@@ -181,6 +181,9 @@ def _write_cost(out: dict[str, AttributeValue], cost: CostBreakdown) -> None:
         out[sc.LLM_COST_MODEL_ID] = cost.model_id
     if cost.provider_id is not None:
         out[sc.LLM_COST_PROVIDER_ID] = cost.provider_id
+        # The span named no provider but pricing knew it (a Claude model is Anthropic's): reports
+        # group the call under that provider instead of under none.
+        out.setdefault(sc.LLM_PROVIDER_NAME, cost.provider_id)
     deployment = getattr(cost, "deployment", None)
     if deployment is not None:
         out[sc.LLM_COST_DEPLOYMENT] = deployment
@@ -318,6 +321,12 @@ def _enrichment(
     if attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:
         out[sc.LLM_CACHE_HIT] = True
         _write_cost(out, _RESPONSE_CACHE_COST)
+        return out
+    invalid = invalid_count_problem(usage)
+    if invalid is not None:
+        _write_cost(
+            out, CostBreakdown(status=CostStatus.INVALID, total_usd=None, reason=f"invalid: {invalid}")
+        )
         return out
     try:
         at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)

@@ -3,16 +3,18 @@
 Both paths that see spans nothing enriched use it: the processor's ``on_end`` (span by span, as they
 end) and the exporter's standalone path (a batch at a time, in end order, e.g. under
 ``OTEL_TRACES_EXPORTER=duckdb opentelemetry-instrument`` or behind the OTLP receiver). A span that
-already carries ``llm.cost.status`` was enriched upstream (another service's processor, re-sent to
-the collector): its figures and billable verdict stand.
+already carries ``llm.cost.status`` was priced elsewhere (another service's processor, re-sent to the
+receiver, or an application that wrote our names itself): unless its sender (``service.name``) is in
+``OTEL_LLM_COST_TRUSTED_SENDERS``, its claimed cost is set aside and the call priced again from its
+token counts. Storage checks every row against the stored-row rules and hashes user ids either way.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import format_span_id
@@ -58,12 +60,14 @@ class LLMCallEnricher:
         user_id_hasher: Hashes user ids (``None``: the process default, resolved on first use).
         dedup_capacity: How many recent calls the double-count guard remembers (``None``:
             ``OTEL_LLM_COST_DEDUP_CAPACITY``, default 10,000).
+        trusted_senders: ``service.name`` values whose already-priced spans keep their cost
+            (``None``: ``OTEL_LLM_COST_TRUSTED_SENDERS``, default none).
 
     Raises:
         ValueError: ``dedup_capacity`` is not positive.
     """
 
-    __slots__ = ("_capacity", "_guard", "_hasher", "_pid", "_pricing")
+    __slots__ = ("_capacity", "_guard", "_hasher", "_pid", "_pricing", "_trusted_senders")
 
     def __init__(
         self,
@@ -71,6 +75,7 @@ class LLMCallEnricher:
         pricing: _Pricer | None = None,
         user_id_hasher: UserIdHasher | None = None,
         dedup_capacity: int | None = None,
+        trusted_senders: Collection[str] | None = None,
     ) -> None:
         capacity = _config.DEDUP_CAPACITY.get() if dedup_capacity is None else dedup_capacity
         if capacity <= 0:
@@ -80,6 +85,9 @@ class LLMCallEnricher:
         self._hasher = user_id_hasher
         self._guard = DoubleCountGuard(capacity)
         self._pid = os.getpid()
+        self._trusted_senders = frozenset(
+            _config.TRUSTED_SENDERS.get() if trusted_senders is None else trusted_senders
+        )
 
     # -- the decision, span by span (the processor's on_end) -----------------------------------------
 
@@ -92,8 +100,11 @@ class LLMCallEnricher:
         HTTP call) is billable, its wrapper or twin is marked.
         """
         # Inlined rather than shared with _decide: this runs for every span the application ends.
-        if is_llm_candidate(attributes, scope_name) and sc.LLM_COST_STATUS not in attributes:
-            return self._llm_call(span, attributes, scope_name)
+        if is_llm_candidate(attributes, scope_name):
+            if sc.LLM_COST_STATUS not in attributes:
+                return self._llm_call(span, attributes, scope_name)
+            if not self._trusted(span):
+                return self._llm_call(span, _unclaimed(attributes), scope_name)
         if self._guard.tracking_ancestors:
             self._pass_on_ancestry(span)
         return None
@@ -102,8 +113,11 @@ class LLMCallEnricher:
         self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None, candidate: bool
     ) -> dict[str, Any] | None:
         """:meth:`span_ended` with ``is_llm_candidate`` already known."""
-        if candidate and sc.LLM_COST_STATUS not in attributes:
-            return self._llm_call(span, attributes, scope_name)
+        if candidate:
+            if sc.LLM_COST_STATUS not in attributes:
+                return self._llm_call(span, attributes, scope_name)
+            if not self._trusted(span):
+                return self._llm_call(span, _unclaimed(attributes), scope_name)
         if self._guard.tracking_ancestors:
             self._pass_on_ancestry(span)
         return None
@@ -119,6 +133,13 @@ class LLMCallEnricher:
         self._mark_billable(span, attributes, extra, scope_name)
         add_call_timing(extra, span, attributes)
         return extra
+
+    def _trusted(self, span: ReadableSpan) -> bool:
+        trusted = self._trusted_senders
+        if not trusted:
+            return False
+        resource = span.resource
+        return resource is not None and resource.attributes.get(sc.SERVICE_NAME) in trusted
 
     def _pass_on_ancestry(self, span: ReadableSpan) -> None:
         context, parent = span.context, span.parent
@@ -186,6 +207,34 @@ class LLMCallEnricher:
     def hash_user_id(self, raw: str) -> str:
         """The stored form of a user id (``UserIdHasher.hash``)."""
         return (self._hasher or default_user_id_hasher()).hash(raw)
+
+
+# What a sender claims about a call's cost: set aside when the call is priced again.
+_CLAIMS: Final = frozenset(
+    {
+        sc.LLM_COST_STATUS,
+        sc.LLM_COST_USD,
+        sc.LLM_COST_INPUT_USD,
+        sc.LLM_COST_CACHE_READ_USD,
+        sc.LLM_COST_CACHE_WRITE_USD,
+        sc.LLM_COST_OUTPUT_USD,
+        sc.LLM_COST_REASON,
+        sc.LLM_COST_SOURCE,
+        sc.LLM_COST_MODEL_ID,
+        sc.LLM_COST_PROVIDER_ID,
+        sc.LLM_COST_DEPLOYMENT,
+        sc.LLM_COST_BILLABLE,
+        sc.LLM_COST_DUPLICATE_OF,
+        sc.LLM_CACHE_COST_SAVED_USD,
+        sc.GEN_AI_USAGE_COST,
+        sc.GEN_AI_USAGE_COST_SOURCE,
+        *sc.COST_MIRROR_ATTRIBUTE_NAMES,
+    }
+)
+
+
+def _unclaimed(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in attributes.items() if name not in _CLAIMS}
 
 
 def make_span_enricher(

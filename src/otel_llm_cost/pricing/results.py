@@ -26,6 +26,9 @@ class CostStatus(enum.StrEnum):
     """The provider reported what the call cost; we trust it over our tables."""
     FREE = "free"
     """A model the user declared free (for example a local model): the cost is exactly 0."""
+    INVALID = "invalid"
+    """The span's figures break the stored-row rules (a negative or absurd token count, a cost out of
+    range): no cost, the reason in ``llm.cost.reason``; reports count it with the unpriced calls."""
 
 
 @dataclass(frozen=True, slots=True)

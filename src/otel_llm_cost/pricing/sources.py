@@ -88,15 +88,44 @@ class PriceData:
         for candidate, candidate_provider in model_ref_candidates(ref, provider_id, self.provider_id):
             found = self._find_in(candidate, candidate_provider)
             if found is not None:
-                provider, model = found
-                return Match(
-                    schedule=self._schedule_for(provider, model),
-                    free=False,
-                    model_id=model.id,
-                    provider_id=provider.id,
-                    user=False,
-                )
+                return self._match(found, self._resource_of(ref, candidate))
+        if provider_id is None:
+            # No provider named, and no provider claims the id by its naming pattern: an id that
+            # exactly one first-party provider prices (text-embedding-3-small is OpenAI's) is theirs.
+            owners = [
+                (provider, model)
+                for provider in self.providers
+                if provider.model_match is not None
+                and (model := provider.find_model(ref, all_providers=self.providers)) is not None
+            ]
+            if len(owners) == 1:
+                return self._match(owners[0], None)
         return None
+
+    def _match(self, found: tuple[gp_types.Provider, gp_types.ModelInfo], deployment: str | None) -> Match:
+        provider, model = found
+        return Match(
+            schedule=self._schedule_for(provider, model),
+            free=False,
+            model_id=model.id,
+            provider_id=provider.id,
+            user=False,
+            deployment=deployment,
+        )
+
+    def _resource_of(self, ref: str, candidate: str) -> str | None:
+        """``myres`` when ``myres/gpt-4o`` was priced as ``gpt-4o``: the resource (deployment) it names.
+
+        Not for ``provider/model`` ids (``openai/gpt-4o``, OpenRouter vendors) nor Vertex / Fireworks
+        ``.../models/...`` paths: their prefix names a provider or a catalogue, not a deployment."""
+        if candidate == ref or "/" not in ref:
+            return None
+        resource, _, tail = ref.rpartition("/")
+        if tail != candidate or "models" in resource.split("/"):
+            return None
+        if self.provider_id(resource.split("/", 1)[0]) is not None or self._find_in(ref, "openrouter"):
+            return None
+        return resource
 
     def _find_in(
         self, model_ref: str, provider_id: str | None

@@ -136,7 +136,7 @@ class UserLayer:
                 )
             return
         upstream = self._data.find(entry.name, provider_id)
-        if upstream is not None:
+        if upstream is not None and upstream.deployment is None:
             # The entry overrides that data entry for every id resolving to it (dated ids, Bedrock...).
             if provider_id is not None:
                 self._attached_by_provider.setdefault((upstream.provider_id or "", upstream.model_id), entry)

@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from otel_llm_cost.query.explore_results import CallDetail, Mover, SeriesPoint
     from otel_llm_cost.query.results import (
         AlertRow,
         CallRow,
@@ -29,13 +30,16 @@ if TYPE_CHECKING:
 _LOCATIONS = {
     "AgentRun": "otel_llm_cost.query.runs",
     "AlertRow": "otel_llm_cost.query.results",
+    "CallDetail": "otel_llm_cost.query.explore_results",
     "CallRow": "otel_llm_cost.query.results",
     "CostRow": "otel_llm_cost.query.results",
     "CostStore": "otel_llm_cost.query.store",
     "DailyCost": "otel_llm_cost.query.results",
+    "Mover": "otel_llm_cost.query.explore_results",
     "RepriceResult": "otel_llm_cost.query.results",
     "Rows": "otel_llm_cost.query.tabular",
     "Savings": "otel_llm_cost.query.results",
+    "SeriesPoint": "otel_llm_cost.query.explore_results",
     "SessionSummary": "otel_llm_cost.query.session",
     "Summary": "otel_llm_cost.query.results",
     "WhatIf": "otel_llm_cost.query.results",
@@ -45,13 +49,16 @@ _LOCATIONS = {
 __all__ = [
     "AgentRun",
     "AlertRow",
+    "CallDetail",
     "CallRow",
     "CostRow",
     "CostStore",
     "DailyCost",
+    "Mover",
     "RepriceResult",
     "Rows",
     "Savings",
+    "SeriesPoint",
     "SessionSummary",
     "Summary",
     "WhatIf",

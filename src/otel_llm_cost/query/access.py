@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -48,6 +49,9 @@ class StoreAccess(Protocol):
     def close(self) -> None:
         """Release the file now; a caller's connection stays open."""
 
+    def interrupt(self, thread_id: int) -> bool:
+        """Cancel the query thread ``thread_id`` runs now; False when it runs none."""
+
 
 class FileAccess:
     """A DuckDB file, opened for queries and released soon after the last one."""
@@ -68,6 +72,8 @@ class FileAccess:
         # Open once now: a missing table or a newer schema is reported here, not at the first report.
         with self.holder.cursor():
             pass
+        self._running: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._lock = threading.Lock()
 
     @property
     def held(self) -> bool:
@@ -81,7 +87,27 @@ class FileAccess:
         )
 
     def connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
-        return self.holder.cursor()
+        return self._tracked()
+
+    @contextlib.contextmanager
+    def _tracked(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # Each thread's cursor is known while it runs, so that another thread can cancel its query.
+        ident = threading.get_ident()
+        with self.holder.cursor() as cursor:
+            with self._lock:
+                self._running[ident] = cursor
+            try:
+                yield cursor
+            finally:
+                with self._lock:
+                    self._running.pop(ident, None)
+
+    def interrupt(self, thread_id: int) -> bool:
+        with self._lock:
+            cursor = self._running.get(thread_id)
+            if cursor is not None:
+                cursor.interrupt()
+        return cursor is not None
 
     def close(self) -> None:
         self.holder.close()
@@ -96,6 +122,7 @@ class ConnectionAccess:
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self.caller_connection = connection
         self._local = threading.local()
+        self._cursors: dict[int, duckdb.DuckDBPyConnection] = {}
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -103,6 +130,7 @@ class ConnectionAccess:
         if cursor is None:
             cursor = self.caller_connection.cursor()
             self._local.cursor = cursor
+            self._cursors[threading.get_ident()] = cursor
         return cursor
 
     def connect(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
@@ -110,6 +138,12 @@ class ConnectionAccess:
 
     def close(self) -> None:
         """Nothing to release: the caller owns the connection."""
+
+    def interrupt(self, thread_id: int) -> bool:
+        cursor = self._cursors.get(thread_id)
+        if cursor is not None:
+            cursor.interrupt()
+        return cursor is not None
 
 
 class LakeAccess(ConnectionAccess):
@@ -130,6 +164,7 @@ class LakeAccess(ConnectionAccess):
             cursor = self.caller_connection.cursor()
             use_lake(cursor)  # a cursor starts on the in-memory database, not the connection's choice
             self._local.cursor = cursor
+            self._cursors[threading.get_ident()] = cursor
         return cursor
 
     def close(self) -> None:

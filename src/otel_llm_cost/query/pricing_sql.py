@@ -25,10 +25,15 @@ __all__ = [
 
 # A downgradable call carries the app's hint in its attributes JSON (flat attribute names as keys).
 # The substring test first keeps JSON parsing off the rows that cannot match (almost all of them).
+# A `model.recommendation` names a model to move to; empty or "keep the current one" values are not
+# recommendations (apps write them on every call they evaluated).
+_NOT_RECOMMENDATIONS: Final = ("", "keep_current", "keep", "current", "none", "no_change", "null")
 _DOWNGRADABLE: Final = (
     "(CASE WHEN contains(CAST(attributes AS VARCHAR), ?) OR contains(CAST(attributes AS VARCHAR), ?) "
     "THEN COALESCE(TRY_CAST(json_extract_string(attributes, ?) AS BOOLEAN), false) "
-    "OR json_extract_string(attributes, ?) IS NOT NULL ELSE false END)"
+    "OR COALESCE(lower(trim(json_extract_string(attributes, ?))) NOT IN ("
+    + ", ".join(f"'{value}'" for value in _NOT_RECOMMENDATIONS)
+    + "), false) ELSE false END)"
 )
 
 
@@ -51,7 +56,7 @@ def savings(
     sql = (
         "SELECT count(*) AS call_count, "
         "COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "
-        "CAST(COALESCE(sum(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, "
+        "CAST(COALESCE(sum(cache_read_tokens), 0) AS HUGEINT) AS cache_read_tokens, "
         "count(*) FILTER (WHERE cache_hit) AS cache_hit_calls, "
         "count(*) FILTER (WHERE downgradable) AS downgradable_calls, "
         "COALESCE(sum(cost_usd) FILTER (WHERE downgradable), 0) AS downgradable_cost_usd "
@@ -89,15 +94,15 @@ def what_if_groups(
         "cost_usd IS NOT NULL AS priced, "
         "count(*) AS calls, sum(cost_usd) AS cost_usd, "
         "CAST(COALESCE(sum(COALESCE(input_tokens, 0) - COALESCE(cache_read_tokens, 0) "
-        "- COALESCE(cache_write_tokens, 0)), 0) AS BIGINT) "
+        "- COALESCE(cache_write_tokens, 0)), 0) AS HUGEINT) "
         "AS uncached_input_tokens, "
-        "CAST(COALESCE(sum(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens, "
+        "CAST(COALESCE(sum(cache_read_tokens), 0) AS HUGEINT) AS cache_read_tokens, "
         # Writers may leave the 1-hour part NULL: then every cache write is a 5-minute one.
         "CAST(COALESCE(sum(COALESCE(cache_write_tokens, 0) - COALESCE(cache_write_1h_tokens, 0)), 0) "
-        "AS BIGINT) "
+        "AS HUGEINT) "
         "AS cache_write_5m_tokens, "
-        "CAST(COALESCE(sum(cache_write_1h_tokens), 0) AS BIGINT) AS cache_write_1h_tokens, "
-        "CAST(COALESCE(sum(output_tokens), 0) AS BIGINT) AS output_tokens, "
+        "CAST(COALESCE(sum(cache_write_1h_tokens), 0) AS HUGEINT) AS cache_write_1h_tokens, "
+        "CAST(COALESCE(sum(output_tokens), 0) AS HUGEINT) AS output_tokens, "
         f"count(*) FILTER (WHERE {_DOWNGRADABLE}) AS downgradable_calls "
         f"FROM {CALLS_TABLE} WHERE {where} GROUP BY ALL ORDER BY slot_us"
     )

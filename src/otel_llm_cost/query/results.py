@@ -244,7 +244,8 @@ class Savings(Tabular):
     Attributes:
         cache_saved_usd: cache-read tokens priced at the full input price, minus what they cost.
         downgradable_calls: calls whose span says a cheaper model would do (``prompt.could_use_haiku``
-            or ``model.recommendation``); ``downgradable_cost_usd`` is what they cost.
+            or a ``model.recommendation`` naming a model: empty and ``keep_current``-like values are
+            not recommendations); ``downgradable_cost_usd`` is what they cost.
     """
 
     start: datetime | None

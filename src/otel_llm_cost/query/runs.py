@@ -66,7 +66,7 @@ def agent_runs(
         "SELECT agent, trace_id, min(start_time) AS started_at, max(end_time) AS ended_at, "
         f"count(*) AS call_count, count(*) FILTER (WHERE {UNPRICED}) AS unpriced_calls, "
         f"{KNOWN_COST} AS total_cost_usd, "
-        "CAST(COALESCE(sum(total_tokens), 0) AS BIGINT) AS total_tokens, "
+        "CAST(COALESCE(sum(total_tokens), 0) AS HUGEINT) AS total_tokens, "
         f"{TOKEN_SPLIT}, COALESCE(sum(duration_ms), 0) AS latency_ms "
         f"FROM {CALLS_TABLE} WHERE {where} GROUP BY agent, trace_id "
         "ORDER BY started_at, agent, trace_id" + (" LIMIT ?" if limit is not None else "")

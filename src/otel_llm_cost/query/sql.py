@@ -18,19 +18,25 @@ Rules every query here follows:
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
 from otel_llm_cost._money import MONEY_SCALE, SUM_PRECISION
-from otel_llm_cost.exceptions import UnknownDimensionError
+from otel_llm_cost.query.dimensions import (
+    DIMENSIONS,
+    MODEL_EXPR,
+    TAG_PREFIX,
+    Dimension,
+    resolve_dimension,
+)
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
     "BILLABLE",
     "CALL_COLUMNS_OUT",
     "DIMENSIONS",
+    "GROUP_AGGREGATES",
     "KNOWN_COST",
     "TAG_PREFIX",
     "TOKEN_SPLIT",
@@ -51,17 +57,6 @@ __all__ = [
     "workflow_steps",
 ]
 
-TAG_PREFIX: Final = "tag:"
-"""``cost_by("tag:team")`` groups by the custom attribution tag ``cost.team`` (the ``tags`` MAP column)."""
-# The value of the tag named by the bound parameter. Same result as ``tags[?]`` (NULL when the key is
-# missing), found by position in the key list: on 10M calls the 30-day tag report spent most of its
-# time in the map lookup (EXPLAIN ANALYZE: that projection ~5x the table scan), and this form runs it
-# in ~0.8x the time of ``tags[?]`` (benchmarks/bench_tag_lookup.py: 0.78x best of 4; a plain column,
-# 0.33x, is the floor).
-TAG_VALUE: Final = "map_values(tags)[list_position(map_keys(tags), ?)]"
-
-# The billable record of each call (duplicates and agent/workflow totals are billable = false); NULL
-# billable comes from older writers and is counted, not dropped. Budgets (_budget_sql) use the same one.
 BILLABLE: Final = "billable IS DISTINCT FROM false"
 # Unknown price; a call answered from an application response cache had no API spend, so its NULL
 # cost is not "unknown". Budgets (_budget_sql) use the same one.
@@ -73,44 +68,6 @@ _KNOWN_COST: Final = f"COALESCE(sum(cost_usd), CASE WHEN {_UNPRICED_COUNT} = 0 T
 KNOWN_COST: Final = _KNOWN_COST
 """SQL aggregate: the known spend of a group, NULL when every call of it is unpriced."""
 
-_MODEL_EXPR: Final = "COALESCE(response_model, request_model)"
-
-# Canonical name -> (SQL expression over llm_calls, meaning). The only place a dimension becomes SQL.
-_DIMENSION_TABLE: Final[Mapping[str, tuple[str, str]]] = {
-    "model": (_MODEL_EXPR, "model as the span named it (response model, else request model)"),
-    "provider": ("provider", "provider as the span named it"),
-    "upstream_model": ("upstream_model", "price entry that matched (aliases and deployments resolved)"),
-    "deployment": ("deployment", "deployment or resource id carried by the model id"),
-    "service": ("service_name", "resource service.name"),
-    "feature": ("feature", "cost.feature"),
-    "agent": ("agent", "cost.agent"),
-    "user": ("user_id", "cost.user_id (keyed hash)"),
-    "org": ("org_id", "cost.org_id"),
-    "session": ("session_id", "cost.session_id"),
-    "conversation": ("conversation_id", "gen_ai.conversation.id (or the instrumentation's session id)"),
-    "workflow": ("workflow_id", "cost.workflow_id"),
-    "workflow_label": ("workflow_label", "cost.workflow_label"),
-    "step": ("step", "cost.step"),
-    # Role and task have no column: they travel as custom tags (cost.role / cost.task).
-    "role": (TAG_VALUE, "custom tag cost.role"),
-    "task": (TAG_VALUE, "custom tag cost.task"),
-}
-_ALIASES: Final[Mapping[str, str]] = {
-    "user_id": "user",
-    "org_id": "org",
-    "session_id": "session",
-    "conversation_id": "conversation",
-    "workflow_id": "workflow",
-    "resource": "deployment",
-    "service_name": "service",
-    "upstream": "upstream_model",
-    "upstream-model": "upstream_model",
-    "workflow-label": "workflow_label",
-}
-
-DIMENSIONS: Final = tuple(_DIMENSION_TABLE)
-"""Canonical dimension names accepted by ``cost_by`` (plus aliases and ``tag:<key>``)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Query:
@@ -118,46 +75,6 @@ class Query:
 
     sql: str
     params: tuple[object, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Dimension:
-    """A validated grouping dimension: its canonical name and SQL expression."""
-
-    name: str
-    expression: str
-    params: tuple[object, ...] = ()
-
-
-def resolve_dimension(name: str) -> Dimension:
-    """Validate a dimension name and return its SQL expression.
-
-    Args:
-        name: a canonical name (see :data:`DIMENSIONS`), an alias such as ``user_id`` or ``resource``,
-            or ``tag:<key>`` for a custom ``cost.<key>`` tag.
-
-    Returns:
-        The dimension; a tag key is a bound parameter, never part of the SQL text.
-
-    Raises:
-        UnknownDimensionError: the name is none of those; the message lists the valid names.
-    """
-    key = name.strip()
-    if key.startswith(TAG_PREFIX):
-        tag = key[len(TAG_PREFIX) :]
-        if not tag:
-            raise UnknownDimensionError("empty custom tag name: use tag:<key>, for example tag:team")
-        return Dimension(key, TAG_VALUE, (tag,))
-    canonical = _ALIASES.get(key.lower(), key.lower())
-    entry = _DIMENSION_TABLE.get(canonical)
-    if entry is None:
-        valid = ", ".join(DIMENSIONS)
-        raise UnknownDimensionError(
-            f"unknown dimension {name!r}; valid: {valid}, or tag:<key> for a custom tag"
-        )
-    expression = entry[0]
-    params: tuple[object, ...] = (canonical,) if expression == TAG_VALUE else ()
-    return Dimension(canonical, expression, params)
 
 
 def check_window(start: datetime | None, end: datetime | None) -> None:
@@ -222,7 +139,7 @@ def billable_where(
 
 
 TOKEN_SPLIT: Final = ", ".join(
-    f"CAST(COALESCE(sum({col}), 0) AS BIGINT) AS {col}"
+    f"CAST(COALESCE(sum({col}), 0) AS HUGEINT) AS {col}"
     for col in (
         "input_tokens",
         "output_tokens",
@@ -233,9 +150,9 @@ TOKEN_SPLIT: Final = ", ".join(
 )
 """The token sums of a group by kind (input includes cache reads and writes; output includes reasoning)."""
 
-_GROUP_AGGREGATES: Final = (
+GROUP_AGGREGATES: Final = (
     f"{_KNOWN_COST} AS total_cost_usd, "
-    "CAST(COALESCE(sum(total_tokens), 0) AS BIGINT) AS total_tokens, "
+    "CAST(COALESCE(sum(total_tokens), 0) AS HUGEINT) AS total_tokens, "
     "count(*) AS call_count, "
     f"{_UNPRICED_COUNT} AS unpriced_calls, {TOKEN_SPLIT}"
 )
@@ -252,11 +169,14 @@ def cost_by(
     session_id: str | None = None,
     conditions: tuple[tuple[str, tuple[object, ...]], ...] = (),
 ) -> Query:
-    """Rows of (key, total_cost_usd, total_tokens, call_count, unpriced_calls), highest cost first."""
+    """Rows of (key, total_cost_usd, total_tokens, call_count, unpriced_calls), highest cost first.
+
+    ``where`` adds conditions (SQL text, its parameters), as :func:`billable_where` takes them.
+    """
     extra = (("session_id = ?", (session_id,)),) if session_id is not None else ()
     where, where_params = billable_where(start, end, extra + conditions)
     sql = (
-        f"SELECT {dimension.expression} AS key, {_GROUP_AGGREGATES}, "
+        f"SELECT {dimension.expression} AS key, {GROUP_AGGREGATES}, "
         f"{_PROVIDERS if dimension.name in _MODEL_DIMENSIONS else 'NULL'} AS provider "
         f"FROM {CALLS_TABLE} WHERE {where} GROUP BY ALL "
         "ORDER BY total_cost_usd DESC NULLS LAST, call_count DESC, key NULLS LAST"
@@ -288,7 +208,7 @@ def totals(
     where, params = billable_where(start, end, (*extra, *conditions))
     excluded_where = where.replace(BILLABLE, "billable = false", 1)
     tokens = ", ".join(
-        f"CAST(COALESCE(sum({col}), 0) AS BIGINT) AS {col}"
+        f"CAST(COALESCE(sum({col}), 0) AS HUGEINT) AS {col}"
         for col in (
             "input_tokens",
             "output_tokens",
@@ -301,7 +221,7 @@ def totals(
     sql = (
         f"SELECT count(*) AS call_count, {_UNPRICED_COUNT} AS unpriced_calls, "
         f"{_KNOWN_COST} AS cost_usd, {tokens}, "
-        "CAST(COALESCE(sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL), 0) AS BIGINT) "
+        "CAST(COALESCE(sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL), 0) AS HUGEINT) "
         "AS priced_tokens, "
         "COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "
         "count(*) FILTER (WHERE cache_hit) AS cache_hit_calls, "
@@ -317,7 +237,7 @@ def totals(
 
 CALL_COLUMNS_OUT: Final = (
     "span_id, trace_id, start_time, end_time, duration_ms AS latency_ms, "
-    f"{_MODEL_EXPR} AS model, provider, feature, agent, user_id, org_id, session_id, workflow_id, "
+    f"{MODEL_EXPR} AS model, provider, feature, agent, user_id, org_id, session_id, workflow_id, "
     "workflow_label, step, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
     "total_tokens, cost_usd, cost_status, cost_reason, from_cache, reasoning_tokens, "
     "time_to_first_token_ms, conversation_id, parent_span_id"
@@ -373,13 +293,13 @@ def daily_cost(
 ) -> Query:
     """One row per local calendar day touched by ``[start, end)``, days without calls included as 0."""
     first_day, n_days = day_range(start, end, tz)
-    where, params = billable_where(start, end, conditions)
+    where_sql, params = billable_where(start, end, conditions)
     sql = (
         f"WITH buckets AS ("
         f"  SELECT epoch_us(start_time) // {_BUCKET_US} AS bucket, sum(cost_usd) AS cost_usd, "
         f"   {_UNPRICED_COUNT} AS unpriced_calls, count(*) AS call_count, "
         "   COALESCE(sum(total_tokens), 0) AS total_tokens "
-        f"  FROM {CALLS_TABLE} WHERE {where} GROUP BY 1"
+        f"  FROM {CALLS_TABLE} WHERE {where_sql} GROUP BY 1"
         "), per_day AS ("
         f"  SELECT CAST(timezone(?, timezone('UTC', make_timestamp(bucket * {_BUCKET_US}))) AS DATE) AS day, "
         "   sum(cost_usd) AS cost_usd, sum(unpriced_calls) AS unpriced_calls, sum(call_count) AS call_count, "
@@ -392,7 +312,7 @@ def daily_cost(
         f"  CASE WHEN per_day.day IS NULL THEN CAST(0 AS {_SUM_TYPE}) "
         "    ELSE COALESCE(per_day.cost_usd, CASE WHEN per_day.unpriced_calls = 0 THEN 0 END) END "
         "    AS total_cost_usd, "
-        "  CAST(COALESCE(per_day.total_tokens, 0) AS BIGINT) AS total_tokens, "
+        "  CAST(COALESCE(per_day.total_tokens, 0) AS HUGEINT) AS total_tokens, "
         "  CAST(COALESCE(per_day.call_count, 0) AS BIGINT) AS call_count, "
         "  CAST(COALESCE(per_day.unpriced_calls, 0) AS BIGINT) AS unpriced_calls "
         "FROM days LEFT JOIN per_day ON per_day.day = days.day ORDER BY days.day"

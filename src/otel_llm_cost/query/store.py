@@ -25,7 +25,8 @@ counted in ``unpriced_calls`` and never contributes $0 silently (a group with no
 ``total_cost_usd = None``).
 
 CostStore is the shell: the reports come from :class:`~otel_llm_cost.query.reports.LedgerReports`,
-execution and typed rows from :mod:`~otel_llm_cost.query.reader`, the file or connection from
+execution and typed rows from :mod:`~otel_llm_cost.query.reader`, the dashboard's questions from
+:class:`~otel_llm_cost.query.explore.ExploreReports`, the file or connection from
 :mod:`~otel_llm_cost.query.access`, what-if and reprice from :mod:`~otel_llm_cost.query.repricing`.
 """
 
@@ -49,6 +50,7 @@ from otel_llm_cost.query import repricing as _repricing
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.access import ConnectionAccess, FileAccess, LakeAccess, StoreAccess
 from otel_llm_cost.query.budget_protocol import BudgetStatusT, EvaluableBudget
+from otel_llm_cost.query.explore import ExploreReports
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.reports import LedgerReports
 from otel_llm_cost.query.results import (
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["CostStore"]
 
 
-class CostStore(LedgerReports):
+class CostStore(LedgerReports, ExploreReports):
     """Query LLM spend stored by :class:`~otel_llm_cost.exporter.DuckDBSpanExporter`.
 
     A store opened on a path holds the file only while queries run (see the module docstring), so an
@@ -146,6 +148,14 @@ class CostStore(LedgerReports):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def interrupt(self, thread_id: int) -> bool:
+        """Cancel the query the thread ``thread_id`` is running on this store (it raises StorageError).
+
+        For callers that bound how long a question may take (the dashboard cuts a page off after a
+        few seconds). Returns False when that thread runs no query now.
+        """
+        return self._access.interrupt(thread_id)
 
     @property
     def holds_file(self) -> bool:

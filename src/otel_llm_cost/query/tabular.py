@@ -63,6 +63,7 @@ class Source:
 # columns (other names: TIMESTAMPTZ, JSON, MAP; nanosecond timestamps), private to storage.
 _ARROW_TYPES: Final[Mapping[str, pa.DataType]] = {
     "BIGINT": pa.int64(),
+    "HUGEINT": pa.decimal128(38, 0),  # token sums: cannot overflow (DuckDB's own Arrow type for it)
     "INTEGER": pa.int32(),
     "DOUBLE": pa.float64(),
     "VARCHAR": pa.string(),

@@ -33,6 +33,7 @@ from otel_llm_cost.storage.columns import (
     plan_for,
 )
 from otel_llm_cost.storage.enricher import default_enricher
+from otel_llm_cost.storage.invariants import enforce_call_invariants
 from otel_llm_cost.storage.values import tag_value, to_array, to_json_bytes
 
 __all__ = [
@@ -258,8 +259,9 @@ def _calls_table(
     # Absent means billable: only the processor's dedup and aggregate detection say otherwise.
     billable = columns[index["billable"]]
     columns[index["billable"]] = (
-        [True] * count if billable is None else [True if value is None else value for value in billable]
+        [True] * count if billable is None else [value is not False for value in billable]
     )
+    enforce_call_invariants(columns, count, hash_user_id)
     return _arrow_table(columns, CALLS_ARROW_SCHEMA, count)
 
 

@@ -39,7 +39,7 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("status_code", "VARCHAR", "UNSET, OK or ERROR"),
     ("status_message", "VARCHAR", ""),
     ("operation", "VARCHAR", "chat, text_completion, embeddings..."),
-    ("provider", "VARCHAR", "provider as the span named it"),
+    ("provider", "VARCHAR", "provider as the span named it, else the one pricing resolved"),
     ("request_model", "VARCHAR", ""),
     ("response_model", "VARCHAR", ""),
     ("upstream_model", "VARCHAR", "price entry that matched (alias/deployment resolved)"),
@@ -52,13 +52,13 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("cache_write_tokens", "BIGINT", "5-minute and 1-hour writes"),
     ("cache_write_1h_tokens", "BIGINT", "the 1-hour part of cache_write_tokens"),
     ("reasoning_tokens", "BIGINT", "part of output_tokens"),
-    ("cost_usd", MONEY_TYPE, "NULL when unpriced"),
+    ("cost_usd", MONEY_TYPE, "billable rows only; NULL when unpriced, invalid or not billable"),
     ("input_cost_usd", MONEY_TYPE, "uncached input"),
     ("cache_read_cost_usd", MONEY_TYPE, ""),
     ("cache_write_cost_usd", MONEY_TYPE, ""),
     ("output_cost_usd", MONEY_TYPE, ""),
-    ("cost_status", "VARCHAR", "priced, unpriced, reported or free"),
-    ("cost_reason", "VARCHAR", "why unpriced"),
+    ("cost_status", "VARCHAR", "priced, unpriced, reported, free or invalid (see docs/storage.md)"),
+    ("cost_reason", "VARCHAR", "why unpriced or invalid"),
     ("price_source", "VARCHAR", "provider, user:<file> or genai-prices <version>"),
     ("external_cost_usd", MONEY_TYPE, "cost another instrumentation computed, kept for comparison"),
     ("billable", "BOOLEAN", "false for duplicate records of a call and for agent/workflow totals"),
@@ -81,6 +81,12 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("attributes", "JSON", "remaining span attributes (prompt/completion text only when opted in)"),
     ("conversation_id", "VARCHAR", "gen_ai.conversation.id, or the instrumentation's session id"),
     ("time_to_first_token_ms", "DOUBLE", "streamed calls, where the instrumentation reports it"),
+    ("unbilled_cost_usd", MONEY_TYPE, "the cost of a non-billable record (its cost_usd is NULL)"),
+    (
+        "service_tier",
+        "VARCHAR",
+        "service tier the provider served the call at (OpenAI: default, flex, priority...)",
+    ),
 )
 
 CALL_COLUMN_NAMES: Final = tuple(name for name, _, _ in CALL_COLUMNS)
@@ -115,6 +121,8 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS conversation_id VARCHAR",
         f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS time_to_first_token_ms DOUBLE",
+        f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS unbilled_cost_usd {MONEY_TYPE}",
+        f"ALTER TABLE {CALLS_TABLE} ADD COLUMN IF NOT EXISTS service_tier VARCHAR",
     ),
 }
 
@@ -197,4 +205,5 @@ COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
     ("conversation_id", sc.CONVERSATION_ID_NAMES),
     ("time_to_first_token_ms", (sc.LLM_TIME_TO_FIRST_TOKEN_MS,)),
+    ("service_tier", (sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER,)),
 )

@@ -1,0 +1,138 @@
+"""The exploring reports every CostStore answers for the dashboard: breakdowns under filters, spend over
+time by a dimension, biggest movers, one call in full, the calls matching a filter, cancelling a query.
+
+Filters are ``{dimension: value}`` (the dimensions of ``cost_by``, custom tags as ``tag:<key>``; a
+``None`` value matches calls without one) and combine with AND. Windows are half-open ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from otel_llm_cost.query import explore_sql as _sql
+from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.explore_results import CallDetail, Mover, SeriesPoint
+from otel_llm_cost.query.reader import Reader
+from otel_llm_cost.query.results import CallRow, CostRow, DailyCost
+from otel_llm_cost.query.sql import Query
+from otel_llm_cost.query.tabular import Rows
+
+__all__ = ["ExploreReports", "Filters"]
+
+Filters = Mapping[str, str | None]
+_NO_FILTERS: Filters = {}
+
+
+class ExploreReports:
+    """The exploring methods of :class:`~otel_llm_cost.query.store.CostStore` (see there)."""
+
+    _reader: Reader
+
+    def breakdown(
+        self,
+        dimension: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        filters: Filters = _NO_FILTERS,
+        *,
+        limit: int | None = None,
+    ) -> Rows[CostRow]:
+        """``cost_by(dimension, start, end)`` over the calls matching every filter, the first ``limit``.
+
+        Raises:
+            UnknownDimensionError: the dimension or a filter's dimension is unknown.
+            ValueError: a naive datetime, an empty window or ``limit < 1``.
+        """
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        resolved = _queries.resolve_dimension(dimension)
+        _queries.check_window(start, end)
+        query = _queries.cost_by(resolved, start, end, conditions=_sql.filter_conditions(filters))
+        if limit is not None:
+            query = Query(f"{query.sql} LIMIT ?", (*query.params, limit))
+        return self._reader.rows(CostRow, query)
+
+    def daily_cost_where(
+        self, start: datetime, end: datetime, tz: str = "UTC", filters: Filters = _NO_FILTERS
+    ) -> Rows[DailyCost]:
+        """``daily_cost(start, end, tz)`` over the calls matching every filter (a user's days, say)."""
+        _queries.check_window(start, end)
+        zone = _queries.resolve_timezone(tz)
+        where = _sql.filter_conditions(filters)
+        return self._reader.rows(DailyCost, _queries.daily_cost(start, end, zone, where))
+
+    def spend_series(
+        self,
+        dimension: str,
+        start: datetime,
+        end: datetime,
+        tz: str = "UTC",
+        *,
+        top: int = 6,
+        filters: Filters = _NO_FILTERS,
+    ) -> Rows[SeriesPoint]:
+        """Spend per local day in ``tz``, split by the ``top`` groups of ``dimension`` plus the rest.
+
+        For each day the points add up to ``daily_cost`` of that day, and for each group over the
+        window to its ``breakdown`` row. Days without calls have no point.
+
+        Raises:
+            UnknownDimensionError: an unknown dimension.
+            ValueError: ``top < 1``, a naive datetime, an empty window or an unknown time zone.
+        """
+        if top < 1:
+            raise ValueError(f"top must be at least 1, not {top}")
+        resolved = _queries.resolve_dimension(dimension)
+        _queries.check_window(start, end)
+        zone = _queries.resolve_timezone(tz)
+        where = _sql.filter_conditions(filters)
+        return self._reader.rows(
+            SeriesPoint, _sql.spend_series(resolved, start, end, zone, top=top, where=where)
+        )
+
+    def movers(
+        self,
+        dimension: str,
+        start: datetime,
+        end: datetime,
+        *,
+        limit: int = 5,
+        filters: Filters = _NO_FILTERS,
+    ) -> Rows[Mover]:
+        """The groups whose spend changed most from the previous window of the same length to this one.
+
+        Raises:
+            UnknownDimensionError: an unknown dimension.
+            ValueError: ``limit < 1``, a naive datetime or an empty window.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        resolved = _queries.resolve_dimension(dimension)
+        _queries.check_window(start, end)
+        where = _sql.filter_conditions(filters)
+        return self._reader.rows(Mover, _sql.movers(resolved, start, end, limit, where))
+
+    def call_detail(self, span_id: str) -> CallDetail | None:
+        """The stored record with ``span_id`` in full, or None when there is none."""
+        rows = self._reader.rows(CallDetail, _sql.call_detail(span_id))
+        return rows[0] if len(rows) else None
+
+    def calls(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        filters: Filters = _NO_FILTERS,
+        limit: int = 200,
+    ) -> Rows[CallRow]:
+        """The newest ``limit`` billable calls in ``[start, end)`` matching every filter, newest first.
+
+        Raises:
+            UnknownDimensionError: a filter's dimension is unknown.
+            ValueError: ``limit < 1``, a naive datetime or an empty window.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        _queries.check_window(start, end)
+        return self._reader.rows(CallRow, _sql.calls(start, end, limit, _sql.filter_conditions(filters)))
