@@ -189,6 +189,9 @@ FRAGMENTS = {
     "docs/budgets.md: from otel_llm_cost.budgets import BudgetGuard": "a return from the caller's function",
     "docs/collector.md: # gunicorn.conf.py": "a gunicorn configuration file",
     "docs/metrics.md: from opentelemetry import metrics": "exports to an OTLP endpoint (retries for seconds)",
+    "docs/lake.md: from otel_llm_cost import CostStore, DuckDBSpanExporter": (
+        "needs a PostgreSQL server and the lake extra (tests/test_lake.py runs the same calls)"
+    ),
     "docs/metrics.md: from opentelemetry.exporter.prometheus import PrometheusMetricReader": (
         "serves Prometheus on a fixed port (9464)"
     ),

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import hypothesis.strategies as st
 import pyarrow as pa
 import pytest
@@ -31,6 +32,7 @@ from otel_llm_cost.storage.rows import build_rows, is_content_attribute
 
 _ids = itertools.count(1)
 START_NS = 1_736_942_400_123_456_789  # 2025-01-15T12:00:00.123456789Z
+_ROUNDED_US = 1_000 if int(duckdb.__version__.split(".")[0]) >= 2 else 0
 RESOURCE = Resource.create({sc.SERVICE_NAME: "checkout"})  # built once: Resource.create runs detectors
 
 
@@ -165,8 +167,9 @@ def test_an_enriched_span_becomes_one_typed_row_with_every_column(
         "service_name": "checkout",
         "scope_name": "opentelemetry.instrumentation.anthropic",
         "span_name": "chat claude-sonnet-4-0",
-        "start_time": 1_736_942_400_123_457_000,  # DuckDB keeps microseconds (rounded)
-        "end_time": 1_736_942_401_623_457_000,
+        # DuckDB keeps microseconds: duckdb 2.0 rounds nanoseconds, 1.5 truncates them.
+        "start_time": 1_736_942_400_123_456_000 + _ROUNDED_US,
+        "end_time": 1_736_942_401_623_456_000 + _ROUNDED_US,
         "duration_ms": 1500.0,
         "status_code": "ERROR",
         "status_message": "rate limited",

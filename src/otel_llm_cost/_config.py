@@ -74,7 +74,8 @@ DUCKDB_PATH = EnvVar(
     "OTEL_LLM_COST_DUCKDB_PATH",
     _parse_str,
     "llm_costs.duckdb",
-    "DuckDB file the exporter writes and the CLI reads.",
+    "DuckDB file the exporter writes and the CLI reads, or a DuckLake target "
+    "(`ducklake:postgres:dbname=... host=...`, see docs/lake.md).",
 )
 PRICES = EnvVar[str | None](
     "OTEL_LLM_COST_PRICES",
@@ -120,6 +121,25 @@ SPOOL_DIR = EnvVar[str | None](
     None,
     "The exporter's journal: where accepted batches wait until they are committed, or replayed "
     "after a crash (default: `<db path>.spool/`).",
+)
+LAKE_DATA_PATH = EnvVar[str | None](
+    "OTEL_LLM_COST_LAKE_DATA_PATH",
+    _parse_optional_str,
+    None,
+    "Where a new DuckLake target keeps its Parquet files (a directory or `s3://bucket/prefix/`); "
+    "an existing lake's catalog knows it already.",
+)
+LAKE_BATCH_ROWS = EnvVar(
+    "OTEL_LLM_COST_LAKE_BATCH_ROWS",
+    _parse_positive_int,
+    10_000,
+    "A writer to a DuckLake target commits once this many rows wait (each commit writes Parquet files).",
+)
+LAKE_BATCH_SECONDS = EnvVar(
+    "OTEL_LLM_COST_LAKE_BATCH_SECONDS",
+    _parse_positive_float,
+    2.0,
+    "A writer to a DuckLake target commits once its oldest waiting batch is this old.",
 )
 BUDGETS_FILE = EnvVar[str | None](
     "OTEL_LLM_COST_BUDGETS",
@@ -223,6 +243,9 @@ ALL_VARIABLES: tuple[EnvVar[Any], ...] = (
     STORE_ALL_SPANS,
     LOCK_TIMEOUT_SECONDS,
     SPOOL_DIR,
+    LAKE_DATA_PATH,
+    LAKE_BATCH_ROWS,
+    LAKE_BATCH_SECONDS,
     BUDGETS_FILE,
     WEBHOOK_URL,
     SERVE_TOKEN,

@@ -9,6 +9,7 @@ never fire later either.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from otel_llm_cost.budgets import sql as _budget_sql
 from otel_llm_cost.budgets.alerts import AlertKind, BudgetAlert
 from otel_llm_cost.budgets.evaluation import BudgetStatus
 from otel_llm_cost.budgets.messages import build_alert
+from otel_llm_cost.storage.lake import is_lake_connection
 from otel_llm_cost.storage.schema import ALERTS_TABLE, CREATE_ALERTS
 
 __all__ = ["ensure_table", "fire_new", "record_alerts"]
@@ -153,8 +155,10 @@ def _triggers(
 
 def ensure_table(connection: duckdb.DuckDBPyConnection) -> None:
     """Create ``budget_alerts`` if missing: storage creates it, a connection handed in may predate it."""
-    # Only a handful of statements reach here (when some alert is due), so the check is cheap.
-    connection.execute(CREATE_ALERTS)
+    # Only a handful of statements reach here (when some alert is due), so the check is cheap. A lake
+    # has it from its creation (without the key DuckLake refuses).
+    if not is_lake_connection(connection):
+        connection.execute(CREATE_ALERTS)
 
 
 def record_alerts(connection: duckdb.DuckDBPyConnection, alerts: Sequence[BudgetAlert]) -> list[BudgetAlert]:
@@ -164,11 +168,13 @@ def record_alerts(connection: duckdb.DuckDBPyConnection, alerts: Sequence[Budget
     ensure_table(connection)
     # Arrow, not bound parameters: an alert storm (thousands of users crossing at once) binds in ms.
     relation = f"_otel_llm_cost_alerts_{threading.get_ident()}"
+    # A lake has no keys: an anti-join, exact because lake writers record alerts under the commit lock.
+    lake = is_lake_connection(connection)
     connection.register(relation, _alerts_table(alerts))
     try:
         for attempt in range(3):
             try:
-                returned = connection.execute(_budget_sql.insert_alerts_sql(relation)).fetchall()
+                returned = _insert_lake(connection, relation) if lake else _insert(connection, relation)
                 break
             except duckdb.TransactionException:
                 # Another thread of this process inserted a same-key row concurrently; the retry
@@ -179,6 +185,25 @@ def record_alerts(connection: duckdb.DuckDBPyConnection, alerts: Sequence[Budget
         connection.unregister(relation)
     inserted = {(b, e, w, k, Decimal(t)) for b, e, w, k, t in returned}
     return [a for a in alerts if (a.budget, a.entity, a.window_key, a.kind.value, a.threshold) in inserted]
+
+
+def _insert(connection: duckdb.DuckDBPyConnection, relation: str) -> list[Any]:
+    return connection.execute(_budget_sql.insert_alerts_sql(relation)).fetchall()
+
+
+def _insert_lake(connection: duckdb.DuckDBPyConnection, relation: str) -> list[Any]:
+    select, insert = _budget_sql.new_alerts_sql(relation)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        returned = connection.execute(select).fetchall()
+        if returned:
+            connection.execute(insert)
+        connection.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            connection.execute("ROLLBACK")
+        raise
+    return returned
 
 
 def _alerts_table(alerts: Sequence[BudgetAlert]) -> Any:

@@ -14,7 +14,7 @@ from typing import Final
 
 # Spend that counts against a budget is what the reports count: one rule for both, kept in query.sql.
 from otel_llm_cost.query.sql import BILLABLE, UNPRICED
-from otel_llm_cost.storage.schema import ALERT_COLUMNS, ALERTS_TABLE, CALLS_TABLE
+from otel_llm_cost.storage.schema import ALERT_COLUMNS, ALERT_KEY_COLUMNS, ALERTS_TABLE, CALLS_TABLE
 
 __all__ = [
     "BUILTIN_SCOPES",
@@ -176,6 +176,19 @@ def _filters(
 
 
 _ALERT_COLUMN_NAMES: Final = tuple(name for name, _, _ in ALERT_COLUMNS)
+
+
+def new_alerts_sql(relation: str) -> tuple[str, str]:
+    """For a DuckLake, which has no keys (nor RETURNING): the keys of the rows of ``relation`` not
+    stored yet, and the insert of those rows (an anti-join on the key columns), to run in one
+    transaction. Exact only while no other writer inserts meanwhile: lake writers record alerts under
+    the lake's commit lock (see ``storage/lake_lock.py``)."""
+    same_key = " AND ".join(f"a.{column} = r.{column}" for column in ALERT_KEY_COLUMNS)
+    fresh = f"FROM {relation} r WHERE NOT EXISTS (SELECT 1 FROM {ALERTS_TABLE} a WHERE {same_key})"
+    return (
+        f"SELECT budget, entity, window_key, kind, threshold {fresh}",
+        f"INSERT INTO {ALERTS_TABLE} ({', '.join(_ALERT_COLUMN_NAMES)}) SELECT * {fresh}",
+    )
 
 
 def insert_alerts_sql(relation: str) -> str:

@@ -111,10 +111,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     # COPY writes straight from DuckDB: exact DECIMAL money, no Python row loop on big windows. It
     # needs file access, which the sandboxed connection of CostStore/`query` refuses: this SQL is
     # ours, only the output path is the user's.
-    copy = f"COPY ({query.sql}) TO ? ({_COPY_OPTIONS[args.export_format]})"
+    # The target as a literal: duckdb 1.5 refuses a parameter there when the query has others.
+    target = str(args.output).replace("'", "''")
+    copy = f"COPY ({query.sql}) TO '{target}' ({_COPY_OPTIONS[args.export_format]})"
     with contextlib.closing(_storage.connect(path, read_only=True, sandbox=False)) as connection:
         try:
-            row = connection.execute(copy, [*query.params, str(args.output)]).fetchone()
+            row = connection.execute(copy, list(query.params)).fetchone()
         except duckdb.Error as exc:
             raise StorageError(f"export to {args.output} failed: {exc}") from exc
     written = row[0] if row else None

@@ -19,6 +19,7 @@ from otel_llm_cost.cli import budgets as _cli_budgets
 from otel_llm_cost.cli import calls as _cli_calls
 from otel_llm_cost.cli import completion as _cli_completion
 from otel_llm_cost.cli import demo as _cli_demo
+from otel_llm_cost.cli import lake as _cli_lake
 from otel_llm_cost.cli import prices as _cli_prices
 from otel_llm_cost.cli import reports as _cli_reports
 from otel_llm_cost.cli import savings as _cli_savings
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         _cli_serve,
         _cli_status,
         _cli_ui,
+        _cli_lake,
     )
     for module in command_groups:
         module.register(subparsers)

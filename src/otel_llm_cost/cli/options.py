@@ -25,6 +25,7 @@ from otel_llm_cost.query import CostStore
 from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.filters import parse_where
+from otel_llm_cost.storage.lake import is_lake_target
 
 __all__ = [
     "add_command",
@@ -84,6 +85,9 @@ def db_path(args: argparse.Namespace) -> Path:
 
 
 def open_store(args: argparse.Namespace, *, read_only: bool = True) -> CostStore:
+    target = args.db if args.db else _config.DUCKDB_PATH.get()
+    if is_lake_target(target):
+        return CostStore(target)  # a lake (`--db ducklake:postgres:...`): credentials from libpq's env
     path = db_path(args)
     # Checked here so that reporting on a missing file never creates one.
     if not path.is_file():

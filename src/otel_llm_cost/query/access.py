@@ -18,9 +18,10 @@ import duckdb
 
 from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.lake import LakeTarget, open_lake, use_lake
 from otel_llm_cost.storage.lease import FileHolder
 
-__all__ = ["ConnectionAccess", "FileAccess", "StoreAccess"]
+__all__ = ["ConnectionAccess", "FileAccess", "LakeAccess", "StoreAccess"]
 
 
 class StoreAccess(Protocol):
@@ -143,3 +144,28 @@ class ConnectionAccess:
         if cursor is not None:
             cursor.interrupt()
         return cursor is not None
+
+
+class LakeAccess(ConnectionAccess):
+    """A DuckLake: an in-memory connection with the lake attached, owned (and closed) by the store.
+
+    No lease: a lake has no single-writer file, so readers and any number of writers run at once, and
+    each query reads the lake's latest committed snapshot.
+    """
+
+    def __init__(self, target: LakeTarget) -> None:
+        super().__init__(open_lake(target, create=False))
+        self.lake = target
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self.caller_connection.cursor()
+            use_lake(cursor)  # a cursor starts on the in-memory database, not the connection's choice
+            self._local.cursor = cursor
+            self._cursors[threading.get_ident()] = cursor
+        return cursor
+
+    def close(self) -> None:
+        self.caller_connection.close()

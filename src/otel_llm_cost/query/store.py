@@ -48,7 +48,7 @@ from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.query import alert_sql as _alert_sql
 from otel_llm_cost.query import repricing as _repricing
 from otel_llm_cost.query import sql as _queries
-from otel_llm_cost.query.access import ConnectionAccess, FileAccess, StoreAccess
+from otel_llm_cost.query.access import ConnectionAccess, FileAccess, LakeAccess, StoreAccess
 from otel_llm_cost.query.budget_protocol import BudgetStatusT, EvaluableBudget
 from otel_llm_cost.query.explore import ExploreReports
 from otel_llm_cost.query.reader import Reader
@@ -59,6 +59,7 @@ from otel_llm_cost.query.results import (
     WhatIf,
 )
 from otel_llm_cost.query.tabular import Rows, Source
+from otel_llm_cost.storage.lake import LakeTarget, is_lake_target
 
 if TYPE_CHECKING:
     from otel_llm_cost.pricing import PriceBook
@@ -73,7 +74,8 @@ class CostStore(LedgerReports, ExploreReports):
     application can keep exporting to it meanwhile; a connection passed in is used as given.
 
     Args:
-        path_or_connection: a DuckDB file path, or an open ``duckdb.DuckDBPyConnection`` (for example the
+        path_or_connection: a DuckDB file path, a DuckLake target (``ducklake:postgres:dbname=llm
+            host=db``: see docs/lake.md), or an open ``duckdb.DuckDBPyConnection`` (for example the
             one the exporter writes with, in the same process; CostStore then never closes it).
         read_only: open a path read-only (the default; several readers can share a file). Pass False to
             use :meth:`reprice`, or to read in the process that also writes the file (DuckDB refuses a
@@ -111,6 +113,9 @@ class CostStore(LedgerReports, ExploreReports):
         self._access: StoreAccess
         if isinstance(path_or_connection, duckdb.DuckDBPyConnection):
             self._access = ConnectionAccess(path_or_connection)
+        elif is_lake_target(path_or_connection):
+            self._access = LakeAccess(LakeTarget(str(path_or_connection)))
+            weakref.finalize(self, self._access.close)
         else:
             self._access = FileAccess(
                 Path(path_or_connection),

@@ -34,6 +34,8 @@ from otel_llm_cost.storage.drops import record_drops
 from otel_llm_cost.storage.enricher import SpanEnricher, default_enricher
 from otel_llm_cost.storage.journal import Spool
 from otel_llm_cost.storage.journaled import CHECKPOINT_THRESHOLD, JournaledWriter
+from otel_llm_cost.storage.lake import LakeTarget, is_lake_target
+from otel_llm_cost.storage.lake_writer import lake_writer
 from otel_llm_cost.storage.writer import WriteHealth, Writer
 
 __all__ = ["CHECKPOINT_THRESHOLD", "CommitInfo", "CommitListener", "DuckDBSpanExporter"]
@@ -80,8 +82,17 @@ class DuckDBSpanExporter(SpanExporter):
             (default: the enricher ``otel_llm_cost.exporter`` registers, built from ``pricing``,
             ``user_id_hasher`` and ``dedup_capacity``; see :mod:`otel_llm_cost.storage.enricher`).
 
+        data_path: With a DuckLake target, where a new lake keeps its Parquet files (a directory or
+            ``s3://bucket/prefix/``; default ``OTEL_LLM_COST_LAKE_DATA_PATH``); see docs/lake.md.
+
+    A ``path`` of the form ``ducklake:postgres:<libpq connection string>`` writes to a DuckLake (a
+    PostgreSQL catalog and Parquet files) instead of a file: many processes may write to it at once,
+    each span is stored once, and batches are committed every ``OTEL_LLM_COST_LAKE_BATCH_ROWS`` rows or
+    ``OTEL_LLM_COST_LAKE_BATCH_SECONDS`` seconds (the journal keeps them until the lake acknowledged).
+
     Raises:
-        ValueError: Both ``path`` and ``connection`` given, ``enricher`` with any of ``pricing``,
+        ValueError: Both ``path`` and ``connection`` given, a lake target with a password or
+            ``data_path`` without a lake target, ``enricher`` with any of ``pricing``,
             ``user_id_hasher``, ``dedup_capacity``, a negative duration, or a ``dedup_capacity`` that
             is not positive.
     """
@@ -101,6 +112,7 @@ class DuckDBSpanExporter(SpanExporter):
         hold_max_s: float = 2.0,
         dedup_capacity: int | None = None,
         enricher: SpanEnricher | None = None,
+        data_path: str | None = None,
     ) -> None:
         if path is not None and connection is not None:
             raise ValueError("pass either a path or a connection, not both")
@@ -124,8 +136,21 @@ class DuckDBSpanExporter(SpanExporter):
         self.path: Path | None
         self.spool: Spool | None
         self._writer: Writer
-        if connection is None:
-            file = Path(os.fspath(path) if path is not None else _config.DUCKDB_PATH.get()).absolute()
+        target = os.fspath(path) if path is not None else _config.DUCKDB_PATH.get()
+        self.lake: LakeTarget | None = None
+        if connection is None and is_lake_target(target):
+            self.lake = LakeTarget(
+                target, data_path if data_path is not None else _config.LAKE_DATA_PATH.get()
+            )
+            self.path = None
+            self.spool = Spool(
+                spool_path if spool_path is not None else f"llm_costs.{self.lake.key}.lake-journal"
+            )
+            self._writer = lake_writer(self.lake, self.spool, self._listeners, self.lock_timeout_s)
+        elif data_path is not None:
+            raise ValueError("data_path is for a DuckLake target ('ducklake:postgres:...')")
+        elif connection is None:
+            file = Path(target).absolute()
             journal = Spool(spool_path if spool_path is not None else f"{file}.spool")
             self.path, self.spool = file, journal
             self._writer = JournaledWriter(

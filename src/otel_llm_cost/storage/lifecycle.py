@@ -47,7 +47,10 @@ class ForkAware(Protocol):
 class LiveWriter(Protocol):
     """A journaled writer, as the process-wide hooks see it."""
 
-    path: Path
+    @property
+    def path(self) -> Path | None:
+        """Its file (None: a lake, which readers of this process never wait for)."""
+        ...
 
     @property
     def journal_token(self) -> str: ...

@@ -51,13 +51,13 @@ class WriteHealth:
     """Whether the database could not be written lately (then attempts are quick), logged once per kind.
 
     Args:
-        path: The DuckDB file, for messages (``None``: a connection of unknown file).
+        path: The DuckDB file or lake, for messages (``None``: a connection of unknown file).
         waiting_in: Where batches wait meanwhile, for messages (``None``: not said).
     """
 
     __slots__ = ("degraded", "path", "waiting_in")
 
-    def __init__(self, path: Path | None, waiting_in: Path | None) -> None:
+    def __init__(self, path: Path | str | None, waiting_in: Path | None) -> None:
         self.path = path
         self.waiting_in = waiting_in
         self.degraded = False
