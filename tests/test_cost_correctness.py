@@ -122,6 +122,27 @@ def test_a_span_that_breaks_the_row_rules_is_stored_invalid_with_the_reason(
     assert row["cost_usd"] is None
 
 
+@pytest.mark.parametrize(
+    ("start", "end", "reason", "stored_start", "stored_end"),
+    [
+        (2_000_000_000, 1_000_000_000, "end_time is before start_time", True, False),
+        (2**64 - 1, 2**64 - 1, "start_time 18446744073709551615 is not a time", False, False),
+    ],
+)
+def test_impossible_span_times_are_stored_invalid_not_as_a_priced_call(  # noqa: PLR0917 - parametrized
+    pipeline: Pipeline, start: int, end: int, reason: str, stored_start: bool, stored_end: bool
+) -> None:
+    """An OTLP sender can send any fixed64 time; a bad one must not make a priced row with no time."""
+    pipeline.provider.get_tracer("app").start_span("bad", attributes=chat(), start_time=start).end(
+        end_time=end
+    )
+    row = pipeline.rows()["bad"]
+    assert (row["cost_status"], row["cost_usd"]) == ("invalid", None)
+    assert reason in row["cost_reason"]
+    assert (row["start_time"] is not None, row["end_time"] is not None) == (stored_start, stored_end)
+    assert row["duration_ms"] is None
+
+
 def test_invalid_calls_are_counted_with_the_unpriced_ones_in_reports(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:

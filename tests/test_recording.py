@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -190,9 +190,9 @@ def test_recorded_call_keeps_its_optional_counts_and_timing(pipeline: tuple[Trac
     [
         ({"cache_read_tokens": 10}, "input_includes_cache"),
         ({"cache_read_tokens": 2000, "input_includes_cache": True}, "cannot include"),
-        ({"input_tokens": -1}, "non-negative int"),
-        ({"output_tokens": 1.5}, "non-negative int"),
-        ({"input_tokens": True}, "non-negative int"),
+        ({"input_tokens": -1}, "an int from 0 to 10"),
+        ({"output_tokens": 1.5}, "an int from 0 to 10"),
+        ({"input_tokens": True}, "an int from 0 to 10"),
         ({"model": ""}, "model"),
         ({"reasoning_tokens": 20}, "reasoning_tokens"),
         ({"cache_write_tokens": 5, "cache_write_1h_tokens": 6, "input_includes_cache": False}, "1h"),
@@ -201,6 +201,9 @@ def test_recorded_call_keeps_its_optional_counts_and_timing(pipeline: tuple[Trac
         ({"start": BASE_TIME, "end": BASE_TIME + timedelta(seconds=1), "latency_ms": 5}, "at most two"),
         ({"start": BASE_TIME, "end": BASE_TIME - timedelta(seconds=1)}, "before start"),
         ({"input_includes_cache": "yes"}, "True or False"),
+        ({"input_tokens": 10**13}, "an int from 0 to 10"),
+        ({"start": datetime(1, 1, 1, tzinfo=UTC)}, "between 1970 and 2262"),
+        ({"latency_ms": 1e300}, "between 1970 and 2262"),
         ({"feature": 3}, "must be a str"),
         ({"bad key": "x"}, "identifier"),
     ],
@@ -210,6 +213,11 @@ def test_bad_arguments_raise_value_error(overrides: dict[str, Any], message: str
     arguments.update(overrides)
     with pytest.raises(ValueError, match=message):
         record_llm_call(tracer_provider=TracerProvider(), **arguments)
+
+
+def test_a_tracer_provider_of_the_wrong_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="TracerProvider"):
+        record_llm_call(model="gpt-4o", input_tokens=1, output_tokens=1, tracer_provider=object())  # type: ignore[arg-type]
 
 
 def test_without_a_provider_nothing_is_recorded_and_it_is_logged_once(

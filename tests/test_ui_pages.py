@@ -283,6 +283,29 @@ def test_html_report_is_one_self_contained_file(
     ]
 
 
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        (["--since", "2026-03-01T12:00"], "whole days in UTC: give --since as a date"),
+        (["--since", "2024-01-01", "--until", "2026-03-16"], "at most 400 days"),
+    ],
+)
+def test_html_report_refuses_a_window_it_would_not_report_exactly(
+    demo: Path, window: list[str], message: str
+) -> None:
+    """The HTML report covers whole days and at most 400 of them: another window is an error, never a
+    page whose totals differ from the text report's without saying so."""
+    result = subprocess.run(
+        [sys.executable, "-m", "otel_llm_cost", "report", "--db", str(demo), "--format", "html", *window],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not result.stdout
+
+
 def test_ui_command_prints_its_url_and_serves_the_pages(demo: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "otel_llm_cost", "ui", "--db", str(demo)], stderr=subprocess.PIPE, text=True

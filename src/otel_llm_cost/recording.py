@@ -57,9 +57,16 @@ _COUNT_NAMES = (
 )
 
 
+# The largest count a stored row holds (storage.invariants.MAX_TOKEN_COUNT; not imported here, where
+# recording must not load the storage layer's pyarrow).
+_MAX_COUNT = 10**12
+# Span times are int64 nanoseconds since the epoch.
+_MAX_NANOS = 2**63 - 1
+
+
 def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_COUNT:
+        raise ValueError(f"{name} must be an int from 0 to 10^12, got {value!r}")
     return value
 
 
@@ -91,6 +98,8 @@ def _times(start: datetime | None, end: datetime | None, latency_ms: float | Non
         start_ns = end_ns - latency_ns
     if end_ns < start_ns:
         raise ValueError("end is before start")
+    if start_ns < 0 or end_ns > _MAX_NANOS:
+        raise ValueError("start and end must fall between 1970 and 2262 (span times are int64 nanoseconds)")
     return start_ns, end_ns
 
 
@@ -154,6 +163,8 @@ def _tag_attributes(tags: Mapping[str, object]) -> dict[str, str]:
 
 
 def _provider_or_none(tracer_provider: TracerProvider | None) -> TracerProvider | None:
+    if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
+        raise TypeError(f"tracer_provider must be an OpenTelemetry TracerProvider, got {tracer_provider!r}")
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
         return None
@@ -212,9 +223,11 @@ def record_llm_call(
         The span's context, or ``None`` when no TracerProvider is set (logged once; nothing recorded).
 
     Raises:
-        ValueError: A count is negative or not an int; cache tokens without ``input_includes_cache``;
+        ValueError: A count is not an int from 0 to 10^12; cache tokens without ``input_includes_cache``;
             inclusive ``input_tokens`` smaller than the cache tokens; a part larger than its whole;
-            naive datetimes; ``start``, ``end`` and ``latency_ms`` all given; a tag that is not a str.
+            naive datetimes; times outside 1970-2262; ``start``, ``end`` and ``latency_ms`` all
+            given; a tag that is not a str.
+        TypeError: ``tracer_provider`` is not an OpenTelemetry TracerProvider.
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider

@@ -49,6 +49,7 @@ def _cmd_agents(args: argparse.Namespace) -> int:
     if not runs:
         emit("no agent runs recorded (calls tagged with an agent) in this window")
         return 0
+    places = _output.usd_places(r.total_cost_usd for r in runs)
     body = [
         [
             r.agent,
@@ -56,7 +57,7 @@ def _cmd_agents(args: argparse.Namespace) -> int:
             _output.format_int(r.call_count),
             _output.format_int(r.input_tokens),
             _output.format_int(r.output_tokens),
-            _output.format_usd(r.total_cost_usd, r.unpriced_calls),
+            _output.format_usd(r.total_cost_usd, r.unpriced_calls, places),
             _output.format_pct(r.cache_hit_rate),
             r.trace_id,
         ]

@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "generate realistic LLM traffic through the real pipeline, then report",
         (store_options(), format_options()),
     )
+    for action in demo._actions:  # the shared --db help names the report commands' default, not the demo's
+        if action.dest == "db":
+            action.help = f"DuckDB file to write (default: {DEFAULT_DB})"
     demo.add_argument("--calls", type=positive_int, default=400, help="LLM calls to simulate (default 400)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (same seed, same traffic)")
 

@@ -135,7 +135,7 @@ def top_table(rows: Sequence[CallRow], fancy: bool, labels: dict[str, str]) -> s
     places = _output.usd_places(r.cost_usd for r in rows)
     body = [
         [
-            r.start_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            r.start_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if r.start_time else "(no time)",
             _output.format_usd(r.cost_usd, places=places),
             r.model or "",
             r.feature or "(none)",

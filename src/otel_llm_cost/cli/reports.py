@@ -129,9 +129,26 @@ def _html_report(args: argparse.Namespace, dimensions: tuple[str, ...]) -> int:
     if filters(args):
         raise ValueError("--where and --user are not supported with --format html yet")
     since, until, zone = window(args)
+    _check_html_window(since if args.since else None, until if args.until else None, zone)
     with open_store(args) as store:
         emit(render_report_for_window(store, since, until, zone, dimensions, source=str(db_path(args))))
     return 0
+
+
+def _check_html_window(since: datetime | None, until: datetime | None, zone: Any) -> None:
+    """The HTML report covers whole local days, at most MAX_WINDOW_DAYS of them: say so instead of
+    silently reporting another window than the text report would."""
+    from otel_llm_cost.ui.params import MAX_WINDOW_DAYS  # noqa: PLC0415 - only for --format html
+
+    for name, bound in (("--since", since), ("--until", until)):
+        if bound is not None and bound.astimezone(zone).timetz().replace(tzinfo=None) != time():
+            raise ValueError(
+                f"--format html reports whole days in {zone.key}: give {name} as a date "
+                f"(got {bound.isoformat()})"
+            )
+    end = until if until is not None else datetime.now(UTC)
+    if since is not None and (end - since).days > MAX_WINDOW_DAYS:
+        raise ValueError(f"--format html covers at most {MAX_WINDOW_DAYS} days: narrow --since/--until")
 
 
 def _report_text(

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
 from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.corrupt import is_corrupt_error, open_error
+from otel_llm_cost.storage.ranges import in_start_range
 from otel_llm_cost.storage.sandbox import SANDBOX_CONFIG, lock_down
 
 __all__ = [
@@ -290,34 +291,19 @@ def _ensure_schema_once(con: duckdb.DuckDBPyConnection, where: str) -> None:
 
 def _new_rows(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table) -> pa.Table:
     """The rows of ``rows`` whose (trace_id, span_id) is not stored yet (``rows`` deduplicated first)."""
+    in_range, bounds = in_start_range(rows)
     existing = _execute_over(
         con,
         rows.select(["trace_id", "span_id"]),
         f"SELECT t.trace_id || t.span_id FROM {table_name} t SEMI JOIN {{rows}} b "
-        f"ON t.span_id = b.span_id AND t.trace_id = b.trace_id WHERE {_IN_RANGE}",
-        _start_bounds(rows),
+        f"ON t.span_id = b.span_id AND t.trace_id = b.trace_id WHERE {in_range}",
+        bounds,
     ).fetchall()
     if not existing:
         return rows
     keys = pc.binary_join_element_wise(rows["trace_id"], rows["span_id"], "")
     stored = pa.array([key for (key,) in existing], pa.string())
     return rows.filter(pc.invert(pc.is_in(keys, value_set=stored)))
-
-
-# A re-exported span keeps its start time, so the lookup of stored spans only scans the start-time
-# range of the batch: DuckDB's zone maps skip every other row group and the cost stays proportional
-# to the batch, not to the table (measured: 512-row batches at ~17% below a plain insert; a full
-# anti-join ~40% below; PRIMARY KEY + ON CONFLICT DO NOTHING halved throughput at 512 rows per batch
-# and grew the file 55-85%).
-_IN_RANGE = "t.start_time BETWEEN to_timestamp(?) AND to_timestamp(?)"
-
-
-def _start_bounds(rows: pa.Table) -> list[float]:
-    # Epoch seconds widened by 1 ms: exact matching is the join's job, the range only prunes, and
-    # to_timestamp() is an absolute instant whatever the session time zone.
-    low, high = pc.min_max(rows["start_time"].cast(pa.int64())).values()
-    unit_per_s = 1e9 if rows.schema.field("start_time").type.unit == "ns" else 1e6
-    return [low.as_py() / unit_per_s - 0.001, high.as_py() / unit_per_s + 0.001]
 
 
 def _unique_spans(rows: pa.Table) -> pa.Table:
@@ -359,13 +345,14 @@ def insert_new_rows(con: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Ta
     """
     if rows.num_rows == 0:
         return
+    in_range, bounds = in_start_range(rows)
     _execute_over(
         con,
         _unique_spans(rows),
         f"INSERT INTO {table_name} BY NAME SELECT * FROM {{rows}} b WHERE NOT EXISTS "
         f"(SELECT 1 FROM {table_name} t WHERE t.span_id = b.span_id AND t.trace_id = b.trace_id "
-        f"AND {_IN_RANGE})",
-        _start_bounds(rows),
+        f"AND {in_range})",
+        bounds,
     )
 
 

@@ -14,7 +14,9 @@ receiver, an application that wrote our names itself), a row is stored only in t
 - a non-billable row (a duplicate record of a call, an agent/workflow span repeating its children's
   totals) has ``cost_usd`` NULL: its figure is in ``unbilled_cost_usd``, so summing ``cost_usd``
   without the billable filter cannot double-count;
-- ``user_id`` is in the stored hashed form (``h:`` + 32 hex digits); anything else is hashed here.
+- ``user_id`` is in the stored hashed form (``h:`` + 32 hex digits); anything else is hashed here;
+- ``start_time`` and ``end_time`` are nanoseconds since the epoch within the timestamp range
+  (0 to 2^63 - 1), and the end is not before the start; an out-of-range time is stored NULL.
 
 A row that breaks a rule is never dropped: it is stored with ``cost_status = 'invalid'``, no cost,
 the offending counts NULL and the reason in ``cost_reason``; reports count it with the unpriced calls.
@@ -38,6 +40,7 @@ COST_STATUSES: Final = frozenset({"priced", "unpriced", "reported", "free", "inv
 """``cost_status`` values: see docs/storage.md for what each means and which rows reports sum."""
 
 _MONEY_LIMIT: Final = 1e6  # DECIMAL(18,12) holds 6 integer digits
+_MAX_NANOS: Final = 2**63 - 1  # the timestamp column's range, as the Arrow int64 nanoseconds it is built from
 _HASHED_USER_ID: Final = re.compile(r"h:[0-9a-f]{32}")
 _COUNTS: Final = (
     "input_tokens",
@@ -129,6 +132,7 @@ def enforce_call_invariants(
         How many rows were stored as ``invalid``.
     """
     batch = _Batch(columns, count)
+    _check_times(batch)
     _check_counts(batch)
     _check_relations(batch)
     _check_money(batch)
@@ -142,6 +146,32 @@ def enforce_call_invariants(
     _move_unbilled(batch)
     _hash_user_ids(batch, hash_user_id)
     return len(batch.invalid)
+
+
+def _valid_time(value: object) -> bool:
+    return type(value) is int and 0 <= value <= _MAX_NANOS
+
+
+def _check_times(batch: _Batch) -> None:
+    starts, ends = batch.get("start_time"), batch.get("end_time")
+    if starts is None or ends is None:
+        rows: Sequence[tuple[object, object]] = [
+            (batch.value("start_time", row), batch.value("end_time", row)) for row in range(batch.count)
+        ]
+    else:
+        rows = list(zip(starts, ends, strict=True))
+        if all(_valid_time(start) and _valid_time(end) and end >= start for start, end in rows):  # type: ignore[operator]
+            return
+    for row, (start, end) in enumerate(rows):
+        if not _valid_time(start):
+            batch.reject(row, f"start_time {_show(start)} is not a time in the timestamp range")
+            batch.set("start_time", row, None)
+        if end is not None and not _valid_time(end):
+            batch.reject(row, f"end_time {_show(end)} is not a time in the timestamp range")
+            batch.set("end_time", row, None)
+        elif _valid_time(start) and end is not None and end < start:  # type: ignore[operator]
+            batch.reject(row, "end_time is before start_time")
+            batch.set("end_time", row, None)
 
 
 def _check_counts(batch: _Batch) -> None:
