@@ -13,6 +13,7 @@ from datetime import datetime
 from otel_llm_cost.query import explore_sql as _sql
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.explore_results import CallDetail, Mover, SeriesPoint
+from otel_llm_cost.query.filters import where_conditions
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import CallRow, CostRow, DailyCost
 from otel_llm_cost.query.sql import Query
@@ -48,7 +49,7 @@ class ExploreReports:
             raise ValueError(f"limit must be at least 1, not {limit}")
         resolved = _queries.resolve_dimension(dimension)
         _queries.check_window(start, end)
-        query = _queries.cost_by(resolved, start, end, conditions=_sql.filter_conditions(filters))
+        query = _queries.cost_by(resolved, start, end, conditions=where_conditions(filters))
         if limit is not None:
             query = Query(f"{query.sql} LIMIT ?", (*query.params, limit))
         return self._reader.rows(CostRow, query)
@@ -59,7 +60,7 @@ class ExploreReports:
         """``daily_cost(start, end, tz)`` over the calls matching every filter (a user's days, say)."""
         _queries.check_window(start, end)
         zone = _queries.resolve_timezone(tz)
-        where = _sql.filter_conditions(filters)
+        where = where_conditions(filters)
         return self._reader.rows(DailyCost, _queries.daily_cost(start, end, zone, where))
 
     def spend_series(
@@ -86,7 +87,7 @@ class ExploreReports:
         resolved = _queries.resolve_dimension(dimension)
         _queries.check_window(start, end)
         zone = _queries.resolve_timezone(tz)
-        where = _sql.filter_conditions(filters)
+        where = where_conditions(filters)
         return self._reader.rows(
             SeriesPoint, _sql.spend_series(resolved, start, end, zone, top=top, where=where)
         )
@@ -110,7 +111,7 @@ class ExploreReports:
             raise ValueError(f"limit must be at least 1, not {limit}")
         resolved = _queries.resolve_dimension(dimension)
         _queries.check_window(start, end)
-        where = _sql.filter_conditions(filters)
+        where = where_conditions(filters)
         return self._reader.rows(Mover, _sql.movers(resolved, start, end, limit, where))
 
     def call_detail(self, span_id: str) -> CallDetail | None:
@@ -135,4 +136,4 @@ class ExploreReports:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         _queries.check_window(start, end)
-        return self._reader.rows(CallRow, _sql.calls(start, end, limit, _sql.filter_conditions(filters)))
+        return self._reader.rows(CallRow, _sql.calls(start, end, limit, where_conditions(filters)))

@@ -10,7 +10,6 @@ value is a bound parameter.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
@@ -21,11 +20,10 @@ from otel_llm_cost.query.sql import (
     Query,
     billable_where,
     day_range,
-    resolve_dimension,
 )
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
-__all__ = ["Conditions", "call_detail", "calls", "filter_conditions", "movers", "spend_series"]
+__all__ = ["Conditions", "call_detail", "calls", "movers", "spend_series"]
 
 Conditions = tuple[tuple[str, tuple[object, ...]], ...]
 
@@ -40,22 +38,6 @@ CALL_DETAIL_COLUMNS: Final = (
     "cache_read_cost_usd, cache_write_cost_usd, output_cost_usd, price_source, external_cost_usd, "
     "cache_saved_usd, billable, duplicate_of, parent_span_id, tags"
 )
-
-
-def filter_conditions(filters: Mapping[str, str | None]) -> Conditions:
-    """``dimension = value`` conditions for :func:`~otel_llm_cost.query.sql.billable_where`.
-
-    Raises:
-        UnknownDimensionError: a filter names an unknown dimension.
-    """
-    conditions: list[tuple[str, tuple[object, ...]]] = []
-    for name, value in filters.items():
-        dimension = resolve_dimension(name)
-        if value is None:
-            conditions.append((f"{dimension.expression} IS NULL", dimension.params))
-        else:
-            conditions.append((f"{dimension.expression} = ?", (*dimension.params, value)))
-    return tuple(conditions)
 
 
 def spend_series(
