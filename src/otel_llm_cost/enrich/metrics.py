@@ -32,7 +32,6 @@ import logging
 import os
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -79,6 +78,26 @@ _KEY_NAMES: Final = (
     sc.COST_SESSION_ID,
 )
 
+# The same names as read from a call's enrichment (`extra`) and span attributes.
+_MODEL, _PROVIDER, _OPERATION = sc.LLM_MODEL, sc.LLM_PROVIDER_NAME, sc.LLM_OPERATION
+_FEATURE, _AGENT, _ORG = sc.COST_FEATURE, sc.COST_AGENT, sc.COST_ORG_ID
+_DEPLOYMENT, _STATUS, _USER, _SESSION = (
+    sc.LLM_COST_DEPLOYMENT,
+    sc.LLM_COST_STATUS,
+    sc.COST_USER_ID,
+    sc.COST_SESSION_ID,
+)
+# A call's figures in `extra`: cost, cache saving, then input, output, cache read, cache write and
+# reasoning tokens.
+_FIGURE_NAMES: Final = (
+    sc.LLM_COST_USD,
+    sc.LLM_CACHE_COST_SAVED_USD,
+    sc.LLM_TOKENS_INPUT,
+    sc.LLM_TOKENS_OUTPUT,
+    sc.LLM_TOKENS_CACHE_READ,
+    sc.LLM_TOKENS_CACHE_WRITE,
+    sc.LLM_TOKENS_REASONING,
+)
 
 # The counters: (instrument name, unit, the _Series total it reports, description).
 _COST_COUNTERS: Final[tuple[tuple[str, str, str, str], ...]] = (
@@ -189,7 +208,13 @@ class CostMetrics:
         self._user_ids = _config.METRICS_USER_IDS.get() if user_ids is None else user_ids
         self._lock = threading.Lock()
         self._series: dict[tuple[Any, ...], _Series] = {}
-        self._pending: deque[tuple[_Series, int, int, SpanContext | None]] = deque()
+        # Calls whose histogram measurements wait for the collecting thread, as three flat lists
+        # (each call's series; its input and output tokens; its span context): a tuple per call
+        # would be one more long-lived object for the garbage collector to go through on the
+        # application's thread.
+        self._pending: list[_Series] = []
+        self._pending_tokens: list[int] = []
+        self._pending_contexts: list[SpanContext | None] = []
         self._drain_lock = threading.Lock()
         # A fork while another thread holds a lock would leave the child's copy held forever.
         reinit = weakref.WeakMethod(self._reinit_locks)
@@ -248,6 +273,8 @@ class CostMetrics:
     def _record(
         self, span: ReadableSpan, attributes: Mapping[str, AttributeValue], extra: Mapping[str, Any]
     ) -> None:
+        # This runs on the application's thread for each call: the names are module constants (no
+        # module attribute lookup per name) and the figures are read in one C-level pass.
         get, tag = extra.get, attributes.get
         resource = span.resource
         if resource is not self._last_resource:
@@ -255,30 +282,23 @@ class CostMetrics:
             self._last_service = resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None
             self._last_resource = resource
         key: tuple[Any, ...] = (
-            get(sc.LLM_MODEL),
-            get(sc.LLM_PROVIDER_NAME),
-            get(sc.LLM_OPERATION),
-            get(sc.COST_FEATURE) or tag(sc.COST_FEATURE),
-            get(sc.COST_AGENT) or tag(sc.COST_AGENT),
-            get(sc.COST_ORG_ID) or tag(sc.COST_ORG_ID),
+            get(_MODEL),
+            get(_PROVIDER),
+            get(_OPERATION),
+            get(_FEATURE) or tag(_FEATURE),
+            get(_AGENT) or tag(_AGENT),
+            get(_ORG) or tag(_ORG),
             self._last_service,
-            get(sc.LLM_COST_DEPLOYMENT),
-            get(sc.LLM_COST_STATUS),
+            get(_DEPLOYMENT),
+            get(_STATUS),
         )
         if self._user_ids:
             # The values the processor stores: cost.user_id is its keyed hash, never the raw id.
-            key += (
-                get(sc.COST_USER_ID) or tag(sc.COST_USER_ID),
-                get(sc.COST_SESSION_ID) or tag(sc.COST_SESSION_ID),
-            )
-        cost = get(sc.LLM_COST_USD)
-        saved = get(sc.LLM_CACHE_COST_SAVED_USD)
+            key += (get(_USER) or tag(_USER), get(_SESSION) or tag(_SESSION))
         # Token counts in `extra` are the enrichment's own ints (absent when usage was not reported).
-        input_tokens = get(sc.LLM_TOKENS_INPUT) or 0
-        output_tokens = get(sc.LLM_TOKENS_OUTPUT) or 0
-        cache_read = get(sc.LLM_TOKENS_CACHE_READ)
-        cache_write = get(sc.LLM_TOKENS_CACHE_WRITE)
-        reasoning = get(sc.LLM_TOKENS_REASONING)
+        cost, saved, input_tokens, output_tokens, cache_read, cache_write, reasoning = map(get, _FIGURE_NAMES)
+        input_tokens = input_tokens or 0
+        output_tokens = output_tokens or 0
         span_context = span.context
         with self._lock:
             series = self._series.get(key)
@@ -299,10 +319,15 @@ class CostMetrics:
                 series.cache_write += cache_write
             if reasoning:
                 series.reasoning += reasoning
-            if span_context is not None and span_context.trace_flags.sampled:
-                series.last_context = span_context
-        self._pending.append((series, input_tokens, output_tokens, span_context))
-        if len(self._pending) >= _MAX_PENDING:
+            # Whether the call was sampled (its context the series' exemplar) is left to the
+            # collecting thread.
+            pending = self._pending
+            pending.append(series)
+            tokens = self._pending_tokens
+            tokens.append(input_tokens)
+            tokens.append(output_tokens)
+            self._pending_contexts.append(span_context)
+        if len(pending) >= _MAX_PENDING:
             self._drain()
 
     def _new_series(self, key: tuple[Any, ...]) -> _Series:
@@ -319,12 +344,16 @@ class CostMetrics:
         if not self._drain_lock.acquire(blocking=False):
             return
         try:
-            pending, record = self._pending, self._histogram.record
-            while pending:
-                series, input_tokens, output_tokens, span_context = pending.popleft()
+            with self._lock:
+                pending, tokens, contexts = self._pending, self._pending_tokens, self._pending_contexts
+                self._pending, self._pending_tokens, self._pending_contexts = [], [], []
+            record = self._histogram.record
+            for index, (series, span_context) in enumerate(zip(pending, contexts, strict=True)):
                 context = _context(span_context)
-                record(input_tokens, series.input_attributes, context=context)
-                record(output_tokens, series.output_attributes, context=context)
+                if context is not None:  # sampled: the latest such call is its series' exemplar
+                    series.last_context = span_context
+                record(tokens[2 * index], series.input_attributes, context=context)
+                record(tokens[2 * index + 1], series.output_attributes, context=context)
         except Exception as exc:
             log_once(_logger, "metrics.histogram", logging.ERROR, "recording token usage failed: %r", exc)
         finally:
