@@ -81,12 +81,8 @@ _KEY_NAMES: Final = (
 # The same names as read from a call's enrichment (`extra`) and span attributes.
 _MODEL, _PROVIDER, _OPERATION = sc.LLM_MODEL, sc.LLM_PROVIDER_NAME, sc.LLM_OPERATION
 _FEATURE, _AGENT, _ORG = sc.COST_FEATURE, sc.COST_AGENT, sc.COST_ORG_ID
-_DEPLOYMENT, _STATUS, _USER, _SESSION = (
-    sc.LLM_COST_DEPLOYMENT,
-    sc.LLM_COST_STATUS,
-    sc.COST_USER_ID,
-    sc.COST_SESSION_ID,
-)
+_DEPLOYMENT, _STATUS = sc.LLM_COST_DEPLOYMENT, sc.LLM_COST_STATUS
+_USER, _SESSION = sc.COST_USER_ID, sc.COST_SESSION_ID
 # A call's figures in `extra`: cost, cache saving, then input, output, cache read, cache write and
 # reasoning tokens.
 _FIGURE_NAMES: Final = (
