@@ -2,15 +2,19 @@
 
 Three pipelines in the same run, each exporting through SimpleSpanProcessor to a no-op exporter:
 a bare TracerProvider (the floor), LLMCostSpanProcessor with ``metrics=False``, and the same with
-an SDK MeterProvider (an InMemoryMetricReader). They run in alternating chunks of spans so they see
-the same conditions; time is this process's CPU time and each figure the median over chunks.
-LLM spans are tagged by an ``attribution`` block and spread over a few models and features.
+an SDK MeterProvider (an InMemoryMetricReader). They run in alternating chunks of spans (the two
+processor pipelines in swapped order every other chunk) so they see the same conditions; time is
+this process's CPU time (one thread: the no-op export and the in-memory reader start none), each
+figure the median over chunks, and the added cost the median of each chunk's own difference. LLM
+spans are tagged by an ``attribution`` block and spread over a few models and features.
 
 The counters are pre-aggregated on the span thread and observed when a reader collects; the
 histogram's two measurements per call are recorded by the collecting thread. That deferred part is
-timed too (one ``collect()`` after each chunk, divided by the chunk's spans).
+timed too (one ``collect()`` after each chunk, divided by the chunk's spans). On a loaded machine
+the pipelines' difference moves by a few us from run to run, so ``CostMetrics.record`` is also
+timed alone, on the calls the processor enriched, beside an empty call.
 
-    python benchmarks/bench_metrics.py [--spans 60000] [--chunk 5000]
+    python benchmarks/bench_metrics.py [--spans 60000] [--chunk 2000]
 
 Targets: <= 3 us added per LLM span on the span thread, nothing per non-LLM span.
 """
@@ -20,15 +24,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from bench_processor import HTTP_ATTRIBUTES, LLM_ATTRIBUTES, NoopExporter, per_span_us
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from otel_llm_cost.enrich.attribution import UserIdHasher
+from otel_llm_cost.enrich.metrics import CostMetrics
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.pricing import PriceBook
 
@@ -65,10 +71,54 @@ def llm_spans(count: int) -> list[dict[str, Any]]:
     ]
 
 
+class CapturingExporter(NoopExporter):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+def recorder_alone_us(
+    pricebook: PriceBook, spans: list[dict[str, Any]], rounds: int = 5
+) -> tuple[float, float]:
+    """Best us per call of ``CostMetrics.record`` on real enriched calls, and of an empty call (floor).
+
+    The enriched spans' attributes hold everything the processor hands the recorder (its enrichment
+    and the span's own tags), so they stand in for both mappings.
+    """
+    exporter = CapturingExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(
+        LLMCostSpanProcessor(SimpleSpanProcessor(exporter), pricing=pricebook, metrics=False)
+    )
+    per_span_us(tracer_provider, spans, tagged=True)
+    calls = [(span, dict(span.attributes or {})) for span in exporter.spans]
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    record = CostMetrics(meter_provider.get_meter("bench")).record
+
+    def nothing(span: ReadableSpan, attributes: Any, extra: Any) -> None:
+        pass
+
+    best: dict[Any, float] = {}
+    for _ in range(rounds):
+        for func in (nothing, record):
+            begin = time.process_time_ns()
+            for span, attributes in calls:
+                func(span, attributes, attributes)
+            elapsed = (time.process_time_ns() - begin) / len(calls) / 1000
+            best[func] = min(best.get(func, elapsed), elapsed)
+            reader.collect()
+    meter_provider.shutdown()
+    return best[record], best[nothing]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--spans", type=int, default=60_000)
-    parser.add_argument("--chunk", type=int, default=5_000)
+    parser.add_argument("--chunk", type=int, default=2_000)
     args = parser.parse_args()
 
     pricebook = PriceBook()
@@ -82,9 +132,13 @@ def main() -> None:
     for kind, spans in (("LLM", llm_spans(args.spans)), ("non-LLM", [HTTP_ATTRIBUTES] * args.spans)):
         figures: dict[str, list[float]] = {name: [] for name in pipelines}
         collect_us: list[float] = []
-        for offset in range(0, len(spans), args.chunk):
+        for index, offset in enumerate(range(0, len(spans), args.chunk)):
             part = spans[offset : offset + args.chunk]
-            for name, tracer_provider in pipelines.items():
+            # The floor runs first, right after the collection; the two processor pipelines swap
+            # places every other chunk. A fixed order charged the pipeline in the last slot, or in
+            # the one after the collection, 1-3 us/span more (measured with the recorder a no-op).
+            floor, off, on = pipelines.items()
+            for name, tracer_provider in (floor, on, off) if index % 2 else (floor, off, on):
                 figures[name].append(per_span_us(tracer_provider, part, tagged=True))
             begin = time.process_time_ns()
             reader.collect()
@@ -93,9 +147,20 @@ def main() -> None:
         print(f"{kind} spans ({args.spans:,}, chunks of {args.chunk:,}), CPU us per span:")
         for name, value in medians.items():
             print(f"  {name:<30} {value:8.2f}")
-        added = medians["processor, metrics on"] - medians["processor, metrics off"]
+        # The median of each chunk's own difference: both pipelines ran that chunk back to back, so
+        # a load change on the machine between chunks cancels out.
+        added = statistics.median(
+            on - off
+            for on, off in zip(
+                figures["processor, metrics on"], figures["processor, metrics off"], strict=True
+            )
+        )
         print(f"  {'added by metrics (span thread)':<30} {added:8.2f}")
         print(f"  {'collection, per span (reader)':<30} {statistics.median(collect_us):8.2f}")
+    record_us, floor_us = recorder_alone_us(pricebook, llm_spans(min(args.spans, 10_000)))
+    print("CostMetrics.record alone, on the same calls' enriched attributes (best of 5), CPU us per call:")
+    print(f"  {'empty call (floor)':<30} {floor_us:8.2f}")
+    print(f"  {'record':<30} {record_us:8.2f}")
     meter_provider.shutdown()
 
 

@@ -32,7 +32,6 @@ import logging
 import os
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -41,12 +40,12 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, NoOpMeterProvider, Observation
 from opentelemetry.metrics import get_meter_provider as _global_meter_provider
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import NonRecordingSpan, SpanContext
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost._private_api import is_proxy_meter_provider
+from otel_llm_cost._private_api import is_proxy_meter_provider, span_context_ids
 from otel_llm_cost.conventions import names as sc
 
 __all__ = ["CostMetrics", "cost_metrics"]
@@ -79,6 +78,23 @@ _KEY_NAMES: Final = (
     sc.COST_SESSION_ID,
 )
 
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+# The same names as read from a call's enrichment (`extra`) and span attributes.
+_MODEL, _PROVIDER, _OPERATION = sc.LLM_MODEL, sc.LLM_PROVIDER_NAME, sc.LLM_OPERATION
+_FEATURE, _AGENT, _ORG = sc.COST_FEATURE, sc.COST_AGENT, sc.COST_ORG_ID
+_DEPLOYMENT, _STATUS = sc.LLM_COST_DEPLOYMENT, sc.LLM_COST_STATUS
+_USER, _SESSION = sc.COST_USER_ID, sc.COST_SESSION_ID
+# A call's figures in `extra`: cost, cache saving, then input, output, cache read, cache write and
+# reasoning tokens.
+_FIGURE_NAMES: Final = (
+    sc.LLM_COST_USD,
+    sc.LLM_CACHE_COST_SAVED_USD,
+    sc.LLM_TOKENS_INPUT,
+    sc.LLM_TOKENS_OUTPUT,
+    sc.LLM_TOKENS_CACHE_READ,
+    sc.LLM_TOKENS_CACHE_WRITE,
+    sc.LLM_TOKENS_REASONING,
+)
 
 # The counters: (instrument name, unit, the _Series total it reports, description).
 _COST_COUNTERS: Final[tuple[tuple[str, str, str, str], ...]] = (
@@ -189,7 +205,12 @@ class CostMetrics:
         self._user_ids = _config.METRICS_USER_IDS.get() if user_ids is None else user_ids
         self._lock = threading.Lock()
         self._series: dict[tuple[Any, ...], _Series] = {}
-        self._pending: deque[tuple[_Series, int, int, SpanContext | None]] = deque()
+        # Calls whose histogram measurements wait for the collecting thread: each call's series,
+        # and five ints (input and output tokens, trace id, span id, 1 when sampled). A tuple or span
+        # context kept per call made the garbage collector run ~4 times as often, on the
+        # application's thread; ints are not tracked by it.
+        self._pending: list[_Series] = []
+        self._pending_figures: list[int] = []
         self._drain_lock = threading.Lock()
         # A fork while another thread holds a lock would leave the child's copy held forever.
         reinit = weakref.WeakMethod(self._reinit_locks)
@@ -248,6 +269,8 @@ class CostMetrics:
     def _record(
         self, span: ReadableSpan, attributes: Mapping[str, AttributeValue], extra: Mapping[str, Any]
     ) -> None:
+        # This runs on the application's thread for each call: the names are module constants (no
+        # module attribute lookup per name) and the figures are read in one C-level pass.
         get, tag = extra.get, attributes.get
         resource = span.resource
         if resource is not self._last_resource:
@@ -255,31 +278,24 @@ class CostMetrics:
             self._last_service = resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None
             self._last_resource = resource
         key: tuple[Any, ...] = (
-            get(sc.LLM_MODEL),
-            get(sc.LLM_PROVIDER_NAME),
-            get(sc.LLM_OPERATION),
-            get(sc.COST_FEATURE) or tag(sc.COST_FEATURE),
-            get(sc.COST_AGENT) or tag(sc.COST_AGENT),
-            get(sc.COST_ORG_ID) or tag(sc.COST_ORG_ID),
+            get(_MODEL),
+            get(_PROVIDER),
+            get(_OPERATION),
+            get(_FEATURE) or tag(_FEATURE),
+            get(_AGENT) or tag(_AGENT),
+            get(_ORG) or tag(_ORG),
             self._last_service,
-            get(sc.LLM_COST_DEPLOYMENT),
-            get(sc.LLM_COST_STATUS),
+            get(_DEPLOYMENT),
+            get(_STATUS),
         )
         if self._user_ids:
             # The values the processor stores: cost.user_id is its keyed hash, never the raw id.
-            key += (
-                get(sc.COST_USER_ID) or tag(sc.COST_USER_ID),
-                get(sc.COST_SESSION_ID) or tag(sc.COST_SESSION_ID),
-            )
-        cost = get(sc.LLM_COST_USD)
-        saved = get(sc.LLM_CACHE_COST_SAVED_USD)
+            key += (get(_USER) or tag(_USER), get(_SESSION) or tag(_SESSION))
         # Token counts in `extra` are the enrichment's own ints (absent when usage was not reported).
-        input_tokens = get(sc.LLM_TOKENS_INPUT) or 0
-        output_tokens = get(sc.LLM_TOKENS_OUTPUT) or 0
-        cache_read = get(sc.LLM_TOKENS_CACHE_READ)
-        cache_write = get(sc.LLM_TOKENS_CACHE_WRITE)
-        reasoning = get(sc.LLM_TOKENS_REASONING)
-        span_context = span.context
+        cost, saved, input_tokens, output_tokens, cache_read, cache_write, reasoning = map(get, _FIGURE_NAMES)
+        input_tokens = input_tokens or 0
+        output_tokens = output_tokens or 0
+        trace_id, span_id, sampled = span_context_ids(span.context)
         with self._lock:
             series = self._series.get(key)
             if series is None:
@@ -299,10 +315,12 @@ class CostMetrics:
                 series.cache_write += cache_write
             if reasoning:
                 series.reasoning += reasoning
-            if span_context is not None and span_context.trace_flags.sampled:
-                series.last_context = span_context
-        self._pending.append((series, input_tokens, output_tokens, span_context))
-        if len(self._pending) >= _MAX_PENDING:
+            # The collecting thread sets the series' latest sampled call (its exemplar). `sampled & 1`
+            # is a plain int: a TraceFlags object would be tracked by the garbage collector.
+            pending = self._pending
+            pending.append(series)
+            self._pending_figures += (input_tokens, output_tokens, trace_id, span_id, sampled & 1)
+        if len(pending) >= _MAX_PENDING:
             self._drain()
 
     def _new_series(self, key: tuple[Any, ...]) -> _Series:
@@ -319,10 +337,16 @@ class CostMetrics:
         if not self._drain_lock.acquire(blocking=False):
             return
         try:
-            pending, record = self._pending, self._histogram.record
-            while pending:
-                series, input_tokens, output_tokens, span_context = pending.popleft()
-                context = _context(span_context)
+            with self._lock:
+                pending, figures = self._pending, self._pending_figures
+                self._pending, self._pending_figures = [], []
+            record = self._histogram.record
+            for index, series in enumerate(pending):
+                input_tokens, output_tokens, trace_id, span_id, sampled = figures[5 * index : 5 * index + 5]
+                context = None
+                if sampled:  # the latest sampled call is its series' exemplar
+                    series.last_context = SpanContext(trace_id, span_id, False, _SAMPLED)
+                    context = _context(series.last_context)
                 record(input_tokens, series.input_attributes, context=context)
                 record(output_tokens, series.output_attributes, context=context)
         except Exception as exc:
