@@ -23,6 +23,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from otel_llm_cost import Budget, CostStore, DuckDBSpanExporter, LLMCostSpanProcessor
 from otel_llm_cost.budgets import BudgetAlert
 from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.storage.columns import CALL_INDEX, CALL_NAMES
+from otel_llm_cost.storage.invariants import enforce_call_invariants
 
 CHAT = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}
 
@@ -360,3 +362,21 @@ def test_a_trusted_sender_keeps_its_cost_but_not_broken_figures_or_raw_user_ids(
     assert "cost_usd -5000.0" in rows["negative"]["cost_reason"]
     assert rows["tokens"]["cost_status"] == "invalid"
     assert all(row["user_id"].startswith("h:") and len(row["user_id"]) == 34 for row in rows.values())
+
+
+@pytest.mark.parametrize(("text", "stored"), [("12", 12), (" 7\n", 7), ("6\x1c", None), ("1e3", None)])
+def test_a_count_written_as_text_is_read_only_when_it_is_plain_digits(text: str, stored: int | None) -> None:
+    """ "6\\x1c" once stopped a whole batch: str.strip() removes \\x1c, int() refuses it (found by
+    Hypothesis through test_row_invariants)."""
+    columns: list[Any] = [None] * len(CALL_NAMES)
+    columns[CALL_INDEX["reasoning_tokens"]] = [text]
+    columns[CALL_INDEX["output_tokens"]] = [100]
+    columns[CALL_INDEX["input_tokens"]] = [10]
+    columns[CALL_INDEX["total_tokens"]] = [110]
+    columns[CALL_INDEX["cost_status"]] = ["unpriced"]
+    columns[CALL_INDEX["cost_reason"]] = ["test"]
+    columns[CALL_INDEX["start_time"]] = [1_700_000_000_000_000_000]
+    columns[CALL_INDEX["end_time"]] = [1_700_000_001_000_000_000]
+    invalid = enforce_call_invariants(columns, 1, lambda raw: f"h:{'0' * 32}")
+    assert columns[CALL_INDEX["reasoning_tokens"]][0] == stored
+    assert invalid == (0 if stored is not None else 1)

@@ -69,8 +69,10 @@ def _is_count(value: object) -> bool:
 
 def _integral_string(value: object) -> int | None:
     """A count written as a decimal string ("12"), as some senders do, else ``None``."""
-    if isinstance(value, str) and value.isascii() and value.strip().isdigit():
-        number = int(value)
+    # Strip ASCII spaces only: str.strip() also removes separators such as \x1c that int() refuses.
+    text = value.strip(" \t\n\r") if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit():
+        number = int(text)
         return number if number <= MAX_TOKEN_COUNT else None
     return None
 
