@@ -3,7 +3,7 @@
 Reading order of the pipeline, lowest layer first:
 
     exceptions, _config, _logging,       (base: everything may import them)
-    _private_api, _lazy                  (private API uses, in one place; lazy package re-exports)
+    _private_api, _lazy, _worker         (private API uses; lazy re-exports; the background-thread loop)
     conventions, _money                  attribute names, usage normalisation, how money is represented
     pricing                              prices -> Decimal costs
     storage | enrich                     rows on disk | the enriched span (neither imports the other)
@@ -27,7 +27,7 @@ import pytest
 PACKAGE = "otel_llm_cost"
 SRC = Path(__file__).resolve().parent.parent / "src" / PACKAGE
 
-BASE = frozenset({"exceptions", "_config", "_logging", "_private_api", "_lazy"})
+BASE = frozenset({"exceptions", "_config", "_logging", "_private_api", "_lazy", "_worker"})
 _LOWER: dict[str, frozenset[str]] = {
     "base": frozenset(),
     "_money": frozenset({"base"}),

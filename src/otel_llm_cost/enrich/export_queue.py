@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_llm_cost._logging import log_once
+from otel_llm_cost._worker import step_while_alive
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.span_copy import span_attributes
 
@@ -244,14 +245,11 @@ class ExportQueue(SpanProcessor):
 
 
 def _work(ref: weakref.ReferenceType[ExportQueue]) -> None:
-    while True:
-        queue = ref()
-        if queue is None:
-            return
-        try:
-            if not queue._step():
-                return
-        except Exception as exc:  # a bug here must not end the thread and strand the queue
-            log_once(_logger, "export_queue.worker", logging.ERROR, "export queue worker error: %r", exc)
-            time.sleep(0.1)
-        del queue
+    step_while_alive(
+        ref,
+        ExportQueue._step,
+        logger=_logger,
+        log_key="export_queue.worker",
+        what="export queue worker",
+        pause_s=0.1,
+    )

@@ -30,6 +30,7 @@ from typing import Final
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_llm_cost._logging import log_once
+from otel_llm_cost._worker import step_while_alive
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import lifecycle
 from otel_llm_cost.storage.backlog import Backlog
@@ -386,14 +387,11 @@ def _load(group: list[tuple[Path, RowBatch | None]]) -> tuple[list[tuple[Path, R
 
 
 def _writer_loop(ref: weakref.ReferenceType[JournaledWriter]) -> None:
-    while True:
-        writer = ref()
-        if writer is None:
-            return
-        try:
-            if not writer.step():
-                return
-        except Exception as exc:  # a bug here must not end the thread and strand the journal
-            log_once(_logger, "exporter.writer", logging.ERROR, "DuckDB writer thread error: %r", exc)
-            time.sleep(_ERROR_PAUSE_S)
-        del writer
+    step_while_alive(
+        ref,
+        JournaledWriter.step,
+        logger=_logger,
+        log_key="exporter.writer",
+        what="DuckDB writer thread",
+        pause_s=_ERROR_PAUSE_S,
+    )

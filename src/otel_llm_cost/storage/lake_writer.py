@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
+from otel_llm_cost._worker import step_while_alive
 from otel_llm_cost.storage import lifecycle
 from otel_llm_cost.storage.commit import CommitListener, Committer, remove_committed, set_aside
 from otel_llm_cost.storage.journal import Spool, SpoolCorruptError
@@ -275,17 +276,14 @@ class LakeWriter:
 
 
 def _writer_loop(ref: weakref.ReferenceType[LakeWriter]) -> None:
-    while True:
-        writer = ref()
-        if writer is None:
-            return
-        try:
-            if not writer.step():
-                return
-        except Exception as exc:  # a bug here must not end the thread and strand the journal
-            log_once(_logger, "exporter.writer", logging.ERROR, "lake writer thread error: %r", exc)
-            time.sleep(1.0)
-        del writer
+    step_while_alive(
+        ref,
+        LakeWriter.step,
+        logger=_logger,
+        log_key="exporter.writer",
+        what="lake writer thread",
+        pause_s=1.0,
+    )
 
 
 def lake_writer(
