@@ -12,9 +12,11 @@ Ingest: each writer process builds ``--spans`` LLM spans up front (untimed), str
 catalog commit). Floor: the same rows, built beforehand, inserted by one process as raw Arrow inserts of
 ``OTEL_LLM_COST_LAKE_BATCH_ROWS`` rows per commit (no lock, no duplicate check).
 
-Reports: ``--calls`` synthetic calls (benchmarks/gen_calls.py) in a local DuckDB file, and the same rows
-copied into a lake in commits of 10,000 rows (as writers leave it: one Parquet file per commit), then
-each report's best of ``--repeat`` on the lake before and after ``lake maintain`` beside the file.
+Reports: ``--calls`` synthetic calls (benchmarks/gen_calls.py) in a local DuckDB file, or the file
+``--calls-file`` names. The file is imported into one lake with ``lake import`` (timed), and copied into
+a second lake in commits of 10,000 rows (as writers leave it: one Parquet file per commit); then each
+report's best of ``--repeat`` on the file, on the imported lake, and on the second lake before and
+after ``lake maintain``, each lake's time as a ratio to the file's.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import psycopg
 from gen_calls import END_EPOCH_S, generate
 from opentelemetry.sdk.resources import Resource
@@ -42,8 +45,8 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from otel_llm_cost import CostStore, DuckDBSpanExporter
 from otel_llm_cost.storage import commit as _commit
-from otel_llm_cost.storage.lake import LakeTarget, open_lake
-from otel_llm_cost.storage.lake_ops import maintain
+from otel_llm_cost.storage.lake import LAKE_ALIAS, LakeTarget, open_lake
+from otel_llm_cost.storage.lake_ops import import_file, maintain
 
 _RESOURCE = Resource.create({"service.name": "bench"})
 _SCOPE = InstrumentationScope("opentelemetry.instrumentation.openai_v2")
@@ -183,10 +186,7 @@ def _reports(store: CostStore) -> dict[str, Callable[[], object]]:
     }
 
 
-def reports(root: Path, calls: int, repeat: int) -> None:
-    file = root / "calls.duckdb"
-    generate(file, calls, 30)
-    lake = _new_lake(root)
+def _fill_in_commits(lake: LakeTarget, file: Path, calls: int) -> float:
     began = time.perf_counter()
     with contextlib.closing(open_lake(lake, create=True)) as con:
         con.execute(f"ATTACH '{file}' AS src (READ_ONLY)")
@@ -196,23 +196,52 @@ def reports(root: Path, calls: int, repeat: int) -> None:
                 "INSERT INTO llm_calls BY NAME SELECT * FROM src.llm_calls WHERE rowid >= ? AND rowid < ?",
                 [low, low + 10_000],
             )
-    filled_s = time.perf_counter() - began
-    print(f"  lake filled with {calls:,} calls in {calls // 10_000} commits ({filled_s:.0f} s)")
-    with CostStore(file) as on_file, CostStore(lake.target) as on_lake:
-        file_times = {name: _best(call, repeat) for name, call in _reports(on_file).items()}
-        before = {name: _best(call, repeat) for name, call in _reports(on_lake).items()}
-    result = maintain(lake, snapshots_older_than=timedelta(0))
+    return time.perf_counter() - began
+
+
+def _timed_reports(target: str | Path, repeat: int) -> dict[str, float]:
+    with CostStore(target) as store:
+        return {name: _best(call, repeat) for name, call in _reports(store).items()}
+
+
+def reports(root: Path, calls: int, repeat: int, calls_file: Path | None) -> None:
+    file = calls_file or root / "calls.duckdb"
+    if calls_file is None:
+        generate(file, calls, 30)
+    with contextlib.closing(duckdb.connect(str(file), read_only=True)) as con:
+        calls = con.execute("SELECT count(*) FROM llm_calls").fetchall()[0][0]
+    print(f"  {calls:,} calls in {file}")
+    imported = _new_lake(root)
+    began = time.perf_counter()
+    result = import_file(imported, file)  # what `otel-llm-cost lake import FILE` runs
+    import_s = time.perf_counter() - began
+    with contextlib.closing(open_lake(imported, create=False)) as con:
+        import_files = con.execute(
+            f"SELECT count(*) FROM ducklake_list_files('{LAKE_ALIAS}', 'llm_calls')"
+        ).fetchall()[0][0]
     print(
-        f"  maintain: {result.seconds:.1f} s, llm_calls files {result.files_before} -> {result.files_after}"
+        f"  lake import of {file.name}: {result.calls:,} calls in {import_s:.1f} s "
+        f"({result.calls / import_s:,.0f} calls/s), {import_files} data files"
     )
-    with CostStore(lake.target) as on_lake:
-        after = {name: _best(call, repeat) for name, call in _reports(on_lake).items()}
-    print(f"  {'report':28} {'file ms':>9} {'lake ms':>9} {'ratio':>6} {'after ms':>9} {'ratio':>6}")
+    lake = _new_lake(root)
+    filled_s = _fill_in_commits(lake, file, calls)
+    print(f"  second lake filled with {calls:,} calls in {-(-calls // 10_000)} commits ({filled_s:.0f} s)")
+    file_times = _timed_reports(file, repeat)
+    imported_times = _timed_reports(imported.target, repeat)
+    before = _timed_reports(lake.target, repeat)
+    done = maintain(lake, snapshots_older_than=timedelta(0))
+    print(f"  maintain: {done.seconds:.1f} s, llm_calls files {done.files_before} -> {done.files_after}")
+    after = _timed_reports(lake.target, repeat)
+    print(
+        f"  {'report':26} {'file ms':>8} | {'imported':>9} {'ratio':>5} | {'commits':>9} {'ratio':>5} | "
+        f"{'maintained':>10} {'ratio':>5}"
+    )
     for name, on_file_s in file_times.items():
-        print(
-            f"  {name:28} {on_file_s * 1000:9.1f} {before[name] * 1000:9.1f} {before[name] / on_file_s:6.1f} "
-            f"{after[name] * 1000:9.1f} {after[name] / on_file_s:6.1f}"
+        cells = " | ".join(
+            f"{times[name] * 1000:{width}.0f} {times[name] / on_file_s:5.1f}"
+            for times, width in ((imported_times, 9), (before, 9), (after, 10))
         )
+        print(f"  {name:26} {on_file_s * 1000:8.0f} | {cells}")
 
 
 def main() -> None:
@@ -224,6 +253,11 @@ def main() -> None:
     )
     parser.add_argument("--spans", type=int, default=20_000, help="spans per writer process")
     parser.add_argument("--calls", type=int, default=1_000_000, help="calls for the report comparison")
+    parser.add_argument(
+        "--calls-file",
+        type=Path,
+        help="use this DuckDB file of calls (from gen_calls.py, written by this duckdb) instead of --calls",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args()
@@ -234,8 +268,8 @@ def main() -> None:
             raw_floor(root, args.spans, int(os.environ.get("OTEL_LLM_COST_LAKE_BATCH_ROWS", "10000")))
             for writers in (1, 4):
                 ingest(root, writers, args.spans)
-        print(f"reports on {args.calls:,} calls (best of {args.repeat}):")
-        reports(root, args.calls, args.repeat)
+        print(f"reports (best of {args.repeat}):")
+        reports(root, args.calls, args.repeat, args.calls_file)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ MODELS = (
 )
 
 
+# The columns generated here, in schema order; columns added to the schema after `attributes` stay NULL.
+_FILLED = _schema.CALL_COLUMN_NAMES[: _schema.CALL_COLUMN_NAMES.index("attributes") + 1]
+
+
 def _list(values: list[str]) -> str:
     return "[" + ", ".join(values) + "]"
 
@@ -50,7 +54,7 @@ def generate(path: Path, rows: int, days: int) -> float:
     with contextlib.closing(_storage.connect(path)) as connection:
         connection.execute(
             f"""
-            INSERT INTO {_schema.CALLS_TABLE} ({", ".join(_schema.CALL_COLUMN_NAMES)})
+            INSERT INTO {_schema.CALLS_TABLE} ({", ".join(_FILLED)})
             WITH base AS (
                 SELECT i, hash(i) AS h, CAST(hash(i) % {len(MODELS)} + 1 AS INTEGER) AS m
                 FROM range({rows}) AS r(i)

@@ -36,6 +36,7 @@ from otel_llm_cost.budgets.sinks import (
 from otel_llm_cost.budgets.spec import BudgetSpec, validated_budgets
 from otel_llm_cost.budgets.windows import aware, window_containing
 from otel_llm_cost.conventions import names as semconv
+from otel_llm_cost.storage.lake import cursor_of
 
 __all__ = ["BudgetEngine", "CommitInfoLike"]
 
@@ -243,7 +244,7 @@ class BudgetEngine:
             duckdb.Error: the database could not be read or written.
         """
         when = aware(self._clock() if at is None else at)
-        cursor = connection.cursor()
+        cursor = cursor_of(connection)
         try:
             fired: list[BudgetAlert] = []
             for budget in self._snapshot[0]:

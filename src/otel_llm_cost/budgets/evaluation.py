@@ -20,6 +20,7 @@ from otel_llm_cost.budgets.forecast import FORECAST_LOOKBACK, FORECAST_MIN_EVIDE
 from otel_llm_cost.budgets.spec import BudgetSpec
 from otel_llm_cost.budgets.windows import Window, aware, window_containing
 from otel_llm_cost.exceptions import StorageError
+from otel_llm_cost.storage.lake import cursor_of
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
@@ -179,7 +180,7 @@ def evaluate_budgets(
         duckdb.Error: the query failed otherwise.
     """
     when = datetime.now(UTC) if at is None else aware(at)
-    cursor = connection.cursor()
+    cursor = cursor_of(connection)
     try:
         result: list[BudgetStatus] = []
         for budget in budgets:
@@ -238,7 +239,7 @@ def status_of(
     elif entity is None:
         raise ValueError(f"budget {budget.name!r} is per {budget.scope}: pass the entity to check")
     window = window_containing(budget, when)
-    cursor = connection.cursor()
+    cursor = cursor_of(connection)
     try:
         found = statuses_for_window(cursor, budget, window, [entity], when)
     finally:

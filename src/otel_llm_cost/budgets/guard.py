@@ -33,8 +33,9 @@ class BudgetGuard:
     Given a ``CostStore`` it queries through the store; given a connection, it uses it as is.
 
     Args:
-        store_or_path: A ``CostStore``, a DuckDB connection, or a file path (created, with the tables,
-            if missing).
+        store_or_path: A ``CostStore``, a DuckDB connection, a file path (created, with the tables,
+            if missing), or a lake target (``ducklake:postgres:...``, read without the writers' commit
+            lock: every check reads the latest committed spend, and a guard records no alerts).
         budgets: The budgets to enforce (per-call budgets are ignored: the cost is known only after).
         user_id_hasher: Hashes raw user ids passed as ``user=``. Default: the process-wide hasher
             (``otel_llm_cost.enrich.attribution.default_user_id_hasher()``), which an
@@ -44,7 +45,7 @@ class BudgetGuard:
 
     Raises:
         TypeError: ``store_or_path`` is none of those.
-        StorageError: the file cannot be opened.
+        StorageError: the file or the lake cannot be opened.
 
     Example::
 
@@ -178,7 +179,12 @@ def _open_store(path: str | os.PathLike[str]) -> _Connectable:
     # guard given a store or a connection never needs.
     from otel_llm_cost.query import CostStore  # noqa: PLC0415
     from otel_llm_cost.storage import connect as _storage  # noqa: PLC0415
+    from otel_llm_cost.storage.lake import is_lake_target  # noqa: PLC0415
 
+    if is_lake_target(path):
+        # Read-only and without the writers' commit lock: a guard records nothing, and each query
+        # reads the lake's latest committed snapshot, so checks never wait for writers' commits.
+        return CostStore(path)
     if not os.path.exists(path):
         _storage.connect(path).close()  # a guard set up before the first export creates the file
     # Read-write: in the exporting process it then shares the exporter's DuckDB instance. DuckDB allows

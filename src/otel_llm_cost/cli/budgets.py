@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+import duckdb
+
 from otel_llm_cost import _config
 from otel_llm_cost.budgets import (
     AlertSink,
@@ -34,6 +36,8 @@ from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.alert_sql import ALERT_FIELDS
 from otel_llm_cost.query.output import format_int, format_usd, usd_places
 from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.lake import LakeTarget, is_lake_target, open_lake
+from otel_llm_cost.storage.lake_ops import locked_lake
 
 _BAR_WIDTH = 20
 
@@ -146,7 +150,7 @@ def _evaluate(
     args: argparse.Namespace, at: datetime | None = None
 ) -> tuple[list[Budget], list[BudgetStatus]]:
     budgets = _load(args)
-    with contextlib.closing(_storage.connect(args.db, read_only=True)) as connection:
+    with contextlib.closing(_read_connection(args.db)) as connection:
         try:
             return budgets, evaluate_budgets(connection, budgets, at or _at(args))
         except StorageError as exc:
@@ -262,7 +266,7 @@ def _check(args: argparse.Namespace) -> int:
         # The alerts are printed below; the webhook (if any) is the only other sink.
         sinks: list[AlertSink] = [WebhookSink(args.webhook)] if args.webhook else []
         engine = BudgetEngine(budgets, sinks)
-        with contextlib.closing(_storage.connect(args.db)) as connection:
+        with _write_connection(args.db) as connection:
             fired = engine.evaluate(connection, at)
         engine.shutdown(timeout_s=30.0)
         for alert in fired:
@@ -283,9 +287,23 @@ def _check(args: argparse.Namespace) -> int:
     return 1
 
 
+def _read_connection(db: str) -> duckdb.DuckDBPyConnection:
+    if is_lake_target(db):
+        return open_lake(LakeTarget(db), create=False, read_only=True)
+    return _storage.connect(db, read_only=True)
+
+
+def _write_connection(db: str) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+    if is_lake_target(db):
+        # A lake has no key on budget_alerts: under the writers' commit lock, the "fired yet?" check
+        # sees every alert recorded before, by writers and by other checks, so each fires once.
+        return locked_lake(LakeTarget(db), create=False)
+    return contextlib.closing(_storage.connect(db))
+
+
 def _alerts(args: argparse.Namespace) -> int:
     # A missing file is an error, as for `report`: "no alerts" would hide a mistyped --db.
-    if not Path(args.db).is_file():
+    if not is_lake_target(args.db) and not Path(args.db).is_file():
         raise StorageError(f"DuckDB file {args.db!r} does not exist (nothing has been exported to it yet)")
     with CostStore(args.db) as store:
         history = store.alerts(

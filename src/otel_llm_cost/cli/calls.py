@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import duckdb
 
+from otel_llm_cost import _config
 from otel_llm_cost.cli.labels import load_user_labels
 from otel_llm_cost.cli.options import (
     add_command,
@@ -31,6 +32,7 @@ from otel_llm_cost.query import output as _output
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.filters import where_conditions
 from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage.lake import LakeTarget, is_lake_target, open_lake
 
 __all__ = ["register"]
 
@@ -105,16 +107,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     since, until, _zone = window(args)
     conditions = where_conditions(filters(args))
     query = _queries.export_calls(since, until, include_non_billable=args.all, conditions=conditions)
-    path = db_path(args)
-    if not path.is_file():
-        open_store(args).close()  # raises the CLI's own "no DuckDB file" error
     # COPY writes straight from DuckDB: exact DECIMAL money, no Python row loop on big windows. It
     # needs file access, which the sandboxed connection of CostStore/`query` refuses: this SQL is
     # ours, only the output path is the user's.
     # The target as a literal: duckdb 1.5 refuses a parameter there when the query has others.
     target = str(args.output).replace("'", "''")
     copy = f"COPY ({query.sql}) TO '{target}' ({_COPY_OPTIONS[args.export_format]})"
-    with contextlib.closing(_storage.connect(path, read_only=True, sandbox=False)) as connection:
+    with contextlib.closing(_export_connection(args)) as connection:
         try:
             row = connection.execute(copy, list(query.params)).fetchone()
         except duckdb.Error as exc:
@@ -123,3 +122,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     count = f"{written:,} calls" if isinstance(written, int) else "calls"
     print(f"exported {count} to {args.output}", file=sys.stderr)
     return 0
+
+
+def _export_connection(args: argparse.Namespace) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the file or the lake ``--db`` names, with file access for COPY."""
+    db = args.db if args.db else _config.DUCKDB_PATH.get()
+    if is_lake_target(db):
+        return open_lake(LakeTarget(db), create=False, read_only=True)
+    path = db_path(args)
+    if not path.is_file():
+        open_store(args).close()  # raises the CLI's own "no DuckDB file" error
+    return _storage.connect(path, read_only=True, sandbox=False)

@@ -87,7 +87,8 @@ def db_path(args: argparse.Namespace) -> Path:
 def open_store(args: argparse.Namespace, *, read_only: bool = True) -> CostStore:
     target = args.db if args.db else _config.DUCKDB_PATH.get()
     if is_lake_target(target):
-        return CostStore(target)  # a lake (`--db ducklake:postgres:...`): credentials from libpq's env
+        # A lake (`--db ducklake:postgres:...`): credentials from libpq's env.
+        return CostStore(target, read_only=read_only)
     path = db_path(args)
     # Checked here so that reporting on a missing file never creates one.
     if not path.is_file():

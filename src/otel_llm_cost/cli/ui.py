@@ -26,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--db",
-        metavar="PATH",
-        help="DuckDB file to read (default: $OTEL_LLM_COST_DUCKDB_PATH, else llm_costs.duckdb)",
+        metavar="DB",
+        help="DuckDB file or ducklake:postgres:<connection string> to read "
+        "(default: $OTEL_LLM_COST_DUCKDB_PATH, else llm_costs.duckdb)",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default: %(default)s, loopback only)"

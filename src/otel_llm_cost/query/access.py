@@ -150,11 +150,12 @@ class LakeAccess(ConnectionAccess):
     """A DuckLake: an in-memory connection with the lake attached, owned (and closed) by the store.
 
     No lease: a lake has no single-writer file, so readers and any number of writers run at once, and
-    each query reads the lake's latest committed snapshot.
+    each query reads the lake's latest committed snapshot. Read-only unless asked otherwise: the lake
+    is attached so that DuckDB refuses any write.
     """
 
-    def __init__(self, target: LakeTarget) -> None:
-        super().__init__(open_lake(target, create=False))
+    def __init__(self, target: LakeTarget, *, read_only: bool) -> None:
+        super().__init__(open_lake(target, create=False, read_only=read_only))
         self.lake = target
 
     @property

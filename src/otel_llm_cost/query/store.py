@@ -77,9 +77,9 @@ class CostStore(LedgerReports, ExploreReports):
         path_or_connection: a DuckDB file path, a DuckLake target (``ducklake:postgres:dbname=llm
             host=db``: see docs/lake.md), or an open ``duckdb.DuckDBPyConnection`` (for example the
             one the exporter writes with, in the same process; CostStore then never closes it).
-        read_only: open a path read-only (the default; several readers can share a file). Pass False to
-            use :meth:`reprice`, or to read in the process that also writes the file (DuckDB refuses a
-            read-only and a read-write handle on the same file in one process).
+        read_only: open a path or a lake read-only (the default; several readers can share a file).
+            Pass False to use :meth:`reprice`, or to read in the process that also writes the file
+            (DuckDB refuses a read-only and a read-write handle on the same file in one process).
         hold_idle_s: keep the file open this long after a query for the next one (0: close after each).
         hold_max_s: after holding the file this long without a pause, step aside for a waiting writer
             before the next query.
@@ -114,7 +114,7 @@ class CostStore(LedgerReports, ExploreReports):
         if isinstance(path_or_connection, duckdb.DuckDBPyConnection):
             self._access = ConnectionAccess(path_or_connection)
         elif is_lake_target(path_or_connection):
-            self._access = LakeAccess(LakeTarget(str(path_or_connection)))
+            self._access = LakeAccess(LakeTarget(str(path_or_connection)), read_only=read_only)
             weakref.finalize(self, self._access.close)
         else:
             self._access = FileAccess(
@@ -129,7 +129,9 @@ class CostStore(LedgerReports, ExploreReports):
             # connection's destructor could not retake the GIL and duckdb aborts the process.
             weakref.finalize(self, self._access.close)
         self.path: Path | None = self._access.path
-        self.read_only = read_only and self.path is not None
+        #: The lake this store reads (None: a file or a connection).
+        self.lake: LakeTarget | None = self._access.lake if isinstance(self._access, LakeAccess) else None
+        self.read_only = read_only and (self.path is not None or isinstance(self._access, LakeAccess))
         self._reader = Reader(self._access)
 
     # -- lifecycle -----------------------------------------------------------------------------

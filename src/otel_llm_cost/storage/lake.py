@@ -34,6 +34,7 @@ __all__ = [
     "LAKE_PREFIX",
     "LakeTarget",
     "attach_lake",
+    "cursor_of",
     "ensure_lake_schema",
     "is_lake_connection",
     "is_lake_target",
@@ -131,13 +132,14 @@ def _wheel_extension(name: str) -> Path | None:
     return None
 
 
-def open_lake(target: LakeTarget, *, create: bool) -> duckdb.DuckDBPyConnection:
+def open_lake(target: LakeTarget, *, create: bool, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake attached and made the default database.
 
     Args:
         target: The lake.
         create: Create the lake and its tables when missing (writers, holding the commit lock);
             readers find the lake as it is.
+        read_only: Attach the lake read-only: DuckDB then refuses every statement that would write it.
 
     Raises:
         StorageError: The catalog cannot be reached or the lake has no tables yet (``create=False``).
@@ -146,23 +148,29 @@ def open_lake(target: LakeTarget, *, create: bool) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     try:
         load_extensions(con)
-        attach_lake(con, target, create=create)
+        attach_lake(con, target, create=create, read_only=read_only)
     except BaseException:
         con.close()
         raise
     return con
 
 
-def attach_lake(con: duckdb.DuckDBPyConnection, target: LakeTarget, *, create: bool) -> None:
+def attach_lake(
+    con: duckdb.DuckDBPyConnection, target: LakeTarget, *, create: bool, read_only: bool = False
+) -> None:
     """Attach ``target`` to ``con`` (extensions loaded) and make it the default database.
 
     Raises:
         StorageError: The catalog cannot be reached or the lake has no tables yet (``create=False``).
         SchemaVersionError: The lake was written by a newer otel-llm-cost.
     """
-    options = "" if target.data_path is None else f" (DATA_PATH '{_quote(target.data_path)}')"
+    if create and read_only:
+        raise ValueError("a lake attached read-only cannot be created")
+    options = [] if target.data_path is None else [f"DATA_PATH '{_quote(target.data_path)}'"]
+    options += ["READ_ONLY"] if read_only else []
+    spelled = f" ({', '.join(options)})" if options else ""
     try:
-        con.execute(f"ATTACH '{_quote(target.target)}' AS {LAKE_ALIAS}{options}")
+        con.execute(f"ATTACH '{_quote(target.target)}' AS {LAKE_ALIAS}{spelled}")
     except duckdb.Error as exc:
         raise StorageError(f"cannot attach the lake {target}: {exc}") from exc
     use_lake(con)
@@ -176,6 +184,14 @@ def is_lake_connection(con: duckdb.DuckDBPyConnection) -> bool:
     """True when ``con`` (or a cursor) reads and writes a lake this module attached."""
     # fetchall: duckdb 2.0 refuses the next statement on a connection with a result left unfetched.
     return con.execute("SELECT current_database()").fetchall() == [(LAKE_ALIAS,)]
+
+
+def cursor_of(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A new cursor of ``con`` that reads the same database: a lake's cursor starts on the in-memory one."""
+    cursor = con.cursor()
+    if is_lake_connection(con):
+        use_lake(cursor)
+    return cursor
 
 
 def use_lake(con: duckdb.DuckDBPyConnection) -> None:

@@ -21,7 +21,7 @@ from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.lake import LAKE_ALIAS, LakeTarget, attach_lake, load_extensions
 from otel_llm_cost.storage.lake_lock import CommitLock
 
-__all__ = ["ImportResult", "MaintainResult", "import_file", "maintain"]
+__all__ = ["ImportResult", "MaintainResult", "import_file", "locked_lake", "maintain"]
 
 _LOCK_WAIT_S = 300.0  # upkeep waits for the writers' commits in flight, however many there are
 _SOURCE = "otel_llm_cost_source"
@@ -47,13 +47,22 @@ class ImportResult:
 
 
 @contextlib.contextmanager
-def _locked_lake(target: LakeTarget) -> Iterator[duckdb.DuckDBPyConnection]:
+def locked_lake(target: LakeTarget, *, create: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the lake, used while holding the writers' commit lock (waiting up to 5 minutes).
+
+    For work that must see every earlier commit and that no writer may interleave with: upkeep,
+    imports, and recording budget alerts outside a writer (``budgets check --fire``).
+
+    Raises:
+        StorageError: The lake cannot be reached (or has no tables and ``create`` is False), or the
+            lock stayed held for 5 minutes.
+    """
     con = duckdb.connect(":memory:")
     lock = CommitLock(target.libpq_dsn)
     try:
         load_extensions(con)
         with lock.held(_LOCK_WAIT_S):
-            attach_lake(con, target, create=True)
+            attach_lake(con, target, create=create)
             yield con
     finally:
         lock.close()
@@ -91,7 +100,7 @@ def maintain(
     if retention_days is not None and retention_days <= 0:
         raise ValueError(f"retention_days must be positive, got {retention_days!r}")
     started = time.monotonic()
-    with _locked_lake(target) as con:
+    with locked_lake(target) as con:
         before = _data_files(con)
         deleted = 0
         if retention_days is not None:
@@ -126,7 +135,7 @@ def import_file(target: LakeTarget, source: str | Path) -> ImportResult:
     path = Path(source)
     if not path.is_file():
         raise StorageError(f"no file at {path}")
-    with _locked_lake(target) as con:
+    with locked_lake(target) as con:
         tables = _attach_source(con, path)
         added = {}
         for table, key in (

@@ -8,12 +8,20 @@ catalog unreachable, a conflict with maintenance) is retried with growing pauses
 commit skips spans already stored, retrying a commit whose acknowledgement was lost stores nothing
 twice. Batches a killed process journaled are committed by the next writer on the same journal.
 There is no file lease here: a lake has no single-writer file to hand over.
+
+``fork()`` (gunicorn, celery and other pre-fork servers): the parent closes its lake connection and
+its lock's catalog session before the fork (waiting briefly for a commit in flight) and reopens them
+when it next commits, so a child inherits neither: a child that used them would write through a copy
+of the parent's DuckDB instance and share its PostgreSQL sockets, and closing them there would end the
+parent's catalog sessions. The child starts with no thread and no batches of its own; the batches the
+parent accepted stay the parent's to commit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -40,6 +48,12 @@ _logger = logging.getLogger("otel_llm_cost.exporter")
 _FIRST_RETRY_S = 0.05
 _MAX_RETRY_S = 2.0
 _LAKE_LOCK_WAIT_S = 60.0
+# How long fork() waits for a commit in flight (a commit takes ~0.1-1 s; waiting for other writers'
+# commits can take longer, and fork must not hang on them).
+_FORK_WAIT_S = 5.0
+# Connections a child inherited because a commit was in flight at the fork: never used or closed in
+# the child (closing them would end the parent's catalog sessions), kept so nothing collects them.
+_INHERITED: list[object] = []
 
 
 class LakeWriter:
@@ -83,6 +97,11 @@ class LakeWriter:
         self._lock = CommitLock(target.libpq_dsn)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._thread: threading.Thread | None = None
+        # Held while the lake connection and the lock's session are in use or being closed.
+        self._using = threading.Lock()
+        self._fork_locked = False
+        self._pid = os.getpid()
+        lifecycle.register_fork_hooks(self)
         lifecycle.register_live(self)
         self._adopt()
 
@@ -105,6 +124,8 @@ class LakeWriter:
         """Journal ``batch`` for the writer thread (the journal is what makes it survive a crash)."""
         if batch.empty:
             return SpanExportResult.SUCCESS
+        if self._pid != os.getpid():
+            self._reset_in_child(closed_before_fork=False)  # os.fork from C code skips the fork hooks
         try:
             path = self._journal.write(batch, durable=False)
         except OSError as exc:
@@ -160,7 +181,8 @@ class LakeWriter:
             thread, left = self._thread, len(self._pending)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self._lock_timeout_s + 2.0)
-        self._close()
+        with self._using:
+            self._close()
         lifecycle.unregister_live(self)
         if not drained:
             log_once(
@@ -172,6 +194,37 @@ class LakeWriter:
                 left,
                 self._journal.directory,
             )
+
+    # -- fork (lifecycle.ForkAware) ------------------------------------------------------------------
+
+    def before_fork(self) -> None:
+        self._fork_locked = self._using.acquire(timeout=_FORK_WAIT_S)
+        if self._fork_locked:
+            self._close()  # reopened by the parent's next commit
+
+    def after_fork_in_parent(self) -> None:
+        if self._fork_locked:
+            self._using.release()
+
+    def after_fork_in_child(self) -> None:
+        self._reset_in_child(closed_before_fork=self._fork_locked)
+
+    def _reset_in_child(self, *, closed_before_fork: bool) -> None:
+        if not closed_before_fork:
+            _INHERITED.extend([self._con, self._lock])
+        self._con = None
+        self._lock = CommitLock(self.target.libpq_dsn)
+        self._using = threading.Lock()  # the copy may be held by the parent's writer thread
+        self._committer.after_fork_in_child()
+        self._cond = threading.Condition()
+        self._pending = []  # the parent commits the batches it accepted
+        self._oldest, self._flushing, self._retry_at, self._failures = 0.0, 0, 0.0, 0
+        self._thread = None
+        self._stopping = False
+        self._fork_locked = False
+        self._health.degraded = False
+        self._journal.renew_token()  # the parent adopts what this child leaves
+        self._pid = os.getpid()
 
     # -- the writer thread ---------------------------------------------------------------------------
 
@@ -238,11 +291,15 @@ class LakeWriter:
             loaded.append((path, batch))
         if loaded:
             try:
-                con = self._connection()
-                with self._lock.held(self._lock_timeout_s):
-                    self._committer.commit_group(con, loaded)
+                with self._using:
+                    try:
+                        con = self._connection()
+                        with self._lock.held(self._lock_timeout_s):
+                            self._committer.commit_group(con, loaded)
+                    except Exception:
+                        self._close_lake()  # a failed connection is reopened; the batch stays journaled
+                        raise
             except Exception as exc:
-                self._close_lake()  # a failed connection is reopened; the batch stays journaled
                 self._health.failed(exc)
                 return False
             self._health.succeeded("journaled batches were committed")

@@ -64,7 +64,8 @@ class _Pages:
         return self._pricebook
 
     def shell(self, request: Request) -> Shell:
-        source = str(self.store.path.name) if self.store.path is not None else "live receiver"
+        store = self.store
+        source = store.path.name if store.path else str(store.lake) if store.lake else "live receiver"
         return Shell(base=request.scope.get("root_path", "").rstrip("/"), source=source)
 
     def context(self, request: Request) -> PageContext:
