@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -200,7 +201,9 @@ def _advisory_waiters(target: LakeTarget) -> int:
 
 @needs_lake
 @pytest.mark.slow
-def test_budget_checks_run_at_once_fire_each_alert_once(filled: LakeTarget, tmp_path: Path) -> None:
+def test_budget_checks_run_at_once_fire_each_alert_once(
+    filled: LakeTarget, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     budgets = tmp_path / "budgets.toml"
     budgets.write_text(_BUDGETS)
     command = [sys.executable, "-m", "otel_llm_cost", "budgets", "check", "--fire", "--budgets", str(budgets)]
@@ -228,3 +231,11 @@ def test_budget_checks_run_at_once_fire_each_alert_once(filled: LakeTarget, tmp_
         stored = con.execute("SELECT budget, entity, kind, threshold FROM budget_alerts").fetchall()
     # Lower thresholds crossed in the same check are recorded, and only the highest delivered.
     assert len(stored) == len(set(stored)) >= len(max(fired, key=len))
+    capsys.readouterr()
+    assert main(["alerts", "--db", filled.target, "--format", "json", "--limit", "1000"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(stored)
+    status = ["budgets", "status", "--budgets", str(budgets), "--db", filled.target, "--format", "json"]
+    assert main([*status, "--at", "2026-01-01T12:00"]) == 0
+    spent = {(s["budget"], s["entity"]): Decimal(s["spent_usd"]) for s in json.loads(capsys.readouterr().out)}
+    with CostStore(filled.target) as store:
+        assert spent[("all", "*")] == store.summary(None, None).cost_usd

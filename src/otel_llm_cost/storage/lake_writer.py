@@ -223,7 +223,7 @@ class LakeWriter:
         self._stopping = False
         self._fork_locked = False
         self._health.degraded = False
-        self._journal.renew_token()  # the parent adopts what this child leaves
+        self._journal.renew_token()  # what this child leaves is adopted by the next writer on the journal
         self._pid = os.getpid()
 
     # -- the writer thread ---------------------------------------------------------------------------
