@@ -126,7 +126,7 @@ def test_report_cli_on_the_lake_prints_what_it_prints_for_the_file(
 
 @needs_lake
 def test_a_reader_never_creates_a_lake_nor_its_tables(lake: LakeTarget) -> None:
-    with pytest.raises(StorageError, match="data_path is not set"):
+    with pytest.raises(StorageError, match="does not exist"):
         CostStore(lake.target)  # an empty catalog
     with contextlib.closing(duckdb.connect()) as con:
         load_extensions(con)
