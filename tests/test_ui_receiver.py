@@ -293,7 +293,7 @@ def test_the_pages_answer_loopback_clients_only(tmp_path: Path) -> None:
     """The pages have no authentication: a receiver exposed with a token does not expose them."""
     db = tmp_path / "calls.duckdb"
     receiver = OTLPReceiver(BatchSpanProcessor(InMemorySpanExporter()), host="0.0.0.0", port=0, token="t")  # noqa: S104 - never started
-    store = mount_dashboard(receiver, db, DashboardOptions())
+    store = mount_dashboard(receiver.app, db, DashboardOptions())
     try:
         assert _asgi_get(receiver.app, "/ui/prices", ("127.0.0.1", 50000)) == 200
         assert _asgi_get(receiver.app, "/ui/prices", ("192.0.2.7", 50000)) == 403

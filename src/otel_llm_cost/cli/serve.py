@@ -138,7 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
             from otel_llm_cost.collector.dashboard import dashboard_url  # noqa: PLC0415
 
             print(
-                f"otel-llm-cost: dashboard on {dashboard_url(receiver)} (read-only)",
+                f"otel-llm-cost: dashboard on {dashboard_url(receiver.url)} (read-only)",
                 file=sys.stderr,
                 flush=True,
             )

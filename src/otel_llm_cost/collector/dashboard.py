@@ -39,10 +39,10 @@ from otel_llm_cost.storage.lake import is_lake_target
 from otel_llm_cost.ui.app import DEFAULT_TIMEOUT_S, create_app
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
     from starlette.requests import Request
 
     from otel_llm_cost.budgets.model import Budget
-    from otel_llm_cost.collector.receiver import OTLPReceiver
     from otel_llm_cost.pricing.book import PriceBook
 
 __all__ = ["DASHBOARD_PATH", "DashboardOptions", "dashboard_url", "mount_dashboard", "open_dashboard_store"]
@@ -110,9 +110,9 @@ def _loopback_only(app: _ASGIApp) -> _ASGIApp:
 
 
 def mount_dashboard(
-    receiver: OTLPReceiver, db_path: str | os.PathLike[str] | None, options: DashboardOptions
+    app: Starlette, db_path: str | os.PathLike[str] | None, options: DashboardOptions
 ) -> CostStore:
-    """Serve the dashboard at ``/ui/`` of ``receiver`` (and redirect ``/`` there).
+    """Serve the dashboard at ``/ui/`` of ``app``, a receiver's application (and redirect ``/`` there).
 
     Returns:
         The store the pages read; close it after the receiver has stopped.
@@ -132,12 +132,12 @@ def mount_dashboard(
     async def to_dashboard(request: Request) -> RedirectResponse:
         return RedirectResponse(f"{DASHBOARD_PATH}/", 307)
 
-    routes = receiver.app.router.routes
+    routes = app.router.routes
     routes.append(Mount(DASHBOARD_PATH, _loopback_only(pages)))
     routes.append(Route("/", to_dashboard, methods=["GET", "HEAD"]))
     return store
 
 
-def dashboard_url(receiver: OTLPReceiver) -> str:
-    """``http://host:port/ui/`` of a receiver (the bound port once started)."""
-    return receiver.url.rsplit("/v1/traces", 1)[0] + f"{DASHBOARD_PATH}/"
+def dashboard_url(traces_url: str) -> str:
+    """``http://host:port/ui/`` beside a receiver's ``http://host:port/v1/traces``."""
+    return traces_url.rsplit("/v1/traces", 1)[0] + f"{DASHBOARD_PATH}/"

@@ -369,7 +369,7 @@ def serve(
         if dashboard is not None:
             from otel_llm_cost.collector.dashboard import mount_dashboard  # noqa: PLC0415 - the ui pages
 
-            pipeline.after_shutdown(mount_dashboard(receiver, db_path, dashboard).close)
+            pipeline.after_shutdown(mount_dashboard(receiver.app, db_path, dashboard).close)
         receiver._bound_socket()  # bind before announcing the URL
     except BaseException:
         processor.shutdown()
