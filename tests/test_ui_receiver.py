@@ -347,3 +347,18 @@ def test_serve_ui_without_ui_serves_no_pages(tmp_path: Path) -> None:
         base = url.removesuffix("/v1/traces")
         assert get(f"{base}/ui/")[0] == 404
         assert get(f"{base}/")[0] == 404
+
+
+def test_a_page_past_the_deadline_in_the_receiver_is_cut_off_and_spans_still_acknowledged(
+    tmp_path: Path,
+) -> None:
+    """The page's deadline interrupts its running query in the receiver's process too."""
+    db = tmp_path / "served.duckdb"
+    query, _, _ = window()
+    with serve_process("--db", str(db), "--ui", "--ui-timeout", "0.000001") as (_, url, _stderr):
+        ui = url.removesuffix("/v1/traces") + "/ui/"
+        status, body = get(f"{ui}breakdown?{query}&dim=session")
+        assert status == 503, body[:300]
+        assert b"took longer than" in body
+        assert request(url, protobuf_body([make_span(LLM_ATTRIBUTES)])).status == 200
+        wait_until(lambda: stored_calls(db) == 1, timeout_s=60, what="the span stored")

@@ -102,7 +102,8 @@ class _Pages:
         except OtelLLMCostError as exc:
             return HTMLResponse(message_page("The database could not answer", str(exc), shell), 503, _HEADERS)
         except Exception:
-            _logger.exception("dashboard page %s failed", request.url.path)
+            # A user's page may be addressed by a raw id: the log gets the route, never the id.
+            _logger.exception("dashboard page %s failed", request.url.path.split("/user/", 1)[0])
             message = "Unexpected error while rendering this page; the details are in the server's log."
             return HTMLResponse(message_page("Error", message, shell), 500, _HEADERS)
         if isinstance(result, tuple):
