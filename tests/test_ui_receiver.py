@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from helpers import wait_until
+from otel_llm_cost.cli.main import main
 from otel_llm_cost.collector.dashboard import DashboardOptions, mount_dashboard, open_dashboard_store
 from otel_llm_cost.collector.receiver import OTLPReceiver
 from otel_llm_cost.conventions import names as sc
@@ -362,3 +363,19 @@ def test_a_page_past_the_deadline_in_the_receiver_is_cut_off_and_spans_still_ack
         assert b"took longer than" in body
         assert request(url, protobuf_body([make_span(LLM_ATTRIBUTES)])).status == 200
         wait_until(lambda: stored_calls(db) == 1, timeout_s=60, what="the span stored")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--user-labels", "labels.csv"], "it needs --ui"),
+        (["--ui", "--ui-timeout", "0"], "timeout_s must be positive"),
+    ],
+)
+def test_serve_refuses_dashboard_flags_that_cannot_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    db = tmp_path / "never.duckdb"
+    assert main(["serve", "--port", "0", "--db", str(db), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not db.exists()

@@ -10,6 +10,7 @@ from otel_llm_cost import _config
 from otel_llm_cost.cli.ui import USER_LABELS_HELP
 
 if TYPE_CHECKING:
+    from otel_llm_cost.collector.dashboard import DashboardOptions
     from otel_llm_cost.collector.receiver import OTLPReceiver
 
 _DESCRIPTION = """\
@@ -171,9 +172,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dashboard_options(args: argparse.Namespace, pricing: Any, budgets: list[Any]) -> Any:
+def _dashboard_options(args: argparse.Namespace, pricing: Any, budgets: list[Any]) -> DashboardOptions | None:
     """The ``--ui`` options, or None without ``--ui``."""
     if not args.ui:
+        if args.user_labels is not None:
+            raise ValueError("--user-labels names users on the dashboard's pages: it needs --ui")
         return None
     from otel_llm_cost.collector.dashboard import DashboardOptions  # noqa: PLC0415 - only with --ui
     from otel_llm_cost.enrich.user_labels import load_user_labels  # noqa: PLC0415
