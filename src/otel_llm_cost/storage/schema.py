@@ -85,7 +85,7 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     (
         "service_tier",
         "VARCHAR",
-        "service tier the provider served the call at (OpenAI: default, flex, priority...)",
+        "OpenAI service tier the call was served at (default, flex, priority...), else the one requested",
     ),
 )
 
@@ -205,5 +205,5 @@ COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
     ("conversation_id", sc.CONVERSATION_ID_NAMES),
     ("time_to_first_token_ms", (sc.LLM_TIME_TO_FIRST_TOKEN_MS,)),
-    ("service_tier", (sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER,)),
+    ("service_tier", sc.SERVICE_TIER_NAMES),
 )
