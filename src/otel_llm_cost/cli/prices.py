@@ -1,5 +1,7 @@
 """``otel-llm-cost prices MODEL``: what we would charge for a model, per 1M tokens, and why.
 
+``otel-llm-cost prices --check`` is in :mod:`otel_llm_cost.cli.prices_check`.
+
 Registered by :mod:`otel_llm_cost.cli`; errors are raised as ``ValueError`` / ``OtelLLMCostError``
 subclasses and turned into a one-line message and exit status 2 there.
 """
@@ -14,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from otel_llm_cost import _config
+from otel_llm_cost.cli.prices_check import run_check
 from otel_llm_cost.pricing import CostStatus, PriceBook, UnitPrices, provider_id_for
 
 _KINDS = (
@@ -33,11 +36,28 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Show the USD price per 1M tokens of each kind (input, cache read, cache write 5m/1h, output, "
             "long-context tiers) that otel-llm-cost charges for MODEL, and which layer it comes from "
-            "(provider-reported costs are per call and not shown here)."
+            "(provider-reported costs are per call and not shown here). With --check: list our "
+            "corrections that the genai-prices data now covers, and the models of a DuckDB file that "
+            "are still unpriced; exit status 1 when there is something to act on."
         ),
     )
     parser.add_argument(
-        "model", metavar="MODEL", help="model id as spans carry it (dated, Bedrock, Vertex, alias...)"
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        help="model id as spans carry it (dated, Bedrock, Vertex, alias...); not with --check",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check our corrections against the genai-prices data and list the still-unpriced models "
+        "of --db; exit 0: nothing to do, 1: something to act on",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"with --check: DuckDB file whose unpriced calls to list (default: ${_config.DUCKDB_PATH.name} "
+        "when that file exists)",
     )
     parser.add_argument(
         "--provider",
@@ -92,6 +112,10 @@ def handle_prices(args: argparse.Namespace) -> int:
         PriceFileError: A price or data file is missing or invalid.
         UnknownModelError: No layer prices the model.
     """
+    if args.check == (args.model is not None):
+        raise ValueError("give a MODEL, or --check without one")
+    if args.db is not None and not args.check:
+        raise ValueError("--db goes with --check")
     at = parse_at(args.at)
     if args.provider is not None and provider_id_for(args.provider) is None:
         raise ValueError(
@@ -105,6 +129,8 @@ def handle_prices(args: argparse.Namespace) -> int:
             args.prices if args.prices is not None else _config.PRICES.get(),
             data_file=args.data if args.data is not None else _config.PRICE_DATA.get(),
         )
+    if args.check:
+        return run_check(args, book)
     prices = book.unit_prices(args.model, provider=args.provider, at=at)
     if args.format == "json":
         print(json.dumps(_as_json(args.model, prices, at), indent=2))
