@@ -78,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="genai-prices JSON data file; default: $OTEL_LLM_COST_PRICE_DATA or bundled",
     )
     parser.add_argument(
+        "--corrections",
+        metavar="FILE",
+        help="corrections file (JSON) instead of the shipped one, e.g. to --check a new entry",
+    )
+    parser.add_argument(
         "--format", choices=("table", "json"), default="table", help="output format (default: table)"
     )
     parser.set_defaults(handler=handle_prices)
@@ -122,12 +127,13 @@ def handle_prices(args: argparse.Namespace) -> int:
             f"--provider: genai-prices has no prices for provider {args.provider!r}; "
             "omit --provider to match by model alone"
         )
-    if args.prices is None and args.data is None:
+    if args.prices is None and args.data is None and args.corrections is None:
         book = PriceBook.default()
     else:
         book = PriceBook(
             args.prices if args.prices is not None else _config.PRICES.get(),
             data_file=args.data if args.data is not None else _config.PRICE_DATA.get(),
+            corrections_file=args.corrections,
         )
     if args.check:
         return run_check(args, book)

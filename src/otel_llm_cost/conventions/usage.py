@@ -134,8 +134,6 @@ def _usage_builder() -> Callable[..., Usage]:
         set_problems,
         set_service_tier,
     ) = (getattr(Usage, f.name).__set__ for f in fields(Usage))
-    new = object.__new__
-
     def build(  # noqa: PLR0917 - positional on purpose: the per-span hot path
         input_tokens: int,
         output_tokens: int,
@@ -155,7 +153,7 @@ def _usage_builder() -> Callable[..., Usage]:
         problems: tuple[str, ...],
         service_tier: str | None,
     ) -> Usage:
-        usage: Usage = new(Usage)
+        usage: Usage = object.__new__(Usage)
         set_input(usage, input_tokens)
         set_output(usage, output_tokens)
         set_cache_read(usage, cache_read_tokens)
@@ -282,8 +280,6 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
             streaming = False
     else:
         streaming = None
-    provider = read_text(attributes, table.provider, problems)
-    tier = read_text(attributes, sc.SERVICE_TIER_NAMES, problems)
     return _new_usage(
         input_tokens,
         output_tokens,
@@ -293,7 +289,7 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
         rs,
         read_text(attributes, table.request_model, problems),
         read_text(attributes, table.response_model, problems),
-        provider.lower() if provider is not None else None,
+        _lower_text(attributes, table.provider, problems),
         operation,
         convention,
         usage_reported,
@@ -301,8 +297,13 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
         read_text(attributes, RESPONSE_ID, problems),
         streaming,
         tuple(problems),
-        tier.lower() if tier is not None else None,
+        _lower_text(attributes, sc.SERVICE_TIER_NAMES, problems),
     )
+
+
+def _lower_text(attributes: Mapping[str, Any], names: tuple[str, ...], problems: list[str]) -> str | None:
+    text = read_text(attributes, names, problems)
+    return text.lower() if text is not None else None
 
 
 def normalize_usage(attributes: Mapping[str, Any], scope_name: str | None = None) -> Usage | None:
