@@ -134,6 +134,7 @@ def _usage_builder() -> Callable[..., Usage]:
         set_problems,
         set_service_tier,
     ) = (getattr(Usage, f.name).__set__ for f in fields(Usage))
+
     def build(  # noqa: PLR0917 - positional on purpose: the per-span hot path
         input_tokens: int,
         output_tokens: int,
