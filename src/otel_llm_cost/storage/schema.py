@@ -59,7 +59,7 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("output_cost_usd", MONEY_TYPE, ""),
     ("cost_status", "VARCHAR", "priced, unpriced, reported, free or invalid (see docs/storage.md)"),
     ("cost_reason", "VARCHAR", "why unpriced or invalid"),
-    ("price_source", "VARCHAR", "provider, user:<file> or genai-prices <version>"),
+    ("price_source", "VARCHAR", "provider, user:<file>, genai-prices <version> (+ corrections)"),
     ("external_cost_usd", MONEY_TYPE, "cost another instrumentation computed, kept for comparison"),
     ("billable", "BOOLEAN", "false for duplicate records of a call and for agent/workflow totals"),
     ("duplicate_of", "VARCHAR", "span_id of the record this one duplicates"),
