@@ -274,13 +274,13 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
         # Counts were there but none could be read: a call whose figures are broken, not "no call".
         counts = (False, 0, 0, 0, 0, 0, 0)
     usage_reported, input_tokens, output_tokens, cr, cw, cw1h, rs = counts
-
     if table.streaming:
         streaming = read_flag(attributes, table.streaming, problems)
         if streaming is None and table.streaming_absent_means_false:
             streaming = False
     else:
         streaming = None
+    provider = read_text(attributes, table.provider, problems)
     return _new_usage(
         input_tokens,
         output_tokens,
@@ -290,7 +290,7 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
         rs,
         read_text(attributes, table.request_model, problems),
         read_text(attributes, table.response_model, problems),
-        _lower_text(attributes, table.provider, problems),
+        provider.lower() if provider is not None else None,
         operation,
         convention,
         usage_reported,
@@ -298,7 +298,17 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
         read_text(attributes, RESPONSE_ID, problems),
         streaming,
         tuple(problems),
-        _lower_text(attributes, sc.SERVICE_TIER_NAMES, problems),
+        _lower_text(attributes, sc.SERVICE_TIER_NAMES, problems) if _has_tier(attributes) else None,
+    )
+
+
+def _has_tier(attributes: Mapping[str, Any]) -> bool:
+    # Four `in` tests: the cheapest way out for the spans without a tier (all but OpenAI's).
+    return (
+        sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER in attributes
+        or sc.GEN_AI_OPENAI_REQUEST_SERVICE_TIER in attributes
+        or sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER_LEGACY in attributes
+        or sc.GEN_AI_OPENAI_REQUEST_SERVICE_TIER_LEGACY in attributes
     )
 
 
