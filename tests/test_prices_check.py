@@ -167,3 +167,18 @@ def test_model_and_check_are_exclusive(
 ) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_prices_shows_a_service_tiers_prices(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prices", "o3", "--service-tier", "flex", "--at", "2026-12-01", "--format", "json"])
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0
+    # genai-prices 0.2.5, o3 flex: half the standard $2 / $0.50 / $8.
+    assert shown["service_tier"] == "flex"
+    assert {k: shown["usd_per_million_tokens"][k] for k in ("input", "cache_read", "output")} == {
+        "input": "1",
+        "cache_read": "0.25",
+        "output": "4",
+    }
+    assert main(["prices", "gpt-4o", "--service-tier", "flex"]) == 2
+    assert "unknown service tier 'flex'" in capsys.readouterr().err

@@ -65,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="provider name (gen_ai.provider.name such as aws.bedrock, or a genai-prices id)",
     )
     parser.add_argument(
+        "--service-tier",
+        metavar="T",
+        help="show the prices of this OpenAI service tier (flex, priority, batch...), not the standard ones",
+    )
+    parser.add_argument(
         "--at",
         metavar="DATE",
         help="show the price in force then: 2025-05-01 or 2025-05-01T12:00:00Z (default: now)",
@@ -137,11 +142,11 @@ def handle_prices(args: argparse.Namespace) -> int:
         )
     if args.check:
         return run_check(args, book)
-    prices = book.unit_prices(args.model, provider=args.provider, at=at)
+    prices = book.unit_prices(args.model, provider=args.provider, at=at, service_tier=args.service_tier)
     if args.format == "json":
-        print(json.dumps(_as_json(args.model, prices, at), indent=2))
+        print(json.dumps({**_as_json(args.model, prices, at), "service_tier": args.service_tier}, indent=2))
     else:
-        sys.stdout.write(_as_table(args.model, prices, at))
+        sys.stdout.write(_as_table(args.model, prices, at, args.service_tier))
     return 0
 
 
@@ -176,13 +181,15 @@ def _as_json(model: str, prices: UnitPrices, at: datetime | None) -> dict[str, A
     }
 
 
-def _as_table(model: str, prices: UnitPrices, at: datetime | None) -> str:
+def _as_table(model: str, prices: UnitPrices, at: datetime | None, service_tier: str | None = None) -> str:
     lines = [f"model      {model}"]
     matched = prices.model_id + (f" (provider {prices.provider_id})" if prices.provider_id else "")
     lines.append(f"matched    {matched}")
     if prices.deployment:
         lines.append(f"deployment {prices.deployment}")
     lines.append(f"source     {prices.source}")
+    if service_tier:
+        lines.append(f"tier       {service_tier}")
     when = at.isoformat() if at is not None else "now"
     period = []
     if prices.valid_from is not None:

@@ -232,7 +232,14 @@ class PriceBook:
                 reason=f"cost out of range: {exc!r}",
             )
 
-    def unit_prices(self, model: str, provider: str | None = None, at: datetime | None = None) -> UnitPrices:
+    def unit_prices(
+        self,
+        model: str,
+        provider: str | None = None,
+        at: datetime | None = None,
+        *,
+        service_tier: str | None = None,
+    ) -> UnitPrices:
         """What ``model`` costs per 1M tokens of each kind at ``at``, and where the price comes from.
 
         Args:
@@ -240,17 +247,30 @@ class PriceBook:
                 deployment alias from the price file...).
             provider: A provider name (OTel, OpenInference or genai-prices id), or ``None``.
             at: The moment whose price to show; naive means UTC; ``None``: now.
+            service_tier: An OpenAI service tier (``flex``, ``priority``, ``batch``...): show that
+                tier's prices. ``None``, ``default``, ``auto``: the standard prices.
 
         Returns:
             The unit prices, their tiers and validity period.
 
         Raises:
-            UnknownModelError: No layer prices ``model``.
+            UnknownModelError: No layer prices ``model``, or not at ``service_tier``.
         """
         resolved = self._lookup(model, provider)
         if resolved.outcome.status is CostStatus.UNPRICED:
             raise UnknownModelError(resolved.outcome.reason or f"no price for model {model!r}")
-        return unit_prices_of(resolved, model, at, self._data.label)
+        tier = service_tier.strip().lower() if service_tier else None
+        if (
+            resolved.schedule is None
+            or tier is None
+            or tier in STANDARD_TIERS
+            or resolved.service_tiers is None
+        ):
+            return unit_prices_of(resolved, model, at, self._data.label)
+        card = _tier_card(resolved, tier, at)
+        if card is None:
+            raise UnknownModelError(_unpriced_tier(resolved, tier).reason or f"no {tier} price for {model!r}")
+        return unit_prices_of(resolved, model, at, self._data.label, card=card)
 
     def cache_info(self) -> tuple[int, int]:
         """``(entries, capacity)`` of the resolution cache (for diagnostics)."""

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Final
 
 from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM
-from otel_llm_cost.pricing.rates import ZERO, Schedule, per_million
+from otel_llm_cost.pricing.rates import ZERO, Card, Schedule, per_million
 from otel_llm_cost.pricing.results import CostBreakdown, CostStatus, PriceTier, UnitPrices
 from otel_llm_cost.pricing.service_tiers import TierPrices
 from otel_llm_cost.pricing.sources import Match, PriceData
@@ -135,8 +135,11 @@ class Resolver:
         )
 
 
-def unit_prices_of(resolved: Resolved, model: str, at: datetime | None, data_label: str) -> UnitPrices:
-    """What a resolved, priced or free model costs per 1M tokens of each kind at ``at``."""
+def unit_prices_of(
+    resolved: Resolved, model: str, at: datetime | None, data_label: str, *, card: Card | None = None
+) -> UnitPrices:
+    """What a resolved, priced or free model costs per 1M tokens of each kind at ``at``
+    (``card``: a service tier's card in force then, instead of the standard one)."""
     outcome = resolved.outcome
     schedule = resolved.schedule
     if schedule is None:
@@ -152,8 +155,8 @@ def unit_prices_of(resolved: Resolved, model: str, at: datetime | None, data_lab
             output_mtok=ZERO,
             deployment=outcome.deployment,
         )
-    card = schedule.card_at(at)
-    valid_from, valid_until = schedule.validity(at)
+    valid_from, valid_until = schedule.validity(at) if card is None else (None, None)
+    card = card or schedule.card_at(at)
     base = per_million(card.base)
     return UnitPrices(
         model_id=outcome.model_id or model,
