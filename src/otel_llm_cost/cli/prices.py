@@ -48,18 +48,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="model id as spans carry it (dated, Bedrock, Vertex, alias...); not with --check",
     )
     parser.add_argument(
-        "--check",
-        action="store_true",
-        help="check our corrections against the genai-prices data and list the still-unpriced models "
-        "of --db; exit 0: nothing to do, 1: something to act on",
-    )
-    parser.add_argument(
-        "--db",
-        metavar="PATH",
-        help=f"with --check: DuckDB file whose unpriced calls to list (default: ${_config.DUCKDB_PATH.name} "
-        "when that file exists)",
-    )
-    parser.add_argument(
         "--provider",
         metavar="P",
         help="provider name (gen_ai.provider.name such as aws.bedrock, or a genai-prices id)",
@@ -82,15 +70,31 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         help="genai-prices JSON data file; default: $OTEL_LLM_COST_PRICE_DATA or bundled",
     )
+    _add_check_options(parser)
+    parser.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format (default: table)"
+    )
+    parser.set_defaults(handler=handle_prices)
+
+
+def _add_check_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check our corrections against the genai-prices data and list the still-unpriced models "
+        "of --db; exit 0: nothing to do, 1: something to act on",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"with --check: DuckDB file whose unpriced calls to list (default: ${_config.DUCKDB_PATH.name} "
+        "when that file exists)",
+    )
     parser.add_argument(
         "--corrections",
         metavar="FILE",
         help="corrections file (JSON) instead of the shipped one, e.g. to --check a new entry",
     )
-    parser.add_argument(
-        "--format", choices=("table", "json"), default="table", help="output format (default: table)"
-    )
-    parser.set_defaults(handler=handle_prices)
 
 
 def parse_at(raw: str | None) -> datetime | None:
