@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -342,3 +343,33 @@ def test_guard_pairs_many_identical_roots_one_to_one_within_a_bound() -> None:
     guard = DoubleCountGuard(1_000)
     verdicts = [root(guard, n, openinference=n % 2 == 0) for n in range(1, 201)]
     assert sum(verdict.billable for verdict in verdicts) == 100
+
+
+def test_guard_pairs_exactly_one_to_one_under_threads() -> None:
+    # Eight threads each make 500 identical calls (same process, model, counts, overlapping times),
+    # each call ending one span of each convention kind: whatever the interleaving, 4,000 are billable.
+    guard = DoubleCountGuard(10_000)
+    ids = iter(range(1, 10**6))
+    lock = threading.Lock()
+    billable: list[int] = []
+
+    def calls(thread: int) -> None:
+        count = 0
+        for n in range(500):
+            for openinference in (n % 2 == thread % 2, n % 2 != thread % 2):
+                with lock:
+                    span_id = next(ids)
+                count += root(guard, span_id, openinference=openinference).billable
+        billable.append(count)
+
+    threads = [threading.Thread(target=calls, args=(n,)) for n in range(8)]
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # interleave the threads as finely as the interpreter allows
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert sum(billable) == 4_000
