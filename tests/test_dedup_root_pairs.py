@@ -288,7 +288,11 @@ def test_the_receiver_pairs_them_as_the_in_process_path_does(tmp_path: Path, pri
 # -- the guard alone --------------------------------------------------------------------------------
 
 
+GUARD_RESOURCE = Resource({"service.name": "a"})
+
+
 def root(guard: DoubleCountGuard, span_id: int, *, openinference: bool, **overrides: Any) -> Verdict:
+    convention = "openinference" if openinference else "anthropic_sdk"
     fields: dict[str, Any] = {
         "trace_id": span_id,  # each root span is its own trace
         "span_id": span_id,
@@ -300,7 +304,7 @@ def root(guard: DoubleCountGuard, span_id: int, *, openinference: bool, **overri
         "input_tokens": 100,
         "output_tokens": 20,
         "aggregate": False,
-        "root": (("service.name", "a"), "claude-haiku-4-5", openinference),
+        "root": (GUARD_RESOURCE, {"llm.cost.model_id": "claude-haiku-4-5", "llm.convention": convention}),
     }
     fields.update(overrides)
     return guard.llm_span_ended(**fields)
@@ -328,6 +332,11 @@ def test_guard_leaves_roots_without_model_or_usage_alone() -> None:
     assert root(guard, 5, openinference=False).billable
     assert root(guard, 6, openinference=True, aggregate=True) == Verdict(False, None)
     assert not root(guard, 7, openinference=True).billable  # span 5 absorbs it
+    # Without a model there is no evidence of one call.
+    assert root(guard, 8, openinference=False, root=(GUARD_RESOURCE, {})).billable
+    assert root(
+        guard, 9, openinference=True, root=(GUARD_RESOURCE, {"llm.convention": "openinference"})
+    ).billable
 
 
 def test_guard_memory_for_root_pairs_is_bounded_by_capacity() -> None:

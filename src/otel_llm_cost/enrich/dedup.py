@@ -58,7 +58,7 @@ from typing import Final, NamedTuple, TypeVar
 
 from opentelemetry.trace import format_span_id
 
-from otel_llm_cost.enrich.root_pairs import RootCall, RootPairs
+from otel_llm_cost.enrich.root_pairs import RootPairs, RootSpan
 
 __all__ = ["DoubleCountGuard", "Verdict"]
 
@@ -151,7 +151,7 @@ class DoubleCountGuard:
         input_tokens: int | None,
         output_tokens: int | None,
         aggregate: bool,
-        root: RootCall | None = None,
+        root: RootSpan | None = None,
     ) -> Verdict:
         """Record an ended LLM span and decide whether it is billable.
 
@@ -167,7 +167,8 @@ class DoubleCountGuard:
                 span does not make its parent an ancestor).
             output_tokens: Normalised output tokens (``None`` when no usage was reported).
             aggregate: Whether its usage is an aggregate of its children (never billable).
-            root: For a root span with a model, what rule 4 compares (``root_pairs.root_call_of``).
+            root: For a root span, its resource and the attributes enrichment added (rule 4 reads
+                the model and the convention there); ``None`` for any other span.
 
         Returns:
             The :class:`Verdict`.

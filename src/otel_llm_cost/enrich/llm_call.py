@@ -25,7 +25,6 @@ from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher
 from otel_llm_cost.enrich.dedup import DoubleCountGuard
 from otel_llm_cost.enrich.enrichment import _enrichment, is_llm_candidate
-from otel_llm_cost.enrich.root_pairs import root_call_of
 from otel_llm_cost.enrich.span_copy import span_attributes
 from otel_llm_cost.enrich.timing import add_call_timing
 
@@ -171,7 +170,7 @@ class LLMCallEnricher:
             input_tokens=input_tokens if isinstance(input_tokens, int) else None,
             output_tokens=output_tokens if isinstance(output_tokens, int) else None,
             aggregate=extra.get(sc.LLM_COST_BILLABLE) is False,
-            root=None if parent is not None else root_call_of(span.resource, extra),
+            root=None if parent is not None else (span.resource, extra),
         )
         if verdict.duplicate_of is not None and verdict.duplicate_of == format_span_id(context.span_id):
             return  # the same span seen again (a retried batch, a re-sent span): never its own duplicate

@@ -43,21 +43,20 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
+
+from opentelemetry.sdk.resources import Resource
 
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.conventions.tables import OPENINFERENCE
 
-if TYPE_CHECKING:
-    from opentelemetry.sdk.resources import Resource
-
-__all__ = ["RootCall", "RootPairs", "root_call_of"]
+__all__ = ["RootPairs", "RootSpan"]
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
-RootCall = tuple[Hashable, str, bool]
-"""What rule 4 needs of a root LLM span: (its process, its normalised model, read as OpenInference)."""
+RootSpan = tuple[Resource | None, Mapping[str, Any]]
+"""A root LLM span as rule 4 reads it: (its resource, the attributes enrichment added to it)."""
 
 _Waiting = tuple[int, int, int]
 """A billable root span not yet paired: (span_id, start_ns, end_ns)."""
@@ -102,8 +101,8 @@ def _content(resource: Resource | None) -> Hashable:
 _process_key: Final = _ProcessKeys()
 
 
-def root_call_of(resource: Resource | None, extra: Mapping[str, Any]) -> RootCall | None:
-    """What rule 4 compares of a root LLM span, from the attributes enrichment added; ``None``: no model."""
+def _call_of(resource: Resource | None, extra: Mapping[str, Any]) -> tuple[Hashable, str, bool] | None:
+    """(process, normalised model, read as OpenInference) of a root LLM span; ``None``: no model."""
     model = extra.get(sc.LLM_COST_MODEL_ID)
     if not isinstance(model, str):
         model = extra.get(sc.LLM_MODEL)
@@ -131,9 +130,13 @@ class RootPairs:
         self._waiting: OrderedDict[_Key, tuple[list[_Waiting], list[_Waiting]]] = OrderedDict()
 
     def twin_of(  # noqa: PLR0917 - one call site, positional on the hot path
-        self, call: RootCall, input_tokens: int, output_tokens: int, span_id: int, start_ns: int, end_ns: int
+        self, root: RootSpan, input_tokens: int, output_tokens: int, span_id: int, start_ns: int, end_ns: int
     ) -> int | None:
-        """The span id of the waiting span this root span duplicates, else ``None`` (it now waits)."""
+        """The span id of the waiting span this root span duplicates, else ``None`` (it now waits,
+        unless it names no model)."""
+        call = _call_of(*root)
+        if call is None:
+            return None
         process, model, openinference = call
         key: _Key = (process, model, input_tokens, output_tokens)
         entry: _Waiting = (span_id, start_ns, end_ns)
