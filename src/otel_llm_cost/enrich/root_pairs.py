@@ -30,9 +30,11 @@ exactly the same input and output counts, overlapping in time, neither inside a 
 to end would be marked a duplicate. Between processes that send identical resources (no
 ``service.instance.id``) to one receiver the same holds.
 
-Memory is bounded: at most ``capacity`` keys (process, model, counts, convention kind), least recently
-added dropped first, each remembering at most 64 spans not yet paired. A span whose twin is forgotten
-is over-counted, never under-counted. Spans are decided under one of 64 locks chosen by their token
+Memory is bounded by size: at most ``capacity`` keys (process, model, counts), least recently added
+dropped first, each remembering at most 64 spans of each convention kind not yet paired. A span whose
+twin is forgotten is over-counted, never under-counted. A waiting span pairs only with a span whose
+time overlaps its own, so one that never pairs (in a process without OpenInference, every root LLM
+span) matches nothing later and just waits to be pushed out. Spans are decided under one of 64 locks chosen by their token
 counts (both spans of a pair take the same lock); the caller holds its own trace lock meanwhile, and
 this module never takes one, so locks are always taken in that order.
 """
