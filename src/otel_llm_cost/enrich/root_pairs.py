@@ -34,9 +34,11 @@ Memory is bounded by size: at most ``capacity`` keys (process, model, counts), l
 dropped first, each remembering at most 64 spans of each convention kind not yet paired. A span whose
 twin is forgotten is over-counted, never under-counted. A waiting span pairs only with a span whose
 time overlaps its own, so one that never pairs (in a process without OpenInference, every root LLM
-span) matches nothing later and just waits to be pushed out. Spans are decided under one of 64 locks chosen by their token
-counts (both spans of a pair take the same lock); the caller holds its own trace lock meanwhile, and
-this module never takes one, so locks are always taken in that order.
+span) matches nothing later and just waits to be pushed out.
+
+Spans are decided under one of 64 locks chosen by their token counts (both spans of a pair take the
+same lock); the caller holds its own trace lock meanwhile, and this module never takes one, so locks
+are always taken in that order.
 """
 
 from __future__ import annotations
