@@ -7,6 +7,7 @@ back in the session's zone and are handed out as UTC datetimes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -19,10 +20,13 @@ from otel_llm_cost.exceptions import QueryError, StorageError
 from otel_llm_cost.query.access import StoreAccess
 from otel_llm_cost.query.sql import Query
 from otel_llm_cost.query.tabular import Rows, Source
+from otel_llm_cost.storage.rollup import ROLLUP_STATE_TABLE
 
-__all__ = ["Reader", "first_line", "utc"]
+__all__ = ["Reader", "Rolled", "first_line", "utc"]
 
 T = TypeVar("T")
+Rolled = Callable[[int | None], Query | None]
+_WATERMARK = f"SELECT max(covered_rowid) FROM {ROLLUP_STATE_TABLE}"
 
 
 def first_line(exc: BaseException) -> str:
@@ -40,14 +44,26 @@ class Reader:
     def __init__(self, access: StoreAccess) -> None:
         self.access = access
 
-    def execute(self, query: Query) -> Source:
-        """The query's rows with their column names and DuckDB types."""
+    def execute(self, query: Query, rolled: Rolled | None = None) -> Source:
+        """The query's rows with their column names and DuckDB types.
+
+        ``rolled(watermark)`` gives the same question's SQL over the rollup (None: it cannot answer);
+        it is asked only when the file has a rollup, and both run in one transaction (one snapshot).
+        """
         with self.access.connect() as connection:
+            began = False
             try:
+                if rolled is not None:
+                    query, began = _choose(connection, query, rolled)
                 connection.execute(query.sql, list(query.params))
                 description = connection.description or []
                 rows = connection.fetchall()
+                if began:
+                    connection.execute("COMMIT")
             except duckdb.Error as exc:
+                if began:
+                    with contextlib.suppress(duckdb.Error):
+                        connection.execute("ROLLBACK")
                 where = self.access.path or "the connection"
                 raise StorageError(f"query failed on {where}: {first_line(exc)}") from exc
         return Source(
@@ -58,14 +74,14 @@ class Reader:
             rows=rows,
         )
 
-    def records(self, query: Query) -> tuple[Source, list[dict[str, Any]]]:
+    def records(self, query: Query, rolled: Rolled | None = None) -> tuple[Source, list[dict[str, Any]]]:
         """The rows as dicts (column name -> value), with their source."""
-        source = self.execute(query)
+        source = self.execute(query, rolled)
         return source, [dict(zip(source.names, row, strict=True)) for row in source.rows]
 
-    def rows(self, cls: Callable[..., T], query: Query) -> Rows[T]:
+    def rows(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None) -> Rows[T]:
         """One ``cls`` (a result dataclass) per row; its fields are picked from the columns by name."""
-        source = self.execute(query)
+        source = self.execute(query, rolled)
         names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
         # Column-wise: pick the dataclass's columns by name, make timestamps UTC datetimes, zip back.
         by_name = dict(zip(source.names, zip(*source.rows, strict=True), strict=False)) if source.rows else {}
@@ -75,9 +91,9 @@ class Reader:
         columns = [[utc(v) for v in by_name[n]] if n in timestamps else by_name[n] for n in names]
         return Rows([cls(*values, _source=source) for values in zip(*columns, strict=True)], source)
 
-    def one(self, cls: Callable[..., T], query: Query, **extra: Any) -> T:
+    def one(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None, **extra: Any) -> T:
         """A ``cls`` from the query's single row plus ``extra`` fields (a report's window, say)."""
-        source, records = self.records(query)
+        source, records = self.records(query, rolled)
         return build(cls, {**records[0], **extra}, source)
 
     def sql(self, query: str, params: Sequence[object] | None = None) -> Rows[dict[str, Any]]:
@@ -95,6 +111,28 @@ class Reader:
             for r in table.to_pylist()
         ]
         return Rows(records, Source(self.access.caller_connection, bound, table=table))
+
+
+def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -> tuple[Query, bool]:
+    """The rollup's SQL when the file has a rollup that can answer, else ``raw``; and whether a
+    transaction was begun (the watermark and the sums must come from one snapshot)."""
+    try:
+        connection.execute("BEGIN TRANSACTION")
+    except duckdb.TransactionException:  # the caller's own transaction on its connection
+        began = False
+    else:
+        began = True
+    try:
+        row = connection.execute(_WATERMARK).fetchone()
+    except duckdb.CatalogException:  # a file written before the rollup existed, or a lake
+        if began:
+            connection.execute("ROLLBACK")
+        return raw, False
+    query = rolled(None if row is None or row[0] is None else int(row[0]))
+    if query is None and began:
+        connection.execute("COMMIT")
+        return raw, False
+    return (raw if query is None else query), began
 
 
 def build(cls: Callable[..., T], record: dict[str, Any], source: Source) -> T:

@@ -8,8 +8,10 @@ the file is reached, free SQL, budgets, what-if, reprice and the alert history.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from otel_llm_cost.query import pricing_sql as _pricing_sql
+from otel_llm_cost.query import rollup_reports as _rolled
 from otel_llm_cost.query import runs as _runs
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.filters import Where, where_conditions
@@ -55,8 +57,10 @@ class LedgerReports:
         """
         resolved = _queries.resolve_dimension(dimension)
         _queries.check_window(start, end)
-        query = _queries.cost_by(resolved, start, end, conditions=where_conditions(where))
-        return self._reader.rows(CostRow, query)
+        conditions = where_conditions(where)
+        query = _queries.cost_by(resolved, start, end, conditions=conditions)
+        rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end)
+        return self._reader.rows(CostRow, query, rolled)
 
     def cost_by_model(
         self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
@@ -96,8 +100,10 @@ class LedgerReports:
         if start is None or end is None:
             raise ValueError("daily_cost needs both start and end")
         zone = _queries.resolve_timezone(tz)
-        query = _queries.daily_cost(start, end, zone, where_conditions(where))
-        return self._reader.rows(DailyCost, query)
+        conditions = where_conditions(where)
+        query = _queries.daily_cost(start, end, zone, conditions)
+        rolled = None if conditions else partial(_rolled.daily_cost, start, end, zone)
+        return self._reader.rows(DailyCost, query, rolled)
 
     def summary(
         self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
@@ -108,8 +114,10 @@ class LedgerReports:
             ValueError: a naive datetime or an empty window.
         """
         _queries.check_window(start, end)
-        query = _queries.totals(start, end, count_excluded=True, conditions=where_conditions(where))
-        return self._reader.one(Summary, query, start=start, end=end)
+        conditions = where_conditions(where)
+        query = _queries.totals(start, end, count_excluded=True, conditions=conditions)
+        rolled = None if conditions else partial(_rolled.totals, start, end)
+        return self._reader.one(Summary, query, rolled, start=start, end=end)
 
     def workflow_totals(self, workflow_id: str) -> WorkflowTotals:
         """Totals of one workflow: tokens by kind, cost, latency sum, step count, cached steps.
@@ -190,5 +198,7 @@ class LedgerReports:
             ValueError: a naive datetime or an empty window.
         """
         _queries.check_window(start, end)
-        query = _pricing_sql.savings(start, end, where_conditions(where))
-        return self._reader.one(Savings, query, start=start, end=end)
+        conditions = where_conditions(where)
+        query = _pricing_sql.savings(start, end, conditions)
+        rolled = None if conditions else partial(_rolled.savings, start, end)
+        return self._reader.one(Savings, query, rolled, start=start, end=end)
