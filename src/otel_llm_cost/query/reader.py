@@ -20,13 +20,12 @@ from otel_llm_cost.exceptions import QueryError, StorageError
 from otel_llm_cost.query.access import StoreAccess
 from otel_llm_cost.query.sql import Query
 from otel_llm_cost.query.tabular import Rows, Source
-from otel_llm_cost.storage.rollup import ROLLUP_STATE_TABLE
+from otel_llm_cost.storage.rollup import watermark
 
 __all__ = ["Reader", "Rolled", "first_line", "utc"]
 
 T = TypeVar("T")
 Rolled = Callable[[int | None], Query | None]
-_WATERMARK = f"SELECT max(covered_rowid) FROM {ROLLUP_STATE_TABLE}"
 
 
 def first_line(exc: BaseException) -> str:
@@ -123,12 +122,12 @@ def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -
     else:
         began = True
     try:
-        row = connection.execute(_WATERMARK).fetchone()
+        mark = watermark(connection)
     except duckdb.CatalogException:  # a file written before the rollup existed, or a lake
         if began:
             connection.execute("ROLLBACK")
         return raw, False
-    query = rolled(None if row is None or row[0] is None else int(row[0]))
+    query = rolled(mark)
     if query is None and began:
         connection.execute("COMMIT")
         return raw, False

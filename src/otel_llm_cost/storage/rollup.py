@@ -121,7 +121,11 @@ CREATE_ROLLUP: Final = (
     + ",\n    excluded_records BIGINT,\n    downgradable_calls BIGINT,\n"
     "    downgradable_cost_usd DECIMAL(38,12)\n)"
 )
-CREATE_ROLLUP_STATE: Final = f"CREATE TABLE IF NOT EXISTS {ROLLUP_STATE_TABLE} (covered_rowid BIGINT)"
+# covered_rowid: the watermark; covered_rows: how many rows were below it when they were rolled up (a
+# delete below the watermark makes the rollup wrong: readers see the count differ and read raw rows).
+CREATE_ROLLUP_STATE: Final = (
+    f"CREATE TABLE IF NOT EXISTS {ROLLUP_STATE_TABLE} (covered_rowid BIGINT, covered_rows BIGINT)"
+)
 
 # Rows caught up per transaction: bounds how long one catch-up holds the writer (~0.1 s on 2 cores).
 _CHUNK_ROWS: Final = 262_144
@@ -209,15 +213,36 @@ def has_rollup(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(row and row[0])
 
 
-def watermark(con: duckdb.DuckDBPyConnection) -> int:
-    """The rowid below which every ``llm_calls`` row is in the rollup (0: none is)."""
-    row = con.execute(f"SELECT max(covered_rowid) FROM {ROLLUP_STATE_TABLE}").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    row = con.execute(f"SELECT max(covered_rowid), max(covered_rows) FROM {ROLLUP_STATE_TABLE}").fetchone()
+    if row is None or row[0] is None:
+        return 0, 0
+    return int(row[0]), int(row[1])
+
+
+def watermark(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The rowid below which every ``llm_calls`` row is in the rollup (0: none is yet), or None when
+    the rollup cannot be used: rows below the watermark were deleted since they were rolled up.
+
+    Raises:
+        duckdb.CatalogException: the file has no rollup (written before it existed; a lake).
+    """
+    mark, rows = _state(con)
+    if mark == 0:
+        return 0
+    row = con.execute(
+        f"SELECT (SELECT count(*) FROM {CALLS_TABLE}) "
+        f"- (SELECT count(*) FROM {CALLS_TABLE} WHERE rowid >= ?)",
+        [mark],
+    ).fetchone()
+    return mark if row is not None and row[0] == rows else None
 
 
 def pending_rows(con: duckdb.DuckDBPyConnection) -> int:
     """How many ``llm_calls`` rows the rollup does not cover yet."""
-    row = con.execute(f"SELECT count(*) FROM {CALLS_TABLE} WHERE rowid >= ?", [watermark(con)]).fetchone()
+    row = con.execute(
+        f"SELECT count(*) FROM {CALLS_TABLE} WHERE rowid >= ?", [watermark(con) or 0]
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -233,6 +258,10 @@ def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = _CHUNK_RO
         con.execute("BEGIN TRANSACTION")
         try:
             low = watermark(con)
+            if low is None:  # rows were deleted under the rollup: start again from the first row
+                _forget(con)
+                low = 0
+            covered = _state(con)[1]
             row = con.execute(f"SELECT max(rowid) FROM {CALLS_TABLE} WHERE rowid >= ?", [low]).fetchone()
             top = None if row is None or row[0] is None else int(row[0]) + 1
             if top is None:
@@ -241,8 +270,13 @@ def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = _CHUNK_RO
             high = min(top, low + chunk)
             con.execute(_CHUNK_SQL, [low, high])
             _merge_touched(con, high)
+            counted = con.execute(
+                f"SELECT count(*) FROM {CALLS_TABLE} WHERE rowid >= ? AND rowid < ?", [low, high]
+            ).fetchone()
             con.execute(f"DELETE FROM {ROLLUP_STATE_TABLE}")
-            con.execute(f"INSERT INTO {ROLLUP_STATE_TABLE} VALUES (?)", [high])
+            con.execute(
+                f"INSERT INTO {ROLLUP_STATE_TABLE} VALUES (?, ?)", [high, covered + (counted or (0,))[0]]
+            )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -286,12 +320,19 @@ def _merge_touched(con: duckdb.DuckDBPyConnection, high: int) -> None:
     con.execute("DROP TABLE _rollup_merged")
 
 
+def _forget(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DELETE FROM {ROLLUP_TABLE}")
+    con.execute(f"DELETE FROM {ROLLUP_STATE_TABLE}")
+
+
 def refresh_days(con: duckdb.DuckDBPyConnection, days_sql: str) -> None:
     """Sum again the UTC days listed by ``days_sql`` (one column of day-start epoch microseconds), in
     the caller's transaction, after stored rows of those days were changed in place (``reprice``)."""
     if not has_rollup(con):
         return
     mark = watermark(con)
+    if mark is None:
+        return  # unusable anyway: the writer's next catch-up starts again
     days = [int(row[0]) for row in con.execute(days_sql).fetchall() if row[0] is not None]
     for day in days:
         con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE bucket_us >= ? AND bucket_us < ?", [day, day + DAY_US])
