@@ -21,6 +21,7 @@ from otel_llm_cost.query.access import StoreAccess
 from otel_llm_cost.query.sql import Query
 from otel_llm_cost.query.tabular import Rows, Source
 from otel_llm_cost.storage.rollup import watermark
+from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = ["Reader", "Rolled", "first_line", "utc"]
 
@@ -95,6 +96,29 @@ class Reader:
         source, records = self.records(query, rolled)
         return build(cls, {**records[0], **extra}, source)
 
+    def rowid_range(
+        self, condition: str, params: tuple[object, ...]
+    ) -> tuple[str, tuple[object, ...]] | None:
+        """A condition on ``rowid`` that every ``llm_calls`` row meeting ``condition`` meets.
+
+        For a report made of several queries on one session: one scan finds where its rows lie, and
+        each query then reads only those row groups (DuckDB prunes them by rowid). None when the
+        store reads a connection it was given or a lake (whose row ids are not the file's) or no row
+        matches.
+        """
+        if self.access.path is None:
+            return None
+        try:
+            row = self.execute(
+                Query(f"SELECT min(rowid), max(rowid) FROM {CALLS_TABLE} WHERE {condition}", params)
+            )
+        except StorageError:
+            return None
+        low, high = row.rows[0] if row.rows else (None, None)
+        if low is None or high is None:
+            return None
+        return "rowid BETWEEN ? AND ?", (low, high)
+
     def sql(self, query: str, params: Sequence[object] | None = None) -> Rows[dict[str, Any]]:
         """Any SQL, as ``CostStore.sql``: Arrow straight from DuckDB (it can return any type)."""
         bound = Query(query, tuple(params or ()))
@@ -123,7 +147,7 @@ def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -
         began = True
     try:
         mark = watermark(connection)
-    except duckdb.CatalogException:  # a file written before the rollup existed, or a lake
+    except duckdb.Error:  # a file written before the rollup existed, or a lake
         if began:
             connection.execute("ROLLBACK")
         return raw, False

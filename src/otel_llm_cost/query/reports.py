@@ -137,15 +137,21 @@ class LedgerReports:
 
         ``str(result)`` or ``result.format("compact" | "table")`` prints it.
         """
-        totals = self._reader.one(Summary, _queries.totals(session_id=session_id), start=None, end=None)
-        by_provider = self._reader.rows(
-            CostRow,
-            _queries.cost_by(_queries.resolve_dimension("provider"), None, None, session_id=session_id),
+        narrow = self._reader.rowid_range("session_id = ?", (session_id,))
+        where = (narrow,) if narrow is not None else ()
+        totals = self._reader.one(
+            Summary, _queries.totals(session_id=session_id, conditions=where), start=None, end=None
         )
-        by_model = self._reader.rows(
-            CostRow, _queries.cost_by(_queries.resolve_dimension("model"), None, None, session_id=session_id)
+        by_provider, by_model = (
+            self._reader.rows(
+                CostRow,
+                _queries.cost_by(
+                    _queries.resolve_dimension(name), None, None, session_id=session_id, conditions=where
+                ),
+            )
+            for name in ("provider", "model")
         )
-        calls = self._reader.rows(CallRow, _runs.session_calls(session_id))
+        calls = self._reader.rows(CallRow, _runs.session_calls(session_id, where))
         return SessionSummary(session_id, totals, by_provider, by_model, calls)
 
     def agent_runs(

@@ -78,19 +78,21 @@ TAG_GRAIN_US: Final = DAY_US
 """Custom tags (``tag:<key>``) are summed per UTC day: their number of values is unknown."""
 
 # (column, type, aggregate over raw rows). Summing these again over any set of partial rows gives the
-# aggregate over the union of their raw rows; NULL sums stay NULL when every value was NULL.
+# aggregate over the union of their raw rows; NULL sums stay NULL when every value was NULL. Token sums
+# of one bucket and key fit in BIGINT (reports sum them as HUGEINT): a third less to read and add than
+# HUGEINT when a report combines 300,000 user-day rows.
 PARTIAL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("call_count", "BIGINT", "count(*)"),
     ("unpriced_calls", "BIGINT", f"count(*) FILTER (WHERE {UNPRICED})"),
     ("priced_calls", "BIGINT", "count(cost_usd)"),
     ("cost_usd", "DECIMAL(38,12)", "sum(cost_usd)"),
-    ("input_tokens", "HUGEINT", "sum(input_tokens)"),
-    ("output_tokens", "HUGEINT", "sum(output_tokens)"),
-    ("cache_read_tokens", "HUGEINT", "sum(cache_read_tokens)"),
-    ("cache_write_tokens", "HUGEINT", "sum(cache_write_tokens)"),
-    ("reasoning_tokens", "HUGEINT", "sum(reasoning_tokens)"),
-    ("total_tokens", "HUGEINT", "sum(total_tokens)"),
-    ("priced_tokens", "HUGEINT", "sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL)"),
+    ("input_tokens", "BIGINT", "sum(input_tokens)"),
+    ("output_tokens", "BIGINT", "sum(output_tokens)"),
+    ("cache_read_tokens", "BIGINT", "sum(cache_read_tokens)"),
+    ("cache_write_tokens", "BIGINT", "sum(cache_write_tokens)"),
+    ("reasoning_tokens", "BIGINT", "sum(reasoning_tokens)"),
+    ("total_tokens", "BIGINT", "sum(total_tokens)"),
+    ("priced_tokens", "BIGINT", "sum(total_tokens) FILTER (WHERE cost_usd IS NOT NULL)"),
     ("cache_saved_usd", "DECIMAL(38,12)", "sum(cache_saved_usd)"),
     ("cache_hit_calls", "BIGINT", "count(*) FILTER (WHERE cache_hit)"),
     ("from_cache_calls", "BIGINT", "count(*) FILTER (WHERE from_cache)"),
@@ -177,7 +179,10 @@ def _chunk_sql(rows: str = "rowid >= $1 AND rowid < $2", upto: str = "$2") -> st
         f"FROM chunk WHERE {_BILLABLE} GROUP BY 1",
         # ... and, in rows of their own, the records that are not billable (duplicates, agent totals).
         f"SELECT {_bucket(HOUR_US)}, '', NULL, NULL, "
-        + ", ".join("0" if typ == "BIGINT" else f"CAST(NULL AS {typ})" for _, typ, _ in PARTIAL_COLUMNS)
+        + ", ".join(
+            "0" if aggregate.startswith("count(") else f"CAST(NULL AS {typ})"
+            for _, typ, aggregate in PARTIAL_COLUMNS
+        )
         + f", count(*), {no_hint} FROM chunk WHERE billable = false GROUP BY 1",
     ]
     for name, (expression, grain, with_provider) in ROLLUP_DIMENSIONS.items():
