@@ -27,12 +27,12 @@ from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import rollup as _rollup
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
-T0 = datetime(2025, 3, 7, tzinfo=UTC)  # the US DST change (9 March) falls inside the 5 days
-SPAN = timedelta(days=5)
+T0 = datetime(2025, 3, 7, tzinfo=UTC)  # the US DST change (9 March) falls inside
+SPAN = timedelta(days=20)  # whole weeks inside: users are summed per week too
 WINDOW_EDGES = st.one_of(
     st.none(),
     st.integers(0, int(SPAN.total_seconds())).map(lambda s: T0 + timedelta(seconds=s)),
-    st.integers(0, 5 * 24).map(lambda h: T0 + timedelta(hours=h)),  # whole hours and days
+    st.integers(0, 20 * 24).map(lambda h: T0 + timedelta(hours=h)),  # whole hours and days
 )
 
 rows_strategy = st.lists(
@@ -126,7 +126,8 @@ def test_every_report_from_the_rollup_equals_the_raw_answer(
 def _some_calls(n: int = 40) -> list[dict[str, Any]]:
     return [
         {
-            "start_time": T0 + timedelta(minutes=97 * i),
+            "start_time": T0 + timedelta(minutes=797 * i),
+            "user_id": ("h:1", "h:2", None)[i % 3],
             "cost_usd": None if i % 7 == 0 else Decimal(i) / 100,
             "request_model": ("gpt-4o", "acme-coder-2-ft")[i % 2],
             "feature": ("a", "b", None)[i % 3],

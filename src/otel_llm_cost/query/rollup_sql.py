@@ -114,6 +114,24 @@ class Partials:
         return f"{rolled_sql} UNION ALL {raw_sql}", (*rolled_params, *raw_params)
 
     def _rolled(self, low: int | None, high: int | None) -> tuple[str, tuple[object, ...]]:
+        coarse = None if self.bucketed else _rollup.COARSE.get(self.name)
+        if coarse is not None:
+            name, width = coarse
+            inner_low = None if low is None else -(-low // width) * width
+            inner_high = None if high is None else high // width * width
+            if inner_low is None or inner_high is None or inner_low < inner_high:
+                # Whole weeks from the week rows, the days beside them from the day rows.
+                ranges = [(name, inner_low, inner_high)]
+                if low is not None:
+                    ranges.append((self.name, low, inner_low))
+                if high is not None:
+                    ranges.append((self.name, inner_high, high))
+                selects = [self._select(*r) for r in ranges]
+                return " UNION ALL ".join(s for s, _ in selects), tuple(p for _, ps in selects for p in ps)
+        return self._select(self.name, low, high)
+
+    def _select(self, name: str, low: int | None, high: int | None) -> tuple[str, tuple[object, ...]]:
+        """The rollup rows of ``name`` with buckets in ``[low, high)`` (calls without a tag: derived)."""
         bucket = f"bucket_us // {self.grain} * {self.grain}" if self.bucketed else "0"
         where = ["upto_rowid <= ?"]
         params: list[object] = [self.watermark]
@@ -131,8 +149,8 @@ class Partials:
             f"SELECT {bucket} AS bucket_us, key, provider, {columns} FROM {_rollup.ROLLUP_TABLE} "
             f"WHERE dimension = ? AND {scope}"
         )
-        if not self.name.startswith(TAG_PREFIX):
-            return own, (self.name, *params)
+        if not name.startswith(TAG_PREFIX):
+            return own, (name, *params)
         # Calls without the tag: the totals minus the calls with it (counts and sums are additive).
         negated = ", ".join(f"-{column}" for column in self.columns)
         if not set(self.columns) <= _NEGATABLE:
@@ -143,7 +161,7 @@ class Partials:
             f"SELECT {bucket}, NULL, NULL, {negated} FROM {_rollup.ROLLUP_TABLE} "
             f"WHERE dimension = ? AND {scope}"
         )
-        return f"{own} UNION ALL {without}", (self.name, *params, *params, self.name, *params)
+        return f"{own} UNION ALL {without}", (name, *params, *params, name, *params)
 
     def _raw(
         self, pieces: list[tuple[datetime | None, datetime | None, str | None]]

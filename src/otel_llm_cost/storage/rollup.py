@@ -28,6 +28,7 @@ from otel_llm_cost.conventions.names import MODEL_RECOMMENDATION, PROMPT_COULD_U
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
+    "COARSE",
     "CREATE_ROLLUP",
     "CREATE_ROLLUP_STATE",
     "DAY_US",
@@ -36,10 +37,12 @@ __all__ = [
     "HOUR_US",
     "PARTIAL_COLUMNS",
     "ROLLUP_DIMENSIONS",
+    "ROLLUP_LAYOUT",
     "ROLLUP_STATE_TABLE",
     "ROLLUP_TABLE",
     "TAG_GRAIN_US",
     "UNPRICED",
+    "WEEK_US",
     "catch_up",
     "has_rollup",
     "partial_aggregates",
@@ -74,6 +77,10 @@ ROLLUP_DIMENSIONS: Final[dict[str, tuple[str, int, bool]]] = {
     "step": ("step", HOUR_US, False),
     "user": ("user_id", DAY_US, False),
 }
+WEEK_US: Final = 7 * DAY_US
+# Dimension -> (its name for week rows, their width). A 30-day report by user then combines ~10 rows per
+# user (whole weeks, the days beside them) instead of 30; reports per local day use the day rows.
+COARSE: Final[dict[str, tuple[str, int]]] = {"user": ("user@week", WEEK_US)}
 TAG_GRAIN_US: Final = DAY_US
 """Custom tags (``tag:<key>``) are summed per UTC day: their number of values is unknown."""
 
@@ -125,9 +132,13 @@ CREATE_ROLLUP: Final = (
 )
 # covered_rowid: the watermark; covered_rows: how many rows were below it when they were rolled up (a
 # delete below the watermark makes the rollup wrong: readers see the count differ and read raw rows).
+# layout: what the rows hold (ROLLUP_LAYOUT); a rollup of another layout is not read, and the writer
+# starts it again from the first row.
 CREATE_ROLLUP_STATE: Final = (
-    f"CREATE TABLE IF NOT EXISTS {ROLLUP_STATE_TABLE} (covered_rowid BIGINT, covered_rows BIGINT)"
+    f"CREATE TABLE IF NOT EXISTS {ROLLUP_STATE_TABLE} "
+    "(covered_rowid BIGINT, covered_rows BIGINT, layout INTEGER)"
 )
+ROLLUP_LAYOUT: Final = 1
 
 # Rows caught up per transaction: bounds how long one catch-up holds the writer (~0.1 s on 2 cores).
 _CHUNK_ROWS: Final = 262_144
@@ -167,8 +178,11 @@ def _bucket(grain_us: int) -> str:
     return f"epoch_us(start_time) // {grain_us} * {grain_us}"
 
 
-def _chunk_sql(rows: str = "rowid >= $1 AND rowid < $2", upto: str = "$2") -> str:
-    """INSERT the partial sums of the ``llm_calls`` rows meeting ``rows``, marked as covering ``upto``."""
+def _chunk_sql(
+    rows: str = "rowid >= $1 AND rowid < $2", upto: str = "$2", *, fine: bool = True, coarse: bool = True
+) -> str:
+    """INSERT the partial sums of the ``llm_calls`` rows meeting ``rows``, marked as covering ``upto``
+    (``fine``: the hour and day rows; ``coarse``: the week rows)."""
     aggregates = partial_aggregates()
     dimension_aggregates = _dimension_aggregates()
     no_hint = "0, NULL"
@@ -192,12 +206,21 @@ def _chunk_sql(rows: str = "rowid >= $1 AND rowid < $2", upto: str = "$2") -> st
             f"SELECT {_bucket(grain)}, '{name}', {expression}, {'provider' if with_provider else 'NULL'}, "
             f"{dimension_aggregates}, 0, {no_hint} FROM chunk WHERE {_BILLABLE} GROUP BY 1, 3, 4"
         )
-    parts.append(
-        f"SELECT {_bucket(TAG_GRAIN_US)}, 'tag:' || entry.key, entry.value, NULL, {dimension_aggregates}, 0, "
-        f"{no_hint} "
-        f"FROM (SELECT *, unnest(map_entries(tags)) AS entry FROM chunk WHERE {_BILLABLE}) "
-        "WHERE entry.value IS NOT NULL GROUP BY 1, 2, 3"
-    )
+    weeks = [
+        f"SELECT {_bucket(width)}, '{coarse_name}', {ROLLUP_DIMENSIONS[name][0]}, NULL, "
+        f"{dimension_aggregates}, 0, {no_hint} FROM chunk WHERE {_BILLABLE} GROUP BY 1, 3"
+        for name, (coarse_name, width) in COARSE.items()
+    ]
+    if not fine:
+        parts = []
+    parts.extend(weeks if coarse else [])
+    if fine:
+        parts.append(
+            f"SELECT {_bucket(TAG_GRAIN_US)}, 'tag:' || entry.key, entry.value, NULL, "
+            f"{dimension_aggregates}, 0, {no_hint} "
+            f"FROM (SELECT *, unnest(map_entries(tags)) AS entry FROM chunk WHERE {_BILLABLE}) "
+            "WHERE entry.value IS NOT NULL GROUP BY 1, 2, 3"
+        )
     return (
         f"INSERT INTO {ROLLUP_TABLE} WITH chunk AS (SELECT * FROM {CALLS_TABLE} "
         f"WHERE {rows}) SELECT {upto}, * FROM (" + " UNION ALL ".join(parts) + ")"
@@ -205,8 +228,11 @@ def _chunk_sql(rows: str = "rowid >= $1 AND rowid < $2", upto: str = "$2") -> st
 
 
 _CHUNK_SQL: Final = _chunk_sql()
-# The rows of the UTC days ``$2 <= day < $3`` (epoch microseconds) below the watermark ``$1``.
-_DAYS_SQL: Final = _chunk_sql("rowid < $1 AND epoch_us(start_time) >= $2 AND epoch_us(start_time) < $3", "$1")
+# The rows of the time range ``$2 <= start < $3`` (epoch microseconds) below the watermark ``$1``.
+_RANGE: Final = "rowid < $1 AND epoch_us(start_time) >= $2 AND epoch_us(start_time) < $3"
+_DAYS_SQL: Final = _chunk_sql(_RANGE, "$1", coarse=False)
+_WEEKS_SQL: Final = _chunk_sql(_RANGE, "$1", fine=False)
+_COARSE_NAMES: Final = tuple(name for name, _ in COARSE.values())
 
 
 def has_rollup(con: duckdb.DuckDBPyConnection) -> bool:
@@ -218,11 +244,14 @@ def has_rollup(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(row and row[0])
 
 
-def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    row = con.execute(f"SELECT max(covered_rowid), max(covered_rows) FROM {ROLLUP_STATE_TABLE}").fetchone()
+def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
+    """(watermark, rows covered); None when the rollup was written in another layout."""
+    row = con.execute(
+        f"SELECT max(covered_rowid), max(covered_rows), max(layout) FROM {ROLLUP_STATE_TABLE}"
+    ).fetchone()
     if row is None or row[0] is None:
         return 0, 0
-    return int(row[0]), int(row[1])
+    return (int(row[0]), int(row[1])) if row[2] == ROLLUP_LAYOUT else None
 
 
 def watermark(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -232,7 +261,10 @@ def watermark(con: duckdb.DuckDBPyConnection) -> int | None:
     Raises:
         duckdb.CatalogException: the file has no rollup (written before it existed; a lake).
     """
-    mark, rows = _state(con)
+    state = _state(con)
+    if state is None:
+        return None
+    mark, rows = state
     if mark == 0:
         return 0
     row = con.execute(
@@ -263,10 +295,10 @@ def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = _CHUNK_RO
         con.execute("BEGIN TRANSACTION")
         try:
             low = watermark(con)
-            if low is None:  # rows were deleted under the rollup: start again from the first row
+            if low is None:  # rows deleted under the rollup, or another layout: start again
                 _forget(con)
                 low = 0
-            covered = _state(con)[1]
+            covered = (_state(con) or (0, 0))[1]
             row = con.execute(f"SELECT max(rowid) FROM {CALLS_TABLE} WHERE rowid >= ?", [low]).fetchone()
             top = None if row is None or row[0] is None else int(row[0]) + 1
             if top is None:
@@ -280,7 +312,8 @@ def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = _CHUNK_RO
             ).fetchone()
             con.execute(f"DELETE FROM {ROLLUP_STATE_TABLE}")
             con.execute(
-                f"INSERT INTO {ROLLUP_STATE_TABLE} VALUES (?, ?)", [high, covered + (counted or (0,))[0]]
+                f"INSERT INTO {ROLLUP_STATE_TABLE} VALUES (?, ?, ?)",
+                [high, covered + (counted or (0,))[0], ROLLUP_LAYOUT],
             )
             con.execute("COMMIT")
         except BaseException:
@@ -339,7 +372,16 @@ def refresh_days(con: duckdb.DuckDBPyConnection, days_sql: str) -> None:
     if mark is None:
         return  # unusable anyway: the writer's next catch-up starts again
     days = [int(row[0]) for row in con.execute(days_sql).fetchall() if row[0] is not None]
+    coarse = ", ".join(f"'{name}'" for name in _COARSE_NAMES)
     for day in days:
-        con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE bucket_us >= ? AND bucket_us < ?", [day, day + DAY_US])
+        con.execute(
+            f"DELETE FROM {ROLLUP_TABLE} "
+            f"WHERE bucket_us >= ? AND bucket_us < ? AND dimension NOT IN ({coarse})",
+            [day, day + DAY_US],
+        )
         if mark:
             con.execute(_DAYS_SQL, [mark, day, day + DAY_US])
+    for week in sorted({day // WEEK_US * WEEK_US for day in days}):
+        con.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE bucket_us = ? AND dimension IN ({coarse})", [week])
+        if mark:
+            con.execute(_WEEKS_SQL, [mark, week, week + WEEK_US])
