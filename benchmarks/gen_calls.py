@@ -102,7 +102,9 @@ def generate(path: Path, rows: int, days: int, *, roll_up: bool = True) -> float
                 'resp-' || i, false, (h >> 56) % 100 = 0,
                 -- Constant JSON values: a VARCHAR would be parsed and validated on every row.
                 CASE WHEN (h >> 52) % 50 = 0 THEN CAST('{{"prompt.could_use_haiku":true}}' AS JSON)
-                     ELSE CAST('{{"gen_ai.request.temperature":0.2}}' AS JSON) END
+                     ELSE CAST('{{"gen_ai.request.temperature":0.2}}' AS JSON) END,
+                -- conversation_id, time_to_first_token_ms, unbilled_cost_usd, service_tier
+                NULL, NULL, NULL, NULL
             FROM shaped
             """
         )

@@ -51,7 +51,7 @@ _POLL_S = 0.02
 _ERROR_PAUSE_S = 1.0
 # How long the writer keeps committing its backlog for a reader that asked for the file.
 _READER_BACKLOG_S = 1.0
-_IDLE_ROLLUP_ROWS = 32_768  # rolled up per idle release (~0.1 s on one core): see storage/rollup.py
+_IDLE_ROLLUP_ROWS = 32_768  # rolled up per idle release (~0.15 s on one core): see storage/rollup.py
 # Building rows for a large batch takes a while on a loaded machine; the file is not idle meanwhile.
 _BUILD_GRACE_S = 1.0
 # DuckDB's default (16 MB of WAL) checkpoints every ~30k of our rows, recompressing the same partial

@@ -140,7 +140,7 @@ CREATE_ROLLUP_STATE: Final = (
 )
 ROLLUP_LAYOUT: Final = 1
 
-# Rows caught up per transaction: bounds how long one catch-up holds the writer (~0.1 s on 2 cores).
+# Rows caught up per transaction when catching up in one go (~0.5 s on one core).
 _CHUNK_ROWS: Final = 262_144
 
 # A downgradable call carries the app's hint in its attributes JSON (flat attribute names as keys).
@@ -335,27 +335,38 @@ _MERGED_COLUMNS: Final = (
 
 
 def _merge_touched(con: duckdb.DuckDBPyConnection, high: int) -> None:
-    """One row per bucket, dimension and key again in the buckets the chunk up to ``high`` added to.
+    """One row per bucket, dimension and key again where the chunk up to ``high`` added to a bucket that
+    earlier chunks had rows in.
 
     A chunk ends at a row count, not at a bucket boundary, so the buckets it shares with the previous
-    chunk would otherwise hold two rows per key (for users: the rollup twice its size).
+    chunk would otherwise hold two rows per key (for users: the rollup twice its size). Only the
+    chunk's time span is read (zone maps on bucket_us), not the whole rollup.
     """
-    touched = (
-        f"(SELECT DISTINCT bucket_us, dimension FROM {ROLLUP_TABLE} "
-        f"WHERE upto_rowid = {int(high)}) AS touched"
+    span = con.execute(
+        f"SELECT min(bucket_us), max(bucket_us) FROM {ROLLUP_TABLE} WHERE upto_rowid = ?", [high]
+    ).fetchone()
+    if span is None or span[0] is None:
+        return
+    in_span = f"bucket_us BETWEEN {int(span[0])} AND {int(span[1])}"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _rollup_touched AS SELECT DISTINCT n.bucket_us, n.dimension "
+        f"FROM {ROLLUP_TABLE} n SEMI JOIN (SELECT bucket_us, dimension FROM {ROLLUP_TABLE} "
+        f"WHERE upto_rowid < {int(high)} AND {in_span}) o "
+        f"ON n.bucket_us = o.bucket_us AND n.dimension = o.dimension WHERE n.upto_rowid = {int(high)}"
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _rollup_merged AS SELECT {int(high)} AS upto_rowid, r.bucket_us, "
-        f"r.dimension, key, provider, {_MERGED_COLUMNS} FROM {ROLLUP_TABLE} r JOIN {touched} "
-        "ON r.bucket_us = touched.bucket_us AND r.dimension = touched.dimension "
+        f"r.dimension, key, provider, {_MERGED_COLUMNS} FROM {ROLLUP_TABLE} r JOIN _rollup_touched t "
+        f"ON r.bucket_us = t.bucket_us AND r.dimension = t.dimension WHERE r.{in_span} "
         "GROUP BY r.bucket_us, r.dimension, key, provider"
     )
     con.execute(
-        f"DELETE FROM {ROLLUP_TABLE} r USING {touched} "
-        "WHERE r.bucket_us = touched.bucket_us AND r.dimension = touched.dimension"
+        f"DELETE FROM {ROLLUP_TABLE} r USING _rollup_touched t "
+        f"WHERE r.bucket_us = t.bucket_us AND r.dimension = t.dimension AND r.{in_span}"
     )
     con.execute(f"INSERT INTO {ROLLUP_TABLE} SELECT * FROM _rollup_merged")
     con.execute("DROP TABLE _rollup_merged")
+    con.execute("DROP TABLE _rollup_touched")
 
 
 def _forget(con: duckdb.DuckDBPyConnection) -> None:
