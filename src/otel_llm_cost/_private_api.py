@@ -23,6 +23,7 @@ __all__ = [
     "bundled_genai_providers",
     "deprecated_instrumentation_info",
     "find_genai_provider",
+    "global_meter_provider_check",
     "genai_model_price_value",
     "genai_providers_from_json",
     "guarded_uvicorn_protocol",
@@ -197,6 +198,21 @@ def is_proxy_meter_provider(provider: object) -> bool:
     from opentelemetry.metrics._internal import _ProxyMeterProvider  # noqa: PLC0415
 
     return isinstance(provider, _ProxyMeterProvider)
+
+
+def global_meter_provider_check(proxy: object) -> Callable[[], bool]:
+    """A test, cheap enough for every call, of whether the global MeterProvider is no longer ``proxy``.
+
+    While none is set, ``get_meter_provider()`` looks ``OTEL_PYTHON_METER_PROVIDER`` up in
+    ``os.environ`` on every call (~0.7 us: ``os.environ`` encodes the key each time); the module's
+    ``_METER_PROVIDER``, which ``set_meter_provider`` sets, is read instead. (The variable is
+    honoured when the processor is built: ``cost_metrics`` calls ``get_meter_provider()`` then.)
+    """
+    from opentelemetry.metrics import _internal, get_meter_provider  # noqa: PLC0415
+
+    if hasattr(_internal, "_METER_PROVIDER"):
+        return lambda: _internal._METER_PROVIDER is not None
+    return lambda: get_meter_provider() is not proxy
 
 
 # --------------------------------------------------------------------------------------------

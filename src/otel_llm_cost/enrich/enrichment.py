@@ -81,6 +81,8 @@ _ASSOCIATION_USER_KEYS: Final = frozenset(
     for name in sc.RAW_USER_ID_ATTRIBUTE_NAMES
     if name.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX)
 )
+_ASSOCIATION_MARK: Final = "\0" + sc.TRACELOOP_ASSOCIATION_PREFIX
+_ID_SOURCE_NAMES: Final = frozenset((sc.SESSION_ID, *sc.USER_ID_SOURCE_NAMES))
 _PROVIDER_COST_SOURCE: Final = "provider"
 _ZERO_USD: Final = Decimal(0)
 # An answer served from the application's response cache made no API call (issue 5): its cost is
@@ -189,19 +191,7 @@ def _write_cost(out: dict[str, AttributeValue], cost: CostBreakdown) -> None:
         out[sc.LLM_COST_DEPLOYMENT] = deployment
 
 
-def _write_attribution(
-    out: dict[str, AttributeValue], attributes: Mapping[str, object], hasher: UserIdHasher | None
-) -> None:
-    """Map OpenInference/Traceloop ids onto ``cost.*`` when the span has no ``cost.*`` of its own."""
-    mapped: dict[str, str] = {}
-    session = attributes.get(sc.SESSION_ID)
-    if isinstance(session, str | int) and not isinstance(session, bool):
-        mapped["session_id"] = str(session)
-    for name in sc.USER_ID_SOURCE_NAMES:
-        user = attributes.get(name)
-        if isinstance(user, str | int) and not isinstance(user, bool):
-            mapped["user_id"] = str(user)
-            break
+def _map_association_properties(mapped: dict[str, str], attributes: Mapping[str, object]) -> None:
     prefix = sc.TRACELOOP_ASSOCIATION_PREFIX
     for name in attributes:
         if name.startswith(prefix):
@@ -212,6 +202,25 @@ def _write_attribution(
                     mapped.setdefault("user_id", str(value))
                 elif key.isidentifier() and key.isascii():
                     mapped.setdefault(key, str(value))
+
+
+def _write_attribution(
+    out: dict[str, AttributeValue], attributes: Mapping[str, object], hasher: UserIdHasher | None
+) -> None:
+    """Map OpenInference/Traceloop ids onto ``cost.*`` when the span has no ``cost.*`` of its own."""
+    mapped: dict[str, str] = {}
+    if not _ID_SOURCE_NAMES.isdisjoint(attributes):  # most spans carry none: one C-level test
+        session = attributes.get(sc.SESSION_ID)
+        if isinstance(session, str | int) and not isinstance(session, bool):
+            mapped["session_id"] = str(session)
+        for name in sc.USER_ID_SOURCE_NAMES:
+            user = attributes.get(name)
+            if isinstance(user, str | int) and not isinstance(user, bool):
+                mapped["user_id"] = str(user)
+                break
+    # One search of the joined names (~0.2 us) instead of a startswith per name (~0.05 us each).
+    if _ASSOCIATION_MARK in "\0" + "\0".join(attributes):
+        _map_association_properties(mapped, attributes)
     for key, value in mapped.items():
         name = sc.COST_PREFIX + key
         if name in attributes:
@@ -329,8 +338,12 @@ def _enrichment(
         )
         return out
     try:
-        at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
-        cost = pricebook.compute_cost(usage, at=at, reported_cost_usd=reported)
+        price_at_ns = getattr(pricebook, "compute_cost_at_ns", None)
+        if price_at_ns is not None:  # a PriceBook: no datetime unless the price depends on the date
+            cost = price_at_ns(usage, start_time_ns, reported)
+        else:
+            at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
+            cost = pricebook.compute_cost(usage, at=at, reported_cost_usd=reported)
         _write_cost(out, cost)
     except Exception as exc:
         log_once(_logger, "enrich.compute_cost", logging.ERROR, "pricing an LLM span failed: %r", exc)

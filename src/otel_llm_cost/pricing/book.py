@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -170,6 +170,25 @@ class PriceBook:
         Returns:
             The cost by token kind, quantized to :data:`MONEY_QUANTUM`.
         """
+        return self._compute(usage, at, None, reported_cost_usd)
+
+    def compute_cost_at_ns(
+        self, usage: Usage, start_time_ns: int | None, reported_cost_usd: Decimal | None = None
+    ) -> CostBreakdown:
+        """:meth:`compute_cost` at a span's start time in epoch nanoseconds (``None``: now).
+
+        The span path's entry: the start becomes a ``datetime`` only for a model whose price
+        depends on the date (~0.5 us saved on the others, almost all of them).
+        """
+        if type(self) is not PriceBook and type(self).compute_cost is not PriceBook.compute_cost:
+            # A subclass that prices differently: its compute_cost decides.
+            at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
+            return self.compute_cost(usage, at=at, reported_cost_usd=reported_cost_usd)
+        return self._compute(usage, None, start_time_ns, reported_cost_usd)
+
+    def _compute(
+        self, usage: Usage, at: datetime | None, start_time_ns: int | None, reported_cost_usd: Decimal | None
+    ) -> CostBreakdown:
         if reported_cost_usd is not None:
             reported = self._reported(usage, reported_cost_usd)
             if reported is not None:
@@ -186,7 +205,12 @@ class PriceBook:
         if schedule is None:
             return resolved.outcome
         try:
-            return charge(usage, resolved.outcome, schedule.fixed or schedule.card_at(at))
+            card = schedule.fixed
+            if card is None:
+                if start_time_ns is not None:
+                    at = datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
+                card = schedule.card_at(at)
+            return charge(usage, resolved.outcome, card)
         except (ArithmeticError, TypeError, ValueError) as exc:
             # Token counts beyond any real call (Usage drops most invalid values): visible, not raised.
             log_once(_logger, "pricing.arithmetic", logging.WARNING, "cannot price %r: %r", usage, exc)
