@@ -27,7 +27,7 @@ from otel_llm_cost.pricing import CostBreakdown, CostStatus
 if TYPE_CHECKING:
     from datetime import datetime as _DateTime
 
-__all__ = ["compute_enrichment", "is_llm_candidate"]
+__all__ = ["LLM_MARKER_NAMES", "compute_enrichment", "is_llm_candidate", "is_llm_scope"]
 
 _logger = logging.getLogger("otel_llm_cost.enrich")
 
@@ -99,6 +99,17 @@ _RESPONSE_CACHE_COST: Final = CostBreakdown(
     reason="response cache",
 )
 _NO_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
+
+
+LLM_MARKER_NAMES: Final = _LLM_MARKER_KEYS
+"""Names of which any one makes a span worth a closer look (see :func:`is_llm_candidate`)."""
+
+
+def is_llm_scope(scope_name: str | None) -> bool:
+    """Whether spans of this instrumentation scope are LLM calls whatever their attributes say."""
+    return scope_name is not None and (
+        scope_name == sc.ANTHROPIC_SDK_SCOPE or scope_name.startswith(sc.OPENLIT_SCOPE_PREFIX)
+    )
 
 
 def is_llm_candidate(attributes: Mapping[str, object], scope_name: str | None) -> bool:

@@ -109,6 +109,11 @@ class LLMCallEnricher:
             self._pass_on_ancestry(span)
         return None
 
+    @property
+    def tracking_ancestors(self) -> bool:
+        """Whether a span that is no call may still have to pass "contains a call" on to its parent."""
+        return self._guard.tracking_ancestors
+
     def _decide(
         self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None, candidate: bool
     ) -> dict[str, Any] | None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -36,12 +36,13 @@ from otel_llm_cost.enrich.attribution import (
     span_tags,
 )
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
+from otel_llm_cost.enrich.enrichment import LLM_MARKER_NAMES, is_llm_scope
 from otel_llm_cost.enrich.export_queue import ExportQueue
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
 from otel_llm_cost.enrich.metrics import cost_metrics
-from otel_llm_cost.enrich.rollups import RollupTracker
+from otel_llm_cost.enrich.rollups import ROLLUP_NAMES, RollupTracker
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
-from otel_llm_cost.enrich.user_keys import hashed_user_ids
+from otel_llm_cost.enrich.user_keys import USER_ID_KEYS, hashed_user_ids
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -51,6 +52,10 @@ if TYPE_CHECKING:
 __all__ = ["LLMCostSpanProcessor"]
 
 _logger = logging.getLogger("otel_llm_cost.processor")
+
+# Any of these names makes on_end look closer at a span: it may be an LLM call, carry a user id to
+# hash, or be an agent/session span that gets the totals below it.
+_NOTABLE_NAMES: Final = LLM_MARKER_NAMES | USER_ID_KEYS | ROLLUP_NAMES
 
 
 def _overrides(processor: SpanProcessor, name: str) -> bool:
@@ -216,24 +221,16 @@ class LLMCostSpanProcessor(SpanProcessor):
             # Python code in the SDK's BoundedAttributes, and this runs for every span.
             attributes = span_attributes(span)
             scope = span.instrumentation_scope
-            extra = self._calls.span_ended(span, attributes, scope.name if scope is not None else None)
-            # Raw user ids never leave the process: any span carrying one goes on as a copy with
-            # their hashes (None, the usual case: the span itself goes on).
-            user_ids = hashed_user_ids(attributes, self._hasher)
-            rollup = self._rollups.span_ended(span, attributes, extra)
-            if extra is None and (user_ids is not None or rollup is not None):
-                forwarded = _enriched_copy_of(span, dict(attributes), {**(user_ids or {}), **(rollup or {})})
-            if extra is not None:
-                if user_ids is not None:
-                    extra.update(user_ids)
-                billable = bool(extra.get(sc.LLM_COST_BILLABLE, True))
-                if rollup is not None:
-                    extra.update(rollup)
-                forwarded = _enriched_copy_of(span, dict(attributes), extra)
-                if billable and self._budget_engine is not None:
-                    self._check_call_budgets(forwarded)
-                if billable and self._metrics is not None:
-                    self._metrics.record(span, attributes, extra)  # never raises
+            scope_name = scope.name if scope is not None else None
+            # The usual span (HTTP, DB...): no name that makes it a call, carries a user id or an
+            # agent/session total, and nothing below it to pass on: handed on as it is.
+            if (
+                not _NOTABLE_NAMES.isdisjoint(attributes)
+                or self._rollups.pending
+                or self._calls.tracking_ancestors
+                or is_llm_scope(scope_name)
+            ):
+                forwarded = self._enriched(span, attributes, scope_name)
         except Exception as exc:
             forwarded = span
             log_once(_logger, "processor.on_end", logging.ERROR, "enriching a span failed: %r", exc)
@@ -249,6 +246,31 @@ class LLMCostSpanProcessor(SpanProcessor):
                     processor,
                     exc,
                 )
+
+    def _enriched(
+        self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None
+    ) -> ReadableSpan:
+        """What goes on for a span that may be a call, carry a user id or an agent/session total."""
+        extra = self._calls.span_ended(span, attributes, scope_name)
+        # Raw user ids never leave the process: any span carrying one goes on as a copy with
+        # their hashes (None, the usual case: the span itself goes on).
+        user_ids = hashed_user_ids(attributes, self._hasher)
+        rollup = self._rollups.span_ended(span, attributes, extra)
+        if extra is None:
+            if user_ids is None and rollup is None:
+                return span
+            return _enriched_copy_of(span, dict(attributes), {**(user_ids or {}), **(rollup or {})})
+        if user_ids is not None:
+            extra.update(user_ids)
+        billable = bool(extra.get(sc.LLM_COST_BILLABLE, True))
+        if rollup is not None:
+            extra.update(rollup)
+        forwarded = _enriched_copy_of(span, dict(attributes), extra)
+        if billable and self._budget_engine is not None:
+            self._check_call_budgets(forwarded)
+        if billable and self._metrics is not None:
+            self._metrics.record(span, attributes, extra)  # never raises
+        return forwarded
 
     def _check_call_budgets(self, span: ReadableSpan) -> None:
         engine, attributes = self._budget_engine, span.attributes
