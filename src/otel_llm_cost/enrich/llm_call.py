@@ -130,7 +130,10 @@ class LLMCallEnricher:
     def _llm_call(
         self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None
     ) -> dict[str, Any] | None:
-        extra = _enrichment(attributes, scope_name, span.start_time, self._pricer(), self._hasher)
+        pricing = self._pricing
+        if pricing is None:
+            pricing = self._pricer()
+        extra = _enrichment(attributes, scope_name, span.start_time, pricing, self._hasher)
         if extra is None:  # no usage could be read: not a call after all
             if self._guard.tracking_ancestors:
                 self._pass_on_ancestry(span)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_llm_cost.conventions import names as sc
 
 __all__ = ["add_call_timing"]
+
+_FIRST_TOKEN_NAMES: Final = frozenset((sc.LLM_TIME_TO_FIRST_TOKEN_MS, sc.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN))
 
 
 def _milliseconds(value: object, scale: float) -> float | None:
@@ -30,6 +32,8 @@ def add_call_timing(extra: dict[str, Any], span: ReadableSpan, attributes: Mappi
     start, end = span.start_time, span.end_time
     if start is not None and end is not None and end >= start:
         extra[sc.LLM_LATENCY_MS] = (end - start) / 1e6
+    if _FIRST_TOKEN_NAMES.isdisjoint(attributes):
+        return  # most calls do not report it
     first_token = _milliseconds(attributes.get(sc.LLM_TIME_TO_FIRST_TOKEN_MS), 1.0)
     if first_token is None:
         first_token = _milliseconds(attributes.get(sc.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN), 1000.0)

@@ -192,42 +192,14 @@ def charge(usage: Usage, labels: CostBreakdown, card: Card) -> CostBreakdown:
         raise ValueError("negative token count")
     uncached = input_tokens - cache_read - cache_write
     uncached = max(uncached, 0)  # Usage guarantees >= 0; never charge negative tokens anyway
-    mul = _CTX.multiply
     request = rates.request
-    if not (cache_read or cache_write or request) and rates is card.base:
-        exact = card.base_io_money_places
-        if exact is not None and (uncached | output_tokens) < _EXACT_TOKENS_LIMIT:
-            # The common call at rates with at most 12 decimal places: the products are the
-            # quantized amounts already, and so is their sum.
-            input_usd = mul(exact[0], uncached)
-            output_usd = mul(exact[1], output_tokens)
-            return new_priced(
-                _CTX.add(input_usd, output_usd),
-                input_usd,
-                _ZERO_MONEY,
-                _ZERO_MONEY,
-                output_usd,
-                _ZERO_MONEY,
-                _ZERO_MONEY,
-                labels,
-            )
+    if not (cache_read or cache_write or request):
+        return _charge_plain(card, rates, uncached, output_tokens, labels)
+    mul = _CTX.multiply
     quantize = _CTX.quantize
     q = MONEY_QUANTUM
     input_usd = mul(rates.input, uncached)
     output_usd = mul(rates.output, output_tokens)
-    if not (cache_read or cache_write or request):
-        # The common call (no cache tokens, no per-request fee): skip the Decimal operations
-        # that would only add zeros, ~1.3 us of ~3.5. The quantized figures are the same.
-        return new_priced(
-            quantize(_CTX.add(input_usd, output_usd), q),
-            quantize(input_usd, q),
-            _ZERO_MONEY,
-            _ZERO_MONEY,
-            quantize(output_usd, q),
-            _ZERO_MONEY,
-            _ZERO_MONEY,
-            labels,
-        )
     cache_read_usd = mul(rates.cache_read, cache_read)
     if cache_write_1h:
         cache_write_usd = _CTX.add(
@@ -247,4 +219,32 @@ def charge(usage: Usage, labels: CostBreakdown, card: Card) -> CostBreakdown:
         quantize(mul(_CTX.subtract(rates.input, rates.cache_read), cache_read), q),
         quantize(request, q),
         labels,
+    )
+
+
+def _charge_plain(
+    card: Card, rates: Rates, uncached: int, output_tokens: int, labels: CostBreakdown
+) -> CostBreakdown:
+    """:func:`charge` for the common call: no cache tokens, no per-request fee.
+
+    The Decimal operations that would only add zeros are skipped (~1.3 us of ~3.5); the quantized
+    figures are the same.
+    """
+    mul = _CTX.multiply
+    exact = card.base_io_money_places if rates is card.base else None
+    if exact is not None and (uncached | output_tokens) < _EXACT_TOKENS_LIMIT:
+        # Rates with at most 12 decimal places, written with exactly 12: the products are the
+        # quantized amounts already (same value, same exponent), and so is their sum.
+        input_usd = mul(exact[0], uncached)
+        output_usd = mul(exact[1], output_tokens)
+        total = _CTX.add(input_usd, output_usd)
+    else:
+        quantize = _CTX.quantize
+        input_raw = mul(rates.input, uncached)
+        output_raw = mul(rates.output, output_tokens)
+        total = quantize(_CTX.add(input_raw, output_raw), MONEY_QUANTUM)
+        input_usd = quantize(input_raw, MONEY_QUANTUM)
+        output_usd = quantize(output_raw, MONEY_QUANTUM)
+    return new_priced(
+        total, input_usd, _ZERO_MONEY, _ZERO_MONEY, output_usd, _ZERO_MONEY, _ZERO_MONEY, labels
     )
