@@ -133,13 +133,14 @@ class LLMCallEnricher:
         pricing = self._pricing
         if pricing is None:
             pricing = self._pricer()
-        extra = _enrichment(attributes, scope_name, span.start_time, pricing, self._hasher)
+        start_ns = span.start_time
+        extra = _enrichment(attributes, scope_name, start_ns, pricing, self._hasher)
         if extra is None:  # no usage could be read: not a call after all
             if self._guard.tracking_ancestors:
                 self._pass_on_ancestry(span)
             return None
         self._mark_billable(span, attributes, extra, scope_name)
-        add_call_timing(extra, span, attributes)
+        add_call_timing(extra, start_ns, span.end_time, attributes)
         return extra
 
     def _trusted(self, span: ReadableSpan) -> bool:

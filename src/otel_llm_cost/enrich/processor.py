@@ -32,6 +32,7 @@ from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import (
     UserIdHasher,
     default_user_id_hasher,
+    is_hashed_user_id,
     set_default_user_id_hasher,
     span_tags,
 )
@@ -56,6 +57,15 @@ _logger = logging.getLogger("otel_llm_cost.processor")
 # Any of these names makes on_end look closer at a span: it may be an LLM call, carry a user id to
 # hash, or be an agent/session span that gets the totals below it.
 _NOTABLE_NAMES: Final = LLM_MARKER_NAMES | USER_ID_KEYS | ROLLUP_NAMES
+_NOTABLE_BUT_COST_USER_ID: Final = _NOTABLE_NAMES - {sc.COST_USER_ID}
+
+
+def _only_a_hashed_user_id(attributes: Mapping[str, Any]) -> bool:
+    """The one notable name is ``cost.user_id``, already hashed: every span of an attribution block."""
+    if not _NOTABLE_BUT_COST_USER_ID.isdisjoint(attributes):
+        return False
+    value = attributes.get(sc.COST_USER_ID)
+    return isinstance(value, str) and is_hashed_user_id(value)
 
 
 def _overrides(processor: SpanProcessor, name: str) -> bool:
@@ -222,10 +232,11 @@ class LLMCostSpanProcessor(SpanProcessor):
             attributes = span_attributes(span)
             scope = span.instrumentation_scope
             scope_name = scope.name if scope is not None else None
-            # The usual span (HTTP, DB...): no name that makes it a call, carries a user id or an
-            # agent/session total, and nothing below it to pass on: handed on as it is.
+            # The usual span (HTTP, DB..., in an attribution block or not): no name that makes it a
+            # call, carries a raw user id or an agent/session total, and nothing below it to pass
+            # on: handed on as it is.
             if (
-                not _NOTABLE_NAMES.isdisjoint(attributes)
+                (not _NOTABLE_NAMES.isdisjoint(attributes) and not _only_a_hashed_user_id(attributes))
                 or self._rollups.pending
                 or self._calls.tracking_ancestors
                 or is_llm_scope(scope_name)

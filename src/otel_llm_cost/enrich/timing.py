@@ -6,8 +6,6 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from opentelemetry.sdk.trace import ReadableSpan
-
 from otel_llm_cost.conventions import names as sc
 
 __all__ = ["add_call_timing"]
@@ -22,14 +20,15 @@ def _milliseconds(value: object, scale: float) -> float | None:
     return amount if math.isfinite(amount) and amount >= 0 else None
 
 
-def add_call_timing(extra: dict[str, Any], span: ReadableSpan, attributes: Mapping[str, Any]) -> None:
-    """Add ``llm.latency_ms`` (end - start) and ``llm.time_to_first_token_ms`` when the span reports it.
+def add_call_timing(
+    extra: dict[str, Any], start: int | None, end: int | None, attributes: Mapping[str, Any]
+) -> None:
+    """Add ``llm.latency_ms`` (``end - start``, a span's times in ns) and ``llm.time_to_first_token_ms``.
 
     Time to first token comes from our own name (``record_llm_call`` writes it) or OpenLIT's
     ``gen_ai.server.time_to_first_token``, which is in seconds. Values that are not finite,
     non-negative numbers are left out.
     """
-    start, end = span.start_time, span.end_time
     if start is not None and end is not None and end >= start:
         extra[sc.LLM_LATENCY_MS] = (end - start) / 1e6
     if _FIRST_TOKEN_NAMES.isdisjoint(attributes):
