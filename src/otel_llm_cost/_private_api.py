@@ -12,7 +12,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, TraceFlags
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ __all__ = [
     "argparse_actions",
     "bundled_genai_providers",
     "deprecated_instrumentation_info",
+    "dropped_counts",
     "find_genai_provider",
     "genai_model_price_value",
     "genai_providers_from_json",
@@ -120,7 +123,8 @@ def genai_model_price_value(
 #   values): read directly on the span path; the public ``attributes`` property runs Python code on
 #   every lookup (a miss raises and catches KeyError) and its ``dict()`` copy costs ~1.5 us.
 # - ``ReadableSpan.__dict__``: the fields of a span the SDK built, copied wholesale into the enriched
-#   copy (~0.7 us against ~3 us through the constructor and public properties).
+#   copy (~0.7 us against ~3 us through the constructor and public properties); its dropped counts
+#   are read from those fields as the ``dropped_*`` properties read them.
 # - ``Span._attributes`` (a ``BoundedAttributes``: ``_dict``, ``_lock``, ``maxlen``, ``max_value_len``,
 #   ``_immutable``): attribution tags, plain strings already valid, are added to a running span's map
 #   directly; ``Span.set_attributes`` re-validates each value and costs ~2.9 us for four tags.
@@ -176,6 +180,20 @@ def readable_span_fields(span: ReadableSpan) -> dict[str, Any] | None:
     if type(span) is ReadableSpan and state is not None and "_attributes" in state:
         return state
     return None
+
+
+def dropped_counts(state: dict[str, Any]) -> tuple[int, int, int]:
+    """The dropped attribute, event and link counts of the span whose fields are ``state``.
+
+    As ``ReadableSpan.dropped_attributes``/``dropped_events``/``dropped_links`` compute them, in
+    one call instead of three property calls.
+    """
+    attributes, events, links = state.get("_attributes"), state.get("_events"), state.get("_links")
+    return (
+        attributes.dropped if isinstance(attributes, BoundedAttributes) else 0,
+        events.dropped if isinstance(events, BoundedList) else 0,
+        links.dropped if isinstance(links, BoundedList) else 0,
+    )
 
 
 def deprecated_instrumentation_info(span: ReadableSpan) -> Any:
