@@ -84,10 +84,6 @@ _MODEL, _PROVIDER, _OPERATION = sc.LLM_MODEL, sc.LLM_PROVIDER_NAME, sc.LLM_OPERA
 _FEATURE, _AGENT, _ORG = sc.COST_FEATURE, sc.COST_AGENT, sc.COST_ORG_ID
 _DEPLOYMENT, _STATUS = sc.LLM_COST_DEPLOYMENT, sc.LLM_COST_STATUS
 _USER, _SESSION = sc.COST_USER_ID, sc.COST_SESSION_ID
-# Read in one C-level pass each: the call's labels from `extra`, its tags from `extra` or the span.
-_CALL_KEY_NAMES: Final = (_MODEL, _PROVIDER, _OPERATION, _DEPLOYMENT, _STATUS)
-_TAG_KEY_NAMES: Final = (_FEATURE, _AGENT, _ORG)
-_TAG_KEY_NAME_SET: Final = frozenset(_TAG_KEY_NAMES)
 # A call's figures in `extra`: cost, cache saving, then input, output, cache read, cache write and
 # reasoning tokens.
 _FIGURE_NAMES: Final = (
@@ -281,14 +277,17 @@ class CostMetrics:
             # One resource per TracerProvider: its service.name is looked up once, not per call.
             self._last_service = resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None
             self._last_resource = resource
-        model, provider, operation, deployment, status = map(get, _CALL_KEY_NAMES)
-        if _TAG_KEY_NAME_SET.isdisjoint(extra):
-            # The usual call: its tags are the span's own (an attribution block), none mapped.
-            feature, agent, org = map(tag, _TAG_KEY_NAMES)
-        else:
-            feature, agent, org = (get(name) or tag(name) for name in _TAG_KEY_NAMES)
-        key: tuple[Any, ...] = (model, provider, operation, feature, agent, org, self._last_service)
-        key += (deployment, status)
+        key: tuple[Any, ...] = (
+            get(_MODEL),
+            get(_PROVIDER),
+            get(_OPERATION),
+            get(_FEATURE) or tag(_FEATURE),
+            get(_AGENT) or tag(_AGENT),
+            get(_ORG) or tag(_ORG),
+            self._last_service,
+            get(_DEPLOYMENT),
+            get(_STATUS),
+        )
         if self._user_ids:
             # The values the processor stores: cost.user_id is its keyed hash, never the raw id.
             key += (get(_USER) or tag(_USER), get(_SESSION) or tag(_SESSION))
