@@ -7,6 +7,7 @@ in one file, what an upgrade of that dependency must be checked against.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import operator
 from collections.abc import Callable
 from decimal import Decimal
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "argparse_actions",
     "bundled_genai_providers",
+    "current_context_getter",
     "deprecated_instrumentation_info",
     "dropped_counts",
     "find_genai_provider",
@@ -199,6 +201,29 @@ def dropped_counts(state: dict[str, Any]) -> tuple[int, int, int]:
 def deprecated_instrumentation_info(span: ReadableSpan) -> Any:
     """``span.instrumentation_info`` without its DeprecationWarning."""
     return getattr(span, "_instrumentation_info", None)
+
+
+# --------------------------------------------------------------------------------------------
+# opentelemetry-api (context)
+#
+# - ``opentelemetry.context._RUNTIME_CONTEXT``: with the default ``ContextVarsRuntimeContext``,
+#   ``context.get_current()`` is two Python calls around one ``ContextVar.get`` (its
+#   ``_current_context``). ``on_start`` reads the current context for every span, so it calls that
+#   ``get`` directly; another runtime context (``OTEL_PYTHON_CONTEXT``) keeps the public function.
+# --------------------------------------------------------------------------------------------
+
+
+def current_context_getter() -> Callable[[], Any]:
+    """What returns ``opentelemetry.context.get_current()``'s answer, in one C call where possible."""
+    from opentelemetry import context  # noqa: PLC0415 - imported where it is used, as the rest here
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext  # noqa: PLC0415
+
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, contextvars.ContextVar):
+        getter: Callable[[], Any] = variable.get
+        return getter
+    return context.get_current
 
 
 # --------------------------------------------------------------------------------------------

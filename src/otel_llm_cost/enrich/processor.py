@@ -32,18 +32,18 @@ from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.attribution import (
     UserIdHasher,
     default_user_id_hasher,
-    is_hashed_user_id,
     set_default_user_id_hasher,
     span_tags,
 )
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
-from otel_llm_cost.enrich.enrichment import LLM_MARKER_NAMES, is_llm_scope
+from otel_llm_cost.enrich.enrichment import is_llm_scope
 from otel_llm_cost.enrich.export_queue import ExportQueue
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
 from otel_llm_cost.enrich.metrics import cost_metrics
-from otel_llm_cost.enrich.rollups import ROLLUP_NAMES, RollupTracker
+from otel_llm_cost.enrich.notable import has_notable_names
+from otel_llm_cost.enrich.rollups import RollupTracker
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
-from otel_llm_cost.enrich.user_keys import USER_ID_KEYS, hashed_user_ids
+from otel_llm_cost.enrich.user_keys import hashed_user_ids
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -54,18 +54,7 @@ __all__ = ["LLMCostSpanProcessor"]
 
 _logger = logging.getLogger("otel_llm_cost.processor")
 
-# Any of these names makes on_end look closer at a span: it may be an LLM call, carry a user id to
-# hash, or be an agent/session span that gets the totals below it.
-_NOTABLE_NAMES: Final = LLM_MARKER_NAMES | USER_ID_KEYS | ROLLUP_NAMES
-_NOTABLE_BUT_COST_USER_ID: Final = _NOTABLE_NAMES - {sc.COST_USER_ID}
-
-
-def _only_a_hashed_user_id(attributes: Mapping[str, Any]) -> bool:
-    """The one notable name is ``cost.user_id``, already hashed: every span of an attribution block."""
-    if not _NOTABLE_BUT_COST_USER_ID.isdisjoint(attributes):
-        return False
-    value = attributes.get(sc.COST_USER_ID)
-    return isinstance(value, str) and is_hashed_user_id(value)
+_NO_SCOPE: Final = object()
 
 
 def _overrides(processor: SpanProcessor, name: str) -> bool:
@@ -163,6 +152,9 @@ class LLMCostSpanProcessor(SpanProcessor):
             self._metrics.add_drop_source(lambda: sum(queue.dropped_calls for queue in queues))
         # Agent, workflow and session spans get the totals of the calls below them.
         self._rollups = RollupTracker()
+        # The last span's scope, its name and whether it is an LLM instrumentation's (one tuple:
+        # threads replace it whole).
+        self._last_scope: tuple[object, str | None, bool] = (_NO_SCOPE, None, False)
         self._budget_engine: BudgetHook | None = None
         if budgets:
             self._budget_engine = self._make_budget_engine(budgets, alert_sinks)
@@ -231,15 +223,19 @@ class LLMCostSpanProcessor(SpanProcessor):
             # Python code in the SDK's BoundedAttributes, and this runs for every span.
             attributes = span_attributes(span)
             scope = span.instrumentation_scope
-            scope_name = scope.name if scope is not None else None
+            last_scope, scope_name, llm_scope = self._last_scope  # one tracer's spans come in runs
+            if scope is not last_scope:
+                scope_name = scope.name if scope is not None else None
+                llm_scope = is_llm_scope(scope_name)
+                self._last_scope = (scope, scope_name, llm_scope)
             # The usual span (HTTP, DB..., in an attribution block or not): no name that makes it a
             # call, carries a raw user id or an agent/session total, and nothing below it to pass
             # on: handed on as it is.
             if (
-                (not _NOTABLE_NAMES.isdisjoint(attributes) and not _only_a_hashed_user_id(attributes))
+                has_notable_names(attributes)
                 or self._rollups.pending
                 or self._calls.tracking_ancestors
-                or is_llm_scope(scope_name)
+                or llm_scope
             ):
                 forwarded = self._enriched(span, attributes, scope_name)
         except Exception as exc:
