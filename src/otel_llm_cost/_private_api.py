@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -150,7 +150,7 @@ def span_attribute_dict(span: ReadableSpan) -> dict[str, Any] | None:
     return None
 
 
-def add_string_attributes(span: ReadableSpan, values: dict[str, str]) -> bool:
+def add_string_attributes(span: ReadableSpan, values: Mapping[str, str]) -> bool:
     """Add new string attributes to a running SDK span as ``set_attributes`` would; False: not done.
 
     Only when the span's map is the known ``BoundedAttributes``, still mutable, without a value length

@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
 from opentelemetry import baggage, context
@@ -52,6 +52,7 @@ _BAGGAGE_KEY: Final = next(iter(baggage.set_baggage("k", "v", context.Context())
 
 # context.get_current() for every span started without an explicit context, in one C call.
 _current_context: Final = current_context_getter()
+_NO_TAGS: Final[Mapping[str, str]] = MappingProxyType({})
 
 _default_hasher: UserIdHasher | None = None
 _default_lock = threading.Lock()
@@ -110,10 +111,13 @@ class _Tags(NamedTuple):
     """Tag key (without the ``cost.`` prefix) -> value, user id already hashed."""
     attributes: tuple[tuple[str, str], ...]
     """The same as ``(attribute name, value)`` pairs, precomputed for ``on_start``."""
+    attribute_map: Mapping[str, str]
+    """The same pairs as a dict (never mutated): added to a span as they are."""
 
 
 def _make_tags(values: dict[str, str]) -> _Tags:
-    return _Tags(values, tuple((COST_PREFIX + key, value) for key, value in values.items()))
+    attributes = tuple((COST_PREFIX + key, value) for key, value in values.items())
+    return _Tags(values, attributes, dict(attributes))
 
 
 def _baggage_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> dict[str, str]:
@@ -152,6 +156,18 @@ def span_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> tuple
     if not ctx.get(_BAGGAGE_KEY):
         return ()
     return tuple((COST_PREFIX + key, value) for key, value in _baggage_tags(ctx, hasher).items())
+
+
+def span_tag_attributes(ctx: context.Context | None, hasher: UserIdHasher | None) -> Mapping[str, str]:
+    """:func:`span_tags` as a mapping, which the caller must not mutate (an attribution block's own)."""
+    if ctx is None:
+        ctx = _current_context()
+    tags = ctx.get(_TAGS_KEY)
+    if tags is not None:
+        return cast(_Tags, tags).attribute_map
+    if not ctx.get(_BAGGAGE_KEY):
+        return _NO_TAGS
+    return {COST_PREFIX + key: value for key, value in _baggage_tags(ctx, hasher).items()}
 
 
 def current_attribution(ctx: context.Context | None = None) -> dict[str, str]:

@@ -33,7 +33,7 @@ from otel_llm_cost.enrich.attribution import (
     UserIdHasher,
     default_user_id_hasher,
     set_default_user_id_hasher,
-    span_tags,
+    span_tag_attributes,
 )
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
 from otel_llm_cost.enrich.enrichment import is_llm_scope
@@ -177,13 +177,18 @@ class LLMCostSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Copy the context's attribution tags onto ``span`` as ``cost.*`` (never raises)."""
         try:
-            tags = span_tags(parent_context, self._hasher)
+            tags = span_tag_attributes(parent_context, self._hasher)
             if tags:
                 # The span's own dict, for point lookups only: `in` on span.attributes runs the
                 # SDK's Mapping code (a miss raises and catches KeyError), and set() of it copies
-                # under a lock (~0.9 us).
+                # under a lock (~0.9 us). Usually none of the tags is there yet: the block's own
+                # (read-only) mapping is added as it is.
                 present = span_attributes(span)
-                missing = {name: value for name, value in tags if name not in present}
+                missing = (
+                    tags
+                    if present.keys().isdisjoint(tags)
+                    else {name: value for name, value in tags.items() if name not in present}
+                )
                 if missing and not _private_api.add_string_attributes(span, missing):
                     span.set_attributes(missing)
         except Exception as exc:
