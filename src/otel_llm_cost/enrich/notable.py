@@ -17,16 +17,17 @@ from otel_llm_cost.enrich.rollups import ROLLUP_NAMES
 from otel_llm_cost.enrich.user_id import is_hashed_user_id
 from otel_llm_cost.enrich.user_keys import USER_ID_KEYS
 
-__all__ = ["has_notable_names"]
+__all__ = ["NOTABLE_NAMES", "has_notable_names"]
 
-# An LLM call's markers, user-id names (raw or cost.user_id), agent/session names.
-_NOTABLE_NAMES: Final = LLM_MARKER_NAMES | USER_ID_KEYS | ROLLUP_NAMES
-_NOTABLE_BUT_COST_USER_ID: Final = _NOTABLE_NAMES - {sc.COST_USER_ID}
+NOTABLE_NAMES: Final = LLM_MARKER_NAMES | USER_ID_KEYS | ROLLUP_NAMES
+"""An LLM call's markers, user-id names (raw or ``cost.user_id``), agent/session names: a span with none
+of them has nothing notable (a caller may test this set before calling :func:`has_notable_names`)."""
+_NOTABLE_BUT_COST_USER_ID: Final = NOTABLE_NAMES - {sc.COST_USER_ID}
 
 
 def has_notable_names(attributes: Mapping[str, Any]) -> bool:
     """Whether a span's names may make it a call, carry a raw user id or get an agent/session total."""
-    if _NOTABLE_NAMES.isdisjoint(attributes):
+    if NOTABLE_NAMES.isdisjoint(attributes):
         return False
     if not _NOTABLE_BUT_COST_USER_ID.isdisjoint(attributes):
         return True

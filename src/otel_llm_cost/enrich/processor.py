@@ -40,7 +40,7 @@ from otel_llm_cost.enrich.enrichment import is_llm_scope
 from otel_llm_cost.enrich.export_queue import ExportQueue
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
 from otel_llm_cost.enrich.metrics import cost_metrics
-from otel_llm_cost.enrich.notable import has_notable_names
+from otel_llm_cost.enrich.notable import NOTABLE_NAMES, has_notable_names
 from otel_llm_cost.enrich.rollups import RollupTracker
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
 from otel_llm_cost.enrich.user_keys import hashed_user_ids
@@ -237,7 +237,7 @@ class LLMCostSpanProcessor(SpanProcessor):
             # call, carries a raw user id or an agent/session total, and nothing below it to pass
             # on: handed on as it is.
             if (
-                has_notable_names(attributes)
+                (not NOTABLE_NAMES.isdisjoint(attributes) and has_notable_names(attributes))
                 or self._rollups.pending
                 or self._calls.tracking_ancestors
                 or llm_scope
