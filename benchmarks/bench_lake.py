@@ -207,7 +207,7 @@ def _timed_reports(target: str | Path, repeat: int) -> dict[str, float]:
 def reports(root: Path, calls: int, repeat: int, calls_file: Path | None) -> None:
     file = calls_file or root / "calls.duckdb"
     if calls_file is None:
-        generate(file, calls, 30)
+        generate(file, calls, 30, roll_up=False)  # raw rows on both sides (a lake has no rollup)
     with contextlib.closing(duckdb.connect(str(file), read_only=True)) as con:
         calls = con.execute("SELECT count(*) FROM llm_calls").fetchall()[0][0]
     print(f"  {calls:,} calls in {file}")
@@ -256,7 +256,8 @@ def main() -> None:
     parser.add_argument(
         "--calls-file",
         type=Path,
-        help="use this DuckDB file of calls (from gen_calls.py, written by this duckdb) instead of --calls",
+        help="use this DuckDB file of calls instead of --calls (from gen_calls.py --no-rollup, so that "
+        "reports on both sides read raw rows; written by this duckdb)",
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-ingest", action="store_true")

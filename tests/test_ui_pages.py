@@ -105,6 +105,24 @@ def test_overview_movers_equal_the_api(base: str, store: CostStore) -> None:
     assert [dec(v) for v in table.values(1)] == [m.previous_cost_usd for m in movers]
 
 
+def test_overview_under_a_filter_equals_the_filtered_api(base: str, store: CostStore) -> None:
+    feature = store.breakdown("feature", START, END)[0].key
+    assert feature is not None
+    reader = page(f"{base}/?{WINDOW}&by=model&f=feature={quote(feature)}")
+    where = {"feature": feature}
+    summary = store.summary(START, END, where=where)
+    assert summary.call_count < store.summary(START, END).call_count  # the filter narrows
+    assert dec(reader.cards["spend"]) == summary.cost_usd
+    assert int(reader.cards["calls"] or 0) == summary.call_count
+    shown = {(b["data-day"], b["data-key"]): Decimal(b["data-value"]) for b in reader.bars}
+    points = store.spend_series("model", START, END, "UTC", top=6, filters=where)
+    assert shown == {
+        (p.day.isoformat(), p.key or "(none)"): p.total_cost_usd for p in points if p.total_cost_usd
+    }
+    movers = store.movers("model", START, END, limit=8, filters=where)
+    assert reader.table("movers").texts(0) == [m.key or "(none)" for m in movers]
+
+
 def test_unpriced_spend_is_never_shown_as_zero(base: str) -> None:
     reader = page(f"{base}/breakdown?{WINDOW}&dim=model")
     rows = reader.table("breakdown").rows

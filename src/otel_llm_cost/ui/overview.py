@@ -107,9 +107,11 @@ def movers_table(ctx: PageContext, movers: Sequence[Mover]) -> str:
 
 def render_overview(ctx: PageContext) -> str:
     view, store = ctx.view, ctx.store
-    summary = store.summary(view.start, view.end)
-    points = store.spend_series(view.by, view.start, view.end, view.zone.key, top=TOP_GROUPS)
-    movers = store.movers(view.by, view.start, view.end, limit=8)
+    # The filter chips in the window bar narrow every figure on the page, as on the breakdown page.
+    where = view.filter_map
+    summary = store.summary(view.start, view.end, where=where)
+    points = store.spend_series(view.by, view.start, view.end, view.zone.key, top=TOP_GROUPS, filters=where)
+    movers = store.movers(view.by, view.start, view.end, limit=8, filters=where)
     statuses = store.check_budgets(ctx.budgets) if ctx.budgets else []
     alerts = store.alerts(limit=10)
     chart = stacked_days(
