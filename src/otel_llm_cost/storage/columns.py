@@ -87,7 +87,16 @@ class Plan:
     each span then costs one C-level gather (``itemgetter``) instead of a Python step per attribute.
     """
 
-    __slots__ = ("columns", "hashed_tags", "pick", "rest_keys", "rest_pick", "tag_keys", "tag_names", "tag_pick")
+    __slots__ = (
+        "columns",
+        "hashed_tags",
+        "pick",
+        "rest_keys",
+        "rest_pick",
+        "tag_keys",
+        "tag_names",
+        "tag_pick",
+    )
 
     def __init__(self, keys: tuple[str, ...], capture_content: bool) -> None:
         found: dict[int, list[tuple[int, str]]] = {}  # column -> [(priority, name)]

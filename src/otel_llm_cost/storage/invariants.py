@@ -29,7 +29,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from otel_llm_cost.storage.columns import CALL_INDEX
 
@@ -164,7 +164,8 @@ def _check_times(batch: _Batch) -> None:
         ]
     else:
         if _types(starts) | _types(ends) <= {int} and (
-            not starts or (min(starts) >= 0 and max(ends) <= _MAX_NANOS and all(map(operator.ge, ends, starts)))
+            not starts
+            or (min(starts) >= 0 and max(ends) <= _MAX_NANOS and all(map(operator.ge, ends, starts)))
         ):
             return  # the usual batch, checked in C: integer times in range, no end before its start
         rows = list(zip(starts, ends, strict=True))
@@ -185,8 +186,8 @@ def _types(values: Sequence[Any]) -> set[type]:
 
 
 def _within(values: Sequence[Any], kinds: set[type], low: float, high: float, *, closed: bool) -> bool:
-    """Whether every value that is not None has one of ``kinds`` and lies in [low, high] (``closed``) or
-    [low, high), and none is NaN: a few passes in C instead of a Python step per value."""
+    """Whether every value but None has one of ``kinds``, lies in [low, high] (``closed``) or [low, high)
+    and is not NaN: a few passes in C instead of a Python step per value."""
     types = _types(values)
     if not types <= kinds | {type(None)}:
         return False
@@ -230,17 +231,9 @@ def _relations_hold(batch: _Batch) -> bool:
     try:
         if not all(map(operator.eq, map(operator.add, inputs, outputs), totals)):
             return False
-        optional = [
-            batch.get(name)
-            for name in ("cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens")
-        ]
-        if all(values is not None and None not in values for values in optional):
-            reads, writes, writes_1h, reasoning = optional
-            return (
-                all(map(operator.le, map(operator.add, reads, writes), inputs))  # type: ignore[arg-type]
-                and all(map(operator.le, writes_1h, writes))  # type: ignore[arg-type]
-                and all(map(operator.le, reasoning, outputs))  # type: ignore[arg-type]
-            )
+        present = [batch.get(name) for name in _PARTS_OF_COUNTS]
+        if all(values is not None and None not in values for values in present):
+            return _parts_fit(inputs, outputs, *cast("list[Sequence[Any]]", present))
         reads, writes = batch.get("cache_read_tokens") or none, batch.get("cache_write_tokens") or none
         writes_1h, reasoning = (
             batch.get("cache_write_1h_tokens") or none,
@@ -260,6 +253,30 @@ def _relations_hold(batch: _Batch) -> bool:
         )
     except TypeError:  # a NULL count: the row-by-row check says what is wrong
         return False
+
+
+_PARTS_OF_COUNTS: Final = (
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
+
+
+def _parts_fit(  # noqa: PLR0917 - the four parts, in _PARTS_OF_COUNTS order
+    inputs: Sequence[int],
+    outputs: Sequence[int],
+    reads: Sequence[int],
+    writes: Sequence[int],
+    writes_1h: Sequence[int],
+    reasoning: Sequence[int],
+) -> bool:
+    """Every row's cache and reasoning counts fit its input and output counts (no NULL): passes in C."""
+    return (
+        all(map(operator.le, map(operator.add, reads, writes), inputs))
+        and all(map(operator.le, writes_1h, writes))
+        and all(map(operator.le, reasoning, outputs))
+    )
 
 
 def _check_relations(batch: _Batch) -> None:

@@ -116,7 +116,7 @@ def build_rows(
 def _unique_spans(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
     """The spans with a context, each (trace id, span id) once: the first one seen is kept."""
     try:
-        span_ids = [span.context.span_id for span in spans]  # type: ignore[union-attr]
+        span_ids = [span.context.span_id for span in spans]
     except AttributeError:  # a span without a context
         pass
     else:
@@ -266,8 +266,8 @@ def _calls_table(
                 piece = part.get(column)
                 values.extend(piece if piece is not None else itertools.repeat(None, len(run)))
             attribute_columns[column] = values
-    for column, values in (attribute_columns or {}).items():
-        columns[column] = values
+    for column, column_values in (attribute_columns or {}).items():
+        columns[column] = column_values
     # Absent means billable: only the processor's dedup and aggregate detection say otherwise.
     billable = columns[index["billable"]]
     columns[index["billable"]] = (

@@ -63,7 +63,7 @@ def to_json_bytes(value: object) -> bytes:
 def to_json_rows(keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[bytes]:
     """``to_json_bytes`` of ``dict(zip(keys, values))`` for each row's values: one comprehension over the
     batch, each row that needs more than plain orjson (see :func:`to_json_bytes`) redone alone."""
-    objects = [dict(zip(keys, values)) for values in rows]
+    objects = [dict(zip(keys, values, strict=True)) for values in rows]
     dumps, default = orjson.dumps, _json_default
     try:
         encoded = [dumps(value, default=default) for value in objects]
@@ -127,7 +127,7 @@ _TAGS_TYPE: Final = pa.map_(pa.string(), pa.string())
 
 
 def tag_map_array(names: Sequence[str], values: list[str], rows: int) -> pa.Array:
-    """The ``tags`` MAP column of ``rows`` rows that each have ``names`` (in order) with ``values`` (row-major).
+    """The ``tags`` MAP column of ``rows`` rows, each with ``names`` (in order) and ``values`` (row-major).
 
     Built from its flat keys, values and offsets: converting a list of (key, value) lists per row cost
     ~2.4 us per row of 6 tags, against ~1 us this way (measured with benchmarks/bench_exporter.py).
