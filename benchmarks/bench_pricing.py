@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import genai_prices
 
@@ -73,7 +75,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    book = PriceBook()
+    # Without our corrections, so that every call can be checked against calc_price on the same data
+    # (a correction changes compiled rates, not the per-call work).
+    with tempfile.TemporaryDirectory() as folder:
+        no_corrections = Path(folder) / "corrections.json"
+        no_corrections.write_text('{"version": 1, "corrections": []}')
+        book = PriceBook(corrections_file=no_corrections)
     calls = make_calls(args.calls)
     warnings.simplefilter("ignore")  # genai-prices warns about price keys it does not use
 

@@ -29,13 +29,14 @@ def test_table_shows_every_token_kind_and_the_source(capsys: pytest.CaptureFixtu
 
     assert code == 0
     assert "matched    claude-sonnet-4-0 (provider anthropic)" in out
-    assert "source     genai-prices " in out
-    rows = {line.split("  ")[0].strip(): line.split()[-1] for line in out.splitlines() if "  " in line}
-    assert rows["input"] == "3"
-    assert rows["cache read"] == "0.3"
-    assert rows["cache write (5m)"] == "3.75"
-    assert rows["cache write (1h)"] == "6"
-    assert rows["output"] == "15"
+    # Base prices from genai-prices; the >200k-input tier from our corrections (Anthropic's price page).
+    assert "source     genai-prices 0.2.5 + corrections" in out
+    rows = {line.split("  ")[0].strip(): line.split()[-2:] for line in out.splitlines() if "  " in line}
+    assert rows["input"] == ["3", "6"]
+    assert rows["cache read"] == ["0.3", "0.6"]
+    assert rows["cache write (5m)"] == ["3.75", "7.5"]
+    assert rows["cache write (1h)"] == ["6", "12"]
+    assert rows["output"] == ["15", "22.5"]
 
 
 def test_table_shows_long_context_tiers(capsys: pytest.CaptureFixture[str]) -> None:

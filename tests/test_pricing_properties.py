@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import genai_prices
@@ -18,7 +19,11 @@ from hypothesis import strategies as st
 from otel_llm_cost.conventions.usage import Usage
 from otel_llm_cost.pricing import MONEY_QUANTUM, CostBreakdown, CostStatus, PriceBook
 
-BOOK = PriceBook()
+# The data layer alone: these laws compare it with calc_price on the same data. What our corrections
+# change is checked at the end of the sweep below.
+NO_CORRECTIONS = Path(__file__).parent / "fixtures" / "prices" / "no_corrections.json"
+BOOK = PriceBook(corrections_file=NO_CORRECTIONS)
+SHIPPED = PriceBook()
 
 # Real models covering every pricing feature: plain, cache read, 5m/1h cache writes, long-context
 # tiers, price changes on a date, time-of-day prices, per-request fees, Bedrock and Vertex ids.
@@ -120,11 +125,16 @@ def test_every_bundled_model_matches_calc_price() -> None:
     ]
     compared = 0
     mismatches: list[Any] = []
+    corrected: set[tuple[str, str, str | None]] = set()
     for model_ref, provider in _models_genai_resolves_to_themselves():
         for at in moments:
             for counts in usages:
-                ours = BOOK.compute_cost(Usage(request_model=model_ref, provider=provider, **counts), at=at)
+                usage = Usage(request_model=model_ref, provider=provider, **counts)
+                ours = BOOK.compute_cost(usage, at=at)
                 expected = genai_total(model_ref, provider, counts, at)
+                shipped = SHIPPED.compute_cost(usage, at=at)
+                if shipped.total_usd != ours.total_usd:
+                    corrected.add((provider, model_ref, shipped.source))
                 if ours.status is CostStatus.UNPRICED:
                     # Entries without any token price (image/audio-only): genai-prices says $0,
                     # we say "unpriced" rather than a silent 0.
@@ -136,6 +146,9 @@ def test_every_bundled_model_matches_calc_price() -> None:
 
     assert compared > 10_000
     assert mismatches == []
+    # The shipped corrections change exactly the entries they name, and say so in the source.
+    version = genai_prices.__version__
+    assert corrected == {("anthropic", "claude-sonnet-4-0", f"genai-prices {version} + corrections")}
 
 
 INCREMENTS = {

@@ -21,8 +21,11 @@ from typing import Any
 
 import pytest
 
+from helpers import wait_until
 from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.ui.fmt import money_text
+from test_collector_pipeline import serve_process
+from test_ui_receiver import KEY, USERS, hashed, send_calls, stored_calls, window
 from ui_helpers import WINDOW, running_dashboard, write_demo_file
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -173,3 +176,37 @@ def test_a_bad_url_shows_a_message(tab: Any, base: str) -> None:
     response = tab.goto(f"{base}/breakdown?dim=colour")
     assert response.status == 400
     assert "unknown dimension" in tab.inner_text(".message")
+
+
+def test_serve_ui_shows_the_calls_the_receiver_just_stored(tab: Any, tmp_path: Path) -> None:
+    """``serve --ui``: spans sent over OTLP/HTTP appear on the pages (figures equal CostStore's), users
+    by the operator's labels, and a raw id typed into a filter finds that user's calls."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"{USERS[0]},Alice (sales)\n{USERS[1]}\n", encoding="utf-8")
+    db = tmp_path / "served.duckdb"
+    env = {"OTEL_LLM_COST_USER_ID_KEY": KEY}
+    with serve_process("--db", str(db), "--ui", "--user-labels", str(labels), env=env) as (_, url, _err):
+        ui = url.removesuffix("/v1/traces") + "/ui/"
+        send_calls(url, 24)
+        wait_until(lambda: stored_calls(db) == 24, timeout_s=60, what="every acknowledged call stored")
+        query, start, end = window()
+        with CostStore(db) as served:
+            summary = served.summary(start, end)
+            alice = served.breakdown("model", start, end, {"user": hashed(USERS[0])})
+        tab.goto(f"{ui}?{query}")
+        assert tab.inner_text("[data-card=spend] .value .money") == money_text(summary.cost_usd)
+        assert tab.inner_text("[data-card=calls] .value") == "24"
+        tab.goto(f"{ui}breakdown?{query}&dim=user")
+        names = tab.eval_on_selector_all(
+            "table.breakdown tbody tr td:nth-child(1) a:first-child", "els => els.map(e => e.innerText)"
+        )
+        assert sorted(names) == sorted(["Alice (sales)", USERS[1], hashed(USERS[2]), hashed(USERS[3])])
+        tab.select_option("select[name=dim]", "model")
+        tab.fill("input[name=f]", f"user={USERS[0]}")
+        tab.click("form.bar button[type=submit]")
+        tab.wait_for_load_state()
+        shown = tab.eval_on_selector_all(
+            "table.breakdown tbody tr td:nth-child(2) [data-value]", "els => els.map(e => e.dataset.value)"
+        )
+        assert [Decimal(v) for v in shown] == [r.total_cost_usd for r in alice]
+        assert tab.inner_text(".chips").startswith("user = Alice (sales)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import os
 import re
 import subprocess
 import sys
@@ -25,7 +26,9 @@ import pytest
 
 from otel_llm_cost.budgets.model import Budget
 from otel_llm_cost.cli.main import main
+from otel_llm_cost.enrich import attribution as _attribution
 from otel_llm_cost.enrich.attribution import UserIdHasher
+from otel_llm_cost.enrich.user_labels import load_user_labels
 from otel_llm_cost.query.store import CostStore
 from ui_helpers import USER_KEY, WINDOW, PageReader, running_dashboard, write_demo_file
 
@@ -328,3 +331,80 @@ def test_ui_command_prints_its_url_and_serves_the_pages(demo: Path) -> None:
 def test_ui_command_on_a_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ui", "--db", str(tmp_path / "none.duckdb")]) == 2
     assert "no DuckDB file" in capsys.readouterr().err
+
+
+def test_html_report_honours_where_and_user_like_the_other_formats(
+    demo: Path,
+    store: CostStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every figure of the HTML report under --where and --user equals CostStore's for the same
+    filtered window, and the operator's label names the user."""
+    monkeypatch.setattr(_attribution, "_default_hasher", None)  # hash with USER_KEY (set by `store`)
+    start, end = datetime(2026, 3, 5, tzinfo=UTC), datetime(2026, 3, 12, tzinfo=UTC)
+    user = UserIdHasher(key=USER_KEY.encode()).hash("u-ana")
+    feature = store.cost_by("feature", start, end, where={"user": user})[0].key
+    assert feature is not None
+    where = {"feature": feature, "user": user}
+    labels = tmp_path / "labels.csv"
+    labels.write_text("u-ana,Ana (support)\n", encoding="utf-8")
+    argv = ["report", "--db", str(demo), "--format", "html", "--since", "2026-03-05", "--until", "2026-03-12"]
+    argv += ["--where", f"feature={feature}", "--user", "u-ana", "--user-labels", str(labels)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    reader = PageReader(text)
+    summary = store.summary(start, end, where=where)
+    assert 0 < summary.call_count < store.summary(start, end).call_count
+    assert dec(reader.cards["spend"]) == summary.cost_usd
+    assert int(reader.cards["calls"] or 0) == summary.call_count
+    assert int(reader.cards["tokens"] or 0) == summary.total_tokens
+    sections = [t for t in reader.tables if "breakdown" in t.cls.split()]
+    # The report's default dimensions, in the order the other formats print them.
+    for dimension, shown in zip(("model", "provider", "feature", "user", "org"), sections, strict=True):
+        rows = store.cost_by(dimension, start, end, where=where)
+        assert [dec(v) for v in shown.values(1)] == [r.total_cost_usd for r in rows], dimension
+        assert [int(v or 0) for v in shown.values(3)] == [r.call_count for r in rows], dimension
+    assert sections[3].texts(0) == ["Ana (support)"]
+    assert "Only calls where feature = " in text
+    assert "u-ana" not in text  # the raw id typed on the command line is not in the file
+
+
+def test_ui_command_shows_users_by_the_operators_labels(demo: Path, store: CostStore, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    ben = UserIdHasher(key=USER_KEY.encode()).hash("u-ben")
+    labels.write_text(f"u-ana,Ana (support)\nu-chloe\n{ben},Ben\n", encoding="utf-8")
+    env = {**os.environ, "OTEL_LLM_COST_USER_ID_KEY": USER_KEY}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otel_llm_cost", "ui", "--db", str(demo), "--user-labels", str(labels)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", process.stderr.readline())
+        assert found
+        table = page(f"{found.group(0)}breakdown?{WINDOW}&dim=user").table("breakdown")
+    finally:
+        process.terminate()
+        process.wait(20)
+        if process.stderr is not None:
+            process.stderr.close()
+    rows = store.cost_by("user", START, END)
+    hash_of = UserIdHasher(key=USER_KEY.encode()).hash
+    names = {hash_of("u-ana"): "Ana (support)", hash_of("u-chloe"): "u-chloe", ben: "Ben"}
+    shown = [t.removesuffix(" details") for t in table.texts(0)]
+    assert shown == [names.get(r.key or "", r.key) for r in rows]
+    assert {"Ana (support)", "u-chloe", "Ben"} <= set(shown)
+    assert [dec(v) for v in table.values(1)] == [r.total_cost_usd for r in rows]
+
+
+def test_a_bad_labels_row_is_reported_by_its_line_without_its_content(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    hashed = UserIdHasher(key=USER_KEY.encode()).hash("secret-user")
+    labels.write_text(f"u-ana,Ana\n{hashed}\n", encoding="utf-8")  # a hash alone names nobody
+    with pytest.raises(ValueError, match=r"line 2: expected user,label") as caught:
+        load_user_labels(str(labels))
+    assert hashed not in str(caught.value)

@@ -171,9 +171,9 @@ USER_LABELS = EnvVar[str | None](
     "OTEL_LLM_COST_USER_LABELS",
     _parse_optional_str,
     None,
-    "Opt-in CSV file (`user,label` rows) that reports use to show a display name beside a hashed user id; "
-    "`user` is the raw id (hashed in memory with this installation's key) or its `h:` hash. Nothing "
-    "from it is stored.",
+    "Opt-in CSV file (`user,label` rows) that reports and the dashboard use to show a name for a hashed "
+    "user id; `user` is the raw id (hashed in memory with this installation's key) or its `h:` hash, and "
+    "a raw id alone is shown as itself. Nothing from it is stored or logged.",
 )
 SERVE_TOKEN = EnvVar[str | None](
     "OTEL_LLM_COST_SERVE_TOKEN",

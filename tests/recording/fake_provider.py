@@ -147,6 +147,23 @@ SCENARIOS: Mapping[str, Scenario] = {
             "service_tier": "standard",
         },
     ),
+    # The SDK's messages.stream() helper: OpenInference's span is current only while stream() runs,
+    # so outside a parent span its span and the SDK's are roots of two traces.
+    "anthropic_messages_stream_helper": Scenario(
+        api="messages",
+        request_model="claude-haiku-4-5",
+        response_model="claude-haiku-4-5-20251001",
+        response_id="msg_fake0010",
+        usage={
+            "input_tokens": 47,
+            "cache_read_input_tokens": 1200,
+            "cache_creation_input_tokens": 300,
+            "cache_creation": {"ephemeral_5m_input_tokens": 300, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": 210,
+            "output_tokens_details": {"thinking_tokens": 32},
+            "service_tier": "standard",
+        },
+    ),
 }
 
 _CREATED = 1_760_000_000

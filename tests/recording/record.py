@@ -183,7 +183,7 @@ INSTRUMENTATIONS: tuple[Instrumentation, ...] = (
         name="openinference-anthropic",
         packages=("anthropic", "openinference-instrumentation-anthropic", "openinference-instrumentation"),
         modules=("anthropic", "openinference.instrumentation.anthropic"),
-        scenarios=ANTHROPIC_SCENARIOS,
+        scenarios=(*ANTHROPIC_SCENARIOS, "anthropic_messages_stream_helper"),
         native_anthropic_spans=True,
         gaps={
             "*": {
@@ -340,6 +340,13 @@ def _run_call(
             )
         except TypeError:  # anthropic < 1.14 has no native spans
             client = anthropic.Anthropic(api_key="sk-ant-fake", base_url=base_url, max_retries=0)
+        if scenario_name.endswith("_stream_helper"):
+            with client.messages.stream(
+                model=scenario.request_model, max_tokens=1024, messages=messages
+            ) as stream:
+                for _ in stream.text_stream:
+                    pass
+            return True
         if scenario_name.endswith("_stream"):
             for _ in client.messages.create(
                 model=scenario.request_model, max_tokens=1024, messages=messages, stream=True

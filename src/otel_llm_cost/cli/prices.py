@@ -1,5 +1,7 @@
 """``otel-llm-cost prices MODEL``: what we would charge for a model, per 1M tokens, and why.
 
+``otel-llm-cost prices --check`` is in :mod:`otel_llm_cost.cli.prices_check`.
+
 Registered by :mod:`otel_llm_cost.cli`; errors are raised as ``ValueError`` / ``OtelLLMCostError``
 subclasses and turned into a one-line message and exit status 2 there.
 """
@@ -14,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from otel_llm_cost import _config
+from otel_llm_cost.cli.prices_check import run_check
 from otel_llm_cost.pricing import CostStatus, PriceBook, UnitPrices, provider_id_for
 
 _KINDS = (
@@ -33,16 +36,26 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Show the USD price per 1M tokens of each kind (input, cache read, cache write 5m/1h, output, "
             "long-context tiers) that otel-llm-cost charges for MODEL, and which layer it comes from "
-            "(provider-reported costs are per call and not shown here)."
+            "(provider-reported costs are per call and not shown here). With --check: list our "
+            "corrections that the genai-prices data now covers, and the models of a DuckDB file that "
+            "are still unpriced; exit status 1 when there is something to act on."
         ),
     )
     parser.add_argument(
-        "model", metavar="MODEL", help="model id as spans carry it (dated, Bedrock, Vertex, alias...)"
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        help="model id as spans carry it (dated, Bedrock, Vertex, alias...); not with --check",
     )
     parser.add_argument(
         "--provider",
         metavar="P",
         help="provider name (gen_ai.provider.name such as aws.bedrock, or a genai-prices id)",
+    )
+    parser.add_argument(
+        "--service-tier",
+        metavar="T",
+        help="show the prices of this OpenAI service tier (flex, priority, batch...), not the standard ones",
     )
     parser.add_argument(
         "--at",
@@ -57,10 +70,31 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         help="genai-prices JSON data file; default: $OTEL_LLM_COST_PRICE_DATA or bundled",
     )
+    _add_check_options(parser)
     parser.add_argument(
         "--format", choices=("table", "json"), default="table", help="output format (default: table)"
     )
     parser.set_defaults(handler=handle_prices)
+
+
+def _add_check_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check our corrections against the genai-prices data and list the still-unpriced models "
+        "of --db; exit 0: nothing to do, 1: something to act on",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"with --check: DuckDB file whose unpriced calls to list (default: ${_config.DUCKDB_PATH.name} "
+        "when that file exists)",
+    )
+    parser.add_argument(
+        "--corrections",
+        metavar="FILE",
+        help="corrections file (JSON) instead of the shipped one, e.g. to --check a new entry",
+    )
 
 
 def parse_at(raw: str | None) -> datetime | None:
@@ -92,24 +126,31 @@ def handle_prices(args: argparse.Namespace) -> int:
         PriceFileError: A price or data file is missing or invalid.
         UnknownModelError: No layer prices the model.
     """
+    if args.check == (args.model is not None):
+        raise ValueError("give a MODEL, or --check without one")
+    if args.db is not None and not args.check:
+        raise ValueError("--db goes with --check")
     at = parse_at(args.at)
     if args.provider is not None and provider_id_for(args.provider) is None:
         raise ValueError(
             f"--provider: genai-prices has no prices for provider {args.provider!r}; "
             "omit --provider to match by model alone"
         )
-    if args.prices is None and args.data is None:
+    if args.prices is None and args.data is None and args.corrections is None:
         book = PriceBook.default()
     else:
         book = PriceBook(
             args.prices if args.prices is not None else _config.PRICES.get(),
             data_file=args.data if args.data is not None else _config.PRICE_DATA.get(),
+            corrections_file=args.corrections,
         )
-    prices = book.unit_prices(args.model, provider=args.provider, at=at)
+    if args.check:
+        return run_check(args, book)
+    prices = book.unit_prices(args.model, provider=args.provider, at=at, service_tier=args.service_tier)
     if args.format == "json":
-        print(json.dumps(_as_json(args.model, prices, at), indent=2))
+        print(json.dumps({**_as_json(args.model, prices, at), "service_tier": args.service_tier}, indent=2))
     else:
-        sys.stdout.write(_as_table(args.model, prices, at))
+        sys.stdout.write(_as_table(args.model, prices, at, args.service_tier))
     return 0
 
 
@@ -144,13 +185,15 @@ def _as_json(model: str, prices: UnitPrices, at: datetime | None) -> dict[str, A
     }
 
 
-def _as_table(model: str, prices: UnitPrices, at: datetime | None) -> str:
+def _as_table(model: str, prices: UnitPrices, at: datetime | None, service_tier: str | None = None) -> str:
     lines = [f"model      {model}"]
     matched = prices.model_id + (f" (provider {prices.provider_id})" if prices.provider_id else "")
     lines.append(f"matched    {matched}")
     if prices.deployment:
         lines.append(f"deployment {prices.deployment}")
     lines.append(f"source     {prices.source}")
+    if service_tier:
+        lines.append(f"tier       {service_tier}")
     when = at.isoformat() if at is not None else "now"
     period = []
     if prices.valid_from is not None:

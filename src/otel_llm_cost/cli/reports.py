@@ -68,9 +68,9 @@ def handle_report(args: argparse.Namespace) -> int:
     for name in dimensions:
         _queries.resolve_dimension(name)  # fail on a typo before any work
     where = filters(args)
-    if args.format == "html":
-        return _html_report(args, dimensions)
     labels = load_user_labels(args.user_labels)
+    if args.format == "html":
+        return _html_report(args, dimensions, where, labels)
     with open_store(args) as store, _output.Progress("report", total=len(dimensions) + 2) as progress:
         summary = store.summary(since, until, where=where)
         progress.advance()
@@ -122,16 +122,23 @@ def handle_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _html_report(args: argparse.Namespace, dimensions: tuple[str, ...]) -> int:
-    """One self-contained page (overview and breakdowns), rendered by the dashboard package."""
+def _html_report(
+    args: argparse.Namespace,
+    dimensions: tuple[str, ...],
+    where: dict[str, str | None],
+    labels: dict[str, str],
+) -> int:
+    """One self-contained page (overview and breakdowns) under the same filters as the other formats,
+    rendered by the dashboard package."""
     from otel_llm_cost.ui.report import render_report_for_window  # noqa: PLC0415 - only for --format html
 
-    if filters(args):
-        raise ValueError("--where and --user are not supported with --format html yet")
     since, until, zone = window(args)
     _check_html_window(since if args.since else None, until if args.until else None, zone)
     with open_store(args) as store:
-        emit(render_report_for_window(store, since, until, zone, dimensions, source=str(db_path(args))))
+        html = render_report_for_window(
+            store, since, until, zone, dimensions, source=str(db_path(args)), where=where, user_labels=labels
+        )
+    emit(html)
     return 0
 
 

@@ -7,8 +7,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from otel_llm_cost import _config
+from otel_llm_cost.cli.ui import USER_LABELS_HELP
 
 if TYPE_CHECKING:
+    from otel_llm_cost.collector.dashboard import DashboardOptions
     from otel_llm_cost.collector.receiver import OTLPReceiver
 
 _DESCRIPTION = """\
@@ -16,6 +18,7 @@ Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON, 
 price the LLM spans and store them in one DuckDB file. Point any OTLP exporter at it, for example
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces. SIGTERM or Ctrl-C stops it after
 storing everything it acknowledged. Needs the 'serve' extra: pip install 'otel-llm-cost[serve]'.
+With --ui it also serves the read-only dashboard at /ui/ (to loopback clients only).
 """
 
 
@@ -64,7 +67,26 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--budgets", metavar="FILE", help="budgets TOML file (default: $OTEL_LLM_COST_BUDGETS)"
     )
+    _add_dashboard(parser)
     parser.set_defaults(handler=_serve)
+
+
+def _add_dashboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="also serve the read-only dashboard at /ui/ of the same port, over the file being written "
+        "(answers loopback clients only)",
+    )
+    parser.add_argument(
+        "--ui-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --ui: stop a page that waits for the file and queries it longer than this "
+        "(default: %(default)s)",
+    )
+    parser.add_argument("--user-labels", metavar="CSV", help=USER_LABELS_HELP)
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
@@ -108,9 +130,19 @@ def _serve(args: argparse.Namespace) -> int:
 
         budgets = list(load_budgets(budgets_file))
 
+    dashboard = _dashboard_options(args, pricing, budgets)
+
     def announce(receiver: OTLPReceiver) -> None:
         # The one line a supervisor or a test waits for; the URL carries the real port when --port 0.
         print(f"otel-llm-cost: receiving OTLP traces on {receiver.url}", file=sys.stderr, flush=True)
+        if dashboard is not None:
+            from otel_llm_cost.collector.dashboard import dashboard_url  # noqa: PLC0415
+
+            print(
+                f"otel-llm-cost: dashboard on {dashboard_url(receiver.url)} (read-only)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     stats = collector.serve(
         args.db,
@@ -130,6 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=(
             args.max_connections if args.max_connections is not None else collector.DEFAULT_MAX_CONNECTIONS
         ),
+        dashboard=dashboard,
     )
     print(
         f"otel-llm-cost: stopped after {stats.requests} request(s): {stats.spans_accepted} span(s) accepted, "
@@ -137,3 +170,20 @@ def _serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _dashboard_options(args: argparse.Namespace, pricing: Any, budgets: list[Any]) -> DashboardOptions | None:
+    """The ``--ui`` options, or None without ``--ui``."""
+    if not args.ui:
+        if args.user_labels is not None:
+            raise ValueError("--user-labels names users on the dashboard's pages: it needs --ui")
+        return None
+    from otel_llm_cost.collector.dashboard import DashboardOptions  # noqa: PLC0415 - only with --ui
+    from otel_llm_cost.enrich.user_labels import load_user_labels  # noqa: PLC0415
+
+    return DashboardOptions(
+        budgets=budgets,
+        pricebook=pricing,
+        timeout_s=args.ui_timeout,
+        user_labels=load_user_labels(args.user_labels),
+    )

@@ -8,6 +8,12 @@ from typing import Any
 
 from otel_llm_cost import _config
 
+USER_LABELS_HELP = (
+    "show names instead of hashed user ids, from a CSV of user,label rows (user: the raw id, hashed "
+    "with this installation's key, or its h: hash) or of raw ids alone (shown as themselves); only shown, "
+    f"never stored (default: ${_config.USER_LABELS.name})"
+)
+
 _DESCRIPTION = """\
 Serve the dashboard (Overview, Breakdown, Drill-down, Budgets and alerts, Prices) over a DuckDB file
 written by the exporter or `serve`. Read-only: the file is held only while a page queries, so the
@@ -48,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="stop a page whose queries run longer than this (default: %(default)s)",
     )
+    parser.add_argument("--user-labels", metavar="CSV", help=USER_LABELS_HELP)
     parser.set_defaults(handler=_ui)
 
 
@@ -59,6 +66,7 @@ def _ui(args: argparse.Namespace) -> int:
         print(f"otel-llm-cost: error: {exc} (pip install 'otel-llm-cost[ui]')", file=sys.stderr)
         return 2
     from otel_llm_cost.budgets.loader import load_budgets  # noqa: PLC0415
+    from otel_llm_cost.enrich.user_labels import load_user_labels  # noqa: PLC0415
     from otel_llm_cost.pricing.book import PriceBook  # noqa: PLC0415
 
     db = args.db or _config.DUCKDB_PATH.get()
@@ -77,5 +85,6 @@ def _ui(args: argparse.Namespace) -> int:
         pricebook=pricebook,
         timeout_s=args.timeout,
         on_ready=announce,
+        user_labels=load_user_labels(args.user_labels),
     )
     return 0

@@ -63,6 +63,7 @@ from otel_llm_cost.collector.pipeline import ReceiverPipeline, build_processor
 
 if TYPE_CHECKING:
     from otel_llm_cost.budgets import Budget
+    from otel_llm_cost.collector.dashboard import DashboardOptions
     from otel_llm_cost.pricing import PriceBook
 
 __all__ = [
@@ -321,6 +322,7 @@ def serve(
     insecure: bool = False,
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    dashboard: DashboardOptions | None = None,
 ) -> ReceiverStats:
     """Receive OTLP/HTTP traces, enrich and store them, until SIGTERM/SIGINT; then flush and return.
 
@@ -336,6 +338,8 @@ def serve(
         insecure: Allow a non-loopback ``host`` without a token.
         read_timeout_s: Deadline for a request's headers, then for its body (slow clients are closed).
         max_connections: Connections open at once.
+        dashboard: Also serve the dashboard's pages at ``/ui/`` (loopback clients only), reading the
+            file this receiver writes (:mod:`otel_llm_cost.collector.dashboard`).
 
     Returns:
         What the receiver saw.
@@ -362,6 +366,10 @@ def serve(
             read_timeout_s=read_timeout_s,
             max_connections=max_connections,
         )
+        if dashboard is not None:
+            from otel_llm_cost.collector.dashboard import mount_dashboard  # noqa: PLC0415 - the ui pages
+
+            pipeline.after_shutdown(mount_dashboard(receiver.app, db_path, dashboard).close)
         receiver._bound_socket()  # bind before announcing the URL
     except BaseException:
         processor.shutdown()

@@ -29,6 +29,18 @@ GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
 GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
 GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+GEN_AI_OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+# The OpenAI service tier under the older `gen_ai.openai.*` prefix (OpenLLMetry, early OTel GenAI).
+GEN_AI_OPENAI_RESPONSE_SERVICE_TIER_LEGACY: Final = "gen_ai.openai.response.service_tier"
+GEN_AI_OPENAI_REQUEST_SERVICE_TIER_LEGACY: Final = "gen_ai.openai.request.service_tier"
+SERVICE_TIER_NAMES: Final = (
+    # The tier the provider served the call at comes first; the tier the app asked for (possibly
+    # `auto`) only when no response tier was recorded.
+    GEN_AI_OPENAI_RESPONSE_SERVICE_TIER,
+    GEN_AI_OPENAI_RESPONSE_SERVICE_TIER_LEGACY,
+    GEN_AI_OPENAI_REQUEST_SERVICE_TIER,
+    GEN_AI_OPENAI_REQUEST_SERVICE_TIER_LEGACY,
+)
 # Proposed GenAI convention for a cost the provider itself reported.
 GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
 GEN_AI_USAGE_COST_SOURCE: Final = "gen_ai.usage.cost.source"

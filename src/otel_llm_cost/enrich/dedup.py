@@ -20,7 +20,12 @@ Rules, applied to each LLM span when it ends, in this order:
    billable: its usage repeats its descendants' (``duplicate_of`` stays unset: it repeats several
    calls). A descendant without usage (a stream without ``include_usage``) does not count: the
    ancestor may be the only span of the call that carries the usage.
-4. Otherwise the span is billable and is remembered for rules 1 and 2.
+4. **Roots of two traces** (:mod:`otel_llm_cost.enrich.root_pairs`): a root span read as
+   OpenInference and a root span read under another convention, from one process, same model,
+   equal input and output counts, overlapping times (OpenInference's span of the SDK's
+   ``messages.stream()`` helper and the SDK's own span). The later one is a duplicate of the
+   earlier; each billable span absorbs one.
+5. Otherwise the span is billable and is remembered for rules 1, 2 and 4.
 
 Which span of a pair is billable is decided by end order, which is deterministic: the span that
 ends first wins. Spans end child-first, so when one span wraps the other (the usual layout: an
@@ -52,6 +57,8 @@ from collections import OrderedDict
 from typing import Final, NamedTuple, TypeVar
 
 from opentelemetry.trace import format_span_id
+
+from otel_llm_cost.enrich.root_pairs import RootPairs, RootSpan
 
 __all__ = ["DoubleCountGuard", "Verdict"]
 
@@ -98,7 +105,7 @@ class DoubleCountGuard:
         ValueError: ``capacity`` is not positive.
     """
 
-    __slots__ = ("_ancestors", "_by_response", "_by_usage", "_capacity", "_locks")
+    __slots__ = ("_ancestors", "_by_response", "_by_usage", "_capacity", "_locks", "_roots")
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
@@ -109,6 +116,7 @@ class DoubleCountGuard:
         self._by_usage: OrderedDict[_UsageKey, list[_Seen]] = OrderedDict()
         # Span ids of spans still open that are known to contain an LLM span.
         self._ancestors: OrderedDict[int, None] = OrderedDict()
+        self._roots = RootPairs(capacity)
 
     @property
     def tracking_ancestors(self) -> bool:
@@ -143,6 +151,7 @@ class DoubleCountGuard:
         input_tokens: int | None,
         output_tokens: int | None,
         aggregate: bool,
+        root: RootSpan | None = None,
     ) -> Verdict:
         """Record an ended LLM span and decide whether it is billable.
 
@@ -158,6 +167,8 @@ class DoubleCountGuard:
                 span does not make its parent an ancestor).
             output_tokens: Normalised output tokens (``None`` when no usage was reported).
             aggregate: Whether its usage is an aggregate of its children (never billable).
+            root: For a root span, its resource and the attributes enrichment added (rule 4 reads
+                the model and the convention there); ``None`` for any other span.
 
         Returns:
             The :class:`Verdict`.
@@ -181,6 +192,12 @@ class DoubleCountGuard:
                         return twin
             if aggregate or was_ancestor:
                 return _AGGREGATE
+            if root is not None and key is not None and parent_span_id is None:
+                first_id = self._roots.twin_of(root, key[1], key[2], span_id, start_ns, end_ns)
+                if first_id is not None:
+                    if response_id:  # the same span re-sent is a duplicate of the pair's billable span
+                        self._remember_response(response_id, first_id)
+                    return Verdict(False, format_span_id(first_id))
             self._remember_billable(span_id, start_ns, end_ns, response_id, key)
             return _YES
 
@@ -210,11 +227,9 @@ class DoubleCountGuard:
     def _remember_billable(
         self, span_id: int, start_ns: int, end_ns: int, response_id: str | None, key: _UsageKey | None
     ) -> None:
-        """Rule 4: remember a billable span for rules 1 and 2 (LRU-bounded)."""
+        """Rule 5: remember a billable span for rules 1 and 2 (LRU-bounded)."""
         if response_id:
-            self._by_response[response_id] = span_id
-            if len(self._by_response) > self._capacity:
-                _evict_oldest(self._by_response)
+            self._remember_response(response_id, span_id)
         if key is None:
             return
         entry: _Seen = (span_id, start_ns, end_ns)
@@ -227,6 +242,11 @@ class DoubleCountGuard:
             same.append(entry)
             if len(same) > _MAX_SEEN_PER_USAGE:
                 del same[0]  # forgotten: at worst over-counted, never under-counted
+
+    def _remember_response(self, response_id: str, span_id: int) -> None:
+        self._by_response[response_id] = span_id
+        if len(self._by_response) > self._capacity:
+            _evict_oldest(self._by_response)
 
 
 def _evict_oldest(table: OrderedDict[_K, _V]) -> None:

@@ -170,6 +170,7 @@ class LLMCallEnricher:
             input_tokens=input_tokens if isinstance(input_tokens, int) else None,
             output_tokens=output_tokens if isinstance(output_tokens, int) else None,
             aggregate=extra.get(sc.LLM_COST_BILLABLE) is False,
+            root=None if parent is not None else (span.resource, extra),
         )
         if verdict.duplicate_of is not None and verdict.duplicate_of == format_span_id(context.span_id):
             return  # the same span seen again (a retried batch, a re-sent span): never its own duplicate

@@ -5,8 +5,12 @@ Layers, highest first:
 1. a cost the provider itself reported (``reported_cost_usd``; status ``reported``);
 2. the user price file (``OTEL_LLM_COST_PRICES`` or :meth:`PriceBook.from_file`): per-model and
    per-deployment prices, aliases, discounts and free models (:mod:`.user_layer`);
-3. the genai-prices data bundled with the installed ``genai-prices``, or a newer genai-prices data
+3. our corrections, a small dated file shipped with the package, each entry citing the provider's
+   price page (:mod:`.corrections`);
+4. the genai-prices data bundled with the installed ``genai-prices``, or a newer genai-prices data
    file the user points at with ``OTEL_LLM_COST_PRICE_DATA`` (:mod:`.sources`).
+
+A call's OpenAI service tier picks the price table of that tier (:mod:`.service_tiers`).
 
 genai-prices' ``calc_price`` costs ~100 us per call. On a span pipeline that is too much, so a
 :class:`PriceBook` resolves each (model, provider) once (:mod:`.resolution`), with the entry's prices
@@ -32,15 +36,18 @@ from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
 from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM
 from otel_llm_cost.exceptions import PriceFileError, UnknownModelError
+from otel_llm_cost.pricing.corrections import Corrections, load_corrections
 from otel_llm_cost.pricing.price_file import load_price_file
 from otel_llm_cost.pricing.rates import charge
 from otel_llm_cost.pricing.resolution import Resolved, Resolver, unit_prices_of
 from otel_llm_cost.pricing.results import CostBreakdown, CostStatus, UnitPrices
+from otel_llm_cost.pricing.service_tiers import STANDARD_TIERS
 from otel_llm_cost.pricing.sources import PriceData
 from otel_llm_cost.pricing.user_layer import UserLayer
 
 if TYPE_CHECKING:
     from otel_llm_cost.conventions.usage import Usage
+    from otel_llm_cost.pricing.rates import Card
 
 # The result types and provider_id_for stay importable from here, where they were first defined.
 __all__ = ["PriceBook"]
@@ -67,6 +74,8 @@ class PriceBook:
             the price data. ``None``: no user layer.
         data_file: A genai-prices JSON data file to use instead of the data bundled with the
             installed genai-prices (how to get newer prices without upgrading). ``None``: bundled.
+        corrections_file: A corrections file to use instead of the one shipped with the package
+            (JSON, the format of ``otel_llm_cost/pricing/corrections.json``). ``None``: shipped.
         cache_size: How many (model, provider) resolutions to keep (each holds a few Decimals).
 
     Raises:
@@ -80,13 +89,17 @@ class PriceBook:
         price_file: str | os.PathLike[str] | None = None,
         *,
         data_file: str | os.PathLike[str] | None = None,
+        corrections_file: str | os.PathLike[str] | None = None,
         cache_size: int = _DEFAULT_CACHE_SIZE,
     ) -> None:
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size <= 0:
             raise ValueError(f"cache_size must be a positive integer, got {cache_size!r}")
         self._cache_size = cache_size
+        corrections = load_corrections(corrections_file)
         self._data = (
-            PriceData.from_file(Path(data_file)) if data_file is not None else PriceData.bundled_data()
+            PriceData.from_file(Path(data_file), corrections)
+            if data_file is not None
+            else PriceData.bundled_data(corrections)
         )
         self._user = UserLayer(load_price_file(price_file), self._data) if price_file is not None else None
         self._resolver = Resolver(self._data, self._user)
@@ -143,6 +156,18 @@ class PriceBook:
         return self._data.label
 
     @property
+    def corrections(self) -> Corrections:
+        """Our corrections layered over the data (see :mod:`otel_llm_cost.pricing.corrections`)."""
+        corrections = self._data.corrections
+        assert corrections is not None  # noqa: S101 - every book loads them
+        return corrections
+
+    @property
+    def data(self) -> PriceData:
+        """The lowest layer: genai-prices' data (with :attr:`corrections` applied to what it finds)."""
+        return self._data
+
+    @property
     def price_file(self) -> Path | None:
         """The user price file this book layers over the data, if any."""
         return self._user.file.path if self._user is not None else None
@@ -185,8 +210,16 @@ class PriceBook:
         schedule = resolved.schedule
         if schedule is None:
             return resolved.outcome
+        tier = getattr(usage, "service_tier", None)
+        card: Card | None
+        if tier is None or tier in STANDARD_TIERS or resolved.service_tiers is None:
+            card = schedule.fixed or schedule.card_at(at)
+        else:
+            card = _tier_card(resolved, tier, at)
+            if card is None:
+                return _unpriced_tier(resolved, tier)
         try:
-            return charge(usage, resolved.outcome, schedule.fixed or schedule.card_at(at))
+            return charge(usage, resolved.outcome, card)
         except (ArithmeticError, TypeError, ValueError) as exc:
             # Token counts beyond any real call (Usage drops most invalid values): visible, not raised.
             log_once(_logger, "pricing.arithmetic", logging.WARNING, "cannot price %r: %r", usage, exc)
@@ -199,7 +232,14 @@ class PriceBook:
                 reason=f"cost out of range: {exc!r}",
             )
 
-    def unit_prices(self, model: str, provider: str | None = None, at: datetime | None = None) -> UnitPrices:
+    def unit_prices(
+        self,
+        model: str,
+        provider: str | None = None,
+        at: datetime | None = None,
+        *,
+        service_tier: str | None = None,
+    ) -> UnitPrices:
         """What ``model`` costs per 1M tokens of each kind at ``at``, and where the price comes from.
 
         Args:
@@ -207,17 +247,30 @@ class PriceBook:
                 deployment alias from the price file...).
             provider: A provider name (OTel, OpenInference or genai-prices id), or ``None``.
             at: The moment whose price to show; naive means UTC; ``None``: now.
+            service_tier: An OpenAI service tier (``flex``, ``priority``, ``batch``...): show that
+                tier's prices. ``None``, ``default``, ``auto``: the standard prices.
 
         Returns:
             The unit prices, their tiers and validity period.
 
         Raises:
-            UnknownModelError: No layer prices ``model``.
+            UnknownModelError: No layer prices ``model``, or not at ``service_tier``.
         """
         resolved = self._lookup(model, provider)
         if resolved.outcome.status is CostStatus.UNPRICED:
             raise UnknownModelError(resolved.outcome.reason or f"no price for model {model!r}")
-        return unit_prices_of(resolved, model, at, self._data.label)
+        tier = service_tier.strip().lower() if service_tier else None
+        if (
+            resolved.schedule is None
+            or tier is None
+            or tier in STANDARD_TIERS
+            or resolved.service_tiers is None
+        ):
+            return unit_prices_of(resolved, model, at, self._data.label)
+        card = _tier_card(resolved, tier, at)
+        if card is None:
+            raise UnknownModelError(_unpriced_tier(resolved, tier).reason or f"no {tier} price for {model!r}")
+        return unit_prices_of(resolved, model, at, self._data.label, card=card)
 
     def cache_info(self) -> tuple[int, int]:
         """``(entries, capacity)`` of the resolution cache (for diagnostics)."""
@@ -266,6 +319,32 @@ class PriceBook:
                 None,
                 CostBreakdown(status=CostStatus.UNPRICED, total_usd=None, reason=f"pricing failed: {exc!r}"),
             )
+
+
+def _tier_card(resolved: Resolved, tier: str, at: datetime | None) -> Card | None:
+    tiers = resolved.service_tiers
+    prices = tiers.get(tier) if tiers is not None else None
+    return prices.card_at(at) if prices is not None else None
+
+
+def _unpriced_tier(resolved: Resolved, tier: str) -> CostBreakdown:
+    # Never the standard price: flex costs half of it, priority up to twice.
+    labels = resolved.outcome
+    prices = resolved.service_tiers.get(tier) if resolved.service_tiers is not None else None
+    since = prices.first_priced() if prices is not None else None
+    if since is not None:
+        reason = f"no {tier!r} service-tier price for {labels.model_id} before {since} in {labels.source}"
+    else:
+        reason = f"unknown service tier {tier!r}: {labels.source} has no {tier} price for {labels.model_id}"
+    return CostBreakdown(
+        status=CostStatus.UNPRICED,
+        total_usd=None,
+        source=labels.source,
+        model_id=labels.model_id,
+        provider_id=labels.provider_id,
+        deployment=labels.deployment,
+        reason=reason,
+    )
 
 
 def _log_ignored_file(variable: str, exc: PriceFileError) -> None:

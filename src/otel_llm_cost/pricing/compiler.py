@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Final
 from otel_llm_cost._money import MONEY_CONTEXT
 from otel_llm_cost._private_api import genai_model_price_value
 from otel_llm_cost.pricing.rates import ZERO, Card, Rates, Schedule, per_token
+from otel_llm_cost.pricing.service_tiers import TierPrices, price_context_for, tier_of_variant
 
 if TYPE_CHECKING:
     from genai_prices import types as gp_types
 
-__all__ = ["compile_schedule"]
+__all__ = ["compile_schedule", "compile_service_tiers"]
 
 _REQUESTS_PER_KCOUNT: Final = Decimal(1000)
 
@@ -61,6 +62,43 @@ def compile_schedule(model: gp_types.ModelInfo) -> Schedule | None:
     return Schedule(
         conditions=tuple((c.constraint, card) for c, card in zip(conditional, checked, strict=True))
     )
+
+
+def compile_service_tiers(model: gp_types.ModelInfo) -> dict[str, TierPrices]:
+    """Per service tier (``flex``, ``priority``, ``batch``...), ``model``'s prices for calls at that tier.
+
+    A tier's prices are what genai-prices' own ``ModelInfo.get_prices`` resolves with that tier's
+    price context, in each period between the start dates of the model's prices and of its price
+    variants. A period in which no price variant of the tier is in force has no card: genai-prices
+    would charge the standard price there, which is wrong by the tier's factor. Tiers whose prices
+    depend on the time of day are left out (unpriced).
+    """
+    from genai_prices.types import StartDateConstraint  # noqa: PLC0415 - lazy: importing genai-prices costs ~0.5 s
+
+    variants = model.price_variants or ()
+    by_tier: dict[str, list[gp_types.PriceVariant]] = {}
+    for variant in variants:
+        tier = tier_of_variant(variant.when)
+        if tier is not None:
+            by_tier.setdefault(tier, []).append(variant)
+    conditional = [] if not isinstance(model.prices, list) else list(model.prices)
+    constraints = [c.constraint for c in conditional if c.constraint is not None]
+    out: dict[str, TierPrices] = {}
+    for tier, tier_variants in by_tier.items():
+        tier_constraints = constraints + [v.constraint for v in tier_variants if v.constraint is not None]
+        if not all(isinstance(c, StartDateConstraint) for c in tier_constraints):
+            continue
+        dates = tuple(sorted({c.start_date for c in tier_constraints if isinstance(c, StartDateConstraint)}))
+        probes = [datetime(1970, 1, 1, tzinfo=UTC)] + [
+            datetime(d.year, d.month, d.day, tzinfo=UTC) for d in dates
+        ]
+        context = price_context_for(tier)
+        cards: list[Card | None] = []
+        for probe in probes:
+            in_force = any(v.constraint is None or v.constraint.active(probe) for v in tier_variants)
+            cards.append(_compile_card(model.get_prices(probe, context)) if in_force else None)
+        out[tier] = TierPrices(dates, tuple(cards))
+    return out
 
 
 def _active_index(conditional: Sequence[gp_types.ConditionalPrice], at: datetime) -> int:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from otel_llm_cost.pricing.price_file import PriceEntry, PriceOverrides
 from otel_llm_cost.pricing.rates import ZERO, Card, Rates, per_token
 
-__all__ = ["EntryTransform", "scale_card"]
+__all__ = ["EntryTransform", "override_rates", "own_rates", "scale_card"]
 
 
 def scale_card(card: Card, multiplier: Decimal) -> Card:
@@ -29,16 +29,21 @@ class EntryTransform:
         """The entry's card over ``card`` (``None``: an entry with no upstream price of its own)."""
         entry = self._entry
         if card is None:
-            card = Card(_own_rates(entry))
+            if (
+                entry.prices.input is None or entry.prices.output is None
+            ):  # pragma: no cover - validated at load
+                raise RuntimeError(f"{entry.where} needs input and output prices")
+            card = Card(own_rates(entry.prices))
         elif self._discount is not None:
             card = scale_card(card, self._discount)
-        card = card.map(lambda rates: _override(rates, entry.prices))
+        card = card.map(lambda rates: override_rates(rates, entry.prices))
         if entry.tiers:
             base = card.base
             card = Card(
                 base,
                 tuple(
-                    (tier.above_input_tokens, _override(base, tier.prices)) for tier in reversed(entry.tiers)
+                    (tier.above_input_tokens, override_rates(base, tier.prices))
+                    for tier in reversed(entry.tiers)
                 ),
             )
         if entry.multiplier is not None:
@@ -46,11 +51,14 @@ class EntryTransform:
         return card
 
 
-def _own_rates(entry: PriceEntry) -> Rates:
-    """The rates of an entry that names no upstream price: unwritten cache prices follow the input's."""
-    prices = entry.prices
-    if prices.input is None or prices.output is None:  # pragma: no cover - validated at load
-        raise RuntimeError(f"{entry.where} needs input and output prices")
+def own_rates(prices: PriceOverrides) -> Rates:
+    """The rates of prices written with no upstream price: unwritten cache prices follow the input's.
+
+    Raises:
+        ValueError: ``prices`` has no input or no output price.
+    """
+    if prices.input is None or prices.output is None:
+        raise ValueError("input and output prices are required")
     input_rate = per_token(prices.input)
     cache_write = per_token(prices.cache_write) if prices.cache_write is not None else input_rate
     return Rates(
@@ -63,7 +71,7 @@ def _own_rates(entry: PriceEntry) -> Rates:
     )
 
 
-def _override(rates: Rates, prices: PriceOverrides) -> Rates:
+def override_rates(rates: Rates, prices: PriceOverrides) -> Rates:
     """Replace the written kinds. A kind charged at its fallback's price (cache reads at the input
     price when a model has no cache discount, 1h writes at the write price) keeps following that
     fallback, as genai-prices charges a kind without a price of its own."""

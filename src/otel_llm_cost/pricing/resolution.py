@@ -8,22 +8,26 @@ call's token counts, so a price book computes it once per (model, provider) and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM
-from otel_llm_cost.pricing.rates import ZERO, Schedule, per_million
+from otel_llm_cost.pricing.rates import ZERO, Card, Schedule, per_million
 from otel_llm_cost.pricing.results import CostBreakdown, CostStatus, PriceTier, UnitPrices
+from otel_llm_cost.pricing.service_tiers import TierPrices
 from otel_llm_cost.pricing.sources import Match, PriceData
 from otel_llm_cost.pricing.user_layer import UserLayer
 
-__all__ = ["Resolved", "Resolver", "unit_prices_of"]
+__all__ = ["CORRECTED_SUFFIX", "Resolved", "Resolver", "unit_prices_of"]
 
 _logger = logging.getLogger("otel_llm_cost.pricing")
 
 _LOGGED_UNPRICED_CAP: Final = 1024
 _ZERO_MONEY: Final = MONEY_CONTEXT.quantize(ZERO, MONEY_QUANTUM)
+CORRECTED_SUFFIX: Final = " + corrections"
+"""Appended to the data's label in ``source`` when our corrections changed the model's price."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,8 @@ class Resolved:
     """``None`` when the outcome does not depend on usage (unpriced or free)."""
     outcome: CostBreakdown
     """Template: the fixed result (unpriced/free) or the labels (source, ids) of a priced one."""
+    service_tiers: Mapping[str, TierPrices] | None = None
+    """Price tables by service tier; ``None``: ``schedule`` prices every tier."""
 
 
 class Resolver:
@@ -63,7 +69,10 @@ class Resolver:
                 reason = f"the price entry for {model_ref!r} has no token prices"
             self._log_unpriced(model_ref, provider_name)
             return self._unpriced(provider_name, reason)
-        source = self._user.source if (match.user and self._user is not None) else self._data.label
+        if match.user and self._user is not None:
+            source = self._user.source
+        else:
+            source = self._data.label + (CORRECTED_SUFFIX if match.corrected else "")
         if match.free:
             zero = _ZERO_MONEY
             free = CostBreakdown(
@@ -89,7 +98,7 @@ class Resolver:
             provider_id=match.provider_id,
             deployment=match.deployment,
         )
-        return Resolved(match.schedule, labels)
+        return Resolved(match.schedule, labels, match.service_tiers)
 
     def _match(self, model_ref: str, provider_name: str | None) -> Match | None:
         provider_id = self._data.provider_id(provider_name)
@@ -126,8 +135,11 @@ class Resolver:
         )
 
 
-def unit_prices_of(resolved: Resolved, model: str, at: datetime | None, data_label: str) -> UnitPrices:
-    """What a resolved, priced or free model costs per 1M tokens of each kind at ``at``."""
+def unit_prices_of(
+    resolved: Resolved, model: str, at: datetime | None, data_label: str, *, card: Card | None = None
+) -> UnitPrices:
+    """What a resolved, priced or free model costs per 1M tokens of each kind at ``at``
+    (``card``: a service tier's card in force then, instead of the standard one)."""
     outcome = resolved.outcome
     schedule = resolved.schedule
     if schedule is None:
@@ -143,8 +155,8 @@ def unit_prices_of(resolved: Resolved, model: str, at: datetime | None, data_lab
             output_mtok=ZERO,
             deployment=outcome.deployment,
         )
-    card = schedule.card_at(at)
-    valid_from, valid_until = schedule.validity(at)
+    valid_from, valid_until = schedule.validity(at) if card is None else (None, None)
+    card = card or schedule.card_at(at)
     base = per_million(card.base)
     return UnitPrices(
         model_id=outcome.model_id or model,

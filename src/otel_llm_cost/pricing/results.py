@@ -47,7 +47,8 @@ class CostBreakdown:
     cache_saved_usd: Decimal | None = None
     """What the cache reads would have cost at the full input price, minus what they cost."""
     source: str | None = None
-    """Which layer priced it: ``provider``, ``user:<file>``, ``genai-prices <version>``."""
+    """Which layer priced it: ``provider``, ``user:<file>``, ``genai-prices <version>`` (with
+    `` + corrections`` when our corrections changed the model's price)."""
     model_id: str | None = None
     """The price entry that matched (for example ``claude-sonnet-4-0``)."""
     provider_id: str | None = None

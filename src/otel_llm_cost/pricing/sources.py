@@ -9,19 +9,22 @@ process-wide ``UpdatePrices`` cannot change its prices behind its back.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otel_llm_cost._private_api import bundled_genai_providers, genai_providers_from_json
 from otel_llm_cost.exceptions import PriceFileError
-from otel_llm_cost.pricing.compiler import compile_schedule
+from otel_llm_cost.pricing.compiler import compile_schedule, compile_service_tiers
 from otel_llm_cost.pricing.ids import model_ref_candidates, provider_id_for, provider_id_in
 
 if TYPE_CHECKING:
     from genai_prices import types as gp_types
 
+    from otel_llm_cost.pricing.corrections import Corrections
     from otel_llm_cost.pricing.rates import Schedule
+    from otel_llm_cost.pricing.service_tiers import TierPrices
 
 __all__ = ["Match", "PriceData", "genai_prices_version"]
 
@@ -37,6 +40,11 @@ class Match:
     user: bool
     """The user's price file made or changed this price."""
     deployment: str | None = None
+    service_tiers: Mapping[str, TierPrices] | None = None
+    """Price tables by service tier (``flex``, ``priority``...); a tier not in it has no price.
+    ``None``: ``schedule`` prices every tier (a price from the user's file)."""
+    corrected: bool = False
+    """Our corrections changed the data's price."""
 
 
 class PriceData:
@@ -46,29 +54,51 @@ class PriceData:
     price book resolves under its lock.
     """
 
-    __slots__ = ("_by_id", "_schedules", "bundled", "label", "providers")
+    __slots__ = ("_by_id", "_schedules", "bundled", "corrections", "label", "providers")
 
-    def __init__(self, providers: list[gp_types.Provider], *, label: str, bundled: bool) -> None:
+    def __init__(
+        self,
+        providers: list[gp_types.Provider],
+        *,
+        label: str,
+        bundled: bool,
+        corrections: Corrections | None = None,
+    ) -> None:
         self.providers = providers
+        self.corrections = corrections
+        """Our corrections, applied to every price found (``None``: the data as published)."""
         self.label = label
         """``genai-prices <version>`` or ``genai-prices data <file name>``: the ``source`` of its prices."""
         self.bundled = bundled
         self._by_id = {provider.id: provider for provider in providers}
-        self._schedules: dict[tuple[str, str], Schedule | None] = {}
+        self._schedules: dict[tuple[str, str], tuple[Schedule | None, Mapping[str, TierPrices], bool]] = {}
 
     @classmethod
-    def bundled_data(cls) -> PriceData:
+    def bundled_data(cls, corrections: Corrections | None = None) -> PriceData:
         """The data bundled with the installed genai-prices."""
-        return cls(bundled_genai_providers(), label=f"genai-prices {genai_prices_version()}", bundled=True)
+        label = f"genai-prices {genai_prices_version()}"
+        return cls(bundled_genai_providers(), label=label, bundled=True, corrections=corrections)
 
     @classmethod
-    def from_file(cls, path: Path) -> PriceData:
+    def from_file(cls, path: Path, corrections: Corrections | None = None) -> PriceData:
         """The providers of a genai-prices JSON data file.
 
         Raises:
             PriceFileError: The file cannot be read or is not genai-prices data this version reads.
         """
-        return cls(_load_data_file(path), label=f"genai-prices data {path.name}", bundled=False)
+        label = f"genai-prices data {path.name}"
+        return cls(_load_data_file(path), label=label, bundled=False, corrections=corrections)
+
+    def uncorrected(
+        self, provider_id: str, model_id: str
+    ) -> tuple[Schedule | None, dict[str, TierPrices]] | None:
+        """The data's own prices for a genai-prices (provider, model) id pair, before corrections;
+        ``None`` when the data has no such entry."""
+        provider = self._by_id.get(provider_id)
+        model = next((m for m in provider.models if m.id == model_id), None) if provider is not None else None
+        if model is None:
+            return None
+        return compile_schedule(model), compile_service_tiers(model)
 
     def provider_id(self, name: str | None) -> str | None:
         """The provider id in this data for a provider name as spans carry it (see ``provider_id_for``)."""
@@ -104,13 +134,16 @@ class PriceData:
 
     def _match(self, found: tuple[gp_types.Provider, gp_types.ModelInfo], deployment: str | None) -> Match:
         provider, model = found
+        schedule, tiers, corrected = self._schedule_for(provider, model)
         return Match(
-            schedule=self._schedule_for(provider, model),
+            schedule=schedule,
             free=False,
             model_id=model.id,
             provider_id=provider.id,
             user=False,
             deployment=deployment,
+            service_tiers=tiers,
+            corrected=corrected,
         )
 
     def _resource_of(self, ref: str, candidate: str) -> str | None:
@@ -143,14 +176,20 @@ class PriceData:
                 return (provider, model) if model is not None else None
         return None
 
-    def _schedule_for(self, provider: gp_types.Provider, model: gp_types.ModelInfo) -> Schedule | None:
+    def _schedule_for(
+        self, provider: gp_types.Provider, model: gp_types.ModelInfo
+    ) -> tuple[Schedule | None, Mapping[str, TierPrices], bool]:
         key = (provider.id, model.id)
         try:
             return self._schedules[key]
         except KeyError:
-            schedule = compile_schedule(model)
-            self._schedules[key] = schedule
-            return schedule
+            schedule, tiers = compile_schedule(model), compile_service_tiers(model)
+            corrected = False
+            if self.corrections is not None:
+                schedule, tiers, corrected = self.corrections.apply(provider.id, model.id, schedule, tiers)
+            compiled = (schedule, tiers, corrected)
+            self._schedules[key] = compiled
+            return compiled
 
 
 def genai_prices_version() -> str:

@@ -9,11 +9,13 @@ data is checked when the layer is built, with errors naming the file, the entry 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from otel_llm_cost.pricing.overrides import EntryTransform, scale_card
 from otel_llm_cost.pricing.price_file import PriceEntry, PriceFile
 from otel_llm_cost.pricing.rates import Schedule
+from otel_llm_cost.pricing.service_tiers import TierPrices
 from otel_llm_cost.pricing.sources import Match, PriceData
 
 __all__ = ["UserLayer"]
@@ -118,6 +120,7 @@ class UserLayer:
                 model_id=match.model_id,
                 provider_id=match.provider_id,
                 user=True,
+                service_tiers=_scaled_tiers(match.service_tiers, discount),
             )
         return match
 
@@ -187,6 +190,12 @@ class UserLayer:
         else:
             schedule = Schedule(fixed=transform(None))
         model_id = upstream.model_id if (upstream is not None and deployment is not None) else entry.name
+        # An entry that only names another model (an alias, a deployment) keeps that model's service
+        # tiers; an entry that sets a price sets it for every tier.
+        keeps_tiers = entry.prices.is_empty() and entry.multiplier is None and not entry.tiers
+        tiers = None
+        if keeps_tiers and upstream is not None:
+            tiers = _scaled_tiers(upstream.service_tiers, discount)
         return Match(
             schedule=schedule,
             free=False,
@@ -194,4 +203,13 @@ class UserLayer:
             provider_id=upstream.provider_id if upstream is not None else provider_id,
             user=True,
             deployment=deployment or (upstream.deployment if upstream is not None else None),
+            service_tiers=tiers,
         )
+
+
+def _scaled_tiers(
+    tiers: Mapping[str, TierPrices] | None, discount: Decimal | None
+) -> Mapping[str, TierPrices] | None:
+    if tiers is None or discount is None:
+        return tiers
+    return {name: prices.map(lambda card: scale_card(card, discount)) for name, prices in tiers.items()}

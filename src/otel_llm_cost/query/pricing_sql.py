@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Final
 
 from otel_llm_cost.conventions.names import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
-from otel_llm_cost.query.sql import Query, billable_where, half_open_window
+from otel_llm_cost.query.sql import BILLABLE, Query, billable_where, half_open_window
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "reprice_candidates",
     "reprice_update",
     "savings",
+    "unpriced_models",
     "what_if_groups",
 ]
 
@@ -139,6 +140,7 @@ REPRICE_COLUMNS: Final = (
     "cache_write_tokens",
     "cache_write_1h_tokens",
     "reasoning_tokens",
+    "service_tier",
     *REPRICE_UPDATED,
 )
 
@@ -167,3 +169,16 @@ def reprice_update(source_table: str) -> str:
         f"UPDATE {CALLS_TABLE} SET {assignments} FROM {source_table} AS new "
         f"WHERE {CALLS_TABLE}.span_id = new.span_id AND {CALLS_TABLE}.trace_id = new.trace_id"
     )
+
+
+def unpriced_models() -> Query:
+    """Billable calls stored as unpriced, by (model, provider, service tier): how many, when, and why."""
+    sql = (
+        "SELECT COALESCE(response_model, request_model) AS model, provider, service_tier, "
+        "count(*) AS calls, min(start_time) AS first_seen, max(start_time) AS last_seen, "
+        "min(cost_reason) AS reason, "
+        "count(*) FILTER (WHERE input_tokens IS NULL AND output_tokens IS NULL) AS without_usage "
+        f"FROM {CALLS_TABLE} WHERE {BILLABLE} AND cost_status = ? "
+        "GROUP BY ALL ORDER BY calls DESC, model NULLS LAST, provider NULLS LAST"
+    )
+    return Query(sql, ("unpriced",))

@@ -189,6 +189,7 @@ def _usage_of(record: Mapping[str, Any]) -> Usage:
         convention=record["convention"] or "gen_ai",
         # A record stored without token counts stays unpriced ("no usage reported"), never $0.
         usage_reported=record["input_tokens"] is not None or record["output_tokens"] is not None,
+        service_tier=record["service_tier"].strip().lower() if record["service_tier"] else None,
     )
 
 

@@ -59,7 +59,7 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("output_cost_usd", MONEY_TYPE, ""),
     ("cost_status", "VARCHAR", "priced, unpriced, reported, free or invalid (see docs/storage.md)"),
     ("cost_reason", "VARCHAR", "why unpriced or invalid"),
-    ("price_source", "VARCHAR", "provider, user:<file> or genai-prices <version>"),
+    ("price_source", "VARCHAR", "provider, user:<file>, genai-prices <version> (+ corrections)"),
     ("external_cost_usd", MONEY_TYPE, "cost another instrumentation computed, kept for comparison"),
     ("billable", "BOOLEAN", "false for duplicate records of a call and for agent/workflow totals"),
     ("duplicate_of", "VARCHAR", "span_id of the record this one duplicates"),
@@ -85,7 +85,7 @@ CALL_COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     (
         "service_tier",
         "VARCHAR",
-        "service tier the provider served the call at (OpenAI: default, flex, priority...)",
+        "OpenAI service tier the call was served at (default, flex, priority...), else the one requested",
     ),
 )
 
@@ -205,5 +205,5 @@ COLUMN_ATTRIBUTES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("from_cache", (sc.LLM_RESPONSE_FROM_CACHE,)),
     ("conversation_id", sc.CONVERSATION_ID_NAMES),
     ("time_to_first_token_ms", (sc.LLM_TIME_TO_FIRST_TOKEN_MS,)),
-    ("service_tier", (sc.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER,)),
+    ("service_tier", sc.SERVICE_TIER_NAMES),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -51,12 +51,18 @@ class _Pages:
     """Turns a request into a PageContext, runs a renderer under the deadline, maps failures to pages."""
 
     def __init__(
-        self, store: CostStore, budgets: Sequence[Budget], pricebook: PriceBook | None, timeout_s: float
+        self,
+        store: CostStore,
+        budgets: Sequence[Budget],
+        pricebook: PriceBook | None,
+        timeout_s: float,
+        user_labels: Mapping[str, str],
     ) -> None:
         self.store = store
         self.budgets = tuple(budgets)
         self.timeout_s = timeout_s
         self._pricebook = pricebook
+        self.user_labels = dict(user_labels)
 
     def pricebook(self) -> PriceBook:
         if self._pricebook is None:
@@ -71,7 +77,14 @@ class _Pages:
         params = dict(request.query_params)
         view = parse_view(params, request.query_params.getlist("f"), hash_user=_hash_user)
         return PageContext(
-            self.store, view, self.shell(request), self.budgets, self.pricebook, _hash_user, params
+            self.store,
+            view,
+            self.shell(request),
+            self.budgets,
+            self.pricebook,
+            _hash_user,
+            params,
+            self.user_labels,
         )
 
     async def respond(self, request: Request, render: Render, filename: str = "") -> Response:
@@ -89,7 +102,8 @@ class _Pages:
         except OtelLLMCostError as exc:
             return HTMLResponse(message_page("The database could not answer", str(exc), shell), 503, _HEADERS)
         except Exception:
-            _logger.exception("dashboard page %s failed", request.url.path)
+            # A user's page may be addressed by a raw id: the log gets the route, never the id.
+            _logger.exception("dashboard page %s failed", request.url.path.split("/user/", 1)[0])
             message = "Unexpected error while rendering this page; the details are in the server's log."
             return HTMLResponse(message_page("Error", message, shell), 500, _HEADERS)
         if isinstance(result, tuple):
@@ -105,6 +119,7 @@ def create_app(
     budgets: Sequence[Budget] = (),
     pricebook: PriceBook | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    user_labels: Mapping[str, str] | None = None,
 ) -> Starlette:
     """The dashboard over ``store`` (open it read-only: ``CostStore(path)``).
 
@@ -113,8 +128,10 @@ def create_app(
         budgets: budgets whose status and forecast the pages show.
         pricebook: prices for the Prices page and the price in force of a call (default: bundled).
         timeout_s: longest a page may query before it is stopped with a message.
+        user_labels: ``{stored user hash: name}`` shown instead of the hash (``load_user_labels``);
+            only shown, never stored, logged or put in a download.
     """
-    pages = _Pages(store, budgets, pricebook, timeout_s)
+    pages = _Pages(store, budgets, pricebook, timeout_s, user_labels or {})
 
     def route(path: str, render: Render, filename: str = "") -> Route:
         async def endpoint(request: Request) -> Response:

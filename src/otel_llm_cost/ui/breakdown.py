@@ -13,7 +13,7 @@ from otel_llm_cost.query.results import CostRow
 from otel_llm_cost.query.tabular import Rows
 from otel_llm_cost.ui.charts import Bar, horizontal_bars
 from otel_llm_cost.ui.context import PageContext
-from otel_llm_cost.ui.fmt import count, esc, key_label, money, pct
+from otel_llm_cost.ui.fmt import count, esc, money, pct
 from otel_llm_cost.ui.layout import page, table, window_bar
 
 __all__ = ["MAX_ROWS", "breakdown_rows", "download", "render_breakdown"]
@@ -34,7 +34,7 @@ def breakdown_rows(ctx: PageContext) -> tuple[Rows[CostRow], bool]:
 
 def _key_cell(ctx: PageContext, key: str | None) -> str:
     view = ctx.view
-    label = esc(key_label(key))
+    label = ctx.key_html(view.dim, key)
     next_dim = "feature" if view.dim == "model" else "model"
     kept = tuple((n, v) for n, v in view.filters if n != view.dim)
     narrow = ctx.link("/breakdown", view.query(filters=(*kept, (view.dim, key)), dim=next_dim))
@@ -83,7 +83,8 @@ def render_breakdown(ctx: PageContext) -> str:
     rows, more = breakdown_rows(ctx)
     shown = list(rows)[:MAX_ROWS]
     chart = horizontal_bars(
-        [Bar(key_label(r.key), r.total_cost_usd) for r in shown[:_CHART_BARS]], title=f"Spend by {view.dim}"
+        [Bar(ctx.key_text(view.dim, r.key), r.total_cost_usd) for r in shown[:_CHART_BARS]],
+        title=f"Spend by {view.dim}",
     )
     more_note = (
         f'<p class="note">Showing the {MAX_ROWS} groups with the highest spend; narrow the filters'
@@ -97,7 +98,7 @@ def render_breakdown(ctx: PageContext) -> str:
         f'<a href="{esc(ctx.link("/breakdown.parquet", view.query()))}" download>Parquet</a></p>'
     )
     body = (
-        window_bar(view, ctx.shell, "/breakdown", with_dim=True)
+        window_bar(view, ctx.shell, "/breakdown", with_dim=True, user_labels=ctx.user_labels)
         + f'<div class="split"><section class="panel"><h2>Top {min(len(shown), _CHART_BARS)} by'
         f" spend</h2>{chart}</section>"
         '<section class="panel"><h2>Spend by'

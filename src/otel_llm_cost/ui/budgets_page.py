@@ -9,7 +9,7 @@ from otel_llm_cost.budgets.evaluation import BudgetStatus
 from otel_llm_cost.query.results import AlertRow
 from otel_llm_cost.query.tabular import Rows
 from otel_llm_cost.ui.context import PageContext
-from otel_llm_cost.ui.fmt import count, esc, money, when
+from otel_llm_cost.ui.fmt import count, esc, money, user_html, when
 from otel_llm_cost.ui.layout import page, table
 
 __all__ = ["alerts_table", "render_budgets", "status_table"]
@@ -38,7 +38,7 @@ def status_table(ctx: PageContext, statuses: Sequence[BudgetStatus]) -> str:
         rows.append(
             [
                 esc(s.budget.name),
-                esc(s.entity),
+                user_html(s.entity, ctx.user_labels),
                 f"{when(s.window_start, zone)} → {when(s.window_end, zone)}"
                 if s.window_start
                 else "lifetime",
@@ -68,7 +68,7 @@ def alerts_table(ctx: PageContext, alerts: Rows[AlertRow]) -> str:
         [
             when(a.fired_at, zone),
             esc(a.budget),
-            esc(a.entity),
+            user_html(a.entity, ctx.user_labels),
             esc(a.kind),
             money(a.spent_usd, a.unpriced_calls or 0),
             money(a.limit_usd),

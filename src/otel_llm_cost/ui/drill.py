@@ -159,8 +159,9 @@ def render_user(ctx: PageContext, user: str) -> str:
         [esc(key_label(m.key)), money(m.total_cost_usd, m.unpriced_calls), count(m.call_count)]
         for m in models
     ]
+    who = ctx.key_html("user", user_id) if user_id in ctx.user_labels else "this"
     body = (
-        f'<p class="note">User ids are stored as keyed hashes; this is {esc(user_id)}. '
+        f'<p class="note">User ids are stored as keyed hashes; {who} is {esc(user_id)}. '
         f"Window {view.first_day} to {view.last_day} ({esc(view.zone.key)}).</p>"
         '<div class="split"><section class="panel"><h2>Days</h2>'
         + table(
@@ -173,7 +174,7 @@ def render_user(ctx: PageContext, user: str) -> str:
         + table([("model", "text"), ("cost", "num"), ("calls", "num")], model_rows, cls="data models")
         + f'</section></div><section class="panel"><h2>Latest calls</h2>{calls_table(ctx, calls)}</section>'
     )
-    return page(f"User {user_id}", "", body, ctx.shell, query=view.query())
+    return page(f"User {ctx.key_text('user', user_id)}", "", body, ctx.shell, query=view.query())
 
 
 def _price_in_force(ctx: PageContext, call: CallDetail) -> str:
@@ -202,7 +203,7 @@ def _call_links(ctx: PageContext, call: CallDetail) -> str:
         if value:
             links.append(
                 f'<a href="{esc(ctx.link(path + quote(value, safe=""), ctx.view.query()))}">'
-                f"{label} {esc(value)}</a>"
+                f"{label} {ctx.key_html(label, value)}</a>"
             )
     return " · ".join(links)
 

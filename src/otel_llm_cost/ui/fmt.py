@@ -10,12 +10,24 @@ and with one precision for all parts and totals a column visibly adds up. Unknow
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 from zoneinfo import ZoneInfo
 
-__all__ = ["MONEY_PLACES", "attr", "count", "esc", "key_label", "money", "money_text", "pct", "when"]
+__all__ = [
+    "MONEY_PLACES",
+    "attr",
+    "count",
+    "esc",
+    "key_label",
+    "money",
+    "money_text",
+    "pct",
+    "user_html",
+    "when",
+]
 
 MONEY_PLACES: Final = 6
 _QUANTUM: Final = Decimal(1).scaleb(-MONEY_PLACES)
@@ -65,6 +77,13 @@ def pct(part: Decimal | int | None, whole: Decimal | int | None) -> str:
 
 def key_label(key: str | None) -> str:
     return NONE_LABEL if key is None else key
+
+
+def user_html(key: str | None, labels: Mapping[str, str]) -> str:
+    """A stored user id as HTML: the operator's label for it (the hash as its tooltip), else the hash."""
+    if key is not None and key in labels:
+        return f'<span class="user-label" data-user={attr(key)} title={attr(key)}>{esc(labels[key])}</span>'
+    return esc(key_label(key))
 
 
 def when(value: datetime | date | None, zone: ZoneInfo) -> str:

@@ -6,13 +6,14 @@ self-contained HTML report inlines both instead, so it opens anywhere with nothi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Final
 
 from otel_llm_cost.query.sql import DIMENSIONS
-from otel_llm_cost.ui.fmt import attr, esc
+from otel_llm_cost.ui.fmt import attr, esc, key_label, user_html
 from otel_llm_cost.ui.params import View
 
 __all__ = ["NAV", "Shell", "asset_text", "message_page", "page"]
@@ -65,7 +66,9 @@ def _dimension_options(selected: str) -> str:
     )
 
 
-def window_bar(view: View, shell: Shell, action: str, *, with_dim: bool) -> str:
+def window_bar(
+    view: View, shell: Shell, action: str, *, with_dim: bool, user_labels: Mapping[str, str] | None = None
+) -> str:
     """The form that sets window, zone and dimension (a GET form: the choices land in the URL)."""
     hidden = "".join(
         f'<input type="hidden" name="f" value={attr(n + "=" + (v or ""))}>' for n, v in view.filters
@@ -84,7 +87,7 @@ def window_bar(view: View, shell: Shell, action: str, *, with_dim: bool) -> str:
     chips = "".join(
         f'<a class="chip" href="{shell.base}{action}?{esc(view.without_filter(n))}" title="remove'
         ' this filter">'
-        f"{esc(n)} = {esc(v if v is not None else '(none)')} ✕</a>"
+        f"{esc(n)} = {user_html(v, user_labels or {}) if n == 'user' else esc(key_label(v))} ✕</a>"
         for n, v in view.filters
     )
     return (

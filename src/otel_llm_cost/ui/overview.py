@@ -3,7 +3,7 @@ against the previous window, budget status with forecasts and the latest alerts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
 from otel_llm_cost.query.explore_results import Mover, SeriesPoint
@@ -61,12 +61,14 @@ def summary_cards(summary: Summary) -> str:
     )
 
 
-def series_layers(points: Sequence[SeriesPoint], top: int) -> list[Series]:
-    """Chart layers by rank; the groups beyond ``top`` are one '(other)' layer."""
+def series_layers(
+    points: Sequence[SeriesPoint], top: int, label: Callable[[str | None], str] = key_label
+) -> list[Series]:
+    """Chart layers by rank, named by ``label``; the groups beyond ``top`` are one '(other)' layer."""
     layers: dict[int, Series] = {}
     for point in points:
-        label = OTHER_LABEL if point.rank > top else key_label(point.key)
-        layer = layers.setdefault(point.rank, Series(label, {}))
+        name = OTHER_LABEL if point.rank > top else label(point.key)
+        layer = layers.setdefault(point.rank, Series(name, {}))
         if point.total_cost_usd is not None:
             layer.values[point.day] = point.total_cost_usd
     return [layers[rank] for rank in sorted(layers)]
@@ -84,7 +86,7 @@ def movers_table(ctx: PageContext, movers: Sequence[Mover]) -> str:
         href = ctx.link("/breakdown", ctx.view.with_filter(ctx.view.by, m.key))
         rows.append(
             [
-                f'<a href="{esc(href)}">{esc(key_label(m.key))}</a>',
+                f'<a href="{esc(href)}">{ctx.key_html(ctx.view.by, m.key)}</a>',
                 money(m.previous_cost_usd),
                 money(m.cost_usd, m.unpriced_calls),
                 f'<span class="{arrow}">{"+" if change > 0 else ""}</span>{money(change)}',
@@ -112,7 +114,7 @@ def render_overview(ctx: PageContext) -> str:
     alerts = store.alerts(limit=10)
     chart = stacked_days(
         _days(view.first_day, view.last_day),
-        series_layers(points, TOP_GROUPS),
+        series_layers(points, TOP_GROUPS, lambda key: ctx.key_text(view.by, key)),
         title=f"Spend per day by {view.by}",
     )
     previous = f"{view.first_day - timedelta(days=view.days)} to {view.first_day - timedelta(days=1)}"
@@ -122,7 +124,7 @@ def render_overview(ctx: PageContext) -> str:
         else '<p class="note">No budgets loaded (start with <code>--budgets FILE</code>).</p>'
     )
     body = (
-        window_bar(view, ctx.shell, "/", with_dim=False)
+        window_bar(view, ctx.shell, "/", with_dim=False, user_labels=ctx.user_labels)
         + summary_cards(summary)
         + f'<section class="panel"><h2>Spend per day by {esc(view.by)} ({esc(view.zone.key)})</h2>{chart}'
         '<p class="note">Days in the chosen zone; unpriced calls are not in the bars but counted'

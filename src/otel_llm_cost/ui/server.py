@@ -4,7 +4,7 @@ prints the real port), until Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -26,6 +26,7 @@ def serve_dashboard(
     pricebook: PriceBook | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     on_ready: Callable[[str], None] = print,
+    user_labels: Mapping[str, str] | None = None,
 ) -> None:
     """Serve the pages over ``db`` (opened read-only) at ``http://host:port/``; returns when stopped.
 
@@ -43,7 +44,9 @@ def serve_dashboard(
         # Listening before the URL is printed: a client that connects at once waits in the backlog
         # until uvicorn accepts, instead of being refused.
         sock.listen(2048)
-        app = create_app(store, budgets=budgets, pricebook=pricebook, timeout_s=timeout_s)
+        app = create_app(
+            store, budgets=budgets, pricebook=pricebook, timeout_s=timeout_s, user_labels=user_labels
+        )
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = uvicorn.Server(config)
         shown = f"[{host}]" if family == socket.AF_INET6 else host
