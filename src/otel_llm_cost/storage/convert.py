@@ -26,10 +26,10 @@ def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while a batch's columns are built, when it was on.
 
     Building holds thousands of short-lived tuples at once: each 700 of them start a collection, and
-    every tenth of those rescans the older objects too (the application's heap included), ~12% of the
-    build on a small heap (measured with benchmarks/bench_exporter.py). Nothing built here forms a
-    cycle, so nothing is left for the collector afterwards. Not nested: a second builder thread
-    finding it off leaves it alone, and the first one turns it back on.
+    every tenth of those rescans the older objects too (the application's heap included): 16% of the
+    export thread's samples in ``benchmarks/bench_exporter.py`` (py-spy), with a small heap. Nothing
+    built here forms a cycle, so nothing is left for the collector afterwards. Not nested: a second
+    builder thread finding it off leaves it alone, and the first one turns it back on.
     """
     if not gc.isenabled():
         yield
