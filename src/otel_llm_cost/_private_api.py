@@ -7,8 +7,9 @@ in one file, what an upgrade of that dependency must be checked against.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,13 @@ if TYPE_CHECKING:
 __all__ = [
     "argparse_actions",
     "bundled_genai_providers",
+    "current_context_getter",
     "deprecated_instrumentation_info",
+    "dropped_counts",
     "find_genai_provider",
     "genai_model_price_value",
     "genai_providers_from_json",
+    "global_meter_provider_check",
     "guarded_uvicorn_protocol",
     "is_proxy_meter_provider",
     "readable_span_fields",
@@ -119,7 +123,8 @@ def genai_model_price_value(
 #   values): read directly on the span path; the public ``attributes`` property runs Python code on
 #   every lookup (a miss raises and catches KeyError) and its ``dict()`` copy costs ~1.5 us.
 # - ``ReadableSpan.__dict__``: the fields of a span the SDK built, copied wholesale into the enriched
-#   copy (~0.7 us against ~3 us through the constructor and public properties).
+#   copy (~0.7 us against ~3 us through the constructor and public properties); its dropped counts
+#   are read from those fields as the ``dropped_*`` properties read them.
 # - ``Span._attributes`` (a ``BoundedAttributes``: ``_dict``, ``_lock``, ``maxlen``, ``max_value_len``,
 #   ``_immutable``): attribution tags, plain strings already valid, are added to a running span's map
 #   directly; ``Span.set_attributes`` re-validates each value and costs ~2.9 us for four tags.
@@ -143,7 +148,7 @@ def span_attribute_dict(span: ReadableSpan) -> dict[str, Any] | None:
     return None
 
 
-def add_string_attributes(span: ReadableSpan, values: dict[str, str]) -> bool:
+def add_string_attributes(span: ReadableSpan, values: Mapping[str, str]) -> bool:
     """Add new string attributes to a running SDK span as ``set_attributes`` would; False: not done.
 
     Only when the span's map is the known ``BoundedAttributes``, still mutable, without a value length
@@ -177,9 +182,46 @@ def readable_span_fields(span: ReadableSpan) -> dict[str, Any] | None:
     return None
 
 
+def dropped_counts(state: dict[str, Any]) -> tuple[int, int, int]:
+    """The dropped attribute, event and link counts of the span whose fields are ``state``.
+
+    As ``ReadableSpan.dropped_attributes``/``dropped_events``/``dropped_links`` compute them (the
+    ``dropped`` count of a ``BoundedAttributes``/``BoundedList``, else 0), in one call instead of
+    three property calls.
+    """
+    return (
+        getattr(state.get("_attributes"), "dropped", 0),
+        getattr(state.get("_events"), "dropped", 0),
+        getattr(state.get("_links"), "dropped", 0),
+    )
+
+
 def deprecated_instrumentation_info(span: ReadableSpan) -> Any:
     """``span.instrumentation_info`` without its DeprecationWarning."""
     return getattr(span, "_instrumentation_info", None)
+
+
+# --------------------------------------------------------------------------------------------
+# opentelemetry-api (context)
+#
+# - ``opentelemetry.context._RUNTIME_CONTEXT``: with the default ``ContextVarsRuntimeContext``,
+#   ``context.get_current()`` is two Python calls around one ``ContextVar.get`` (its
+#   ``_current_context``). ``on_start`` reads the current context for every span, so it calls that
+#   ``get`` directly; another runtime context (``OTEL_PYTHON_CONTEXT``) keeps the public function.
+# --------------------------------------------------------------------------------------------
+
+
+def current_context_getter() -> Callable[[], Any]:
+    """What returns ``opentelemetry.context.get_current()``'s answer, in one C call where possible."""
+    from opentelemetry import context  # noqa: PLC0415 - imported where it is used, as the rest here
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext  # noqa: PLC0415
+
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, contextvars.ContextVar):
+        getter: Callable[[], Any] = variable.get
+        return getter
+    return context.get_current
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,6 +239,21 @@ def is_proxy_meter_provider(provider: object) -> bool:
     from opentelemetry.metrics._internal import _ProxyMeterProvider  # noqa: PLC0415
 
     return isinstance(provider, _ProxyMeterProvider)
+
+
+def global_meter_provider_check(proxy: object) -> Callable[[], bool]:
+    """A test, cheap enough for every call, of whether the global MeterProvider is no longer ``proxy``.
+
+    While none is set, ``get_meter_provider()`` looks ``OTEL_PYTHON_METER_PROVIDER`` up in
+    ``os.environ`` on every call (~0.7 us: ``os.environ`` encodes the key each time); the module's
+    ``_METER_PROVIDER``, which ``set_meter_provider`` sets, is read instead. (The variable is
+    honoured when the processor is built: ``cost_metrics`` calls ``get_meter_provider()`` then.)
+    """
+    from opentelemetry.metrics import _internal, get_meter_provider  # noqa: PLC0415
+
+    if hasattr(_internal, "_METER_PROVIDER"):
+        return lambda: _internal._METER_PROVIDER is not None
+    return lambda: get_meter_provider() is not proxy
 
 
 # --------------------------------------------------------------------------------------------

@@ -62,8 +62,11 @@ class ConventionTable:
     optional_counts: frozenset[str] = field(init=False, repr=False, compare=False)
     """Every cache, reasoning and extra count name: most calls carry none of them, and one set
     test skips their ~12 lookups (see ``usage._read_counts``)."""
+    streaming_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    """``streaming`` as a set: most spans carry none of them."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "streaming_names", frozenset(self.streaming))
         names = (
             *self.cache_read,
             *self.cache_write,
@@ -229,6 +232,8 @@ _GEN_AI_MARKERS: Final = frozenset(
     )
 )
 
+_KIND_NAMES: Final = frozenset((sc.OPENINFERENCE_SPAN_KIND, sc.TRACELOOP_SPAN_KIND, sc.LLM_REQUEST_TYPE))
+
 # Values (not names) that classify a span.
 _LLM_OPERATIONS: Final = frozenset(
     {"chat", "text_completion", "generate_content", "embeddings", "completion", "responses", "embedding"}
@@ -278,6 +283,9 @@ def other_tables(attributes: Mapping[str, Any], table: ConventionTable) -> tuple
 
 def classify(attributes: Mapping[str, Any], operation: str | None) -> tuple[bool, bool]:
     """(declares itself an LLM call, is an aggregate span) from the span's kind attributes."""
+    if _KIND_NAMES.isdisjoint(attributes):
+        # Plain OTel GenAI spans (most spans): only the operation name classifies them.
+        return operation in _LLM_OPERATIONS, operation in _AGGREGATE_OPERATIONS
     oi_kind = str_value(attributes, sc.OPENINFERENCE_SPAN_KIND)
     tl_kind = str_value(attributes, sc.TRACELOOP_SPAN_KIND)
     request_type = str_value(attributes, sc.LLM_REQUEST_TYPE)

@@ -239,6 +239,17 @@ def _read_counts(
     return True, input_tokens, output_tokens, cr, cw, cw1h, rs
 
 
+def _streaming(attributes: Mapping[str, Any], table: ConventionTable, problems: list[str]) -> bool | None:
+    streaming = (
+        None
+        if table.streaming_names.isdisjoint(attributes)  # most spans do not say
+        else read_flag(attributes, table.streaming, problems)
+    )
+    if streaming is None and table.streaming_absent_means_false:
+        return False
+    return streaming
+
+
 def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage | None:
     table = pick_table(attributes, scope_name)
     # A span we enriched (or one an app wrote with our names) is counted from llm.tokens.*, which
@@ -274,12 +285,8 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
         # Counts were there but none could be read: a call whose figures are broken, not "no call".
         counts = (False, 0, 0, 0, 0, 0, 0)
     usage_reported, input_tokens, output_tokens, cr, cw, cw1h, rs = counts
-    if table.streaming:
-        streaming = read_flag(attributes, table.streaming, problems)
-        if streaming is None and table.streaming_absent_means_false:
-            streaming = False
-    else:
-        streaming = None
+
+    streaming = _streaming(attributes, table, problems) if table.streaming else None
     provider = read_text(attributes, table.provider, problems)
     return _new_usage(
         input_tokens,

@@ -18,11 +18,12 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
 from opentelemetry import baggage, context
 
+from otel_llm_cost._private_api import current_context_getter
 from otel_llm_cost.conventions.names import COST_PREFIX, COST_USER_ID
 from otel_llm_cost.enrich.user_id import UserIdHasher, is_hashed_user_id
 
@@ -48,6 +49,10 @@ _TAGS_KEY: Final = context.create_key("otel_llm_cost.attribution")
 # of building baggage.get_all()'s MappingProxy for every span (~0.2 us of a 2 us budget).
 _BAGGAGE_KEY: Final = next(iter(baggage.set_baggage("k", "v", context.Context())))
 
+
+# context.get_current() for every span started without an explicit context, in one C call.
+_current_context: Final = current_context_getter()
+_NO_TAGS: Final[Mapping[str, str]] = MappingProxyType({})
 
 _default_hasher: UserIdHasher | None = None
 _default_lock = threading.Lock()
@@ -106,10 +111,13 @@ class _Tags(NamedTuple):
     """Tag key (without the ``cost.`` prefix) -> value, user id already hashed."""
     attributes: tuple[tuple[str, str], ...]
     """The same as ``(attribute name, value)`` pairs, precomputed for ``on_start``."""
+    attribute_map: Mapping[str, str]
+    """The same pairs as a dict (never mutated): added to a span as they are."""
 
 
 def _make_tags(values: dict[str, str]) -> _Tags:
-    return _Tags(values, tuple((COST_PREFIX + key, value) for key, value in values.items()))
+    attributes = tuple((COST_PREFIX + key, value) for key, value in values.items())
+    return _Tags(values, attributes, dict(attributes))
 
 
 def _baggage_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> dict[str, str]:
@@ -140,7 +148,7 @@ def span_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> tuple
         Attribute pairs, possibly empty.
     """
     if ctx is None:
-        ctx = context.get_current()
+        ctx = _current_context()
     # Context is a dict: a direct lookup is the cheap path every span takes.
     tags = ctx.get(_TAGS_KEY)
     if tags is not None:
@@ -148,6 +156,18 @@ def span_tags(ctx: context.Context | None, hasher: UserIdHasher | None) -> tuple
     if not ctx.get(_BAGGAGE_KEY):
         return ()
     return tuple((COST_PREFIX + key, value) for key, value in _baggage_tags(ctx, hasher).items())
+
+
+def span_tag_attributes(ctx: context.Context | None, hasher: UserIdHasher | None) -> Mapping[str, str]:
+    """:func:`span_tags` as a mapping, which the caller must not mutate (an attribution block's own)."""
+    if ctx is None:
+        ctx = _current_context()
+    tags = ctx.get(_TAGS_KEY)
+    if tags is not None:
+        return cast(_Tags, tags).attribute_map
+    if not ctx.get(_BAGGAGE_KEY):
+        return _NO_TAGS
+    return {COST_PREFIX + key: value for key, value in _baggage_tags(ctx, hasher).items()}
 
 
 def current_attribution(ctx: context.Context | None = None) -> dict[str, str]:

@@ -51,7 +51,6 @@ O(1): rule 2 looks only at the spans of the other scope kind with the same count
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import OrderedDict
 from typing import Final, NamedTuple, TypeVar
@@ -251,5 +250,9 @@ class DoubleCountGuard:
 
 def _evict_oldest(table: OrderedDict[_K, _V]) -> None:
     """Drop the least recent entry; another stripe may have emptied the table meanwhile."""
-    with contextlib.suppress(KeyError):
+    # try/except, not contextlib.suppress: a full table evicts on every call (~0.6 us for the
+    # context manager object per eviction, two evictions per LLM span).
+    try:  # noqa: SIM105 - the hot path: see above
         table.popitem(last=False)
+    except KeyError:
+        pass

@@ -109,6 +109,11 @@ class LLMCallEnricher:
             self._pass_on_ancestry(span)
         return None
 
+    @property
+    def tracking_ancestors(self) -> bool:
+        """Whether a span that is no call may still have to pass "contains a call" on to its parent."""
+        return self._guard.tracking_ancestors
+
     def _decide(
         self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None, candidate: bool
     ) -> dict[str, Any] | None:
@@ -125,13 +130,17 @@ class LLMCallEnricher:
     def _llm_call(
         self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None
     ) -> dict[str, Any] | None:
-        extra = _enrichment(attributes, scope_name, span.start_time, self._pricer(), self._hasher)
+        pricing = self._pricing
+        if pricing is None:
+            pricing = self._pricer()
+        start_ns = span.start_time
+        extra = _enrichment(attributes, scope_name, start_ns, pricing, self._hasher)
         if extra is None:  # no usage could be read: not a call after all
             if self._guard.tracking_ancestors:
                 self._pass_on_ancestry(span)
             return None
         self._mark_billable(span, attributes, extra, scope_name)
-        add_call_timing(extra, span, attributes)
+        add_call_timing(extra, start_ns, span.end_time, attributes)
         return extra
 
     def _trusted(self, span: ReadableSpan) -> bool:

@@ -45,7 +45,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost._private_api import is_proxy_meter_provider, span_context_ids
+from otel_llm_cost._private_api import global_meter_provider_check, is_proxy_meter_provider, span_context_ids
 from otel_llm_cost.conventions import names as sc
 
 __all__ = ["CostMetrics", "cost_metrics"]
@@ -201,7 +201,7 @@ class CostMetrics:
     ) -> None:
         # The API's global proxy drops every measurement until the application sets a provider:
         # until then nothing is aggregated or queued (no CPU, no memory for figures nobody reads).
-        self._idle_while = _idle_while
+        self._provider_set = global_meter_provider_check(_idle_while) if _idle_while is not None else None
         self._user_ids = _config.METRICS_USER_IDS.get() if user_ids is None else user_ids
         self._lock = threading.Lock()
         self._series: dict[tuple[Any, ...], _Series] = {}
@@ -258,10 +258,10 @@ class CostMetrics:
     ) -> None:
         """Add one billable LLM call (``extra``: its enrichment, overriding ``attributes``); never raises."""
         try:
-            if self._idle_while is not None:
-                if _global_meter_provider() is self._idle_while:
+            if self._provider_set is not None:
+                if not self._provider_set():
                     return
-                self._idle_while = None
+                self._provider_set = None
             self._record(span, attributes, extra)
         except Exception as exc:
             log_once(_logger, "metrics.record", logging.ERROR, "recording LLM cost metrics failed: %r", exc)

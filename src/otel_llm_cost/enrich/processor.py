@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -33,12 +33,14 @@ from otel_llm_cost.enrich.attribution import (
     UserIdHasher,
     default_user_id_hasher,
     set_default_user_id_hasher,
-    span_tags,
+    span_tag_attributes,
 )
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
+from otel_llm_cost.enrich.enrichment import is_llm_scope
 from otel_llm_cost.enrich.export_queue import ExportQueue
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
 from otel_llm_cost.enrich.metrics import cost_metrics
+from otel_llm_cost.enrich.notable import NOTABLE_NAMES, has_notable_names
 from otel_llm_cost.enrich.rollups import RollupTracker
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
 from otel_llm_cost.enrich.user_keys import hashed_user_ids
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["LLMCostSpanProcessor"]
 
 _logger = logging.getLogger("otel_llm_cost.processor")
+
+_NO_SCOPE: Final = object()
 
 
 def _overrides(processor: SpanProcessor, name: str) -> bool:
@@ -148,6 +152,9 @@ class LLMCostSpanProcessor(SpanProcessor):
             self._metrics.add_drop_source(lambda: sum(queue.dropped_calls for queue in queues))
         # Agent, workflow and session spans get the totals of the calls below them.
         self._rollups = RollupTracker()
+        # The last span's scope, its name and whether it is an LLM instrumentation's (one tuple:
+        # threads replace it whole).
+        self._last_scope: tuple[object, str | None, bool] = (_NO_SCOPE, None, False)
         self._budget_engine: BudgetHook | None = None
         if budgets:
             self._budget_engine = self._make_budget_engine(budgets, alert_sinks)
@@ -170,13 +177,18 @@ class LLMCostSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Copy the context's attribution tags onto ``span`` as ``cost.*`` (never raises)."""
         try:
-            tags = span_tags(parent_context, self._hasher)
+            tags = span_tag_attributes(parent_context, self._hasher)
             if tags:
                 # The span's own dict, for point lookups only: `in` on span.attributes runs the
                 # SDK's Mapping code (a miss raises and catches KeyError), and set() of it copies
-                # under a lock (~0.9 us).
+                # under a lock (~0.9 us). Usually none of the tags is there yet: the block's own
+                # (read-only) mapping is added as it is.
                 present = span_attributes(span)
-                missing = {name: value for name, value in tags if name not in present}
+                missing = (
+                    tags
+                    if present.keys().isdisjoint(tags)
+                    else {name: value for name, value in tags.items() if name not in present}
+                )
                 if missing and not _private_api.add_string_attributes(span, missing):
                     span.set_attributes(missing)
         except Exception as exc:
@@ -216,24 +228,21 @@ class LLMCostSpanProcessor(SpanProcessor):
             # Python code in the SDK's BoundedAttributes, and this runs for every span.
             attributes = span_attributes(span)
             scope = span.instrumentation_scope
-            extra = self._calls.span_ended(span, attributes, scope.name if scope is not None else None)
-            # Raw user ids never leave the process: any span carrying one goes on as a copy with
-            # their hashes (None, the usual case: the span itself goes on).
-            user_ids = hashed_user_ids(attributes, self._hasher)
-            rollup = self._rollups.span_ended(span, attributes, extra)
-            if extra is None and (user_ids is not None or rollup is not None):
-                forwarded = _enriched_copy_of(span, dict(attributes), {**(user_ids or {}), **(rollup or {})})
-            if extra is not None:
-                if user_ids is not None:
-                    extra.update(user_ids)
-                billable = bool(extra.get(sc.LLM_COST_BILLABLE, True))
-                if rollup is not None:
-                    extra.update(rollup)
-                forwarded = _enriched_copy_of(span, dict(attributes), extra)
-                if billable and self._budget_engine is not None:
-                    self._check_call_budgets(forwarded)
-                if billable and self._metrics is not None:
-                    self._metrics.record(span, attributes, extra)  # never raises
+            last_scope, scope_name, llm_scope = self._last_scope  # one tracer's spans come in runs
+            if scope is not last_scope:
+                scope_name = scope.name if scope is not None else None
+                llm_scope = is_llm_scope(scope_name)
+                self._last_scope = (scope, scope_name, llm_scope)
+            # The usual span (HTTP, DB..., in an attribution block or not): no name that makes it a
+            # call, carries a raw user id or an agent/session total, and nothing below it to pass
+            # on: handed on as it is.
+            if (
+                (not NOTABLE_NAMES.isdisjoint(attributes) and has_notable_names(attributes))
+                or self._rollups.pending
+                or self._calls.tracking_ancestors
+                or llm_scope
+            ):
+                forwarded = self._enriched(span, attributes, scope_name)
         except Exception as exc:
             forwarded = span
             log_once(_logger, "processor.on_end", logging.ERROR, "enriching a span failed: %r", exc)
@@ -249,6 +258,31 @@ class LLMCostSpanProcessor(SpanProcessor):
                     processor,
                     exc,
                 )
+
+    def _enriched(
+        self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None
+    ) -> ReadableSpan:
+        """What goes on for a span that may be a call, carry a user id or an agent/session total."""
+        extra = self._calls.span_ended(span, attributes, scope_name)
+        # Raw user ids never leave the process: any span carrying one goes on as a copy with
+        # their hashes (None, the usual case: the span itself goes on).
+        user_ids = hashed_user_ids(attributes, self._hasher)
+        rollup = self._rollups.span_ended(span, attributes, extra)
+        if extra is None:
+            if user_ids is None and rollup is None:
+                return span
+            return _enriched_copy_of(span, dict(attributes), {**(user_ids or {}), **(rollup or {})})
+        if user_ids is not None:
+            extra.update(user_ids)
+        billable = bool(extra.get(sc.LLM_COST_BILLABLE, True))
+        if rollup is not None:
+            extra.update(rollup)
+        forwarded = _enriched_copy_of(span, dict(attributes), extra)
+        if billable and self._budget_engine is not None:
+            self._check_call_budgets(forwarded)
+        if billable and self._metrics is not None:
+            self._metrics.record(span, attributes, extra)  # never raises
+        return forwarded
 
     def _check_call_budgets(self, span: ReadableSpan) -> None:
         engine, attributes = self._budget_engine, span.attributes

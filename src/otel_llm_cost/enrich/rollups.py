@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanContext
 
 from otel_llm_cost.conventions import names as sc
 
-__all__ = ["RollupTracker", "is_agent_span", "is_session_span"]
+__all__ = ["ROLLUP_NAMES", "RollupTracker", "is_agent_span", "is_session_span"]
 
 DEFAULT_TRACE_CAPACITY: Final = 10_000
 _PRICED_STATUSES: Final = frozenset({"priced", "reported", "free"})
@@ -32,6 +32,9 @@ _SESSION_ID_NAMES: Final = frozenset((sc.COST_SESSION_ID, *sc.CONVERSATION_ID_NA
 _AGENT_KIND_NAMES: Final = frozenset(
     {sc.GEN_AI_OPERATION_NAME, sc.OPENINFERENCE_SPAN_KIND, sc.TRACELOOP_SPAN_KIND}
 )
+ROLLUP_NAMES: Final = _AGENT_KIND_NAMES | _SESSION_ID_NAMES
+"""Names an agent, workflow or session span may be recognised by; a span with none of them, while no
+trace has pending totals (:attr:`RollupTracker.pending`), gets no rollup."""
 # Costs are summed as integer picodollars: the span's float is the 12-place Decimal price, which
 # round(float * 1e12) recovers exactly below $9,000 (float has 53 bits), and integer sums are exact.
 _PICO: Final = 10**12
@@ -136,6 +139,11 @@ class RollupTracker:
         self._lock = threading.Lock()
         # trace id -> span id -> totals handed up to that (still running) span; insertion-ordered.
         self._traces: dict[int, dict[int, _Totals]] = {}
+
+    @property
+    def pending(self) -> bool:
+        """Whether any trace has totals waiting for a parent (cheap, lock-free check)."""
+        return bool(self._traces)
 
     @property
     def tracked_traces(self) -> int:

@@ -91,7 +91,7 @@ def _enriched_copy_of(
         copy: _EnrichedSpan = object.__new__(_EnrichedSpan)
         copy.__dict__.update(state)
         copy._attributes = attributes
-        copy._dropped = (span.dropped_attributes, span.dropped_events, span.dropped_links)
+        copy._dropped = _private_api.dropped_counts(state)
         return copy
     return _EnrichedSpan(span, attributes)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
-
-from opentelemetry.sdk.trace import ReadableSpan
+from typing import Any, Final
 
 from otel_llm_cost.conventions import names as sc
 
 __all__ = ["add_call_timing"]
+
+_FIRST_TOKEN_NAMES: Final = frozenset((sc.LLM_TIME_TO_FIRST_TOKEN_MS, sc.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN))
 
 
 def _milliseconds(value: object, scale: float) -> float | None:
@@ -20,16 +20,19 @@ def _milliseconds(value: object, scale: float) -> float | None:
     return amount if math.isfinite(amount) and amount >= 0 else None
 
 
-def add_call_timing(extra: dict[str, Any], span: ReadableSpan, attributes: Mapping[str, Any]) -> None:
-    """Add ``llm.latency_ms`` (end - start) and ``llm.time_to_first_token_ms`` when the span reports it.
+def add_call_timing(
+    extra: dict[str, Any], start: int | None, end: int | None, attributes: Mapping[str, Any]
+) -> None:
+    """Add ``llm.latency_ms`` (``end - start``, a span's times in ns) and ``llm.time_to_first_token_ms``.
 
     Time to first token comes from our own name (``record_llm_call`` writes it) or OpenLIT's
     ``gen_ai.server.time_to_first_token``, which is in seconds. Values that are not finite,
     non-negative numbers are left out.
     """
-    start, end = span.start_time, span.end_time
     if start is not None and end is not None and end >= start:
         extra[sc.LLM_LATENCY_MS] = (end - start) / 1e6
+    if _FIRST_TOKEN_NAMES.isdisjoint(attributes):
+        return  # most calls do not report it
     first_token = _milliseconds(attributes.get(sc.LLM_TIME_TO_FIRST_TOKEN_MS), 1.0)
     if first_token is None:
         first_token = _milliseconds(attributes.get(sc.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN), 1000.0)

@@ -35,9 +35,22 @@ _KEY_FILE_NAME: Final = "user-id-key"
 _KEY_BYTES: Final = 32
 
 
+# Hashes already checked: an attribution block's hashed id is checked again on every LLM span it
+# tags (twice), and a set lookup (~0.04 us) replaces the regex (~0.3 us). Cleared when full.
+_KNOWN_HASHES: Final[set[str]] = set()
+_KNOWN_HASHES_MAX: Final = 4096
+
+
 def is_hashed_user_id(value: str) -> bool:
     """Whether ``value`` already has the shape of a :class:`UserIdHasher` output (``h:`` + 32 hex)."""
-    return len(value) == len(_HASH_PREFIX) + _HASH_HEX_CHARS and _HASH_RE.fullmatch(value) is not None
+    if value in _KNOWN_HASHES:
+        return True
+    if len(value) != len(_HASH_PREFIX) + _HASH_HEX_CHARS or _HASH_RE.fullmatch(value) is None:
+        return False
+    if len(_KNOWN_HASHES) >= _KNOWN_HASHES_MAX:
+        _KNOWN_HASHES.clear()
+    _KNOWN_HASHES.add(str(value))
+    return True
 
 
 def _config_dir() -> Path:

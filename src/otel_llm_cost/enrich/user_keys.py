@@ -30,12 +30,18 @@ def hashed_user_ids(attributes: Mapping[str, Any], hasher: UserIdHasher | None) 
     """
     if USER_ID_KEYS.isdisjoint(attributes):  # the usual span: one C-level pass over its names
         return None
+    raw = [name for name in USER_ID_KEYS.intersection(attributes) if not _hashed(attributes[name])]
+    if not raw:  # e.g. an attribution block's cost.user_id, hashed when the block was entered
+        return None
     hasher = hasher or default_user_id_hasher()
     if not hasher.enabled:
         return None
     out: dict[str, str] = {}
-    for name in USER_ID_KEYS.intersection(attributes):
+    for name in raw:
         value = attributes[name]
-        if not (isinstance(value, str) and is_hashed_user_id(value)):
-            out[name] = hasher.hash(value if isinstance(value, str) else str(value))
-    return out or None
+        out[name] = hasher.hash(value if isinstance(value, str) else str(value))
+    return out
+
+
+def _hashed(value: Any) -> bool:
+    return isinstance(value, str) and is_hashed_user_id(value)

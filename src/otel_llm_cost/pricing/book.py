@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -195,6 +195,25 @@ class PriceBook:
         Returns:
             The cost by token kind, quantized to :data:`MONEY_QUANTUM`.
         """
+        return self._compute(usage, at, None, reported_cost_usd)
+
+    def compute_cost_at_ns(
+        self, usage: Usage, start_time_ns: int | None, reported_cost_usd: Decimal | None = None
+    ) -> CostBreakdown:
+        """:meth:`compute_cost` at a span's start time in epoch nanoseconds (``None``: now).
+
+        The span path's entry: the start becomes a ``datetime`` only for a model whose price
+        depends on the date (~0.5 us saved on the others, almost all of them).
+        """
+        if type(self) is not PriceBook and type(self).compute_cost is not PriceBook.compute_cost:
+            # A subclass that prices differently: its compute_cost decides.
+            at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
+            return self.compute_cost(usage, at=at, reported_cost_usd=reported_cost_usd)
+        return self._compute(usage, None, start_time_ns, reported_cost_usd)
+
+    def _compute(
+        self, usage: Usage, at: datetime | None, start_time_ns: int | None, reported_cost_usd: Decimal | None
+    ) -> CostBreakdown:
         if reported_cost_usd is not None:
             reported = self._reported(usage, reported_cost_usd)
             if reported is not None:
@@ -213,9 +232,11 @@ class PriceBook:
         tier = getattr(usage, "service_tier", None)
         card: Card | None
         if tier is None or tier in STANDARD_TIERS or resolved.service_tiers is None:
-            card = schedule.fixed or schedule.card_at(at)
+            card = schedule.fixed
+            if card is None:
+                card = schedule.card_at(_start(at, start_time_ns))
         else:
-            card = _tier_card(resolved, tier, at)
+            card = _tier_card(resolved, tier, _start(at, start_time_ns))
             if card is None:
                 return _unpriced_tier(resolved, tier)
         try:
@@ -319,6 +340,13 @@ class PriceBook:
                 None,
                 CostBreakdown(status=CostStatus.UNPRICED, total_usd=None, reason=f"pricing failed: {exc!r}"),
             )
+
+
+def _start(at: datetime | None, start_time_ns: int | None) -> datetime | None:
+    """When the call started: ``at``, else the span's start in epoch nanoseconds (``None``: now)."""
+    if start_time_ns is None:
+        return at
+    return datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
 
 
 def _tier_card(resolved: Resolved, tier: str, at: datetime | None) -> Card | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -43,6 +43,27 @@ class Rates(NamedTuple):
         return Rates(*(_CTX.multiply(rate, multiplier) for rate in self))
 
 
+# Token counts below this, times a rate below _MAX_EXACT_RATE held with 12 places, fit the money
+# context's 40 digits exactly (2**50 * 10**20 < 10**36).
+_EXACT_TOKENS_LIMIT: Final = 1 << 50
+_MAX_EXACT_RATE: Final = Decimal(10) ** 8
+
+
+def _money_places_io(rates: Rates) -> tuple[Decimal, Decimal] | None:
+    """The input and output rates written with exactly 12 decimal places, when that is exact.
+
+    A rate so written times a token count is already the quantized amount (same value, same
+    exponent, so the same Decimal): :func:`charge` then skips three quantize operations.
+    """
+    try:
+        scaled = (_CTX.quantize(rates.input, MONEY_QUANTUM), _CTX.quantize(rates.output, MONEY_QUANTUM))
+    except ArithmeticError:
+        return None
+    if scaled != (rates.input, rates.output) or not all(abs(rate) < _MAX_EXACT_RATE for rate in scaled):
+        return None
+    return scaled
+
+
 @dataclass(frozen=True, slots=True)
 class Card:
     """The rates of one price period: base rates plus long-context tiers."""
@@ -50,6 +71,11 @@ class Card:
     base: Rates
     tiers: tuple[tuple[int, Rates], ...] = ()
     """``(threshold, rates)`` in DECREASING threshold order: the first with input > threshold wins."""
+    base_io_money_places: tuple[Decimal, Decimal] | None = field(init=False, repr=False, compare=False)
+    """``base``'s input and output rates with 12 decimal places (``None``: not exact so)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_io_money_places", _money_places_io(self.base))
 
     def rates_for(self, input_tokens: int) -> Rates:
         for threshold, rates in self.tiers:
@@ -166,25 +192,14 @@ def charge(usage: Usage, labels: CostBreakdown, card: Card) -> CostBreakdown:
         raise ValueError("negative token count")
     uncached = input_tokens - cache_read - cache_write
     uncached = max(uncached, 0)  # Usage guarantees >= 0; never charge negative tokens anyway
+    request = rates.request
+    if not (cache_read or cache_write or request):
+        return _charge_plain(card, rates, uncached, output_tokens, labels)
     mul = _CTX.multiply
     quantize = _CTX.quantize
     q = MONEY_QUANTUM
     input_usd = mul(rates.input, uncached)
     output_usd = mul(rates.output, output_tokens)
-    request = rates.request
-    if not (cache_read or cache_write or request):
-        # The common call (no cache tokens, no per-request fee): skip the Decimal operations
-        # that would only add zeros, ~1.3 us of ~3.5. The quantized figures are the same.
-        return new_priced(
-            quantize(_CTX.add(input_usd, output_usd), q),
-            quantize(input_usd, q),
-            _ZERO_MONEY,
-            _ZERO_MONEY,
-            quantize(output_usd, q),
-            _ZERO_MONEY,
-            _ZERO_MONEY,
-            labels,
-        )
     cache_read_usd = mul(rates.cache_read, cache_read)
     if cache_write_1h:
         cache_write_usd = _CTX.add(
@@ -204,4 +219,32 @@ def charge(usage: Usage, labels: CostBreakdown, card: Card) -> CostBreakdown:
         quantize(mul(_CTX.subtract(rates.input, rates.cache_read), cache_read), q),
         quantize(request, q),
         labels,
+    )
+
+
+def _charge_plain(
+    card: Card, rates: Rates, uncached: int, output_tokens: int, labels: CostBreakdown
+) -> CostBreakdown:
+    """:func:`charge` for the common call: no cache tokens, no per-request fee.
+
+    The Decimal operations that would only add zeros are skipped (~1.3 us of ~3.5); the quantized
+    figures are the same.
+    """
+    mul = _CTX.multiply
+    exact = card.base_io_money_places if rates is card.base else None
+    if exact is not None and (uncached | output_tokens) < _EXACT_TOKENS_LIMIT:
+        # Rates with at most 12 decimal places, written with exactly 12: the products are the
+        # quantized amounts already (same value, same exponent), and so is their sum.
+        input_usd = mul(exact[0], uncached)
+        output_usd = mul(exact[1], output_tokens)
+        total = _CTX.add(input_usd, output_usd)
+    else:
+        quantize = _CTX.quantize
+        input_raw = mul(rates.input, uncached)
+        output_raw = mul(rates.output, output_tokens)
+        total = quantize(_CTX.add(input_raw, output_raw), MONEY_QUANTUM)
+        input_usd = quantize(input_raw, MONEY_QUANTUM)
+        output_usd = quantize(output_raw, MONEY_QUANTUM)
+    return new_priced(
+        total, input_usd, _ZERO_MONEY, _ZERO_MONEY, output_usd, _ZERO_MONEY, _ZERO_MONEY, labels
     )
