@@ -185,7 +185,7 @@ def _reports(store: CostStore) -> dict[str, Callable[[], object]]:
 
 def reports(root: Path, calls: int, repeat: int) -> None:
     file = root / "calls.duckdb"
-    generate(file, calls, 30)
+    generate(file, calls, 30, roll_up=False)  # raw rows on both sides (a lake has no rollup)
     lake = _new_lake(root)
     began = time.perf_counter()
     with contextlib.closing(open_lake(lake, create=True)) as con:

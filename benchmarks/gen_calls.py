@@ -8,6 +8,10 @@ insert). Values come from a hash of the row number, so the same N gives the same
 4 providers (one unpriced), 20 features, 10,000 users,
 200 orgs, sessions of 8 calls, 3-step workflows on 30% of calls, prompt-cache reads on a quarter,
 3% duplicate (non-billable) records, 2% calls tagged downgradable, a `team` custom tag.
+
+The file is then rolled up (``storage/rollup.py``), as the exporting application's writer does while
+idle, so that reports read the rollup; ``--no-rollup`` leaves it as a file written before the rollup
+existed (reports read raw rows).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from pathlib import Path
 
 from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import rollup as _rollup
 from otel_llm_cost.storage import schema as _schema
 
 END_EPOCH_S = 1_738_368_000  # 2025-02-01T00:00:00Z
@@ -43,7 +48,7 @@ def _prices(index: int) -> str:
     return _list([f"CAST('{m[index]}' AS DECIMAL(18,12))" if m[index] else "NULL" for m in MODELS])
 
 
-def generate(path: Path, rows: int, days: int) -> float:
+def generate(path: Path, rows: int, days: int, *, roll_up: bool = True) -> float:
     """Create ``path`` with ``rows`` calls; return the seconds it took."""
     started = time.perf_counter()
     step_s = days * 86400 / rows
@@ -97,10 +102,17 @@ def generate(path: Path, rows: int, days: int) -> float:
                 'resp-' || i, false, (h >> 56) % 100 = 0,
                 -- Constant JSON values: a VARCHAR would be parsed and validated on every row.
                 CASE WHEN (h >> 52) % 50 = 0 THEN CAST('{{"prompt.could_use_haiku":true}}' AS JSON)
-                     ELSE CAST('{{"gen_ai.request.temperature":0.2}}' AS JSON) END
+                     ELSE CAST('{{"gen_ai.request.temperature":0.2}}' AS JSON) END,
+                -- conversation_id, time_to_first_token_ms, unbilled_cost_usd, service_tier
+                NULL, NULL, NULL, NULL
             FROM shaped
             """
         )
+        if roll_up:
+            _rollup.catch_up(connection, max_rows=None)
+        else:
+            for table in (_rollup.ROLLUP_TABLE, _rollup.ROLLUP_STATE_TABLE):
+                connection.execute(f"DROP TABLE {table}")
         connection.execute("CHECKPOINT")
     return time.perf_counter() - started
 
@@ -112,10 +124,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--db", type=Path, required=True, help="the DuckDB file")
+    parser.add_argument("--no-rollup", action="store_true", help="leave the rollup out (an older file)")
     args = parser.parse_args()
     for leftover in (args.db, Path(f"{args.db}.wal")):
         leftover.unlink(missing_ok=True)
-    seconds = generate(args.db, args.rows, args.days)
+    seconds = generate(args.db, args.rows, args.days, roll_up=not args.no_rollup)
     size_mb = args.db.stat().st_size / 1e6
     print(
         f"generated {args.rows:,} calls over {args.days} days into {args.db} "

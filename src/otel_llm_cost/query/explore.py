@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 
 from otel_llm_cost.query import explore_sql as _sql
+from otel_llm_cost.query import rollup_reports as _rolled
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.explore_results import CallDetail, Mover, SeriesPoint
 from otel_llm_cost.query.filters import where_conditions
@@ -49,10 +51,12 @@ class ExploreReports:
             raise ValueError(f"limit must be at least 1, not {limit}")
         resolved = _queries.resolve_dimension(dimension)
         _queries.check_window(start, end)
-        query = _queries.cost_by(resolved, start, end, conditions=where_conditions(filters))
+        conditions = where_conditions(filters)
+        query = _queries.cost_by(resolved, start, end, conditions=conditions)
         if limit is not None:
             query = Query(f"{query.sql} LIMIT ?", (*query.params, limit))
-        return self._reader.rows(CostRow, query)
+        rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end, limit=limit)
+        return self._reader.rows(CostRow, query, rolled)
 
     def daily_cost_where(
         self, start: datetime, end: datetime, tz: str = "UTC", filters: Filters = _NO_FILTERS
@@ -61,7 +65,8 @@ class ExploreReports:
         _queries.check_window(start, end)
         zone = _queries.resolve_timezone(tz)
         where = where_conditions(filters)
-        return self._reader.rows(DailyCost, _queries.daily_cost(start, end, zone, where))
+        rolled = None if where else partial(_rolled.daily_cost, start, end, zone)
+        return self._reader.rows(DailyCost, _queries.daily_cost(start, end, zone, where), rolled)
 
     def spend_series(
         self,
@@ -88,9 +93,9 @@ class ExploreReports:
         _queries.check_window(start, end)
         zone = _queries.resolve_timezone(tz)
         where = where_conditions(filters)
-        return self._reader.rows(
-            SeriesPoint, _sql.spend_series(resolved, start, end, zone, top=top, where=where)
-        )
+        query = _sql.spend_series(resolved, start, end, zone, top=top, where=where)
+        rolled = None if where else partial(_rolled.spend_series, resolved, start, end, zone, top)
+        return self._reader.rows(SeriesPoint, query, rolled)
 
     def movers(
         self,
@@ -112,7 +117,8 @@ class ExploreReports:
         resolved = _queries.resolve_dimension(dimension)
         _queries.check_window(start, end)
         where = where_conditions(filters)
-        return self._reader.rows(Mover, _sql.movers(resolved, start, end, limit, where))
+        rolled = None if where else partial(_rolled.movers, resolved, start, end, limit)
+        return self._reader.rows(Mover, _sql.movers(resolved, start, end, limit, where), rolled)
 
     def call_detail(self, span_id: str) -> CallDetail | None:
         """The stored record with ``span_id`` in full, or None when there is none."""

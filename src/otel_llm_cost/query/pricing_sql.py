@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from otel_llm_cost.conventions.names import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
 from otel_llm_cost.query.sql import BILLABLE, Query, billable_where, half_open_window
+from otel_llm_cost.storage.rollup import DOWNGRADABLE_SQL
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
@@ -24,27 +24,9 @@ __all__ = [
 ]
 
 
-# A downgradable call carries the app's hint in its attributes JSON (flat attribute names as keys).
-# The substring test first keeps JSON parsing off the rows that cannot match (almost all of them).
-# A `model.recommendation` names a model to move to; empty or "keep the current one" values are not
-# recommendations (apps write them on every call they evaluated).
-_NOT_RECOMMENDATIONS: Final = ("", "keep_current", "keep", "current", "none", "no_change", "null")
-_DOWNGRADABLE: Final = (
-    "(CASE WHEN contains(CAST(attributes AS VARCHAR), ?) OR contains(CAST(attributes AS VARCHAR), ?) "
-    "THEN COALESCE(TRY_CAST(json_extract_string(attributes, ?) AS BOOLEAN), false) "
-    "OR COALESCE(lower(trim(json_extract_string(attributes, ?))) NOT IN ("
-    + ", ".join(f"'{value}'" for value in _NOT_RECOMMENDATIONS)
-    + "), false) ELSE false END)"
-)
-
-
-def _downgradable_params() -> tuple[object, ...]:
-    return (
-        PROMPT_COULD_USE_HAIKU,
-        MODEL_RECOMMENDATION,
-        f'$."{PROMPT_COULD_USE_HAIKU}"',
-        f'$."{MODEL_RECOMMENDATION}"',
-    )
+# A downgradable call carries the app's hint in its attributes JSON; defined once, with the rollup
+# that counts the same calls.
+_DOWNGRADABLE: Final = DOWNGRADABLE_SQL
 
 
 def savings(
@@ -63,7 +45,7 @@ def savings(
         "COALESCE(sum(cost_usd) FILTER (WHERE downgradable), 0) AS downgradable_cost_usd "
         f"FROM (SELECT *, {_DOWNGRADABLE} AS downgradable FROM {CALLS_TABLE} WHERE {where})"
     )
-    return Query(sql, (*_downgradable_params(), *params))
+    return Query(sql, params)
 
 
 _MODEL_MATCH: Final = "(request_model = ? OR response_model = ? OR upstream_model = ?)"
@@ -107,7 +89,7 @@ def what_if_groups(
         f"count(*) FILTER (WHERE {_DOWNGRADABLE}) AS downgradable_calls "
         f"FROM {CALLS_TABLE} WHERE {where} GROUP BY ALL ORDER BY slot_us"
     )
-    return Query(sql, (*thresholds, *_downgradable_params(), *params))
+    return Query(sql, (*thresholds, *params))
 
 
 # What reprice rewrites: the money, its status and where the price came from.

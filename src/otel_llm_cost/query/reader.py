@@ -7,6 +7,7 @@ back in the session's zone and are handed out as UTC datetimes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -19,10 +20,13 @@ from otel_llm_cost.exceptions import QueryError, StorageError
 from otel_llm_cost.query.access import StoreAccess
 from otel_llm_cost.query.sql import Query
 from otel_llm_cost.query.tabular import Rows, Source
+from otel_llm_cost.storage.rollup import watermark
+from otel_llm_cost.storage.schema import CALLS_TABLE
 
-__all__ = ["Reader", "first_line", "utc"]
+__all__ = ["Reader", "Rolled", "first_line", "utc"]
 
 T = TypeVar("T")
+Rolled = Callable[[int | None], Query | None]
 
 
 def first_line(exc: BaseException) -> str:
@@ -40,14 +44,26 @@ class Reader:
     def __init__(self, access: StoreAccess) -> None:
         self.access = access
 
-    def execute(self, query: Query) -> Source:
-        """The query's rows with their column names and DuckDB types."""
+    def execute(self, query: Query, rolled: Rolled | None = None) -> Source:
+        """The query's rows with their column names and DuckDB types.
+
+        ``rolled(watermark)`` gives the same question's SQL over the rollup (None: it cannot answer);
+        it is asked only when the file has a rollup, and both run in one transaction (one snapshot).
+        """
         with self.access.connect() as connection:
+            began = False
             try:
+                if rolled is not None:
+                    query, began = _choose(connection, query, rolled)
                 connection.execute(query.sql, list(query.params))
                 description = connection.description or []
                 rows = connection.fetchall()
+                if began:
+                    connection.execute("COMMIT")
             except duckdb.Error as exc:
+                if began:
+                    with contextlib.suppress(duckdb.Error):
+                        connection.execute("ROLLBACK")
                 where = self.access.path or "the connection"
                 raise StorageError(f"query failed on {where}: {first_line(exc)}") from exc
         return Source(
@@ -58,14 +74,14 @@ class Reader:
             rows=rows,
         )
 
-    def records(self, query: Query) -> tuple[Source, list[dict[str, Any]]]:
+    def records(self, query: Query, rolled: Rolled | None = None) -> tuple[Source, list[dict[str, Any]]]:
         """The rows as dicts (column name -> value), with their source."""
-        source = self.execute(query)
+        source = self.execute(query, rolled)
         return source, [dict(zip(source.names, row, strict=True)) for row in source.rows]
 
-    def rows(self, cls: Callable[..., T], query: Query) -> Rows[T]:
+    def rows(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None) -> Rows[T]:
         """One ``cls`` (a result dataclass) per row; its fields are picked from the columns by name."""
-        source = self.execute(query)
+        source = self.execute(query, rolled)
         names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
         # Column-wise: pick the dataclass's columns by name, make timestamps UTC datetimes, zip back.
         by_name = dict(zip(source.names, zip(*source.rows, strict=True), strict=False)) if source.rows else {}
@@ -75,10 +91,33 @@ class Reader:
         columns = [[utc(v) for v in by_name[n]] if n in timestamps else by_name[n] for n in names]
         return Rows([cls(*values, _source=source) for values in zip(*columns, strict=True)], source)
 
-    def one(self, cls: Callable[..., T], query: Query, **extra: Any) -> T:
+    def one(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None, **extra: Any) -> T:
         """A ``cls`` from the query's single row plus ``extra`` fields (a report's window, say)."""
-        source, records = self.records(query)
+        source, records = self.records(query, rolled)
         return build(cls, {**records[0], **extra}, source)
+
+    def rowid_range(
+        self, condition: str, params: tuple[object, ...]
+    ) -> tuple[str, tuple[object, ...]] | None:
+        """A condition on ``rowid`` that every ``llm_calls`` row meeting ``condition`` meets.
+
+        For a report made of several queries on one session: one scan finds where its rows lie, and
+        each query then reads only those row groups (DuckDB prunes them by rowid). None when the
+        store reads a connection it was given or a lake (whose row ids are not the file's) or no row
+        matches.
+        """
+        if self.access.path is None:
+            return None
+        try:
+            row = self.execute(
+                Query(f"SELECT min(rowid), max(rowid) FROM {CALLS_TABLE} WHERE {condition}", params)
+            )
+        except StorageError:
+            return None
+        low, high = row.rows[0] if row.rows else (None, None)
+        if low is None or high is None:
+            return None
+        return "rowid BETWEEN ? AND ?", (low, high)
 
     def sql(self, query: str, params: Sequence[object] | None = None) -> Rows[dict[str, Any]]:
         """Any SQL, as ``CostStore.sql``: Arrow straight from DuckDB (it can return any type)."""
@@ -95,6 +134,28 @@ class Reader:
             for r in table.to_pylist()
         ]
         return Rows(records, Source(self.access.caller_connection, bound, table=table))
+
+
+def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -> tuple[Query, bool]:
+    """The rollup's SQL when the file has a rollup that can answer, else ``raw``; and whether a
+    transaction was begun (the watermark and the sums must come from one snapshot)."""
+    try:
+        connection.execute("BEGIN TRANSACTION")
+    except duckdb.TransactionException:  # the caller's own transaction on its connection
+        began = False
+    else:
+        began = True
+    try:
+        mark = watermark(connection)
+    except duckdb.Error:  # a file written before the rollup existed, or a lake
+        if began:
+            connection.execute("ROLLBACK")
+        return raw, False
+    query = rolled(mark)
+    if query is None and began:
+        connection.execute("COMMIT")
+        return raw, False
+    return (raw if query is None else query), began
 
 
 def build(cls: Callable[..., T], record: dict[str, Any], source: Source) -> T:

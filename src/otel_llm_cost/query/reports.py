@@ -8,8 +8,10 @@ the file is reached, free SQL, budgets, what-if, reprice and the alert history.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from otel_llm_cost.query import pricing_sql as _pricing_sql
+from otel_llm_cost.query import rollup_reports as _rolled
 from otel_llm_cost.query import runs as _runs
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.filters import Where, where_conditions
@@ -55,8 +57,10 @@ class LedgerReports:
         """
         resolved = _queries.resolve_dimension(dimension)
         _queries.check_window(start, end)
-        query = _queries.cost_by(resolved, start, end, conditions=where_conditions(where))
-        return self._reader.rows(CostRow, query)
+        conditions = where_conditions(where)
+        query = _queries.cost_by(resolved, start, end, conditions=conditions)
+        rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end)
+        return self._reader.rows(CostRow, query, rolled)
 
     def cost_by_model(
         self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
@@ -96,8 +100,10 @@ class LedgerReports:
         if start is None or end is None:
             raise ValueError("daily_cost needs both start and end")
         zone = _queries.resolve_timezone(tz)
-        query = _queries.daily_cost(start, end, zone, where_conditions(where))
-        return self._reader.rows(DailyCost, query)
+        conditions = where_conditions(where)
+        query = _queries.daily_cost(start, end, zone, conditions)
+        rolled = None if conditions else partial(_rolled.daily_cost, start, end, zone)
+        return self._reader.rows(DailyCost, query, rolled)
 
     def summary(
         self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
@@ -108,8 +114,10 @@ class LedgerReports:
             ValueError: a naive datetime or an empty window.
         """
         _queries.check_window(start, end)
-        query = _queries.totals(start, end, count_excluded=True, conditions=where_conditions(where))
-        return self._reader.one(Summary, query, start=start, end=end)
+        conditions = where_conditions(where)
+        query = _queries.totals(start, end, count_excluded=True, conditions=conditions)
+        rolled = None if conditions else partial(_rolled.totals, start, end)
+        return self._reader.one(Summary, query, rolled, start=start, end=end)
 
     def workflow_totals(self, workflow_id: str) -> WorkflowTotals:
         """Totals of one workflow: tokens by kind, cost, latency sum, step count, cached steps.
@@ -129,15 +137,21 @@ class LedgerReports:
 
         ``str(result)`` or ``result.format("compact" | "table")`` prints it.
         """
-        totals = self._reader.one(Summary, _queries.totals(session_id=session_id), start=None, end=None)
-        by_provider = self._reader.rows(
-            CostRow,
-            _queries.cost_by(_queries.resolve_dimension("provider"), None, None, session_id=session_id),
+        narrow = self._reader.rowid_range("session_id = ?", (session_id,))
+        where = (narrow,) if narrow is not None else ()
+        totals = self._reader.one(
+            Summary, _queries.totals(session_id=session_id, conditions=where), start=None, end=None
         )
-        by_model = self._reader.rows(
-            CostRow, _queries.cost_by(_queries.resolve_dimension("model"), None, None, session_id=session_id)
+        by_provider, by_model = (
+            self._reader.rows(
+                CostRow,
+                _queries.cost_by(
+                    _queries.resolve_dimension(name), None, None, session_id=session_id, conditions=where
+                ),
+            )
+            for name in ("provider", "model")
         )
-        calls = self._reader.rows(CallRow, _runs.session_calls(session_id))
+        calls = self._reader.rows(CallRow, _runs.session_calls(session_id, where))
         return SessionSummary(session_id, totals, by_provider, by_model, calls)
 
     def agent_runs(
@@ -190,5 +204,7 @@ class LedgerReports:
             ValueError: a naive datetime or an empty window.
         """
         _queries.check_window(start, end)
-        query = _pricing_sql.savings(start, end, where_conditions(where))
-        return self._reader.one(Savings, query, start=start, end=end)
+        conditions = where_conditions(where)
+        query = _pricing_sql.savings(start, end, conditions)
+        rolled = None if conditions else partial(_rolled.savings, start, end)
+        return self._reader.one(Savings, query, rolled, start=start, end=end)

@@ -22,7 +22,8 @@ from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.query import pricing_sql as _queries
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import RepriceResult, WhatIf
-from otel_llm_cost.storage.schema import CALL_COLUMNS, MONEY_TYPE
+from otel_llm_cost.storage import rollup as _rollup
+from otel_llm_cost.storage.schema import CALL_COLUMNS, CALLS_TABLE, MONEY_TYPE
 
 if TYPE_CHECKING:
     from otel_llm_cost.pricing import CostBreakdown, PriceBook, PriceTier, UnitPrices
@@ -157,6 +158,12 @@ def _apply(reader: Reader, changed: list[dict[str, Any]]) -> None:
         try:
             connection.begin()
             connection.execute(_queries.reprice_update(_REPRICED_TABLE))
+            _rollup.refresh_days(
+                connection,
+                f"SELECT DISTINCT epoch_us(start_time) // {_rollup.DAY_US} * {_rollup.DAY_US} "
+                f"FROM {CALLS_TABLE} t SEMI JOIN {_REPRICED_TABLE} n "
+                "ON t.span_id = n.span_id AND t.trace_id = n.trace_id",
+            )
             connection.commit()
         except duckdb.Error as exc:
             connection.rollback()

@@ -74,8 +74,8 @@ def agent_runs(
     return Query(sql, params + ((limit,) if limit is not None else ()))
 
 
-def session_calls(session_id: str) -> Query:
+def session_calls(session_id: str, conditions: tuple[tuple[str, tuple[object, ...]], ...] = ()) -> Query:
     """One row per billable call of a session (``cost.session_id``), in start order."""
-    where, params = billable_where(None, None, (("session_id = ?", (session_id,)),))
+    where, params = billable_where(None, None, (("session_id = ?", (session_id,)), *conditions))
     sql = f"SELECT {CALL_COLUMNS_OUT} FROM {CALLS_TABLE} WHERE {where} ORDER BY start_time, span_id"
     return Query(sql, params)

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.storage import connect as _storage
+from otel_llm_cost.storage import rollup as _rollup
 from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.journal import Spool
 from otel_llm_cost.storage.rows import RowBatch
@@ -110,6 +111,19 @@ class Committer:
                 raise
         if self.listeners:
             self._notify(CommitInfo(cursor, inserted))
+
+    def roll_up(self, cursor: duckdb.DuckDBPyConnection, max_rows: int) -> None:
+        """Add up to ``max_rows`` stored rows to the rollup (never raising: reports then read raw rows).
+
+        Under the commit lock: no append of this process may commit while the rollup's watermark moves.
+        """
+        with self._lock:
+            try:
+                _rollup.catch_up(cursor, max_rows=max_rows)
+            except Exception as exc:
+                log_once(
+                    _logger, "exporter.rollup", logging.WARNING, "rolling up stored calls failed: %r", exc
+                )
 
     def _notify(self, info: CommitInfo) -> None:
         for listener in tuple(self.listeners):

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
+from otel_llm_cost.storage import rollup as _rollup
 from otel_llm_cost.storage import schema as _schema
 from otel_llm_cost.storage.corrupt import is_corrupt_error, open_error
 from otel_llm_cost.storage.ranges import in_start_range
@@ -232,11 +233,12 @@ def _check_not_newer(version: int | None, where: str) -> None:
 def _ddl() -> tuple[str, ...]:
     # Every CREATE_* statement in _schema is idempotent (IF NOT EXISTS), so a table added by a later
     # module (budget_alerts) appears in existing files without a version bump.
-    return tuple(
+    tables = tuple(
         value
         for name, value in vars(_schema).items()
         if name.startswith("CREATE_") and isinstance(value, str) and name != "CREATE_META"
     )
+    return (*tables, _rollup.CREATE_ROLLUP, _rollup.CREATE_ROLLUP_STATE)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, *, where: str = "the DuckDB file") -> None:

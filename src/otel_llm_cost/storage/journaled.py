@@ -51,6 +51,7 @@ _POLL_S = 0.02
 _ERROR_PAUSE_S = 1.0
 # How long the writer keeps committing its backlog for a reader that asked for the file.
 _READER_BACKLOG_S = 1.0
+_IDLE_ROLLUP_ROWS = 32_768  # rolled up per idle release (~0.15 s on one core): see storage/rollup.py
 # Building rows for a large batch takes a while on a loaded machine; the file is not idle meanwhile.
 _BUILD_GRACE_S = 1.0
 # DuckDB's default (16 MB of WAL) checkpoints every ~30k of our rows, recompressing the same partial
@@ -297,6 +298,8 @@ class JournaledWriter:
             if self._lease.due(time.monotonic()):
                 if self._lease.reader_waiting():
                     self._commit_backlog_for_reader()
+                elif self._lease.idle(time.monotonic()) and not self._backlog:  # never while busy
+                    self._committer.roll_up(self._lease.acquire(0.0), _IDLE_ROLLUP_ROWS)
                 self._lease.release()
         return True
 

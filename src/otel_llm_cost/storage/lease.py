@@ -301,6 +301,10 @@ class WriterLease:
         """Not idle before ``when`` (rows for the next commit are being built)."""
         self._timer.last_use = when
 
+    def idle(self, now: float) -> bool:
+        """Whether the held file went unused for ``hold_idle_s`` (not merely held for ``hold_max_s``)."""
+        return self._held is not None and self._timer.idle_left(now) <= 0
+
     def reader_waiting(self) -> bool:
         """Whether a reader (in any process) asked for the file."""
         return _storage.read_requested(self.path)
