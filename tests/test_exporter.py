@@ -569,7 +569,7 @@ class _Unreadable(ReadableSpan):
 
 
 def test_building_rows_leaves_the_garbage_collector_as_the_application_set_it(tmp_path: Path) -> None:
-    # The collector is paused while a batch's columns are built, and only when it was on.
+    # The garbage collector is process-wide and the application's: exporting never switches it.
     exporter = DuckDBSpanExporter(tmp_path / "gc.duckdb")
     try:
         assert gc.isenabled()

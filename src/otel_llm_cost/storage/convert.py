@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -19,26 +18,6 @@ from otel_llm_cost.storage.rows import Enricher, RowBatch, build_rows
 __all__ = ["BatchConverter"]
 
 _logger = logging.getLogger("otel_llm_cost.exporter")
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a batch's columns are built, when it was on.
-
-    Building holds thousands of short-lived tuples at once: each 700 of them start a collection, and
-    every tenth of those rescans the older objects too (the application's heap included): 16% of the
-    export thread's samples in ``benchmarks/bench_exporter.py`` (py-spy), with a small heap. Nothing
-    built here forms a cycle, so nothing is left for the collector afterwards. Not nested: a second
-    builder thread finding it off leaves it alone, and the first one turns it back on.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class _Memo:
@@ -85,14 +64,13 @@ class BatchConverter:
             return self._build_around_failures(spans, enrich)
 
     def _build(self, spans: Sequence[ReadableSpan], enrich: Enricher) -> RowBatch:
-        with _collector_paused():
-            return build_rows(
-                spans,
-                enrich=enrich,
-                capture_content=self.capture_content,
-                store_all_spans=self.store_all_spans,
-                hash_user_id=self._enricher.hash_user_id,
-            )
+        return build_rows(
+            spans,
+            enrich=enrich,
+            capture_content=self.capture_content,
+            store_all_spans=self.store_all_spans,
+            hash_user_id=self._enricher.hash_user_id,
+        )
 
     def _build_around_failures(self, spans: Sequence[ReadableSpan], enrich: _Memo) -> tuple[RowBatch, int]:
         """Rows of every span that converts, by halving the batch down to the ones that do not."""
