@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import json
 import logging
@@ -524,6 +525,67 @@ def test_a_batch_mixing_attribute_name_sets_keeps_each_span_its_own_values() -> 
     assert documents[1] == {}
     assert documents[2]["extra.key"] == "x"
     assert "extra.key" not in documents[0]
+
+
+def test_spans_sharing_a_span_id_in_different_traces_are_both_rows_and_a_repeat_is_one() -> None:
+    # Span ids are checked for uniqueness in one pass first; a collision falls back to (trace, span).
+    first, other_trace = make_span(span_id=77, trace_id=1), make_span(span_id=77, trace_id=2)
+    spans = [first, other_trace, make_span(), first]
+    calls = build_rows(spans, enrich=None, capture_content=False, store_all_spans=False).calls
+    assert calls["trace_id"].to_pylist()[:2] == [f"{1:032x}", f"{2:032x}"]
+    assert calls["span_id"].to_pylist() == [f"{77:016x}", f"{77:016x}", f"{spans[2].context.span_id:016x}"]
+
+
+def test_tags_of_every_type_and_user_id_tags_are_stored_as_text_and_hashed() -> None:
+    # Tags are built as one MAP column from the batch's values: non-text values become JSON text,
+    # user-id tags their keyed hash, in every row of a run and across runs of other attribute names.
+    tagged = enriched_attributes(**{"cost.team": 7, "cost.ratio": 0.25, "cost.userId": "alice"})
+    calls = build_rows(
+        [make_span(tagged), make_span(), make_span(tagged)],
+        enrich=None,
+        capture_content=False,
+        store_all_spans=False,
+        hash_user_id=lambda raw: f"h:{raw}",
+    ).calls
+    expected = [("team", "7"), ("ratio", "0.25"), ("userId", "h:alice")]
+    assert [dict(row) for row in calls["tags"].to_pylist()] == [
+        {"team": "search", **dict(expected)},
+        {"team": "search"},
+        {"team": "search", **dict(expected)},
+    ]
+
+
+class _Unreadable(ReadableSpan):
+    """A span whose attributes cannot be read."""
+
+    def __init__(self, span: ReadableSpan) -> None:
+        super().__init__(
+            name=span.name, context=span.context, start_time=span.start_time, end_time=span.end_time
+        )
+
+    @property
+    def attributes(self) -> Any:
+        raise RuntimeError("attributes cannot be read")
+
+
+def test_building_rows_leaves_the_garbage_collector_as_the_application_set_it(tmp_path: Path) -> None:
+    # The garbage collector is process-wide and the application's: exporting never switches it.
+    exporter = DuckDBSpanExporter(tmp_path / "gc.duckdb")
+    try:
+        assert gc.isenabled()
+        assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        # A span that cannot be converted: the batch is converted again around it, GC still restored.
+        assert exporter.export([_Unreadable(make_span()), make_span()]) is SpanExportResult.FAILURE
+        assert gc.isenabled()
+    finally:
+        exporter.shutdown()
 
 
 def test_a_none_value_falls_through_to_the_next_source_name() -> None:

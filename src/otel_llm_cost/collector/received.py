@@ -170,10 +170,10 @@ def decode_for_storage(request: ExportTraceServiceRequest, *, all_spans: bool) -
 
 
 def _names_a_call(key_values: Iterable[KeyValue]) -> bool:
-    """The enricher's pre-test on the attribute names alone, stopping at the first LLM name (values
-    of a span that is no call stay undecoded; an LLM span usually names itself first)."""
-    # is_llm_candidate reads only the names of the mapping it is given.
-    return any(is_llm_candidate(cast("Mapping[str, object]", (kv.key,)), None) for kv in key_values)
+    """The enricher's pre-test on the attribute names alone (values of a span that is no call stay
+    undecoded)."""
+    # is_llm_candidate reads only the names of the mapping it is given: one call for all of them.
+    return is_llm_candidate(cast("Mapping[str, object]", [kv.key for kv in key_values]), None)
 
 
 def _ids(pb: PBSpan, r: int, s: int, i: int) -> tuple[SpanIds, SpanIds | None] | str:

@@ -87,7 +87,16 @@ class Plan:
     each span then costs one C-level gather (``itemgetter``) instead of a Python step per attribute.
     """
 
-    __slots__ = ("columns", "hashed_tags", "pick", "rest_keys", "tag_keys")
+    __slots__ = (
+        "columns",
+        "hashed_tags",
+        "pick",
+        "rest_keys",
+        "rest_pick",
+        "tag_keys",
+        "tag_names",
+        "tag_pick",
+    )
 
     def __init__(self, keys: tuple[str, ...], capture_content: bool) -> None:
         found: dict[int, list[tuple[int, str]]] = {}  # column -> [(priority, name)]
@@ -114,7 +123,10 @@ class Plan:
         self.pick = _getter(picked)
         self.columns = tuple(columns)
         self.rest_keys = tuple(rest)
+        self.rest_pick = _getter(rest)
         self.tag_keys = tuple(tags)
+        self.tag_names = tuple(name[COST_PREFIX_LEN:] for name in tags)
+        self.tag_pick = _getter(tags)
         self.hashed_tags = _USER_ID_TAGS.intersection(tags)
 
 

@@ -25,9 +25,11 @@ the offending counts NULL and the reason in ``cost_reason``; reports count it wi
 from __future__ import annotations
 
 import itertools
+import math
+import operator
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from otel_llm_cost.storage.columns import CALL_INDEX
 
@@ -161,9 +163,12 @@ def _check_times(batch: _Batch) -> None:
             (batch.value("start_time", row), batch.value("end_time", row)) for row in range(batch.count)
         ]
     else:
+        if _types(starts) | _types(ends) <= {int} and (
+            not starts
+            or (min(starts) >= 0 and max(ends) <= _MAX_NANOS and all(map(operator.ge, ends, starts)))
+        ):
+            return  # the usual batch, checked in C: integer times in range, no end before its start
         rows = list(zip(starts, ends, strict=True))
-        if all(_valid_time(start) and _valid_time(end) and end >= start for start, end in rows):  # type: ignore[operator]
-            return
     for row, (start, end) in enumerate(rows):
         if not _valid_time(start):
             batch.reject(row, f"start_time {_show(start)} is not a time in the timestamp range")
@@ -176,13 +181,29 @@ def _check_times(batch: _Batch) -> None:
             batch.set("end_time", row, None)
 
 
+def _types(values: Sequence[Any]) -> set[type]:
+    return set(map(type, values))
+
+
+def _within(values: Sequence[Any], kinds: set[type], low: float, high: float, *, closed: bool) -> bool:
+    """Whether every value but None has one of ``kinds``, lies in [low, high] (``closed``) or [low, high)
+    and is not NaN: a few passes in C instead of a Python step per value."""
+    types = _types(values)
+    if not types <= kinds | {type(None)}:
+        return False
+    if type(None) in types:
+        values = [value for value in values if value is not None]
+    if not values:
+        return True
+    top = max(values)
+    # min/max skip a NaN between numbers; the sum of the values does not.
+    return min(values) >= low and (top <= high if closed else top < high) and not math.isnan(sum(values))
+
+
 def _check_counts(batch: _Batch) -> None:
     for name in _COUNTS:
         values = batch.get(name)
-        limit = MAX_TOKEN_COUNT
-        if values is None or all(
-            value is None or (type(value) is int and 0 <= value <= limit) for value in values
-        ):
+        if values is None or _within(values, {int}, 0, MAX_TOKEN_COUNT, closed=True):
             continue
         for row, value in enumerate(values):
             if value is not None and not _is_count(value):
@@ -208,8 +229,11 @@ def _relations_hold(batch: _Batch) -> bool:
         )
     none = itertools.repeat(0)
     try:
-        if any(total != inp + out for inp, out, total in zip(inputs, outputs, totals, strict=True)):
+        if not all(map(operator.eq, map(operator.add, inputs, outputs), totals)):
             return False
+        present = [batch.get(name) for name in _PARTS_OF_COUNTS]
+        if all(values is not None and None not in values for values in present):
+            return _parts_fit(inputs, outputs, *cast("list[Sequence[Any]]", present))
         reads, writes = batch.get("cache_read_tokens") or none, batch.get("cache_write_tokens") or none
         writes_1h, reasoning = (
             batch.get("cache_write_1h_tokens") or none,
@@ -229,6 +253,30 @@ def _relations_hold(batch: _Batch) -> bool:
         )
     except TypeError:  # a NULL count: the row-by-row check says what is wrong
         return False
+
+
+_PARTS_OF_COUNTS: Final = (
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
+
+
+def _parts_fit(  # noqa: PLR0917 - the four parts, in _PARTS_OF_COUNTS order
+    inputs: Sequence[int],
+    outputs: Sequence[int],
+    reads: Sequence[int],
+    writes: Sequence[int],
+    writes_1h: Sequence[int],
+    reasoning: Sequence[int],
+) -> bool:
+    """Every row's cache and reasoning counts fit its input and output counts (no NULL): passes in C."""
+    return (
+        all(map(operator.le, map(operator.add, reads, writes), inputs))
+        and all(map(operator.le, writes_1h, writes))
+        and all(map(operator.le, reasoning, outputs))
+    )
 
 
 def _check_relations(batch: _Batch) -> None:
@@ -268,7 +316,7 @@ def _check_relations(batch: _Batch) -> None:
 def _check_money(batch: _Batch) -> None:
     for name in _MONEY:
         values = batch.get(name)
-        if values is None or all(value is None or _is_money(value) for value in values):
+        if values is None or _within(values, {float, int}, 0, _MONEY_LIMIT, closed=False):
             continue
         for row, value in enumerate(values):
             if value is not None and not _is_money(value):
@@ -280,12 +328,11 @@ def _check_money(batch: _Batch) -> None:
 def _check_statuses(batch: _Batch) -> None:
     statuses = batch.get("cost_status") or [None] * batch.count
     costs = batch.get("cost_usd")
-    if (
-        not batch.invalid
-        and costs is not None
-        and None not in costs
-        and all(status in _CHARGED for status in statuses)
-    ):
+    try:
+        charged = _CHARGED.issuperset(statuses)
+    except TypeError:  # an unhashable status: the row-by-row check rejects it
+        charged = False
+    if not batch.invalid and costs is not None and None not in costs and charged:
         return  # the usual batch: every call priced, with its cost
     for row, status in enumerate(statuses):
         cost = batch.value("cost_usd", row)
@@ -324,6 +371,13 @@ def _hash_user_ids(batch: _Batch, hash_user_id: Callable[[object], str]) -> None
     if users is None:
         return
     match = _HASHED_USER_ID.fullmatch
+    try:
+        distinct = set(users)
+    except TypeError:  # an unhashable value: checked row by row
+        pass
+    else:
+        if all(user is None or (isinstance(user, str) and match(user)) for user in distinct):
+            return  # the usual batch: every id already hashed (a user's calls share one id)
     for row, user in enumerate(users):
         if user is not None and not (isinstance(user, str) and match(user)):
             batch.set("user_id", row, hash_user_id(user))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 import pyarrow as pa
@@ -24,7 +25,6 @@ from otel_llm_cost.storage.columns import (
     CALL_INDEX,
     CALL_NAMES,
     CALLS_ARROW_SCHEMA,
-    COST_PREFIX_LEN,
     HASHED_IN_SPANS,
     RAW_USER_IDS,
     SPANS_ARROW_SCHEMA,
@@ -34,7 +34,7 @@ from otel_llm_cost.storage.columns import (
 )
 from otel_llm_cost.storage.enricher import default_enricher
 from otel_llm_cost.storage.invariants import enforce_call_invariants
-from otel_llm_cost.storage.values import tag_value, to_array, to_json_bytes
+from otel_llm_cost.storage.values import tag_map_array, tag_value, to_array, to_json_bytes, to_json_rows
 
 __all__ = [
     "CALLS_ARROW_SCHEMA",
@@ -89,39 +89,45 @@ def build_rows(
     Returns:
         The tables, in span order.
     """
-    calls: list[ReadableSpan] = []
-    call_attributes: list[Mapping[str, Any]] = []
-    kept: list[ReadableSpan] = []
-    kept_attributes: list[Mapping[str, Any]] = []
+    unique = _unique_spans(spans)
+    attributes: list[Mapping[str, Any]] = [span.attributes or _NO_ATTRIBUTES for span in unique]
+    calls, call_attributes = unique, attributes
     raw: list[ReadableSpan] = []
     raw_slots: list[int] = []
-    seen: set[tuple[int, int]] = set()
-    for span in spans:
-        context = span.context
-        if context is None:
-            continue
-        key = (context.trace_id, context.span_id)
-        if key in seen:
-            continue
-        seen.add(key)
-        attributes: Mapping[str, Any] = span.attributes or {}
-        if store_all_spans:
-            kept.append(span)
-            kept_attributes.append(attributes)
-        if sc.LLM_COST_STATUS not in attributes:
-            if enrich is None:
-                continue
-            raw.append(span)
-            raw_slots.append(len(calls))  # a placeholder until enrich says whether it is a call
-        calls.append(span)
-        call_attributes.append(attributes)
+    status = sc.LLM_COST_STATUS
+    enriched = [status in span_attributes for span_attributes in attributes]
+    if not all(enriched):
+        if enrich is None:
+            calls = list(itertools.compress(unique, enriched))
+            call_attributes = list(itertools.compress(attributes, enriched))
+        else:  # a placeholder for each raw span until enrich says whether it is a call
+            raw_slots = [slot for slot, done in enumerate(enriched) if not done]
+            raw = [unique[slot] for slot in raw_slots]
+            call_attributes = list(attributes)
     if raw and enrich is not None:
         calls, call_attributes = _enriched_calls(calls, call_attributes, raw_slots, enrich(raw))
     hash_id = _UserIdHash(hash_user_id)
     return RowBatch(
         _calls_table(calls, call_attributes, capture_content, hash_id),
-        _spans_table(kept, kept_attributes, capture_content, hash_id) if store_all_spans else None,
+        _spans_table(unique, attributes, capture_content, hash_id) if store_all_spans else None,
     )
+
+
+def _unique_spans(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+    """The spans with a context, each (trace id, span id) once: the first one seen is kept."""
+    try:
+        span_ids = [span.context.span_id for span in spans]
+    except AttributeError:  # a span without a context
+        pass
+    else:
+        if len(set(span_ids)) == len(span_ids):  # the usual batch: one pass in C says no duplicate
+            return list(spans)
+    unique: dict[tuple[int, int], ReadableSpan] = {}
+    for span in spans:
+        context = span.context
+        if context is not None:
+            unique.setdefault((context.trace_id, context.span_id), span)
+    return list(unique.values())
 
 
 def _enriched_calls(
@@ -155,6 +161,7 @@ class _UserIdHash:
 
 
 _STATUS_NAMES: Final = {code: code.name for code in StatusCode}
+_NO_ATTRIBUTES: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def _common_columns(spans: list[ReadableSpan]) -> dict[str, Sequence[Any]]:
@@ -163,8 +170,8 @@ def _common_columns(spans: list[ReadableSpan]) -> dict[str, Sequence[Any]]:
     statuses = [span.status for span in spans]
     names = _STATUS_NAMES
     return {
-        "span_id": [f"{context.span_id:016x}" for context in contexts],
-        "trace_id": [f"{context.trace_id:032x}" for context in contexts],
+        "span_id": list(map("%016x".__mod__, [context.span_id for context in contexts])),
+        "trace_id": list(map("%032x".__mod__, [context.trace_id for context in contexts])),
         "parent_span_id": [
             None if parent is None else f"{parent.span_id:016x}" for parent in (span.parent for span in spans)
         ],
@@ -183,7 +190,11 @@ def _common_columns(spans: list[ReadableSpan]) -> dict[str, Sequence[Any]]:
 def _arrow_table(columns: list[Sequence[Any] | None], schema: pa.Schema, count: int) -> pa.Table:
     """One Arrow conversion per column (None: all NULL); ``duration_ms`` is computed here, in C."""
     arrays = [
-        to_array(values, field.type) if values is not None else pa.nulls(count, field.type)
+        values
+        if isinstance(values, pa.Array)
+        else to_array(values, field.type)
+        if values is not None
+        else pa.nulls(count, field.type)
         for values, field in zip(columns, schema, strict=True)
     ]
     # (end - start) / 1e6 as a float, as Python would compute it; NULL when either is missing.
@@ -247,15 +258,16 @@ def _calls_table(
     attribute_columns = _attribute_columns(runs[0][0], runs[0][1], hash_user_id) if len(runs) == 1 else None
     if attribute_columns is None and runs:
         parts = [_attribute_columns(plan, run, hash_user_id) for plan, run in runs]
-        attribute_columns = {}
-        for column in {column for part in parts for column in part}:
+        tags = CALL_INDEX["tags"]
+        attribute_columns = {tags: pa.concat_arrays([part[tags] for part in parts])}
+        for column in {column for part in parts for column in part} - {tags}:
             values: list[Any] = []
             for part, (_, run) in zip(parts, runs, strict=True):
                 piece = part.get(column)
                 values.extend(piece if piece is not None else itertools.repeat(None, len(run)))
             attribute_columns[column] = values
-    for column, values in (attribute_columns or {}).items():
-        columns[column] = values
+    for column, column_values in (attribute_columns or {}).items():
+        columns[column] = column_values
     # Absent means billable: only the processor's dedup and aggregate detection say otherwise.
     billable = columns[index["billable"]]
     columns[index["billable"]] = (
@@ -284,36 +296,31 @@ def _service_names(spans: list[ReadableSpan]) -> list[Any]:
 
 def _attribute_columns(
     plan: Plan, run: list[Mapping[str, Any]], hash_user_id: Callable[[object], str]
-) -> dict[int, list[Any]]:
-    """The attribute-fed columns of spans that share ``plan``: column index -> values."""
-    out: dict[int, list[Any]] = {}
+) -> dict[int, Sequence[Any]]:
+    """The attribute-fed columns of spans that share ``plan``: column index -> values (``tags``: an array)."""
+    out: dict[int, Sequence[Any]] = {}
     picked = list(zip(*map(plan.pick, run), strict=True)) if plan.columns else []
     for column, positions in plan.columns:
         values: Sequence[Any] = picked[positions[0]]
         for position in positions[1:]:
+            if None not in values:  # the usual case: the first name is on every span
+                break
             values = [
                 first if first is not None else second
                 for first, second in zip(values, picked[position], strict=True)
             ]
-        out[column] = values if isinstance(values, list) else list(values)
-    keys = plan.rest_keys
-    out[CALL_INDEX["attributes"]] = [
-        to_json_bytes({name: attributes[name] for name in keys}) for attributes in run
-    ]
-    prefix = COST_PREFIX_LEN
+        out[column] = values
+    keys, rest = plan.rest_keys, plan.rest_pick
+    out[CALL_INDEX["attributes"]] = to_json_rows(keys, map(rest, run))
+    tags = plan.tag_pick
+    values = list(itertools.chain.from_iterable(map(tags, run)))
     if plan.hashed_tags:
-        hashed = plan.hashed_tags
-        out[CALL_INDEX["tags"]] = [
-            [
-                (name[prefix:], (hash_user_id if name in hashed else tag_value)(attributes[name]))
-                for name in plan.tag_keys
-            ]
-            for attributes in run
+        hashed = [name in plan.hashed_tags for name in plan.tag_keys] * len(run)
+        values = [
+            hash_user_id(value) if user_id else tag_value(value)
+            for value, user_id in zip(values, hashed, strict=True)
         ]
-    elif plan.tag_keys:
-        out[CALL_INDEX["tags"]] = [
-            [(name[prefix:], tag_value(attributes[name])) for name in plan.tag_keys] for attributes in run
-        ]
-    else:
-        out[CALL_INDEX["tags"]] = [[] for _ in run]
+    elif not set(map(type, values)) <= {str}:
+        values = [tag_value(value) for value in values]
+    out[CALL_INDEX["tags"]] = tag_map_array(plan.tag_names, values, len(run))
     return out
