@@ -14,10 +14,9 @@ import zoneinfo
 from datetime import datetime
 from typing import Final
 
-from otel_llm_cost._money import MONEY_SCALE, SUM_PRECISION
 from otel_llm_cost.query.dimensions import Dimension
 from otel_llm_cost.query.rollup_sql import grain_of, partials, zone_aligned
-from otel_llm_cost.query.sql import Query, day_range
+from otel_llm_cost.query.sql import Query, day_range, every_day
 from otel_llm_cost.storage.rollup import DIMENSION_COLUMNS
 
 __all__ = ["cost_by", "daily_cost", "movers", "savings", "spend_series", "totals"]
@@ -30,7 +29,6 @@ _TOKENS: Final = (
     "reasoning_tokens",
 )
 _MODEL_DIMENSIONS: Final = frozenset({"model", "upstream_model", "deployment"})
-_SUM_TYPE: Final = f"DECIMAL({SUM_PRECISION},{MONEY_SCALE})"
 
 
 def _known_cost(flt: str = "") -> str:
@@ -153,19 +151,9 @@ def daily_cost(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo, watermark:
         "  SELECT CAST(timezone(?, timezone('UTC', make_timestamp(bucket_us))) AS DATE) AS day, "
         "   CASE WHEN sum(priced_calls) > 0 THEN sum(cost_usd) END AS cost_usd, "
         "   sum(unpriced_calls) AS unpriced_calls, sum(call_count) AS call_count, "
-        f"  sum(total_tokens) AS total_tokens FROM ({rows}) GROUP BY 1"
-        "), days AS ("
-        "  SELECT CAST(? AS DATE) + CAST(i AS INTEGER) AS day FROM range(?) AS r(i)"
-        ") "
-        "SELECT days.day, "
-        f"  CASE WHEN per_day.day IS NULL THEN CAST(0 AS {_SUM_TYPE}) "
-        "    ELSE COALESCE(per_day.cost_usd, CASE WHEN per_day.unpriced_calls = 0 THEN 0 END) END "
-        "    AS total_cost_usd, "
-        "  CAST(COALESCE(per_day.total_tokens, 0) AS HUGEINT) AS total_tokens, "
-        "  CAST(COALESCE(per_day.call_count, 0) AS BIGINT) AS call_count, "
-        "  CAST(COALESCE(per_day.unpriced_calls, 0) AS BIGINT) AS unpriced_calls "
-        "FROM days LEFT JOIN per_day ON per_day.day = days.day ORDER BY days.day"
+        f"  sum(total_tokens) AS total_tokens FROM ({rows}) GROUP BY 1)"
     )
+    sql = every_day(sql)
     return Query(sql, (tz.key, *params, first_day, n_days))
 
 

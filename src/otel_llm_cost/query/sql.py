@@ -285,6 +285,26 @@ _BUCKET_US: Final = 15 * 60 * 1_000_000
 _SUM_TYPE: Final = f"DECIMAL({SUM_PRECISION},{MONEY_SCALE})"
 
 
+def every_day(with_per_day: str) -> str:
+    """``with_per_day`` (a ``WITH`` clause ending in a ``per_day`` table of day, cost_usd,
+    unpriced_calls, call_count, total_tokens) completed into one row per day of the window, days
+    without calls as 0. Takes two more parameters after the clause's own: the first day, the number
+    of days."""
+    return (
+        f"{with_per_day}, days AS ("
+        "  SELECT CAST(? AS DATE) + CAST(i AS INTEGER) AS day FROM range(?) AS r(i)"
+        ") "
+        "SELECT days.day, "
+        f"  CASE WHEN per_day.day IS NULL THEN CAST(0 AS {_SUM_TYPE}) "
+        "    ELSE COALESCE(per_day.cost_usd, CASE WHEN per_day.unpriced_calls = 0 THEN 0 END) END "
+        "    AS total_cost_usd, "
+        "  CAST(COALESCE(per_day.total_tokens, 0) AS HUGEINT) AS total_tokens, "
+        "  CAST(COALESCE(per_day.call_count, 0) AS BIGINT) AS call_count, "
+        "  CAST(COALESCE(per_day.unpriced_calls, 0) AS BIGINT) AS unpriced_calls "
+        "FROM days LEFT JOIN per_day ON per_day.day = days.day ORDER BY days.day"
+    )
+
+
 def daily_cost(
     start: datetime,
     end: datetime,
@@ -304,19 +324,9 @@ def daily_cost(
         f"  SELECT CAST(timezone(?, timezone('UTC', make_timestamp(bucket * {_BUCKET_US}))) AS DATE) AS day, "
         "   sum(cost_usd) AS cost_usd, sum(unpriced_calls) AS unpriced_calls, sum(call_count) AS call_count, "
         "   sum(total_tokens) AS total_tokens "
-        "  FROM buckets GROUP BY 1"
-        "), days AS ("
-        "  SELECT CAST(? AS DATE) + CAST(i AS INTEGER) AS day FROM range(?) AS r(i)"
-        ") "
-        "SELECT days.day, "
-        f"  CASE WHEN per_day.day IS NULL THEN CAST(0 AS {_SUM_TYPE}) "
-        "    ELSE COALESCE(per_day.cost_usd, CASE WHEN per_day.unpriced_calls = 0 THEN 0 END) END "
-        "    AS total_cost_usd, "
-        "  CAST(COALESCE(per_day.total_tokens, 0) AS HUGEINT) AS total_tokens, "
-        "  CAST(COALESCE(per_day.call_count, 0) AS BIGINT) AS call_count, "
-        "  CAST(COALESCE(per_day.unpriced_calls, 0) AS BIGINT) AS unpriced_calls "
-        "FROM days LEFT JOIN per_day ON per_day.day = days.day ORDER BY days.day"
+        "  FROM buckets GROUP BY 1)"
     )
+    sql = every_day(sql)
     return Query(sql, (*params, tz.key, first_day, n_days))
 
 
