@@ -40,6 +40,29 @@ CALL_DETAIL_COLUMNS: Final = (
 )
 
 
+def ranked_per_day(with_base: str, bucket_start_us: str) -> str:
+    """``with_base`` (a ``WITH`` clause ending in a ``base`` table of bucket, key, cost_usd,
+    call_count, unpriced_calls) completed into ``spend_series``' rows: per local day, the ``top``
+    groups by spend under their rank, the rest summed under ``top + 1`` with a NULL key.
+    ``bucket_start_us`` is the SQL of a bucket's start in epoch microseconds. Takes five more
+    parameters after the clause's own: the zone, top, top + 1, top, the first day."""
+    return (
+        f"{with_base}, ranked AS ("
+        "  SELECT key, row_number() OVER (ORDER BY sum(cost_usd) DESC NULLS LAST, sum(call_count) DESC, "
+        "   key NULLS LAST) AS r FROM base GROUP BY key"
+        "), per_day AS ("
+        f"  SELECT CAST(timezone(?, timezone('UTC', make_timestamp({bucket_start_us}))) AS DATE) AS day, "
+        "   CASE WHEN r <= ? THEN r ELSE ? END AS rank, CASE WHEN r <= ? THEN base.key END AS key, "
+        "   sum(cost_usd) AS cost_usd, sum(call_count) AS call_count, sum(unpriced_calls) AS unpriced_calls "
+        "  FROM base JOIN ranked ON ranked.key IS NOT DISTINCT FROM base.key GROUP BY ALL"
+        ") "
+        "SELECT day, CAST(rank AS INTEGER) AS rank, key, "
+        "  COALESCE(cost_usd, CASE WHEN unpriced_calls = 0 THEN 0 END) AS total_cost_usd, "
+        "  CAST(call_count AS BIGINT) AS call_count, CAST(unpriced_calls AS BIGINT) AS unpriced_calls "
+        "FROM per_day WHERE day >= ? ORDER BY day, rank"
+    )
+
+
 def spend_series(
     dimension: Dimension,
     start: datetime,
@@ -57,21 +80,9 @@ def spend_series(
         "WITH base AS ("
         f"  SELECT epoch_us(start_time) // {_BUCKET_US} AS bucket, {dimension.expression} AS key, "
         f"   sum(cost_usd) AS cost_usd, count(*) AS call_count, {_UNPRICED_COUNT} AS unpriced_calls "
-        f"  FROM {CALLS_TABLE} WHERE {where_sql} GROUP BY ALL"
-        "), ranked AS ("
-        "  SELECT key, row_number() OVER (ORDER BY sum(cost_usd) DESC NULLS LAST, sum(call_count) DESC, "
-        "   key NULLS LAST) AS r FROM base GROUP BY key"
-        "), per_day AS ("
-        f"  SELECT CAST(timezone(?, timezone('UTC', make_timestamp(bucket * {_BUCKET_US}))) AS DATE) AS day, "
-        "   CASE WHEN r <= ? THEN r ELSE ? END AS rank, CASE WHEN r <= ? THEN base.key END AS key, "
-        "   sum(cost_usd) AS cost_usd, sum(call_count) AS call_count, sum(unpriced_calls) AS unpriced_calls "
-        "  FROM base JOIN ranked ON ranked.key IS NOT DISTINCT FROM base.key GROUP BY ALL"
-        ") "
-        "SELECT day, CAST(rank AS INTEGER) AS rank, key, "
-        "  COALESCE(cost_usd, CASE WHEN unpriced_calls = 0 THEN 0 END) AS total_cost_usd, "
-        "  CAST(call_count AS BIGINT) AS call_count, CAST(unpriced_calls AS BIGINT) AS unpriced_calls "
-        "FROM per_day WHERE day >= ? ORDER BY day, rank"
+        f"  FROM {CALLS_TABLE} WHERE {where_sql} GROUP BY ALL)"
     )
+    sql = ranked_per_day(sql, f"bucket * {_BUCKET_US}")
     return Query(sql, (*dimension.params, *params, tz.key, top, top + 1, top, first_day))
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Final
 
 from otel_llm_cost.query.dimensions import Dimension
+from otel_llm_cost.query.explore_sql import ranked_per_day
 from otel_llm_cost.query.rollup_sql import grain_of, partials, zone_aligned
 from otel_llm_cost.query.sql import Query, day_range, every_day
 from otel_llm_cost.storage.rollup import DIMENSION_COLUMNS
@@ -178,21 +179,9 @@ def spend_series(  # noqa: PLR0917 - the raw builder's arguments, then the water
         "WITH base AS ("
         "  SELECT bucket_us, key, CASE WHEN sum(priced_calls) > 0 THEN sum(cost_usd) END AS cost_usd, "
         "   sum(call_count) AS call_count, sum(unpriced_calls) AS unpriced_calls "
-        f"  FROM ({rows}) GROUP BY ALL HAVING sum(call_count) > 0"
-        "), ranked AS ("
-        "  SELECT key, row_number() OVER (ORDER BY sum(cost_usd) DESC NULLS LAST, sum(call_count) DESC, "
-        "   key NULLS LAST) AS r FROM base GROUP BY key"
-        "), per_day AS ("
-        "  SELECT CAST(timezone(?, timezone('UTC', make_timestamp(bucket_us))) AS DATE) AS day, "
-        "   CASE WHEN r <= ? THEN r ELSE ? END AS rank, CASE WHEN r <= ? THEN base.key END AS key, "
-        "   sum(cost_usd) AS cost_usd, sum(call_count) AS call_count, sum(unpriced_calls) AS unpriced_calls "
-        "  FROM base JOIN ranked ON ranked.key IS NOT DISTINCT FROM base.key GROUP BY ALL"
-        ") "
-        "SELECT day, CAST(rank AS INTEGER) AS rank, key, "
-        "  COALESCE(cost_usd, CASE WHEN unpriced_calls = 0 THEN 0 END) AS total_cost_usd, "
-        "  CAST(call_count AS BIGINT) AS call_count, CAST(unpriced_calls AS BIGINT) AS unpriced_calls "
-        "FROM per_day WHERE day >= ? ORDER BY day, rank"
+        f"  FROM ({rows}) GROUP BY ALL HAVING sum(call_count) > 0)"
     )
+    sql = ranked_per_day(sql, "bucket_us")
     return Query(sql, (*params, tz.key, top, top + 1, top, first_day))
 
 
