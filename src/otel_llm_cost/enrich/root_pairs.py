@@ -36,9 +36,11 @@ twin is forgotten is over-counted, never under-counted. A waiting span pairs onl
 time overlaps its own, so one that never pairs (in a process without OpenInference, every root LLM
 span) matches nothing later and just waits to be pushed out.
 
-Spans are decided under one of 64 locks chosen by their token counts (both spans of a pair take the
-same lock); the caller holds its own trace lock meanwhile, and this module never takes one, so locks
-are always taken in that order.
+A span that can have a twin (a span of the other kind waits under its key) is decided under one of 64
+locks chosen by its token counts (both spans of a pair take the same lock); the caller holds its own
+trace lock meanwhile, and this module never takes one, so locks are always taken in that order. Any
+other span joins the waiting list without a lock: with one lock for equal counts, sixteen threads
+ending spans of the same counts spent as much CPU queueing on it as on the rest of the span's path.
 """
 
 from __future__ import annotations
@@ -145,6 +147,14 @@ class RootPairs:
         key: _Key = (process, model, input_tokens, output_tokens)
         entry: _Waiting = (span_id, start_ns, end_ns)
         waiting = self._waiting
+        lists = waiting.get(key)
+        if lists is not None and not lists[not openinference]:
+            # No span of the other kind waits (every root of an application that uses one
+            # convention): nothing to match, so join the waiting without the lock. Under one lock,
+            # sixteen threads ending spans of equal counts queued on it. Each step is one atomic list
+            # operation; a twin ending at the same instant on another thread is at worst over-counted.
+            _wait(lists[openinference], entry)
+            return None
         # Both spans of a pair have the same counts, so the same lock; no hashing needed to choose it.
         with self._locks[(input_tokens + output_tokens) % _STRIPES]:
             lists = waiting.get(key)
@@ -154,15 +164,22 @@ class RootPairs:
                     _evict_oldest(waiting)
                 return None
             others = lists[not openinference]
-            for index, (seen_id, seen_start, seen_end) in enumerate(others):
-                if seen_start <= end_ns and start_ns <= seen_end:
-                    del others[index]  # each billable span absorbs one duplicate
-                    return seen_id
-            same = lists[openinference]
-            same.append(entry)
-            if len(same) > _MAX_WAITING_PER_KEY:
-                del same[0]  # forgotten: at worst over-counted, never under-counted
+            for seen in others:
+                if seen[1] <= end_ns and start_ns <= seen[2]:
+                    try:  # each billable span absorbs one duplicate; by value: trims run unlocked
+                        others.remove(seen)
+                    except ValueError:  # trimmed meanwhile: forgotten, at worst over-counted
+                        continue
+                    return seen[0]
+            _wait(lists[openinference], entry)
         return None
+
+
+def _wait(same: list[_Waiting], entry: _Waiting) -> None:
+    same.append(entry)
+    if len(same) > _MAX_WAITING_PER_KEY:
+        with contextlib.suppress(IndexError):  # another thread trimmed it meanwhile
+            del same[0]  # forgotten: at worst over-counted, never under-counted
 
 
 def _evict_oldest(table: OrderedDict[_K, _V]) -> None:
