@@ -56,7 +56,7 @@ class ExploreReports:
         if limit is not None:
             query = Query(f"{query.sql} LIMIT ?", (*query.params, limit))
         rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end, limit=limit)
-        return self._reader.rows(CostRow, query, rolled)
+        return self._reader.rows(CostRow, query, rolled, columnar=True)  # a row per user, say
 
     def daily_cost_where(
         self, start: datetime, end: datetime, tz: str = "UTC", filters: Filters = _NO_FILTERS

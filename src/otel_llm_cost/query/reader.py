@@ -1,7 +1,8 @@
 """Running the query builders' SQL on a store and turning the rows into typed results.
 
 One execution of a prepared statement per report, rows fetched as plain tuples: ``connection.sql(...)``
-would bind the query once to describe it and again to run it (~1.5 ms more per report). Timestamps come
+would bind the query once to describe it and again to run it (1-5 ms more per report). Reports that may
+return many rows (one per user) pay that to fetch Arrow instead (see :mod:`.columns`). Timestamps come
 back in the session's zone and are handed out as UTC datetimes.
 """
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from otel_llm_cost.exceptions import QueryError, StorageError
 from otel_llm_cost.query.access import StoreAccess
+from otel_llm_cost.query.columns import build_all, fetch_columns
 from otel_llm_cost.query.sql import Query
 from otel_llm_cost.query.tabular import Rows, Source
 from otel_llm_cost.storage.rollup import watermark
@@ -44,20 +46,28 @@ class Reader:
     def __init__(self, access: StoreAccess) -> None:
         self.access = access
 
-    def execute(self, query: Query, rolled: Rolled | None = None) -> Source:
+    def execute(self, query: Query, rolled: Rolled | None = None, *, columnar: bool = False) -> Source:
         """The query's rows with their column names and DuckDB types.
 
         ``rolled(watermark)`` gives the same question's SQL over the rollup (None: it cannot answer);
         it is asked only when the file has a rollup, and both run in one transaction (one snapshot).
+        ``columnar``: fetch Arrow and convert a column at a time (see :mod:`.columns`), for reports
+        that may return many rows.
         """
+        columns = None
         with self.access.connect() as connection:
             began = False
             try:
                 if rolled is not None:
                     query, began = _choose(connection, query, rolled)
-                connection.execute(query.sql, list(query.params))
-                description = connection.description or []
-                rows = connection.fetchall()
+                if columnar:
+                    names, types, columns, rows = fetch_columns(connection, query)
+                else:
+                    connection.execute(query.sql, list(query.params))
+                    description = connection.description or []
+                    names = [column[0] for column in description]
+                    types = [str(column[1]) for column in description]
+                    rows = connection.fetchall()
                 if began:
                     connection.execute("COMMIT")
             except duckdb.Error as exc:
@@ -67,11 +77,7 @@ class Reader:
                 where = self.access.path or "the connection"
                 raise StorageError(f"query failed on {where}: {first_line(exc)}") from exc
         return Source(
-            self.access.caller_connection,
-            query,
-            names=[column[0] for column in description],
-            types=[str(column[1]) for column in description],
-            rows=rows,
+            self.access.caller_connection, query, names=names, types=types, rows=rows, columns=columns
         )
 
     def records(self, query: Query, rolled: Rolled | None = None) -> tuple[Source, list[dict[str, Any]]]:
@@ -79,17 +85,20 @@ class Reader:
         source = self.execute(query, rolled)
         return source, [dict(zip(source.names, row, strict=True)) for row in source.rows]
 
-    def rows(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None) -> Rows[T]:
-        """One ``cls`` (a result dataclass) per row; its fields are picked from the columns by name."""
-        source = self.execute(query, rolled)
+    def rows(
+        self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None, *, columnar: bool = False
+    ) -> Rows[T]:
+        """One ``cls`` (a result dataclass) per row; its fields are picked from the columns by name.
+
+        ``columnar``: the report may return many rows (see :meth:`execute`).
+        """
+        source = self.execute(query, rolled, columnar=columnar)
         names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
-        # Column-wise: pick the dataclass's columns by name, make timestamps UTC datetimes, zip back.
-        by_name = dict(zip(source.names, zip(*source.rows, strict=True), strict=False)) if source.rows else {}
-        if not by_name:
-            return Rows([], source)
+        by_name = dict(zip(source.names, source.columns, strict=True))
+        # Column-wise: pick the dataclass's columns by name, make timestamps UTC datetimes.
         timestamps = {n for n, t in zip(source.names, source.types, strict=True) if t.startswith("TIMESTAMP")}
         columns = [[utc(v) for v in by_name[n]] if n in timestamps else by_name[n] for n in names]
-        return Rows([cls(*values, _source=source) for values in zip(*columns, strict=True)], source)
+        return Rows(build_all(cls, columns, source), source)
 
     def one(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None, **extra: Any) -> T:
         """A ``cls`` from the query's single row plus ``extra`` fields (a report's window, say)."""

@@ -60,7 +60,7 @@ class LedgerReports:
         conditions = where_conditions(where)
         query = _queries.cost_by(resolved, start, end, conditions=conditions)
         rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end)
-        return self._reader.rows(CostRow, query, rolled)
+        return self._reader.rows(CostRow, query, rolled, columnar=True)  # a row per user, say
 
     def cost_by_model(
         self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
