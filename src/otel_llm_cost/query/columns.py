@@ -57,10 +57,12 @@ def _python(column: pa.ChunkedArray, duck_type: str) -> list[Any]:
     """The column's values as ``fetchall`` gives them (HUGEINT: ``int``; DECIMAL: exact ``Decimal``)."""
     if duck_type == "HUGEINT":  # Arrow carries it as decimal128(38, 0)
         try:
-            return column.cast(pa.int64()).to_pylist()  # a checked cast: raises beyond int64
+            values: list[Any] = column.cast(pa.int64()).to_pylist()  # checked: raises beyond int64
+            return values
         except pa.ArrowInvalid:
             return [None if value is None else int(value) for value in column.to_pylist()]
-    return column.to_pylist()
+    plain: list[Any] = column.to_pylist()
+    return plain
 
 
 def fetch_columns(

@@ -23,9 +23,8 @@ from otel_llm_cost.query.columns import build_all, fetch_columns
 from otel_llm_cost.query.sql import Query
 from otel_llm_cost.query.tabular import Rows, Source
 from otel_llm_cost.storage.rollup import watermark
-from otel_llm_cost.storage.schema import CALLS_TABLE
 
-__all__ = ["Reader", "Rolled", "first_line", "utc"]
+__all__ = ["Reader", "Rolled", "first_line", "typed_rows", "utc"]
 
 T = TypeVar("T")
 Rolled = Callable[[int | None], Query | None]
@@ -92,41 +91,12 @@ class Reader:
 
         ``columnar``: the report may return many rows (see :meth:`execute`).
         """
-        source = self.execute(query, rolled, columnar=columnar)
-        names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
-        by_name = dict(zip(source.names, source.columns, strict=True))
-        # Column-wise: pick the dataclass's columns by name, make timestamps UTC datetimes.
-        timestamps = {n for n, t in zip(source.names, source.types, strict=True) if t.startswith("TIMESTAMP")}
-        columns = [[utc(v) for v in by_name[n]] if n in timestamps else by_name[n] for n in names]
-        return Rows(build_all(cls, columns, source), source)
+        return typed_rows(cls, self.execute(query, rolled, columnar=columnar))
 
     def one(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None, **extra: Any) -> T:
         """A ``cls`` from the query's single row plus ``extra`` fields (a report's window, say)."""
         source, records = self.records(query, rolled)
         return build(cls, {**records[0], **extra}, source)
-
-    def rowid_range(
-        self, condition: str, params: tuple[object, ...]
-    ) -> tuple[str, tuple[object, ...]] | None:
-        """A condition on ``rowid`` that every ``llm_calls`` row meeting ``condition`` meets.
-
-        For a report made of several queries on one session: one scan finds where its rows lie, and
-        each query then reads only those row groups (DuckDB prunes them by rowid). None when the
-        store reads a connection it was given or a lake (whose row ids are not the file's) or no row
-        matches.
-        """
-        if self.access.path is None:
-            return None
-        try:
-            row = self.execute(
-                Query(f"SELECT min(rowid), max(rowid) FROM {CALLS_TABLE} WHERE {condition}", params)
-            )
-        except StorageError:
-            return None
-        low, high = row.rows[0] if row.rows else (None, None)
-        if low is None or high is None:
-            return None
-        return "rowid BETWEEN ? AND ?", (low, high)
 
     def sql(self, query: str, params: Sequence[object] | None = None) -> Rows[dict[str, Any]]:
         """Any SQL, as ``CostStore.sql``: Arrow straight from DuckDB (it can return any type)."""
@@ -143,6 +113,16 @@ class Reader:
             for r in table.to_pylist()
         ]
         return Rows(records, Source(self.access.caller_connection, bound, table=table))
+
+
+def typed_rows(cls: Callable[..., T], source: Source) -> Rows[T]:
+    """One ``cls`` (a result dataclass) per row of ``source``: its fields picked from the columns by
+    name, timestamps made UTC datetimes."""
+    names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
+    by_name = dict(zip(source.names, source.columns, strict=True))
+    timestamps = {n for n, t in zip(source.names, source.types, strict=True) if t.startswith("TIMESTAMP")}
+    columns = [[utc(v) for v in by_name[n]] if n in timestamps else by_name[n] for n in names]
+    return Rows(build_all(cls, columns, source), source)
 
 
 def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -> tuple[Query, bool]:

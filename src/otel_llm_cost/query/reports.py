@@ -19,6 +19,7 @@ from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import CallRow, CostRow, DailyCost, Savings, Summary, WorkflowTotals
 from otel_llm_cost.query.runs import AgentRun
 from otel_llm_cost.query.session import SessionSummary
+from otel_llm_cost.query.session_totals import session_calls, summarize_session
 from otel_llm_cost.query.tabular import Rows
 
 __all__ = ["LedgerReports"]
@@ -137,22 +138,7 @@ class LedgerReports:
 
         ``str(result)`` or ``result.format("compact" | "table")`` prints it.
         """
-        narrow = self._reader.rowid_range("session_id = ?", (session_id,))
-        where = (narrow,) if narrow is not None else ()
-        totals = self._reader.one(
-            Summary, _queries.totals(session_id=session_id, conditions=where), start=None, end=None
-        )
-        by_provider, by_model = (
-            self._reader.rows(
-                CostRow,
-                _queries.cost_by(
-                    _queries.resolve_dimension(name), None, None, session_id=session_id, conditions=where
-                ),
-            )
-            for name in ("provider", "model")
-        )
-        calls = self._reader.rows(CallRow, _runs.session_calls(session_id, where))
-        return SessionSummary(session_id, totals, by_provider, by_model, calls)
+        return summarize_session(session_id, self._reader.execute(session_calls(session_id)))
 
     def agent_runs(
         self,
