@@ -154,6 +154,28 @@ def test_cost_by_fetched_as_arrow_equals_fetchall_token_sums_beyond_int64_includ
     assert big.total_cost_usd == Decimal("1.5")
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    costs=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", None]),
+            st.one_of(st.none(), st.decimals(Decimal("-999999"), Decimal("999999"), places=12)),
+        ),
+        max_size=12,
+    )
+)
+def test_cost_by_money_read_through_arrow_keeps_every_digit_and_exponent(
+    costs: list[tuple[str | None, Decimal | None]],
+) -> None:
+    with _memory_store() as (connection, store):
+        insert_calls(connection, [call(feature=feature, cost_usd=cost) for feature, cost in costs])
+        answer = store.cost_by("feature")
+        types, expected = _fetched(connection, _sql.cost_by(resolve_dimension("feature"), None, None))
+    assert _same([_values(row) for row in answer], expected)
+    assert answer._source is not None
+    assert list(answer._source.types) == types
+
+
 @dataclasses.dataclass(frozen=True)
 class _Unslotted:
     a: int

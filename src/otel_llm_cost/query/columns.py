@@ -18,6 +18,7 @@ import dataclasses
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from itertools import repeat
 from typing import Any, Final, TypeVar
 
@@ -61,6 +62,10 @@ def _python(column: pa.ChunkedArray, duck_type: str) -> list[Any]:
             return values
         except pa.ArrowInvalid:
             return [None if value is None else int(value) for value in column.to_pylist()]
+    if _DECIMAL.fullmatch(duck_type):
+        # Through text: pyarrow prints every digit and the exponent, so Decimal(text) has the digits and
+        # exponent fetchall gives (Decimal('0E-12') for a zero sum), in a third of to_pylist's time.
+        return [None if text is None else Decimal(text) for text in column.cast(pa.string()).to_pylist()]
     plain: list[Any] = column.to_pylist()
     return plain
 
