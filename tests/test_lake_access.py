@@ -32,6 +32,8 @@ from otel_llm_cost import Budget, CostStore, DuckDBSpanExporter, _logging
 from otel_llm_cost.budgets import BudgetGuard
 from otel_llm_cost.cli import main
 from otel_llm_cost.exceptions import BudgetExceeded
+from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.query.results import RepriceResult
 from otel_llm_cost.storage.lake import LakeTarget, open_lake
 from otel_llm_cost.storage.lake_lock import CommitLock
 from test_collector_pipeline import serve_process
@@ -285,3 +287,38 @@ def test_budget_checks_run_at_once_fire_each_alert_once(
     spent = {(s["budget"], s["entity"]): Decimal(s["spent_usd"]) for s in json.loads(capsys.readouterr().out)}
     with CostStore(filled.target) as store:
         assert spent[("all", "*")] == store.summary(None, None).cost_usd
+
+
+@needs_lake
+@pytest.mark.slow
+def test_reprice_on_a_lake_commits_under_the_writers_commit_lock(filled: LakeTarget, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."no-such-model-xyz"]\ninput = 1\noutput = 2\n')
+    book = PriceBook.from_file(prices)
+    with CostStore(filled.target) as store:
+        unpriced = store.summary(None, None).unpriced_calls
+    assert unpriced > 0
+    results: list[RepriceResult | BaseException] = []
+
+    def reprice(store: CostStore) -> None:
+        try:
+            results.append(store.reprice(pricebook=book))
+        except BaseException as exc:
+            results.append(exc)
+
+    lock = CommitLock(filled.libpq_dsn)
+    with CostStore(filled.target, read_only=False) as store:
+        try:
+            with lock.held(10):  # as a writer committing
+                worker = threading.Thread(target=reprice, args=(store,))
+                worker.start()
+                wait_until(lambda: _advisory_waiters(filled) == 1, timeout_s=120, what="reprice to wait")
+                assert not results
+        finally:
+            lock.close()
+        worker.join(timeout=120)
+    [result] = results
+    assert isinstance(result, RepriceResult), result
+    assert result.rows_newly_priced == unpriced
+    with CostStore(filled.target) as store:
+        assert store.summary(None, None).unpriced_calls == 0
