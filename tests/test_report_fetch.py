@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from conftest import call, insert_calls
 from otel_llm_cost.query import CostStore
 from otel_llm_cost.query import sql as _sql
-from otel_llm_cost.query.columns import build_all
+from otel_llm_cost.query.columns import build_all, many_values
 from otel_llm_cost.query.dimensions import resolve_dimension
 from otel_llm_cost.query.results import CostRow
 from otel_llm_cost.storage import connect as _storage
@@ -136,20 +136,24 @@ def test_session_latency_is_the_exact_sum_of_fractional_durations() -> None:
 
 def test_cost_by_fetched_as_arrow_equals_fetchall_token_sums_beyond_int64_included() -> None:
     rows = [
-        call(feature="big", input_tokens=2**62, output_tokens=2**62, total_tokens=2**62, cost_usd="1.5"),
-        call(feature="big", input_tokens=2**62, output_tokens=2**62, total_tokens=2**62, cost_usd=None),
-        call(feature=None, cost_usd="0.000000000001"),
-        call(feature="free", cost_usd=None, from_cache=True),
-        call(feature="lost", cost_usd=None),
-        call(feature="lost", cost_usd=None, billable=False),
+        call(user_id="big", input_tokens=2**62, output_tokens=2**62, total_tokens=2**62, cost_usd="1.5"),
+        call(user_id="big", input_tokens=2**62, output_tokens=2**62, total_tokens=2**62, cost_usd=None),
+        call(user_id=None, cost_usd="0.000000000001", tags={"team": "x"}),
+        call(user_id="free", cost_usd=None, from_cache=True),
+        call(user_id="lost", cost_usd=None, tags={"team": "y"}),
+        call(user_id="lost", cost_usd=None, billable=False),
     ]
     with _memory_store() as (connection, store):
         insert_calls(connection, rows)
-        for dimension in ("feature", "model", "provider", "session"):
+        for dimension in ("user", "tag:team", "session", "org", "model", "feature"):
+            resolved = resolve_dimension(dimension)
+            assert many_values(resolved) == (dimension not in {"model", "feature"})
             answer = store.cost_by(dimension)
-            _, expected = _fetched(connection, _sql.cost_by(resolve_dimension(dimension), None, None))
+            types, expected = _fetched(connection, _sql.cost_by(resolved, None, None))
             assert _same([_values(row) for row in answer], expected)
-        big = store.cost_by("feature")[0]
+            assert answer._source is not None
+            assert list(answer._source.types) == types
+        big = store.cost_by("user")[0]
     assert (big.key, big.input_tokens, big.total_tokens) == ("big", 2**63, 2**63)
     assert big.total_cost_usd == Decimal("1.5")
 
@@ -168,12 +172,10 @@ def test_cost_by_money_read_through_arrow_keeps_every_digit_and_exponent(
     costs: list[tuple[str | None, Decimal | None]],
 ) -> None:
     with _memory_store() as (connection, store):
-        insert_calls(connection, [call(feature=feature, cost_usd=cost) for feature, cost in costs])
-        answer = store.cost_by("feature")
-        types, expected = _fetched(connection, _sql.cost_by(resolve_dimension("feature"), None, None))
+        insert_calls(connection, [call(user_id=user, cost_usd=cost) for user, cost in costs])
+        answer = store.cost_by("user")
+        _, expected = _fetched(connection, _sql.cost_by(resolve_dimension("user"), None, None))
     assert _same([_values(row) for row in answer], expected)
-    assert answer._source is not None
-    assert list(answer._source.types) == types
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ columns). Building frozen dataclasses costs again: their ``__init__`` sets every
 their descriptors builds the same objects in 6 ms.
 
 Asking DuckDB for Arrow binds the query twice (once to describe the result, once to run it), which
-costs 1-5 ms, so only reports that may return many rows fetch this way.
+costs 1-5 ms, so only reports that may return many rows fetch this way: grouped by a dimension with
+about as many values as users, sessions or calls, or by a custom tag, whose values nobody knows.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any, Final, TypeVar
 import duckdb
 import pyarrow as pa
 
+from otel_llm_cost.query.dimensions import TAG_VALUE, Dimension
 from otel_llm_cost.query.sql import Query
 
-__all__ = ["build_all", "fetch_columns"]
+__all__ = ["build_all", "fetch_columns", "many_values"]
 
 T = TypeVar("T")
 
@@ -48,6 +50,26 @@ _PLAIN_TYPES: Final = frozenset(
     }
 )
 _DECIMAL: Final = re.compile(r"DECIMAL\(\d+,\s*\d+\)")
+
+
+_FEW_VALUES: Final = frozenset(
+    (
+        "model",
+        "provider",
+        "upstream_model",
+        "deployment",
+        "service",
+        "feature",
+        "agent",
+        "workflow_label",
+        "step",
+    )
+)
+
+
+def many_values(dimension: Dimension) -> bool:
+    """Whether a report grouped by ``dimension`` may return many rows (then :func:`fetch_columns`)."""
+    return dimension.expression == TAG_VALUE or dimension.name not in _FEW_VALUES
 
 
 def _convertible(duck_type: str) -> bool:

@@ -14,6 +14,7 @@ from otel_llm_cost.query import pricing_sql as _pricing_sql
 from otel_llm_cost.query import rollup_reports as _rolled
 from otel_llm_cost.query import runs as _runs
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.columns import many_values
 from otel_llm_cost.query.filters import Where, where_conditions
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import CallRow, CostRow, DailyCost, Savings, Summary, WorkflowTotals
@@ -61,7 +62,7 @@ class LedgerReports:
         conditions = where_conditions(where)
         query = _queries.cost_by(resolved, start, end, conditions=conditions)
         rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end)
-        return self._reader.rows(CostRow, query, rolled, columnar=True)  # a row per user, say
+        return self._reader.rows(CostRow, query, rolled, columnar=many_values(resolved))
 
     def cost_by_model(
         self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
