@@ -233,6 +233,24 @@ def test_a_delete_under_the_watermark_makes_the_page_read_raw_rows_until_the_wri
             assert _breakdowns(summed_store, start, end) == _breakdowns(raw_store, start, end)
 
 
+@pytest.mark.slow
+def test_a_table_far_behind_its_file_is_left_for_raw_rows() -> None:
+    with twin_stores() as (summed, summed_store, raw, raw_store):
+        for connection in (summed, raw):
+            _insert(connection, _some_calls(4))
+        _sessions.catch_up(summed, max_rows=None)
+        for connection in (summed, raw):  # a new session on each of 65,537 rows above the watermark
+            connection.execute(
+                "INSERT INTO llm_calls SELECT c.* REPLACE ('n' || i AS session_id, 'x' || i AS span_id) "
+                "FROM (SELECT * FROM llm_calls LIMIT 1) c, range(65537) AS t(i)"
+            )
+        rows = summed_store.breakdown("session", limit=3)
+        assert not _from_table(rows)
+        assert list(rows) == list(raw_store.breakdown("session", limit=3))
+        _sessions.catch_up(summed, max_rows=None)
+        assert _from_table(summed_store.breakdown("session", limit=3))
+
+
 def test_reprice_keeps_the_session_table_exact(tmp_path: Path) -> None:
     prices = tmp_path / "prices.toml"
     prices.write_text('[models."acme-coder-2-ft"]\ninput = 0.5\noutput = 1.5\n')
