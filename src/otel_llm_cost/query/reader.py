@@ -24,10 +24,12 @@ from otel_llm_cost.query.sql import Query
 from otel_llm_cost.query.tabular import Rows, Source
 from otel_llm_cost.storage.rollup import watermark
 
-__all__ = ["Reader", "Rolled", "first_line", "typed_rows", "utc"]
+__all__ = ["Planned", "Reader", "Rolled", "first_line", "typed_rows", "utc"]
 
 T = TypeVar("T")
 Rolled = Callable[[int | None], Query | None]
+# Given the connection in the report's transaction: the SQL over a derived table (None: the raw SQL).
+Planned = Callable[[duckdb.DuckDBPyConnection], Query | None]
 
 
 def first_line(exc: BaseException) -> str:
@@ -45,11 +47,19 @@ class Reader:
     def __init__(self, access: StoreAccess) -> None:
         self.access = access
 
-    def execute(self, query: Query, rolled: Rolled | None = None, *, columnar: bool = False) -> Source:
+    def execute(
+        self,
+        query: Query,
+        rolled: Rolled | None = None,
+        *,
+        planned: Planned | None = None,
+        columnar: bool = False,
+    ) -> Source:
         """The query's rows with their column names and DuckDB types.
 
         ``rolled(watermark)`` gives the same question's SQL over the rollup (None: it cannot answer);
         it is asked only when the file has a rollup, and both run in one transaction (one snapshot).
+        ``planned(connection)`` does the same for a derived table that first reads its own state.
         ``columnar``: fetch Arrow and convert a column at a time (see :mod:`.columns`), for reports
         that may return many rows.
         """
@@ -58,7 +68,9 @@ class Reader:
             began = False
             try:
                 if rolled is not None:
-                    query, began = _choose(connection, query, rolled)
+                    planned = _over_rollup(rolled)
+                if planned is not None:
+                    query, began = _choose(connection, query, planned)
                 if columnar:
                     names, types, columns, rows = fetch_columns(connection, query)
                 else:
@@ -85,13 +97,19 @@ class Reader:
         return source, [dict(zip(source.names, row, strict=True)) for row in source.rows]
 
     def rows(
-        self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None, *, columnar: bool = False
+        self,
+        cls: Callable[..., T],
+        query: Query,
+        rolled: Rolled | None = None,
+        *,
+        planned: Planned | None = None,
+        columnar: bool = False,
     ) -> Rows[T]:
         """One ``cls`` (a result dataclass) per row; its fields are picked from the columns by name.
 
-        ``columnar``: the report may return many rows (see :meth:`execute`).
+        ``planned`` and ``columnar``: see :meth:`execute`.
         """
-        return typed_rows(cls, self.execute(query, rolled, columnar=columnar))
+        return typed_rows(cls, self.execute(query, rolled, planned=planned, columnar=columnar))
 
     def one(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None, **extra: Any) -> T:
         """A ``cls`` from the query's single row plus ``extra`` fields (a report's window, say)."""
@@ -125,8 +143,12 @@ def typed_rows(cls: Callable[..., T], source: Source) -> Rows[T]:
     return Rows(build_all(cls, columns, source), source)
 
 
-def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -> tuple[Query, bool]:
-    """The rollup's SQL when the file has a rollup that can answer, else ``raw``; and whether a
+def _over_rollup(rolled: Rolled) -> Planned:
+    return lambda connection: rolled(watermark(connection))
+
+
+def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, plan: Planned) -> tuple[Query, bool]:
+    """The derived table's SQL when the file has one that can answer, else ``raw``; and whether a
     transaction was begun (the watermark and the sums must come from one snapshot)."""
     try:
         connection.execute("BEGIN TRANSACTION")
@@ -135,12 +157,11 @@ def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -
     else:
         began = True
     try:
-        mark = watermark(connection)
-    except duckdb.Error:  # a file written before the rollup existed, or a lake
+        query = plan(connection)
+    except duckdb.Error:  # a file written before the table existed, or a lake
         if began:
             connection.execute("ROLLBACK")
         return raw, False
-    query = rolled(mark)
     if query is None and began:
         connection.execute("COMMIT")
         return raw, False
