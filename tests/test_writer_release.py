@@ -1,4 +1,4 @@
-"""The writer's releases: each checkpoints in bounded memory, loses no row, and leaves the next opening as it was."""
+"""The writer's releases: each checkpoints in bounded memory, loses no row, leaves the next opening as it was."""
 
 from __future__ import annotations
 
