@@ -1,4 +1,4 @@
-"""The writer's releases: each checkpoints in bounded memory, loses no row, leaves the next opening as it was."""
+"""The writer's releases: checkpoints in bounded memory, loses no row, leaves the next opening unchanged."""
 
 from __future__ import annotations
 
