@@ -23,6 +23,7 @@ from otel_llm_cost.query import pricing_sql as _queries
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import RepriceResult, WhatIf
 from otel_llm_cost.storage import rollup as _rollup
+from otel_llm_cost.storage import sessions as _sessions
 from otel_llm_cost.storage.schema import CALL_COLUMNS, CALLS_TABLE, MONEY_TYPE
 
 if TYPE_CHECKING:
@@ -152,8 +153,9 @@ def _apply(reader: Reader, changed: list[dict[str, Any]]) -> None:
     )
     table = pa.Table.from_pylist(changed, schema=schema)
     # The file is held for the UPDATE only, not while Python prices the candidates: a reprice of
-    # many rows must not make the exporting application spool.
-    with reader.access.connect() as connection:
+    # many rows must not make the exporting application spool. On a lake it commits under the
+    # writers' commit lock, as every writer of a lake does.
+    with reader.access.writing(), reader.access.connect() as connection:
         connection.register(_REPRICED_TABLE, table)
         try:
             connection.begin()
@@ -163,6 +165,11 @@ def _apply(reader: Reader, changed: list[dict[str, Any]]) -> None:
                 f"SELECT DISTINCT epoch_us(start_time) // {_rollup.DAY_US} * {_rollup.DAY_US} "
                 f"FROM {CALLS_TABLE} t SEMI JOIN {_REPRICED_TABLE} n "
                 "ON t.span_id = n.span_id AND t.trace_id = n.trace_id",
+            )
+            _sessions.refresh(
+                connection,
+                f"SELECT t.session_id FROM {CALLS_TABLE} t SEMI JOIN {_REPRICED_TABLE} n "
+                "ON t.span_id = n.span_id AND t.trace_id = n.trace_id WHERE t.session_id IS NOT NULL",
             )
             connection.commit()
         except duckdb.Error as exc:
