@@ -1,7 +1,7 @@
 """The running totals of one metrics attribute set (a series), and how queued calls add to them.
 
-:class:`~otel_llm_cost.enrich.metrics.CostMetrics` queues each billable call on the application's
-thread and hands the queued calls, with their series, to :func:`add_up` on the collecting thread.
+:class:`~otel_llm_cost.enrich.metrics.CostMetrics` queues each billable call with its series on
+the application's thread; the collecting thread hands the queued calls to :func:`add_up`.
 """
 
 from __future__ import annotations
@@ -81,10 +81,15 @@ def context_of(span_context: SpanContext | None) -> Context | None:
 
 
 def add_up(calls: list[tuple[Any, ...]]) -> None:
-    """Add queued calls to their series' totals, in the order they were queued (as a float sum is)."""
+    """Add queued calls to their series' totals, in the order they were queued.
+
+    ``calls``: (series, cost, cache saving, input, output, cache read, cache write and reasoning
+    tokens, trace id, span id, 1 when sampled) each. A float sum depends on its order: added in
+    queue order, the totals are those the calls would have made added one by one as they ended.
+    """
     latest_sampled: dict[Series, int] = {}
-    for index, (series, cost, saved, input_tokens, output_tokens, *tokens, _, _, sampled) in enumerate(calls):
-        cache_read, cache_write, reasoning = tokens
+    for index, call in enumerate(calls):
+        series, cost, saved, input_tokens, output_tokens, cache_read, cache_write, reasoning = call[:8]
         series.calls += 1
         if cost is None:
             series.unpriced += 1
@@ -100,7 +105,7 @@ def add_up(calls: list[tuple[Any, ...]]) -> None:
             series.cache_write += cache_write
         if reasoning:
             series.reasoning += reasoning
-        if sampled:
+        if call[10]:  # sampled
             latest_sampled[series] = index
     # A counter's exemplar is the latest sampled call of its series.
     for series, index in latest_sampled.items():
