@@ -8,9 +8,10 @@ this process's CPU time (one thread: the no-op export and the in-memory reader s
 figure the median over chunks, and the added cost the median of each chunk's own difference. LLM
 spans are tagged by an ``attribution`` block and spread over a few models and features.
 
-The counters are pre-aggregated on the span thread and observed when a reader collects; the
-histogram's two measurements per call are recorded by the collecting thread. That deferred part is
-timed too (one ``collect()`` after each chunk, divided by the chunk's spans). On a loaded machine
+The span thread only queues each call with its series; the collecting thread adds the calls up
+(the counters are observed when a reader collects) and records the histogram's two measurements per
+call. That deferred part is timed too (one ``collect()`` after each chunk, divided by the chunk's
+spans). On a loaded machine
 the pipelines' difference moves by a few us from run to run, so ``CostMetrics.record`` is also
 timed alone, on the calls the processor enriched, beside an empty call.
 
