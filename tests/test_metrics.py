@@ -557,7 +557,7 @@ def test_without_a_collection_the_queue_stays_bounded_and_new_attribute_sets_ove
     spans = ended_spans(100)
     for i, span in enumerate(spans):
         recorder.record(span, {sc.COST_FEATURE: f"feature-{i}"}, call_figures("gpt-4o", 0.5, 10, 1))
-        assert len(recorder._pending) < 10 * metrics_module._QUEUED_ITEMS  # queued calls, flat
+        assert len(recorder._pending) < 10 * recorder._stride  # queued calls, flat
     found = points(reader)
     provider.shutdown()
     calls = {p.attributes.get(sc.COST_FEATURE, "overflow"): p.value for p in found[sc.LLM_CALLS_METRIC]}

@@ -15,10 +15,10 @@ What it records (docs/metrics.md has the full table):
 Why the counters are pre-aggregated here and observed at collection time: one measurement through
 the SDK's synchronous instruments costs ~2-10 us of CPU (attribute-set hashing, aggregation lock,
 exemplar reservoir), nine of them per call would cost more than pricing the call. A call instead
-finds the series of its attribute set (one dict lookup, no lock) and queues it with its figures
-(one list extend); the collecting thread adds the queued calls to their series' running totals,
-which the counters report, as observable counters do, and records the histogram's two
-measurements per call (it has no observable form). Once 65,536 calls are waiting (~9 MB), the
+queues its attribute values and figures (one list extend, no lock, no lookup); the collecting
+thread finds each queued call's series (its attribute set), adds the call to the series' running
+totals, which the counters report, as observable counters do, and records the histogram's two
+measurements per call (it has no observable form). Once 65,536 calls are waiting (~25 MB), the
 application thread that queues the next one does that work itself, so memory stays bounded when
 no reader collects for a long while.
 
@@ -64,9 +64,9 @@ _TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(14))
 # cardinality limit, 2,000 by default): a runaway tag must not grow memory without bound.
 _MAX_SERIES: Final = 2_000
 # Calls that wait for a collection before the application thread adds them up and records their
-# histogram measurements itself (~130 bytes each). Sized for 60 s (the periodic reader's default
-# interval) at 1,000 calls per second: recording them costs ~25 us a call through the SDK, off the
-# span thread.
+# histogram measurements itself (~375 bytes each, with the strings and numbers they hold). Sized
+# for 60 s (the periodic reader's default interval) at 1,000 calls per second: recording them
+# costs ~25 us a call through the SDK, off the span thread.
 _MAX_PENDING: Final = 65_536
 # The same names as read from a call's enrichment (`extra`) and span attributes.
 _MODEL, _PROVIDER, _OPERATION = sc.LLM_MODEL, sc.LLM_PROVIDER_NAME, sc.LLM_OPERATION
@@ -77,8 +77,10 @@ _USER, _SESSION = sc.COST_USER_ID, sc.COST_SESSION_ID
 _COST, _SAVED = sc.LLM_COST_USD, sc.LLM_CACHE_COST_SAVED_USD
 _INPUT, _OUTPUT, _REASONING = sc.LLM_TOKENS_INPUT, sc.LLM_TOKENS_OUTPUT, sc.LLM_TOKENS_REASONING
 _CACHE_READ, _CACHE_WRITE = sc.LLM_TOKENS_CACHE_READ, sc.LLM_TOKENS_CACHE_WRITE
-# A queued call is this many items: its series, its seven figures, trace id, span id, 1 when sampled.
-_QUEUED_ITEMS: Final = 11
+# A queued call is this many items (see CostMetrics.record), two more with the user and session ids:
+# model, provider, operation, feature, agent, org, deployment, status, its seven figures, its
+# span's resource, trace id, span id, and 1 when it was sampled.
+_QUEUED_ITEMS: Final = 19
 
 # The counters: (instrument name, unit, the Series total it reports, description).
 _COST_COUNTERS: Final[tuple[tuple[str, str, str, str], ...]] = (
@@ -149,13 +151,15 @@ class CostMetrics:
         # context kept per call made the garbage collector run ~4 times as often, on the
         # application's thread (str, int, float and None items are not tracked by it).
         self._pending: list[Any] = []
-        self._max_queued = _MAX_PENDING * _QUEUED_ITEMS
+        self._stride = _QUEUED_ITEMS + 2 if self._user_ids else _QUEUED_ITEMS
+        self._max_queued = _MAX_PENDING * self._stride
         self._drain_lock = threading.Lock()
         # A fork while another thread holds a lock would leave the child's copy held forever.
         reinit = weakref.WeakMethod(self._reinit_locks)
         os.register_at_fork(after_in_child=lambda: (method := reinit()) is not None and method())
-        # The latest span's resource and its service.name, swapped as one (threads share it).
-        self._service: tuple[object, object] = (object(), None)
+        # The collecting thread's latest resource and its service.name.
+        self._last_resource: object = None
+        self._last_service: object = None
         self._histogram = meter.create_histogram(
             sc.GEN_AI_CLIENT_TOKEN_USAGE,
             unit="{token}",
@@ -196,9 +200,9 @@ class CostMetrics:
         self, span: ReadableSpan, attributes: Mapping[str, AttributeValue], extra: Mapping[str, Any]
     ) -> None:
         """Add one billable LLM call (``extra``: its enrichment, overriding ``attributes``); never raises."""
-        # This runs on the application's thread for each call: it finds the call's series and
-        # queues it with the call's figures, with no lock (names are module constants: no module
-        # attribute lookup per name); the collecting thread adds the figures up.
+        # This runs on the application's thread for each call: it only reads the call's attribute
+        # values and figures (module constants as names: no module attribute lookup per name) and
+        # queues them, with no lock; the collecting thread finds their series and adds them up.
         try:
             if self._provider_set is not None:
                 if not self._provider_set():
@@ -206,35 +210,17 @@ class CostMetrics:
                 self._provider_set = None
             get, tag = extra.get, attributes.get
             context, resource = span_context_and_resource(span)
-            service = self._service
-            if service[0] is not resource:
-                # One resource per TracerProvider: its service.name is looked up once, not per call.
-                name = resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None
-                service = self._service = (resource, name)
-            key: tuple[Any, ...] = (
+            trace_id, span_id, flags = span_context_ids(context)
+            # `flags & 1` is a plain int: a TraceFlags is tracked by the garbage collector.
+            call: tuple[Any, ...] = (
                 get(_MODEL),
                 get(_PROVIDER),
                 get(_OPERATION),
                 get(_FEATURE) or tag(_FEATURE),
                 get(_AGENT) or tag(_AGENT),
                 get(_ORG) or tag(_ORG),
-                service[1],
                 get(_DEPLOYMENT),
                 get(_STATUS),
-            )
-            if self._user_ids:
-                # The values the processor stores: cost.user_id is its keyed hash, never the raw id.
-                key += (get(_USER) or tag(_USER), get(_SESSION) or tag(_SESSION))
-            # The series is queued, not its key: a tuple kept per call would be tracked by the
-            # garbage collector. A dict lookup is atomic; only a new attribute set takes the lock.
-            series = self._series.get(key) or self._new_series(key)
-            trace_id, span_id, flags = span_context_ids(context)
-            pending = self._pending
-            # One list extend by a tuple is one C call, atomic under the GIL: the items of calls
-            # queued by two threads never interleave. `flags & 1` is a plain int (a TraceFlags is
-            # tracked by the garbage collector).
-            pending += (
-                series,
                 get(_COST),
                 get(_SAVED),
                 get(_INPUT),
@@ -242,20 +228,27 @@ class CostMetrics:
                 get(_CACHE_READ),
                 get(_CACHE_WRITE),
                 get(_REASONING),
+                resource,
                 trace_id,
                 span_id,
                 flags & 1,
             )
+            if self._user_ids:
+                # The values the processor stores: cost.user_id is its keyed hash, never the raw id.
+                call += (get(_USER) or tag(_USER), get(_SESSION) or tag(_SESSION))
+            pending = self._pending
+            # One list extend by a tuple is one C call, atomic under the GIL: the items of calls
+            # queued by two threads never interleave.
+            pending += call
             if len(pending) >= self._max_queued:
                 self._drain()
         except Exception as exc:
             log_once(_logger, "metrics.record", logging.ERROR, "recording LLM cost metrics failed: %r", exc)
 
     def _new_series(self, key: tuple[Any, ...]) -> Series:
+        # Only the draining thread adds series; the lock keeps the counters' callbacks from
+        # reading the dict while it grows.
         with self._lock:
-            series = self._series.get(key)  # another thread may have added it meanwhile
-            if series is not None:
-                return series
             if len(self._series) >= _MAX_SERIES:
                 series = self._series.get(OVERFLOW_KEY)
                 if series is None:
@@ -273,15 +266,31 @@ class CostMetrics:
         if not self._drain_lock.acquire(blocking=False):
             return
         try:
-            pending = self._pending
-            count = len(pending) - len(pending) % _QUEUED_ITEMS
+            pending, stride = self._pending, self._stride
+            count = len(pending) - len(pending) % stride
             items = pending[:count]
             del pending[:count]
-            calls = list(zip(*[iter(items)] * _QUEUED_ITEMS, strict=True))
+            calls = self._with_series(zip(*[iter(items)] * stride, strict=True))
             add_up(calls)
             self._record_histogram(calls)
         finally:
             self._drain_lock.release()
+
+    def _with_series(self, queued: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Each queued call as (its series, its seven figures, trace id, span id, 1 when sampled)."""
+        calls = []
+        series_of = self._series.get
+        for call in queued:
+            resource = call[15]
+            if resource is not self._last_resource:
+                # One resource per TracerProvider: its service.name is looked up once, not per call.
+                self._last_resource = resource
+                self._last_service = None if resource is None else resource.attributes.get(sc.SERVICE_NAME)
+            # In KEY_NAMES order (the queued layout is _QUEUED_ITEMS'); the user and session ids,
+            # when queued, are last.
+            key = (*call[:6], self._last_service, call[6], call[7], *call[19:])
+            calls.append((series_of(key) or self._new_series(key), *call[8:15], *call[16:19]))
+        return calls
 
     def _record_histogram(self, calls: list[tuple[Any, ...]]) -> None:
         record = self._histogram.record
