@@ -567,3 +567,18 @@ def test_without_a_collection_the_queue_stays_bounded_and_new_attribute_sets_ove
     assert overflow.value == 47.5
     assert sum(p.count for p in found[sc.GEN_AI_CLIENT_TOKEN_USAGE]) == 200
     assert not ERROR_COUNTS
+
+
+def test_a_call_with_an_unhashable_tag_is_logged_and_left_out_the_others_counted() -> None:
+    reader = InMemoryMetricReader()
+    provider = SDKMeterProvider(metric_readers=[reader])
+    recorder = CostMetrics(provider.get_meter("otel_llm_cost"))
+    first, second, third = ended_spans(3)
+    recorder.record(first, {}, call_figures("gpt-4o", 0.5, 10, 1))
+    recorder.record(second, {sc.COST_FEATURE: ["not", "hashable"]}, call_figures("gpt-4o", 0.5, 10, 1))
+    recorder.record(third, {}, call_figures("gpt-4o", 0.25, 10, 1))
+    found = points(reader)
+    provider.shutdown()
+    assert [p.value for p in found[sc.LLM_CALLS_METRIC]] == [2]
+    assert [p.value for p in found[sc.LLM_COST_METRIC]] == [0.75]
+    assert ERROR_COUNTS["metrics.record"] == 1

@@ -281,15 +281,22 @@ class CostMetrics:
         calls = []
         series_of = self._series.get
         for call in queued:
-            resource = call[15]
-            if resource is not self._last_resource:
-                # One resource per TracerProvider: its service.name is looked up once, not per call.
-                self._last_resource = resource
-                self._last_service = None if resource is None else resource.attributes.get(sc.SERVICE_NAME)
-            # In KEY_NAMES order (the queued layout is _QUEUED_ITEMS'); the user and session ids,
-            # when queued, are last.
-            key = (*call[:6], self._last_service, call[6], call[7], *call[19:])
-            calls.append((series_of(key) or self._new_series(key), *call[8:15], *call[16:19]))
+            try:
+                resource = call[15]
+                if resource is not self._last_resource:
+                    # One resource per TracerProvider: its service.name is looked up once, not per call.
+                    self._last_service = (
+                        None if resource is None else resource.attributes.get(sc.SERVICE_NAME)
+                    )
+                    self._last_resource = resource
+                # In KEY_NAMES order (the queued layout is _QUEUED_ITEMS'); the user and session ids,
+                # when queued, are last.
+                key = (*call[:6], self._last_service, call[6], call[7], *call[19:])
+                calls.append((series_of(key) or self._new_series(key), *call[8:15], *call[16:19]))
+            except Exception as exc:  # an unhashable tag value: that call only is left out
+                log_once(
+                    _logger, "metrics.record", logging.ERROR, "recording LLM cost metrics failed: %r", exc
+                )
         return calls
 
     def _record_histogram(self, calls: list[tuple[Any, ...]]) -> None:
