@@ -14,7 +14,7 @@ histogram's two measurements per call. That deferred part is timed too (one ``co
 chunk, divided by the chunk's spans). On a loaded machine the pipelines' difference moves by up to
 a microsecond from run to run, so ``CostMetrics.record`` is also timed where the processor calls it
 (less an empty call timed there), and alone, on the calls the processor enriched, beside an empty
-call.
+call. Last, the memory the queue holds per call until a collection (what one collection frees).
 
     python benchmarks/bench_metrics.py [--spans 60000] [--chunk 2000]
 
@@ -24,8 +24,10 @@ Targets: <= 3 us added per LLM span on the span thread, nothing per non-LLM span
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
+import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -155,6 +157,26 @@ def record_in_pipeline_us(
     return statistics.median(added)
 
 
+def queued_bytes_per_call(pricebook: PriceBook, spans: list[dict[str, Any]]) -> float:
+    """Memory the queue holds per call until a collection: what one collection frees, per call."""
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    tracer_provider = provider(pricebook, meter_provider)
+    per_span_us(tracer_provider, spans[:100], tagged=True)
+    reader.collect()  # the series exist and the SDK's storage is warm before measuring
+    tracemalloc.start()
+    try:
+        per_span_us(tracer_provider, spans, tagged=True)
+        gc.collect()
+        queued = tracemalloc.get_traced_memory()[0]
+        reader.collect()
+        gc.collect()
+        return (queued - tracemalloc.get_traced_memory()[0]) / len(spans)
+    finally:
+        tracemalloc.stop()
+        meter_provider.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--spans", type=int, default=60_000)
@@ -208,6 +230,8 @@ def main() -> None:
     print("CostMetrics.record alone, on the same calls' enriched attributes (best of 5), CPU us per call:")
     print(f"  {'empty call (floor)':<30} {floor_us:8.2f}")
     print(f"  {'record':<30} {record_us:8.2f}")
+    queued = queued_bytes_per_call(pricebook, llm_spans(min(args.spans, 20_000)))
+    print(f"Queued until a collection: {queued:.0f} bytes per LLM call")
     meter_provider.shutdown()
 
 
