@@ -97,7 +97,11 @@ def fetch_columns(
 ) -> tuple[list[str], list[str], list[list[Any]] | None, list[tuple[Any, ...]] | None]:
     """Run ``query``: its column names, DuckDB types, and either its columns or (a type Arrow would
     give differently, such as a MAP) its rows as tuples."""
-    connection.complete()  # a result of execute() left unread (the rollup's fetchone) blocks sql()
+    # duckdb 2.0 refuses sql() while a result of execute() is left unread (the rollup's fetchone);
+    # complete() finishes it. duckdb 1.5 has no complete() and no such rule.
+    complete = getattr(connection, "complete", None)
+    if complete is not None:
+        complete()
     relation = connection.sql(query.sql, params=list(query.params))
     if relation is None:
         raise duckdb.InvalidInputException("a report query returned no result")

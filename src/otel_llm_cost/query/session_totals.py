@@ -26,6 +26,8 @@ from decimal import Decimal
 from functools import reduce
 from typing import Any, Final
 
+import duckdb
+
 from otel_llm_cost._money import MONEY_CONTEXT, MONEY_SCALE, SUM_PRECISION
 from otel_llm_cost.query.columns import build_all
 from otel_llm_cost.query.reader import typed_rows, utc
@@ -47,6 +49,9 @@ _SPLIT: Final = (
     "reasoning_tokens",
 )
 _EXTRA: Final = ("cache_saved_usd", "cache_hit")  # read for the totals only
+# The type DuckDB gives a bare NULL column (the provider breakdown's ``NULL AS provider``): its own
+# NULL type since duckdb 2.0, INTEGER before.
+_NULL_TYPE: Final = '"NULL"' if int(duckdb.__version__.split(".", 1)[0]) >= 2 else "INTEGER"
 
 _TOTALS_COLUMNS: Final = (
     ("call_count", "BIGINT"),
@@ -195,6 +200,6 @@ def summarize_session(session_id: str, source: Source) -> SessionSummary:
         source.connection, source.query, names=names, types=types, rows=[tuple(totals[n] for n in names)]
     )
     summary = Summary(start=None, end=None, **totals, _source=totals_source)
-    by_provider = _cost_rows(source, _breakdown(calls, "provider", None), '"NULL"')
+    by_provider = _cost_rows(source, _breakdown(calls, "provider", None), _NULL_TYPE)
     by_model = _cost_rows(source, _breakdown(calls, "model", _providers), "VARCHAR")
     return SessionSummary(session_id, summary, by_provider, by_model, typed_rows(CallRow, call_source))
