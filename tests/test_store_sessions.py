@@ -341,3 +341,18 @@ def test_the_exporting_writer_keeps_the_session_table_when_idle(tmp_path: Path) 
         assert _from_table(rows)
         assert sorted((r.key, r.call_count) for r in rows) == [("chat-0", 7), ("chat-1", 7), ("chat-2", 6)]
         assert list(rows) == list(store.cost_by("session"))  # raw rows
+
+
+def test_calls_without_a_session_above_the_watermark_are_counted() -> None:
+    # Hypothesis found it on duckdb 1.5: with only session-less rows above the watermark, the table's
+    # plan saw no pending session and left those rows out.
+    at = datetime(2025, 3, 7, 10, tzinfo=UTC)
+    rows = [{"session_id": "s1", "start_time": at, "cost_usd": None}] * 4
+    rows.append({"session_id": None, "start_time": at - timedelta(hours=10), "cost_usd": None})
+    with twin_stores() as (summed, summed_store, raw, raw_store):
+        for connection in (summed, raw):
+            _insert(connection, rows)
+        assert _sessions.catch_up(summed, max_rows=4) == 4
+        assert _from_table(summed_store.breakdown("session", None, None))
+        assert _breakdowns(summed_store, None, None) == _breakdowns(raw_store, None, None)
+        assert [row.key for row in summed_store.breakdown("session", None, None)] == ["s1", None]

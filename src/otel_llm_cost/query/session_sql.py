@@ -165,7 +165,8 @@ def breakdown(
         [*inside_params],
     )
     parts = _Union()
-    parts.add(f"{raw} AND rowid < ? AND session_id IS NULL GROUP BY session_id", *window_params, mark)
+    # Calls without a session are never in the table: all of them are read raw, whatever their rowid.
+    parts.add(f"{raw} AND session_id IS NULL GROUP BY session_id", *window_params)
     if touched:  # sessions with rows above the watermark: their stored row (when inside) plus those rows
         ids = [
             row[0]
@@ -178,7 +179,9 @@ def breakdown(
         whole_params.append(ids)
         parts.add(f"SELECT session_id, {_SUMS} FROM ({inside_sql}) SEMI JOIN {_TOUCHED} p USING (session_id)")
         parts.params.extend([*inside_params, ids])
-        parts.add(f"{raw} AND rowid >= ? GROUP BY session_id", *window_params, mark)
+        parts.add(
+            f"{raw} AND rowid >= ? AND session_id IS NOT NULL GROUP BY session_id", *window_params, mark
+        )
     _add_cut(parts, raw, mark, (start, end), (cut_left, cut_right))
     limit_sql, limit_params = ("", []) if limit is None else (" LIMIT ?", [limit])
     grouped = (
