@@ -22,6 +22,7 @@ from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.conventions.usage import Usage, invalid_count_problem, normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
+from otel_llm_cost.enrich.plain_cost import write_plain_cost
 from otel_llm_cost.pricing import CostBreakdown, CostStatus
 
 if TYPE_CHECKING:
@@ -358,6 +359,11 @@ def _enrichment(
         )
         return out
     try:
+        plain = getattr(pricebook, "plain_cost_pico", None)
+        if reported is None and plain is not None:
+            amounts = plain(usage, start_time_ns)
+            if amounts is not None and write_plain_cost(out, *amounts):
+                return out
         price_at_ns = getattr(pricebook, "compute_cost_at_ns", None)
         if price_at_ns is not None:  # a PriceBook: no datetime unless the price depends on the date
             cost = price_at_ns(usage, start_time_ns, reported)

@@ -168,24 +168,28 @@ class LLMCallEnricher:
         input_tokens = extra.get(sc.LLM_TOKENS_INPUT)
         output_tokens = extra.get(sc.LLM_TOKENS_OUTPUT)
         start_ns = span.start_time or 0
-        verdict = self._guard.llm_span_ended(
-            trace_id=context.trace_id,
-            span_id=context.span_id,
-            parent_span_id=parent.span_id if parent is not None else None,
-            start_ns=start_ns,
-            end_ns=span.end_time or start_ns,
-            native_sdk=scope_name == sc.ANTHROPIC_SDK_SCOPE,
-            response_id=response_id if isinstance(response_id, str) else None,
-            input_tokens=input_tokens if isinstance(input_tokens, int) else None,
-            output_tokens=output_tokens if isinstance(output_tokens, int) else None,
-            aggregate=extra.get(sc.LLM_COST_BILLABLE) is False,
-            root=None if parent is not None else (span.resource, extra),
+        span_id = context.span_id
+        verdict = self._guard.decide(
+            context.trace_id,
+            span_id,
+            parent.span_id if parent is not None else None,
+            start_ns,
+            span.end_time or start_ns,
+            scope_name == sc.ANTHROPIC_SDK_SCOPE,
+            response_id if isinstance(response_id, str) else None,
+            input_tokens if isinstance(input_tokens, int) else None,
+            output_tokens if isinstance(output_tokens, int) else None,
+            extra.get(sc.LLM_COST_BILLABLE) is False,
+            None if parent is not None else (span.resource, extra),
         )
-        if verdict.duplicate_of is not None and verdict.duplicate_of == format_span_id(context.span_id):
+        duplicate_of = verdict.duplicate_of
+        if duplicate_of is None:
+            extra[sc.LLM_COST_BILLABLE] = verdict.billable
+            return
+        if duplicate_of == format_span_id(span_id):
             return  # the same span seen again (a retried batch, a re-sent span): never its own duplicate
         extra[sc.LLM_COST_BILLABLE] = verdict.billable
-        if verdict.duplicate_of is not None:
-            extra[sc.LLM_COST_DUPLICATE_OF] = verdict.duplicate_of
+        extra[sc.LLM_COST_DUPLICATE_OF] = duplicate_of
 
     def _pricer(self) -> _Pricer:
         if self._pricing is None:
