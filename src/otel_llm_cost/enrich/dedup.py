@@ -188,7 +188,7 @@ class DoubleCountGuard:
             root,
         )
 
-    def decide(  # noqa: PLR0913, PLR0917 - positional on purpose: the per-span hot path
+    def decide(  # noqa: PLR0917 - positional on purpose: the per-span hot path
         self,
         trace_id: int,
         span_id: int,
@@ -220,7 +220,8 @@ class DoubleCountGuard:
             key: _UsageKey | None = None
             if input_tokens is not None and output_tokens is not None and (input_tokens or output_tokens):
                 key = (trace_id, input_tokens, output_tokens, native_sdk)
-                if not aggregate and (trace_id, input_tokens, output_tokens, not native_sdk) in self._by_usage:
+                other_key = (trace_id, input_tokens, output_tokens, not native_sdk)
+                if not aggregate and other_key in self._by_usage:
                     twin = self._twin_of(key, start_ns, end_ns)
                     if twin is not None:
                         return twin

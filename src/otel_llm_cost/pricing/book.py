@@ -211,9 +211,8 @@ class PriceBook:
             return self.compute_cost(usage, at=at, reported_cost_usd=reported_cost_usd)
         return self._compute(usage, None, start_time_ns, reported_cost_usd)
 
-    def plain_cost_pico(self, usage: Usage, start_time_ns: int | None) -> tuple[int, int, CostBreakdown] | None:
-        """The span path's shortcut (:func:`.rates.plain_pico`): ``(input, output, labels)`` in whole
-        picodollars, ``labels`` carrying source and ids; ``None``: use :meth:`compute_cost_at_ns`."""
+    def plain_cost_pico(self, usage: Usage, start_ns: int | None) -> tuple[int, int, CostBreakdown] | None:
+        """The span path's shortcut (:func:`.rates.plain_pico`) with the labels; ``None``: not plain."""
         if type(self) is not PriceBook or not usage.usage_reported:
             return None
         resolved = self._lookup(usage.response_model or usage.request_model, usage.provider)
@@ -221,7 +220,7 @@ class PriceBook:
         tier = usage.service_tier
         if schedule is None or not (tier is None or tier in STANDARD_TIERS or resolved.service_tiers is None):
             return None
-        card = schedule.fixed or schedule.card_at(_start(None, start_time_ns))
+        card = schedule.fixed or schedule.card_at(_start(None, start_ns))
         amounts = plain_pico(usage, card)
         return None if amounts is None else (amounts[0], amounts[1], resolved.outcome)
 
