@@ -107,17 +107,15 @@ def _content(resource: Resource | None) -> Hashable:
 _process_key: Final = _ProcessKeys()
 
 
-def _call_of(resource: Resource | None, extra: Mapping[str, Any]) -> tuple[Hashable, str, bool] | None:
-    """(process, normalised model, read as OpenInference) of a root LLM span; ``None``: no model."""
+def _model_of(extra: Mapping[str, Any]) -> str | None:
+    """The normalised model of a root LLM span (empty or ``None``: it names none)."""
     model = extra.get(sc.LLM_COST_MODEL_ID)
     if not isinstance(model, str):
         model = extra.get(sc.LLM_MODEL)
         if not isinstance(model, str):
             return None
         model = model.strip().lower()
-    if not model:
-        return None
-    return _process_key(resource), model, extra.get(sc.LLM_CONVENTION) == _OPENINFERENCE
+    return model
 
 
 class RootPairs:
@@ -140,11 +138,12 @@ class RootPairs:
     ) -> int | None:
         """The span id of the waiting span this root span duplicates, else ``None`` (it now waits,
         unless it names no model)."""
-        call = _call_of(root[0], root[1])
-        if call is None:
+        resource, extra = root
+        model = _model_of(extra)
+        if not model:
             return None
-        process, model, openinference = call
-        key: _Key = (process, model, input_tokens, output_tokens)
+        openinference = extra.get(sc.LLM_CONVENTION) == _OPENINFERENCE
+        key: _Key = (_process_key(resource), model, input_tokens, output_tokens)
         entry: _Waiting = (span_id, start_ns, end_ns)
         waiting = self._waiting
         lists = waiting.get(key)
