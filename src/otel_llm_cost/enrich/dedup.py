@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sized
 from typing import Final, NamedTuple, TypeVar
 
 from opentelemetry.trace import format_span_id
@@ -121,6 +122,11 @@ class DoubleCountGuard:
     def tracking_ancestors(self) -> bool:
         """Whether any open span is known to contain an LLM span (cheap, lock-free check)."""
         return bool(self._ancestors)
+
+    @property
+    def open_ancestors(self) -> Sized:
+        """The live table behind :attr:`tracking_ancestors` (non-empty exactly when it is true)."""
+        return self._ancestors
 
     def _remember_ancestor(self, parent_span_id: int | None) -> None:
         if parent_span_id is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -113,6 +113,12 @@ class LLMCallEnricher:
     def tracking_ancestors(self) -> bool:
         """Whether a span that is no call may still have to pass "contains a call" on to its parent."""
         return self._guard.tracking_ancestors
+
+    @property
+    def open_ancestors(self) -> Sized:
+        """The guard's live table behind :attr:`tracking_ancestors` (only :meth:`enrich` after a fork
+        replaces the guard: a span-by-span caller may keep it)."""
+        return self._guard.open_ancestors
 
     def _decide(
         self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None, candidate: bool
