@@ -152,14 +152,15 @@ def add_string_attributes(span: ReadableSpan, values: Mapping[str, str]) -> bool
     """Add new string attributes to a running SDK span as ``set_attributes`` would; False: not done.
 
     Only when the span's map is the known ``BoundedAttributes``, still mutable, without a value length
-    limit, with room for every value, and none of ``values`` is in it yet (the caller checked): then
-    the SDK's per-value cleaning has nothing to change. Otherwise the caller uses ``set_attributes``.
+    limit, with room for every value, and none of ``values`` is in it yet: then the SDK's per-value
+    cleaning has nothing to change. Otherwise the caller uses ``set_attributes``.
     """
     bounded = getattr(span, "_attributes", None)
     inner = getattr(bounded, "_dict", None)
     lock = getattr(bounded, "_lock", None)
     if (
         type(inner) is not dict
+        or not inner.keys().isdisjoint(values)
         or lock is None
         or getattr(bounded, "_immutable", True) is not False
         or getattr(bounded, "max_value_len", 0) is not None

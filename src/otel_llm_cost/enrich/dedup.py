@@ -246,7 +246,14 @@ class DoubleCountGuard:
                 if len(by_response) > capacity:
                     _evict_oldest(by_response)
             if key is not None:
-                self._remember_usage(key, (span_id, start_ns, end_ns))
+                by_usage = self._by_usage
+                same = by_usage.get(key)
+                if same is None:
+                    by_usage[key] = [(span_id, start_ns, end_ns)]
+                    if len(by_usage) > capacity:
+                        _evict_oldest(by_usage)
+                else:
+                    _remember_same_usage(same, (span_id, start_ns, end_ns))
             return _YES
 
     def _same_response(self, response_id: str) -> Verdict | None:
@@ -272,23 +279,17 @@ class DoubleCountGuard:
                 return Verdict(False, format_span_id(seen_id))
         return None
 
-    def _remember_usage(self, key: _UsageKey, entry: _Seen) -> None:
-        """Rule 5: remember a billable span's counts for rule 2 (LRU-bounded)."""
-        by_usage = self._by_usage
-        same = by_usage.get(key)
-        if same is None:
-            by_usage[key] = [entry]
-            if len(by_usage) > self._capacity:
-                _evict_oldest(by_usage)
-        else:
-            same.append(entry)
-            if len(same) > _MAX_SEEN_PER_USAGE:
-                del same[0]  # forgotten: at worst over-counted, never under-counted
-
     def _remember_response(self, response_id: str, span_id: int) -> None:
         self._by_response[response_id] = span_id
         if len(self._by_response) > self._capacity:
             _evict_oldest(self._by_response)
+
+
+def _remember_same_usage(same: list[_Seen], entry: _Seen) -> None:
+    """Rule 5 for a span whose counts a billable span of its trace already had."""
+    same.append(entry)
+    if len(same) > _MAX_SEEN_PER_USAGE:
+        del same[0]  # forgotten: at worst over-counted, never under-counted
 
 
 def _evict_oldest(table: OrderedDict[_K, _V]) -> None:

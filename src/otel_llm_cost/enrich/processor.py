@@ -180,17 +180,14 @@ class LLMCostSpanProcessor(SpanProcessor):
         """Copy the context's attribution tags onto ``span`` as ``cost.*`` (never raises)."""
         try:
             tags = span_tag_attributes(parent_context, self._hasher)
-            if tags:
+            # Usually none of the tags is on the span yet: the block's own (read-only) mapping is
+            # added as it is, in one step.
+            if tags and not _private_api.add_string_attributes(span, tags):
                 # The span's own dict, for point lookups only: `in` on span.attributes runs the
                 # SDK's Mapping code (a miss raises and catches KeyError), and set() of it copies
-                # under a lock (~0.9 us). Usually none of the tags is there yet: the block's own
-                # (read-only) mapping is added as it is.
+                # under a lock (~0.9 us).
                 present = span_attributes(span)
-                missing = (
-                    tags
-                    if present.keys().isdisjoint(tags)
-                    else {name: value for name, value in tags.items() if name not in present}
-                )
+                missing = {name: value for name, value in tags.items() if name not in present}
                 if missing and not _private_api.add_string_attributes(span, missing):
                     span.set_attributes(missing)
         except Exception as exc:
