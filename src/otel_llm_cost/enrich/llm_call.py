@@ -145,8 +145,9 @@ class LLMCallEnricher:
             if self._guard.tracking_ancestors:
                 self._pass_on_ancestry(span)
             return None
-        self._mark_billable(span, attributes, extra, scope_name)
-        add_call_timing(extra, start_ns, span.end_time, attributes)
+        end_ns = span.end_time
+        self._mark_billable(span, attributes, extra, scope_name, start_ns or 0, end_ns)
+        add_call_timing(extra, start_ns, end_ns, attributes)
         return extra
 
     def _trusted(self, span: ReadableSpan) -> bool:
@@ -163,8 +164,14 @@ class LLMCallEnricher:
                 context.span_id, parent.span_id if parent is not None else None, context.trace_id
             )
 
-    def _mark_billable(
-        self, span: ReadableSpan, attributes: Mapping[str, Any], extra: dict[str, Any], scope_name: str | None
+    def _mark_billable(  # noqa: PLR0917 - positional: the per-span hot path
+        self,
+        span: ReadableSpan,
+        attributes: Mapping[str, Any],
+        extra: dict[str, Any],
+        scope_name: str | None,
+        start_ns: int,
+        end_ns: int | None,
     ) -> None:
         context = span.context
         if context is None:
@@ -173,14 +180,13 @@ class LLMCallEnricher:
         response_id = attributes.get(sc.GEN_AI_RESPONSE_ID)
         input_tokens = extra.get(sc.LLM_TOKENS_INPUT)
         output_tokens = extra.get(sc.LLM_TOKENS_OUTPUT)
-        start_ns = span.start_time or 0
         span_id = context.span_id
         verdict = self._guard.decide(
             context.trace_id,
             span_id,
             parent.span_id if parent is not None else None,
             start_ns,
-            span.end_time or start_ns,
+            end_ns or start_ns,
             scope_name == sc.ANTHROPIC_SDK_SCOPE,
             response_id if isinstance(response_id, str) else None,
             input_tokens if isinstance(input_tokens, int) else None,
