@@ -160,13 +160,6 @@ class _UsageDraft:
         self.service_tier = service_tier
 
 
-def _new_usage(*values: Any) -> Usage:
-    """``Usage(*values)`` (every field, in order), built as a :class:`_UsageDraft`."""
-    draft = _UsageDraft(*values)
-    draft.__class__ = Usage  # type: ignore[assignment]
-    return cast(Usage, draft)
-
-
 def _read_counts(
     attributes: Mapping[str, Any], table: ConventionTable, declared: bool, problems: list[str]
 ) -> tuple[bool, int, int, int, int, int, int] | None:
@@ -275,7 +268,7 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
 
     streaming = _streaming(attributes, table, problems) if table.streaming else None
     provider = read_text(attributes, table.provider, problems)
-    return _new_usage(
+    usage = _UsageDraft(
         input_tokens,
         output_tokens,
         cr,
@@ -294,6 +287,8 @@ def _normalize(attributes: Mapping[str, Any], scope_name: str | None) -> Usage |
         tuple(problems),
         _lower_text(attributes, sc.SERVICE_TIER_NAMES, problems) if _has_tier(attributes) else None,
     )
+    usage.__class__ = Usage  # type: ignore[assignment]
+    return cast(Usage, usage)
 
 
 def _has_tier(attributes: Mapping[str, Any]) -> bool:
