@@ -725,3 +725,21 @@ def test_a_span_that_cannot_become_a_row_is_dropped_alone_logged_and_counted(
     assert ERROR_COUNTS["exporter.span_dropped"] == 1
     assert len([r for r in caplog.records if "could not convert" in r.getMessage()]) == 1
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS  # and the next batch is fine
+
+
+def test_a_span_lasting_longer_than_a_float_holds_exactly_is_stored_with_its_batch(db: Path) -> None:
+    # 2**53 ns is about 104 days: only hand-built spans get there, and they must not cost the batch.
+    exporter = DuckDBSpanExporter(db, store_all_spans=True)
+    long = make_span(start_ns=0, duration_ns=2**60 + 1)
+    http = make_span({"http.request.method": "GET"}, name="GET /", start_ns=0, duration_ns=2**60 + 1)
+    assert exporter.export([long, http, make_span()]) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert count(db) == 2
+    with contextlib.closing(_storage.connect(db, read_only=True)) as con:
+        [(calls_duration,)] = con.execute(
+            f"SELECT duration_ms FROM {_schema.CALLS_TABLE} WHERE start_time = to_timestamp(0)"
+        ).fetchall()
+        [(spans_duration,)] = con.execute(
+            f"SELECT duration_ms FROM {_schema.SPANS_TABLE} WHERE span_name = 'GET /'"
+        ).fetchall()
+    assert calls_duration == spans_duration == (2**60 + 1) / 1e6

@@ -32,9 +32,13 @@ from otel_llm_cost import Budget, CostStore, DuckDBSpanExporter, _logging
 from otel_llm_cost.budgets import BudgetGuard
 from otel_llm_cost.cli import main
 from otel_llm_cost.exceptions import BudgetExceeded
+from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.query.results import RepriceResult
 from otel_llm_cost.storage.lake import LakeTarget, open_lake
 from otel_llm_cost.storage.lake_lock import CommitLock
+from test_collector_pipeline import serve_process
 from test_lake import _export, lake, needs_lake, server  # noqa: F401 - the fixtures, shared
+from test_ui_receiver import send_calls, window
 from ui_helpers import PageReader
 
 DAY = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
@@ -92,6 +96,50 @@ def test_the_dashboard_on_a_lake_shows_what_cost_store_reads(filled: LakeTarget)
     assert int(reader.cards["calls"] or 0) == summary.call_count
     assert int(reader.cards["tokens"] or 0) == summary.total_tokens
     assert int(reader.cards["unpriced"] or 0) == summary.unpriced_calls > 0
+
+
+@needs_lake
+@pytest.mark.slow
+def test_serve_ui_on_a_lake_shows_the_calls_the_receiver_just_committed(
+    lake: LakeTarget,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    env = {
+        "OTEL_LLM_COST_LAKE_DATA_PATH": lake.data_path or "",
+        "OTEL_LLM_COST_SPOOL_DIR": str(tmp_path / "j"),
+    }
+    with serve_process("--db", lake.target, "--ui", env=env) as (_, url, stderr):
+        ui = url.removesuffix("/v1/traces") + "/ui/"
+        assert f"dashboard on {ui} (read-only)" in stderr.text(timeout_s=0)
+        send_calls(url, 12)
+        wait_until(
+            lambda: _stored(lake.target) == 12, timeout_s=120, what="every acknowledged call committed"
+        )
+        query, start, end = window()
+        with urllib.request.urlopen(f"{ui}?{query}", timeout=60) as response:
+            cards = PageReader(response.read().decode()).cards
+        with urllib.request.urlopen(f"{ui}breakdown?{query}&dim=feature", timeout=60) as response:
+            table = PageReader(response.read().decode()).table("breakdown")
+        with CostStore(lake.target) as store:
+            summary = store.summary(start, end)
+            by_feature = store.cost_by("feature", start, end)
+        assert summary.call_count == 12
+        assert Decimal(cards["spend"] or "") == summary.cost_usd
+        assert int(cards["calls"] or 0) == 12
+        assert table.texts(0) == [row.key for row in by_feature]
+        assert [Decimal(value or "") for value in table.values(1)] == [
+            row.total_cost_usd for row in by_feature
+        ]
+        # Calls arriving while the page is open show on its next load.
+        send_calls(url, 3, first=12)
+        wait_until(lambda: _stored(lake.target) == 15, timeout_s=120, what="the new calls committed")
+        with urllib.request.urlopen(f"{ui}?{query}", timeout=60) as response:
+            assert int(PageReader(response.read().decode()).cards["calls"] or 0) == 15
+
+
+def _stored(target: str) -> int:
+    with CostStore(target) as store:
+        return store.summary().call_count
 
 
 @needs_lake
@@ -239,3 +287,38 @@ def test_budget_checks_run_at_once_fire_each_alert_once(
     spent = {(s["budget"], s["entity"]): Decimal(s["spent_usd"]) for s in json.loads(capsys.readouterr().out)}
     with CostStore(filled.target) as store:
         assert spent[("all", "*")] == store.summary(None, None).cost_usd
+
+
+@needs_lake
+@pytest.mark.slow
+def test_reprice_on_a_lake_commits_under_the_writers_commit_lock(filled: LakeTarget, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."no-such-model-xyz"]\ninput = 1\noutput = 2\n')
+    book = PriceBook.from_file(prices)
+    with CostStore(filled.target) as store:
+        unpriced = store.summary(None, None).unpriced_calls
+    assert unpriced > 0
+    results: list[RepriceResult | BaseException] = []
+
+    def reprice(store: CostStore) -> None:
+        try:
+            results.append(store.reprice(pricebook=book))
+        except BaseException as exc:
+            results.append(exc)
+
+    lock = CommitLock(filled.libpq_dsn)
+    with CostStore(filled.target, read_only=False) as store:
+        try:
+            with lock.held(10):  # as a writer committing
+                worker = threading.Thread(target=reprice, args=(store,))
+                worker.start()
+                wait_until(lambda: _advisory_waiters(filled) == 1, timeout_s=120, what="reprice to wait")
+                assert not results
+        finally:
+            lock.close()
+        worker.join(timeout=120)
+    [result] = results
+    assert isinstance(result, RepriceResult), result
+    assert result.rows_newly_priced == unpriced
+    with CostStore(filled.target) as store:
+        assert store.summary(None, None).unpriced_calls == 0

@@ -35,7 +35,8 @@ from otel_llm_cost import _config
 from otel_llm_cost.collector.connections import is_loopback
 from otel_llm_cost.query.store import CostStore
 from otel_llm_cost.storage import connect as _storage
-from otel_llm_cost.storage.lake import is_lake_target
+from otel_llm_cost.storage.lake import LakeTarget, is_lake_target
+from otel_llm_cost.storage.lake_ops import locked_lake
 from otel_llm_cost.ui.app import DEFAULT_TIMEOUT_S, create_app
 
 if TYPE_CHECKING:
@@ -80,14 +81,18 @@ class DashboardOptions:
 def open_dashboard_store(db_path: str | os.PathLike[str] | None, timeout_s: float) -> CostStore:
     """The read-only store the pages read, on the file this process's exporter writes.
 
-    A file the receiver has not written yet is created first (empty, with the schema), so that the
-    pages open before the first span arrives.
+    A file or lake the receiver has not written yet is created first (empty, with the schema), so
+    that the pages open before the first span arrives.
 
     Raises:
-        StorageError: the file cannot be created or opened.
+        StorageError: the file or lake cannot be created or opened.
     """
     target = os.fspath(db_path) if db_path is not None else _config.DUCKDB_PATH.get()
-    if not is_lake_target(target) and not Path(target).is_file():
+    if is_lake_target(target):
+        # Created as the receiver's writer would create it: under the writers' commit lock.
+        with locked_lake(LakeTarget(target, _config.LAKE_DATA_PATH.get()), create=True):
+            pass
+    elif not Path(target).is_file():
         _storage.connect(target, see_pending=False).close()
     # Waiting for the file counts against the page's deadline: a page never waits longer than that.
     return CostStore(target, timeout_s=timeout_s)

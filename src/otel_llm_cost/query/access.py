@@ -19,9 +19,12 @@ import duckdb
 from otel_llm_cost.exceptions import StorageError
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage.lake import LakeTarget, open_lake, use_lake
+from otel_llm_cost.storage.lake_lock import CommitLock
 from otel_llm_cost.storage.lease import FileHolder
 
 __all__ = ["ConnectionAccess", "FileAccess", "LakeAccess", "StoreAccess"]
+
+_LAKE_LOCK_WAIT_S = 300.0  # a write waits for the commits in flight, however many writers there are
 
 
 class StoreAccess(Protocol):
@@ -48,6 +51,9 @@ class StoreAccess(Protocol):
 
     def close(self) -> None:
         """Release the file now; a caller's connection stays open."""
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Held around a write so that no other writer commits in between (a lake's commit lock)."""
 
     def interrupt(self, thread_id: int) -> bool:
         """Cancel the query thread ``thread_id`` runs now; False when it runs none."""
@@ -112,6 +118,9 @@ class FileAccess:
     def close(self) -> None:
         self.holder.close()
 
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the holder's read-write handle already excludes every writer
+
 
 class ConnectionAccess:
     """The caller's connection, with a cursor per thread (a shared connection refuses concurrent calls)."""
@@ -138,6 +147,9 @@ class ConnectionAccess:
 
     def close(self) -> None:
         """Nothing to release: the caller owns the connection."""
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the caller's connection: the caller orders its writes
 
     def interrupt(self, thread_id: int) -> bool:
         cursor = self._cursors.get(thread_id)
@@ -168,5 +180,19 @@ class LakeAccess(ConnectionAccess):
             self._cursors[threading.get_ident()] = cursor
         return cursor
 
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        return _commit_lock_held(self.lake)
+
     def close(self) -> None:
         self.caller_connection.close()
+
+
+@contextlib.contextmanager
+def _commit_lock_held(lake: LakeTarget) -> Iterator[None]:
+    """The writers' commit lock (as ``lake maintain`` and ``budgets check --fire`` take it)."""
+    lock = CommitLock(lake.libpq_dsn)
+    try:
+        with lock.held(_LAKE_LOCK_WAIT_S):
+            yield
+    finally:
+        lock.close()

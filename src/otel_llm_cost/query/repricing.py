@@ -152,8 +152,9 @@ def _apply(reader: Reader, changed: list[dict[str, Any]]) -> None:
     )
     table = pa.Table.from_pylist(changed, schema=schema)
     # The file is held for the UPDATE only, not while Python prices the candidates: a reprice of
-    # many rows must not make the exporting application spool.
-    with reader.access.connect() as connection:
+    # many rows must not make the exporting application spool. On a lake it commits under the
+    # writers' commit lock, as every writer of a lake does.
+    with reader.access.writing(), reader.access.connect() as connection:
         connection.register(_REPRICED_TABLE, table)
         try:
             connection.begin()

@@ -197,12 +197,14 @@ def _arrow_table(columns: list[Sequence[Any] | None], schema: pa.Schema, count: 
         else pa.nulls(count, field.type)
         for values, field in zip(columns, schema, strict=True)
     ]
-    # (end - start) / 1e6 as a float, as Python would compute it; NULL when either is missing.
+    # (end - start) / 1e6 as a float, as Python would compute it; NULL when either is missing. The
+    # cast rounds to the nearest float as Python's int / float does: a "safe" cast would refuse
+    # durations over 2**53 ns (about 104 days, hand-built spans) and cost the whole batch.
     index = schema.get_field_index
     nanos = pc.subtract(
         arrays[index("end_time")].cast(pa.int64()), arrays[index("start_time")].cast(pa.int64())
     )
-    arrays[index("duration_ms")] = pc.divide(nanos.cast(pa.float64()), 1e6)
+    arrays[index("duration_ms")] = pc.divide(nanos.cast(pa.float64(), safe=False), 1e6)
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
