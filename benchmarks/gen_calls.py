@@ -9,9 +9,9 @@ insert). Values come from a hash of the row number, so the same N gives the same
 200 orgs, sessions of 8 calls, 3-step workflows on 30% of calls, prompt-cache reads on a quarter,
 3% duplicate (non-billable) records, 2% calls tagged downgradable, a `team` custom tag.
 
-The file is then rolled up (``storage/rollup.py``), as the exporting application's writer does while
-idle, so that reports read the rollup; ``--no-rollup`` leaves it as a file written before the rollup
-existed (reports read raw rows).
+The file is then rolled up (``storage/rollup.py``) and its session table filled (``storage/sessions.py``),
+as the exporting application's writer does while idle, so that reports read them; ``--no-rollup`` leaves
+both out, as in a file written before they existed (reports read raw rows).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import rollup as _rollup
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage import sessions as _sessions
 
 END_EPOCH_S = 1_738_368_000  # 2025-02-01T00:00:00Z
 
@@ -110,8 +111,10 @@ def generate(path: Path, rows: int, days: int, *, roll_up: bool = True) -> float
         )
         if roll_up:
             _rollup.catch_up(connection, max_rows=None)
+            _sessions.catch_up(connection, max_rows=None)
         else:
-            for table in (_rollup.ROLLUP_TABLE, _rollup.ROLLUP_STATE_TABLE):
+            tables = (_sessions.SESSIONS_TABLE, _sessions.SESSIONS_STATE_TABLE)
+            for table in (_rollup.ROLLUP_TABLE, _rollup.ROLLUP_STATE_TABLE, *tables):
                 connection.execute(f"DROP TABLE {table}")
         connection.execute("CHECKPOINT")
     return time.perf_counter() - started
@@ -124,7 +127,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--db", type=Path, required=True, help="the DuckDB file")
-    parser.add_argument("--no-rollup", action="store_true", help="leave the rollup out (an older file)")
+    parser.add_argument(
+        "--no-rollup", action="store_true", help="leave the rollup and session table out (an older file)"
+    )
     args = parser.parse_args()
     for leftover in (args.db, Path(f"{args.db}.wal")):
         leftover.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from functools import partial
 
 from otel_llm_cost.query import explore_sql as _sql
 from otel_llm_cost.query import rollup_reports as _rolled
+from otel_llm_cost.query import session_sql as _sessions
 from otel_llm_cost.query import sql as _queries
 from otel_llm_cost.query.explore_results import CallDetail, Mover, SeriesPoint
 from otel_llm_cost.query.filters import where_conditions
@@ -43,6 +44,9 @@ class ExploreReports:
     ) -> Rows[CostRow]:
         """``cost_by(dimension, start, end)`` over the calls matching every filter, the first ``limit``.
 
+        Without filters, a breakdown by session reads the session table (whole sessions as stored, raw
+        rows only for those the window cuts); with filters it reads raw rows.
+
         Raises:
             UnknownDimensionError: the dimension or a filter's dimension is unknown.
             ValueError: a naive datetime, an empty window or ``limit < 1``.
@@ -55,6 +59,9 @@ class ExploreReports:
         query = _queries.cost_by(resolved, start, end, conditions=conditions)
         if limit is not None:
             query = Query(f"{query.sql} LIMIT ?", (*query.params, limit))
+        if resolved.name == "session" and not conditions:
+            planned = partial(_sessions.breakdown, start, end, limit)
+            return self._reader.rows(CostRow, query, planned=planned)
         rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end, limit=limit)
         return self._reader.rows(CostRow, query, rolled)
 

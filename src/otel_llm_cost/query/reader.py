@@ -23,10 +23,12 @@ from otel_llm_cost.query.tabular import Rows, Source
 from otel_llm_cost.storage.rollup import watermark
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
-__all__ = ["Reader", "Rolled", "first_line", "utc"]
+__all__ = ["Planned", "Reader", "Rolled", "first_line", "utc"]
 
 T = TypeVar("T")
 Rolled = Callable[[int | None], Query | None]
+# Given the connection in the report's transaction: the SQL over a derived table (None: the raw SQL).
+Planned = Callable[[duckdb.DuckDBPyConnection], Query | None]
 
 
 def first_line(exc: BaseException) -> str:
@@ -44,17 +46,22 @@ class Reader:
     def __init__(self, access: StoreAccess) -> None:
         self.access = access
 
-    def execute(self, query: Query, rolled: Rolled | None = None) -> Source:
+    def execute(
+        self, query: Query, rolled: Rolled | None = None, *, planned: Planned | None = None
+    ) -> Source:
         """The query's rows with their column names and DuckDB types.
 
         ``rolled(watermark)`` gives the same question's SQL over the rollup (None: it cannot answer);
         it is asked only when the file has a rollup, and both run in one transaction (one snapshot).
+        ``planned(connection)`` does the same for a derived table that first reads its own state.
         """
         with self.access.connect() as connection:
             began = False
             try:
                 if rolled is not None:
-                    query, began = _choose(connection, query, rolled)
+                    planned = _over_rollup(rolled)
+                if planned is not None:
+                    query, began = _choose(connection, query, planned)
                 connection.execute(query.sql, list(query.params))
                 description = connection.description or []
                 rows = connection.fetchall()
@@ -79,9 +86,16 @@ class Reader:
         source = self.execute(query, rolled)
         return source, [dict(zip(source.names, row, strict=True)) for row in source.rows]
 
-    def rows(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None) -> Rows[T]:
+    def rows(
+        self,
+        cls: Callable[..., T],
+        query: Query,
+        rolled: Rolled | None = None,
+        *,
+        planned: Planned | None = None,
+    ) -> Rows[T]:
         """One ``cls`` (a result dataclass) per row; its fields are picked from the columns by name."""
-        source = self.execute(query, rolled)
+        source = self.execute(query, rolled, planned=planned)
         names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
         # Column-wise: pick the dataclass's columns by name, make timestamps UTC datetimes, zip back.
         by_name = dict(zip(source.names, zip(*source.rows, strict=True), strict=False)) if source.rows else {}
@@ -136,8 +150,12 @@ class Reader:
         return Rows(records, Source(self.access.caller_connection, bound, table=table))
 
 
-def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -> tuple[Query, bool]:
-    """The rollup's SQL when the file has a rollup that can answer, else ``raw``; and whether a
+def _over_rollup(rolled: Rolled) -> Planned:
+    return lambda connection: rolled(watermark(connection))
+
+
+def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, plan: Planned) -> tuple[Query, bool]:
+    """The derived table's SQL when the file has one that can answer, else ``raw``; and whether a
     transaction was begun (the watermark and the sums must come from one snapshot)."""
     try:
         connection.execute("BEGIN TRANSACTION")
@@ -146,12 +164,11 @@ def _choose(connection: duckdb.DuckDBPyConnection, raw: Query, rolled: Rolled) -
     else:
         began = True
     try:
-        mark = watermark(connection)
-    except duckdb.Error:  # a file written before the rollup existed, or a lake
+        query = plan(connection)
+    except duckdb.Error:  # a file written before the table existed, or a lake
         if began:
             connection.execute("ROLLBACK")
         return raw, False
-    query = rolled(mark)
     if query is None and began:
         connection.execute("COMMIT")
         return raw, False

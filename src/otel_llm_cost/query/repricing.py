@@ -23,6 +23,7 @@ from otel_llm_cost.query import pricing_sql as _queries
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import RepriceResult, WhatIf
 from otel_llm_cost.storage import rollup as _rollup
+from otel_llm_cost.storage import sessions as _sessions
 from otel_llm_cost.storage.schema import CALL_COLUMNS, CALLS_TABLE, MONEY_TYPE
 
 if TYPE_CHECKING:
@@ -164,6 +165,11 @@ def _apply(reader: Reader, changed: list[dict[str, Any]]) -> None:
                 f"SELECT DISTINCT epoch_us(start_time) // {_rollup.DAY_US} * {_rollup.DAY_US} "
                 f"FROM {CALLS_TABLE} t SEMI JOIN {_REPRICED_TABLE} n "
                 "ON t.span_id = n.span_id AND t.trace_id = n.trace_id",
+            )
+            _sessions.refresh(
+                connection,
+                f"SELECT t.session_id FROM {CALLS_TABLE} t SEMI JOIN {_REPRICED_TABLE} n "
+                "ON t.span_id = n.span_id AND t.trace_id = n.trace_id WHERE t.session_id IS NOT NULL",
             )
             connection.commit()
         except duckdb.Error as exc:

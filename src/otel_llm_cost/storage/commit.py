@@ -23,6 +23,7 @@ from otel_llm_cost._logging import log_once
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import rollup as _rollup
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage import sessions as _sessions
 from otel_llm_cost.storage.journal import Spool
 from otel_llm_cost.storage.rows import RowBatch
 
@@ -116,14 +117,16 @@ class Committer:
         """Add up to ``max_rows`` stored rows to the rollup (never raising: reports then read raw rows).
 
         Under the commit lock: no append of this process may commit while the rollup's watermark moves.
+        The session table (:mod:`~otel_llm_cost.storage.sessions`) catches up beside it.
         """
         with self._lock:
-            try:
-                _rollup.catch_up(cursor, max_rows=max_rows)
-            except Exception as exc:
-                log_once(
-                    _logger, "exporter.rollup", logging.WARNING, "rolling up stored calls failed: %r", exc
-                )
+            for catch_up in (_rollup.catch_up, _sessions.catch_up):
+                try:
+                    catch_up(cursor, max_rows=max_rows)
+                except Exception as exc:
+                    log_once(
+                        _logger, "exporter.rollup", logging.WARNING, "rolling up stored calls failed: %r", exc
+                    )
 
     def _notify(self, info: CommitInfo) -> None:
         for listener in tuple(self.listeners):

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from otel_llm_cost.exceptions import SchemaVersionError, StorageError, StorageLockedError
 from otel_llm_cost.storage import rollup as _rollup
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage import sessions as _sessions
 from otel_llm_cost.storage.corrupt import is_corrupt_error, open_error
 from otel_llm_cost.storage.ranges import in_start_range
 from otel_llm_cost.storage.sandbox import SANDBOX_CONFIG, lock_down
@@ -238,7 +239,7 @@ def _ddl() -> tuple[str, ...]:
         for name, value in vars(_schema).items()
         if name.startswith("CREATE_") and isinstance(value, str) and name != "CREATE_META"
     )
-    return (*tables, _rollup.CREATE_ROLLUP, _rollup.CREATE_ROLLUP_STATE)
+    return (*tables, _rollup.CREATE_ROLLUP, _rollup.CREATE_ROLLUP_STATE, *_sessions.CREATE)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, *, where: str = "the DuckDB file") -> None:
