@@ -139,13 +139,13 @@ def span_attribute_dict(span: ReadableSpan) -> dict[str, Any] | None:
     Safe to read once the span has ended: ``end()`` freezes the map since SDK 1.43, and
     ``set_attribute`` after ``end()`` is dropped before that.
     """
-    raw = getattr(span, "_attributes", None)
-    if type(raw) is dict:
-        return raw
-    inner = getattr(raw, "_dict", None)
-    if isinstance(inner, dict):  # an OrderedDict once SDK 1.40-1.42 reaches the attribute limit
-        return inner
-    return None
+    try:  # attribute loads, not getattr() calls: this runs for every span
+        inner = span._attributes._dict  # type: ignore[union-attr]  # a BoundedAttributes
+    except AttributeError:
+        raw = getattr(span, "_attributes", None)
+        return raw if type(raw) is dict else None
+    # An OrderedDict once SDK 1.40-1.42 reaches the attribute limit.
+    return inner if isinstance(inner, dict) else None
 
 
 def add_string_attributes(span: ReadableSpan, values: Mapping[str, str]) -> bool:
