@@ -11,12 +11,19 @@ the exporter's connection settings, no idempotency check, paying its final check
 The pre-built spans are frozen out of the garbage collector (``gc.freeze()``): an application never
 holds a million spans, and rescanning them would bill both sides for the benchmark's own memory.
 
+The raw insert stores the rows as durably as the exporter (its final checkpoint counts) but builds no
+rows: building them (``build_rows``, Python, ~10 us per span) is most of the exporter's CPU, so the
+time of that build is printed too, and the ratio of building + raw insert run one after the other
+(what the exporter does, minus its journal, duplicate check, file releases and the overlap of its two
+threads).
+
 Figures are wall clock and process CPU time (all threads, DuckDB's included): on a shared machine the
 CPU figure is the steadier one. RSS is printed every 10% of the stream, with the phase's peak (reset at
 its start): compare them with the RSS once the spans are built, which they include.
 
     /work/venv/bin/python benchmarks/bench_exporter.py                 # 1M spans, batches of 512 and 8192
     /work/venv/bin/python benchmarks/bench_exporter.py --spans 100000 --batch 512
+    /work/venv/bin/python benchmarks/bench_exporter.py --spans 200000 --stages   # CPU of each step
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -41,7 +48,11 @@ from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import journaled as exporter_module
 from otel_llm_cost.storage import schema as _schema
+from otel_llm_cost.storage.commit import Committer
+from otel_llm_cost.storage.convert import BatchConverter
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
+from otel_llm_cost.storage.journal import Spool
+from otel_llm_cost.storage.lease import WriterLease
 from otel_llm_cost.storage.rows import build_rows
 
 RESOURCE = Resource.create({sc.SERVICE_NAME: "bench-service", "deployment.environment": "prod"})
@@ -163,6 +174,56 @@ def _reset_peak_rss() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
+class Stages:
+    """``--stages``: the CPU time (of the thread running it) and count of each step of the exporter,
+    and why each release of the file happened, by wrapping the steps' methods for this run."""
+
+    STEPS: Final = (
+        ("build rows", BatchConverter, "convert"),
+        ("journal", Spool, "write"),
+        ("inserts", Committer, "commit_group"),
+        ("releases", WriterLease, "release"),
+        ("acquire (opening)", WriterLease, "acquire"),
+    )
+
+    def __init__(self) -> None:
+        self.cpu = dict.fromkeys((name for name, _, _ in self.STEPS), 0.0)
+        self.calls = dict.fromkeys(self.cpu, 0)
+        self.reasons: list[str] = []
+        for name, owner, method in self.STEPS:
+            setattr(owner, method, self._timed(name, getattr(owner, method)))
+        due = WriterLease.due
+
+        def why(lease: WriterLease, now: float) -> bool:
+            if due(lease, now):
+                timer = lease._timer
+                self.reasons.append(
+                    "idle" if timer.idle_left(now) <= 0 else "held" if timer.held_too_long(now) else "reader"
+                )
+                return True
+            return False
+
+        WriterLease.due = why  # type: ignore[method-assign]
+
+    def _timed(self, name: str, method: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            cpu = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.cpu[name] += time.thread_time() - cpu
+                self.calls[name] += 1
+
+        return timed
+
+    def report(self, spans: int) -> str:
+        steps = ", ".join(
+            f"{name} {self.cpu[name] / spans * 1e6:.1f} us ({self.calls[name]}x)" for name in self.cpu
+        )
+        reasons = ", ".join(f"{self.reasons.count(why)} {why}" for why in sorted(set(self.reasons)))
+        return f"  exporter stages, CPU per span: {steps}; releases due: {reasons or 'none'}"
+
+
 def run_exporter(path: Path, stream: list[list[ReadableSpan]]) -> Clock:
     _reset_peak_rss()
     exporter = DuckDBSpanExporter(path, lock_timeout_s=30)
@@ -210,6 +271,7 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, action="append", help="batch size (repeatable; default 512 and 8192)"
     )
+    parser.add_argument("--stages", action="store_true", help="print the CPU of each exporter step")
     args = parser.parse_args()
     sizes = args.batch or [512, 8192]
     print(f"{args.spans:,} enriched LLM spans per run; load average {_load()}; {_status()}")
@@ -219,11 +281,16 @@ def main() -> None:
             stream = batches(args.spans, size, seed=size)
             gc.freeze()
             print(f"    {args.spans:,} spans built  {_status()}")
+            stages = Stages() if args.stages else None
             e2e = run_exporter(Path(tmp) / f"exporter-{size}.duckdb", stream)
-            tables = [
-                build_rows(batch, enrich=None, capture_content=False, store_all_spans=False).calls
-                for batch in stream
-            ]
+            if stages is not None:
+                print(stages.report(args.spans))
+            build = Clock()
+            with build.timed():  # what export() does to each batch before journaling it
+                tables = [
+                    build_rows(batch, enrich=None, capture_content=False, store_all_spans=False).calls
+                    for batch in stream
+                ]
             del stream
             gc.unfreeze()
             gc.collect()
@@ -238,6 +305,12 @@ def main() -> None:
             print(
                 f"  ratio {raw.wall / e2e.wall:.2f} wall, {raw.cpu / e2e.cpu:.2f} CPU   "
                 f"load average {_load()}"
+            )
+            print(
+                f"  of which building the rows (build_rows alone, untimed above) "
+                f"{build.cpu / args.spans * 1e6:.1f} us CPU/span; building + raw insert, one after the "
+                f"other: ratio {(raw.wall + build.wall) / e2e.wall:.2f} wall, "
+                f"{(raw.cpu + build.cpu) / e2e.cpu:.2f} CPU"
             )
 
 

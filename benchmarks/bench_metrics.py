@@ -8,11 +8,13 @@ this process's CPU time (one thread: the no-op export and the in-memory reader s
 figure the median over chunks, and the added cost the median of each chunk's own difference. LLM
 spans are tagged by an ``attribution`` block and spread over a few models and features.
 
-The counters are pre-aggregated on the span thread and observed when a reader collects; the
-histogram's two measurements per call are recorded by the collecting thread. That deferred part is
-timed too (one ``collect()`` after each chunk, divided by the chunk's spans). On a loaded machine
-the pipelines' difference moves by a few us from run to run, so ``CostMetrics.record`` is also
-timed alone, on the calls the processor enriched, beside an empty call.
+The span thread only queues each call's attribute values and figures; the collecting thread finds
+their series, adds the calls up (the counters are observed when a reader collects) and records the
+histogram's two measurements per call. That deferred part is timed too (one ``collect()`` after each
+chunk, divided by the chunk's spans). On a loaded machine the pipelines' difference moves by up to
+a microsecond from run to run, so ``CostMetrics.record`` is also timed where the processor calls it
+(less an empty call timed there), and alone, on the calls the processor enriched, beside an empty
+call. Last, the memory the queue holds per call until a collection (what one collection frees).
 
     python benchmarks/bench_metrics.py [--spans 60000] [--chunk 2000]
 
@@ -22,8 +24,10 @@ Targets: <= 3 us added per LLM span on the span thread, nothing per non-LLM span
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
+import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,6 +119,64 @@ def recorder_alone_us(
     return best[record], best[nothing]
 
 
+def record_in_pipeline_us(
+    pricebook: PriceBook,
+    meter_provider: MeterProvider,
+    reader: InMemoryMetricReader,
+    spans: list[dict[str, Any]],
+) -> float:
+    """Median us per call of ``CostMetrics.record`` timed where the processor calls it.
+
+    Each call is timed with the thread's CPU clock, less the same clock around an empty call made in
+    the same place by a second pipeline (alternating chunks): the recorder's own cost with the caches
+    as the rest of the span path leaves them. On a loaded machine the pipelines' difference moves by
+    up to a microsecond from run to run; this moves by a few hundredths.
+    """
+    clock = time.thread_time_ns
+    pipelines = [provider(pricebook, meter_provider), provider(pricebook, meter_provider)]
+    totals = [0, 0]
+    for index, tracer_provider in enumerate(pipelines):
+        # The recorder the processor holds (private: a benchmark may reach in to time it in place).
+        recorder = tracer_provider._active_span_processor._span_processors[0]._metrics
+        inner = recorder.record if index == 0 else (lambda span, attributes, extra: None)
+
+        def timed(span: Any, attributes: Any, extra: Any, inner: Any = inner, index: int = index) -> None:
+            begin = clock()
+            inner(span, attributes, extra)
+            totals[index] += clock() - begin
+
+        recorder.record = timed
+    added: list[float] = []
+    for offset in range(0, len(spans), 2_000):
+        part = spans[offset : offset + 2_000]
+        before = list(totals)
+        for tracer_provider in pipelines:
+            per_span_us(tracer_provider, part, tagged=True)
+        reader.collect()
+        added.append(((totals[0] - before[0]) - (totals[1] - before[1])) / len(part) / 1000)
+    return statistics.median(added)
+
+
+def queued_bytes_per_call(pricebook: PriceBook, spans: list[dict[str, Any]]) -> float:
+    """Memory the queue holds per call until a collection: what one collection frees, per call."""
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    tracer_provider = provider(pricebook, meter_provider)
+    per_span_us(tracer_provider, spans[:100], tagged=True)
+    reader.collect()  # the series exist and the SDK's storage is warm before measuring
+    tracemalloc.start()
+    try:
+        per_span_us(tracer_provider, spans, tagged=True)
+        gc.collect()
+        queued = tracemalloc.get_traced_memory()[0]
+        reader.collect()
+        gc.collect()
+        return (queued - tracemalloc.get_traced_memory()[0]) / len(spans)
+    finally:
+        tracemalloc.stop()
+        meter_provider.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--spans", type=int, default=60_000)
@@ -157,10 +219,19 @@ def main() -> None:
         )
         print(f"  {'added by metrics (span thread)':<30} {added:8.2f}")
         print(f"  {'collection, per span (reader)':<30} {statistics.median(collect_us):8.2f}")
+    in_pipeline_us = record_in_pipeline_us(
+        pricebook, meter_provider, reader, llm_spans(min(args.spans, 40_000))
+    )
+    print(
+        "CostMetrics.record timed where the processor calls it (less an empty call there), CPU us per call:"
+    )
+    print(f"  {'record, in the pipeline':<30} {in_pipeline_us:8.2f}")
     record_us, floor_us = recorder_alone_us(pricebook, llm_spans(min(args.spans, 10_000)))
     print("CostMetrics.record alone, on the same calls' enriched attributes (best of 5), CPU us per call:")
     print(f"  {'empty call (floor)':<30} {floor_us:8.2f}")
     print(f"  {'record':<30} {record_us:8.2f}")
+    queued = queued_bytes_per_call(pricebook, llm_spans(min(args.spans, 20_000)))
+    print(f"Queued until a collection: {queued:.0f} bytes per LLM call")
     meter_provider.shutdown()
 
 

@@ -14,6 +14,8 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -36,6 +38,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_llm_cost._logging import ERROR_COUNTS
 from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich import metrics as metrics_module
 from otel_llm_cost.enrich.attribution import UserIdHasher, attribution
 from otel_llm_cost.enrich.metrics import CostMetrics, cost_metrics
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
@@ -455,3 +458,127 @@ def test_a_real_prometheus_scrapes_and_sums_the_spend(
     finally:
         process.terminate()
         process.wait(10)
+
+
+# -- Concurrency and bounds -------------------------------------------------------------------------
+
+
+def ended_spans(count: int) -> list[Any]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: "checkout"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("app")
+    for i in range(count):
+        tracer.start_span(f"call-{i}").end()
+    return list(exporter.get_finished_spans())
+
+
+def call_figures(model: str, cost: float | None, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        sc.LLM_MODEL: model,
+        sc.LLM_PROVIDER_NAME: "openai",
+        sc.LLM_OPERATION: "chat",
+        sc.LLM_COST_STATUS: "priced" if cost is not None else "unpriced",
+        sc.LLM_COST_USD: cost,
+        sc.LLM_TOKENS_INPUT: input_tokens,
+        sc.LLM_TOKENS_OUTPUT: output_tokens,
+        sc.LLM_TOKENS_CACHE_READ: 3,
+    }
+
+
+def test_calls_recorded_by_many_threads_while_a_reader_collects_are_each_counted_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A small queue bound: the recording threads drain it themselves too, while others go on adding.
+    monkeypatch.setattr(metrics_module, "_MAX_PENDING", 4)
+    reader = InMemoryMetricReader()
+    provider = SDKMeterProvider(metric_readers=[reader])
+    recorder = CostMetrics(provider.get_meter("otel_llm_cost"))
+    threads_count, calls_per_thread = 8, 1_000
+    spans = ended_spans(calls_per_thread)
+    # Costs that are exact in binary: the float totals must equal exactly, in any order.
+    calls = [
+        call_figures(f"model-{i % 3}", None if i % 10 == 0 else 0.25, 7 + i % 5, 2)
+        for i in range(calls_per_thread)
+    ]
+    start, done = threading.Barrier(threads_count + 1), threading.Event()
+
+    def record_all() -> None:
+        start.wait()
+        for span, extra in zip(spans, calls, strict=True):
+            recorder.record(span, {}, extra)
+
+    def collect_until_done() -> None:
+        start.wait()
+        while not done.is_set():
+            reader.collect()
+
+    workers = [threading.Thread(target=record_all) for _ in range(threads_count)]
+    collector = threading.Thread(target=collect_until_done)
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        for thread in (*workers, collector):
+            thread.start()
+        for thread in workers:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(switch_interval)
+        done.set()
+        collector.join(60)
+    found = points(reader)
+    provider.shutdown()
+    expected_calls = threads_count * calls_per_thread
+    assert sum(p.value for p in found[sc.LLM_CALLS_METRIC]) == expected_calls
+    unpriced = threads_count * sum(1 for c in calls if c[sc.LLM_COST_USD] is None)
+    assert sum(p.value for p in found[sc.LLM_CALLS_UNPRICED_METRIC]) == unpriced
+    assert sum(p.value for p in found[sc.LLM_COST_METRIC]) == 0.25 * (expected_calls - unpriced)
+    input_tokens = threads_count * sum(c[sc.LLM_TOKENS_INPUT] for c in calls)
+    assert sum(p.value for p in found[sc.GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS]) == input_tokens
+    assert (
+        sum(p.value for p in found[sc.GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS])
+        == 3 * expected_calls
+    )
+    by_type: dict[str, int] = defaultdict(int)
+    for point in found[sc.GEN_AI_CLIENT_TOKEN_USAGE]:
+        by_type[point.attributes[sc.GEN_AI_TOKEN_TYPE]] += point.count
+    assert by_type == {"input": expected_calls, "output": expected_calls}
+    assert not ERROR_COUNTS
+
+
+def test_without_a_collection_the_queue_stays_bounded_and_new_attribute_sets_overflow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics_module, "_MAX_PENDING", 10)
+    monkeypatch.setattr(metrics_module, "_MAX_SERIES", 5)
+    reader = InMemoryMetricReader()
+    provider = SDKMeterProvider(metric_readers=[reader])
+    recorder = CostMetrics(provider.get_meter("otel_llm_cost"))
+    spans = ended_spans(100)
+    for i, span in enumerate(spans):
+        recorder.record(span, {sc.COST_FEATURE: f"feature-{i}"}, call_figures("gpt-4o", 0.5, 10, 1))
+        assert len(recorder._pending) < 10 * recorder._stride  # queued calls, flat
+    found = points(reader)
+    provider.shutdown()
+    calls = {p.attributes.get(sc.COST_FEATURE, "overflow"): p.value for p in found[sc.LLM_CALLS_METRIC]}
+    assert calls == {**{f"feature-{i}": 1 for i in range(5)}, "overflow": 95}
+    (overflow,) = [p for p in found[sc.LLM_COST_METRIC] if sc.COST_FEATURE not in p.attributes]
+    assert overflow.attributes == {sc.OTEL_METRIC_OVERFLOW: True}
+    assert overflow.value == 47.5
+    assert sum(p.count for p in found[sc.GEN_AI_CLIENT_TOKEN_USAGE]) == 200
+    assert not ERROR_COUNTS
+
+
+def test_a_call_with_an_unhashable_tag_is_logged_and_left_out_the_others_counted() -> None:
+    reader = InMemoryMetricReader()
+    provider = SDKMeterProvider(metric_readers=[reader])
+    recorder = CostMetrics(provider.get_meter("otel_llm_cost"))
+    first, second, third = ended_spans(3)
+    recorder.record(first, {}, call_figures("gpt-4o", 0.5, 10, 1))
+    recorder.record(second, {sc.COST_FEATURE: ["not", "hashable"]}, call_figures("gpt-4o", 0.5, 10, 1))
+    recorder.record(third, {}, call_figures("gpt-4o", 0.25, 10, 1))
+    found = points(reader)
+    provider.shutdown()
+    assert [p.value for p in found[sc.LLM_CALLS_METRIC]] == [2]
+    assert [p.value for p in found[sc.LLM_COST_METRIC]] == [0.75]
+    assert ERROR_COUNTS["metrics.record"] == 1

@@ -33,6 +33,7 @@ __all__ = [
     "is_proxy_meter_provider",
     "readable_span_fields",
     "span_attribute_dict",
+    "span_context_and_resource",
     "span_context_ids",
 ]
 
@@ -279,6 +280,33 @@ def _span_context_ids_getter() -> Callable[[SpanContext], tuple[int, int, int]]:
 
 span_context_ids: Callable[[SpanContext], tuple[int, int, int]] = _span_context_ids_getter()
 """``(trace_id, span_id, trace_flags)`` of a span context."""
+
+
+# --------------------------------------------------------------------------------------------
+# opentelemetry-sdk (a span's context and resource)
+#
+# - ``ReadableSpan._context`` and ``._resource``: what its ``context`` and ``resource`` properties
+#   return. The cost metrics read both for each billable call on the application's thread: one C
+#   call, where each property costs a Python call. Checked once at import; the properties are used
+#   when the layout is not the known one.
+# --------------------------------------------------------------------------------------------
+
+
+def _span_context_and_resource_getter() -> Callable[[ReadableSpan], tuple[SpanContext, Any]]:
+    getter = operator.attrgetter("_context", "_resource")
+    probe = ReadableSpan("probe", context=SpanContext(0x1234, 0x56, False))
+    try:
+        if getter(probe) == (probe.context, probe.resource):
+            return getter
+    except AttributeError:
+        pass
+    return lambda span: (span.context, span.resource)
+
+
+span_context_and_resource: Callable[[ReadableSpan], tuple[SpanContext, Any]] = (
+    _span_context_and_resource_getter()
+)
+"""``(context, resource)`` of a span (a span the SDK started always has a context)."""
 
 
 # --------------------------------------------------------------------------------------------

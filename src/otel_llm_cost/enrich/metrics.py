@@ -15,11 +15,12 @@ What it records (docs/metrics.md has the full table):
 Why the counters are pre-aggregated here and observed at collection time: one measurement through
 the SDK's synchronous instruments costs ~2-10 us of CPU (attribute-set hashing, aggregation lock,
 exemplar reservoir), nine of them per call would cost more than pricing the call. A call instead
-adds its figures to the running totals of its attribute set (one dict lookup under a lock) and
-the counters report the totals when a reader collects, as observable counters do. The histogram
-has no observable form: its two measurements per call are queued and recorded by the collecting
-thread (or by the application thread once 65,536 are waiting, ~10 MB, so memory stays bounded
-when no reader collects for a long while).
+queues its attribute values and figures (one list extend, no lock, no lookup); the collecting
+thread finds each queued call's series (its attribute set), adds the call to the series' running
+totals, which the counters report, as observable counters do, and records the histogram's two
+measurements per call (it has no observable form). Once 65,536 calls are waiting (~25 MB), the
+application thread that queues the next one does that work itself, so memory stays bounded when
+no reader collects for a long while.
 
 Exemplars: a sampled call's span context goes with its histogram measurements and with its
 series' counter observations, so the SDK's default ``trace_based`` exemplar filter attaches the
@@ -35,18 +36,22 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, NoOpMeterProvider, Observation
 from opentelemetry.metrics import get_meter_provider as _global_meter_provider
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import SpanContext
 from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost._private_api import global_meter_provider_check, is_proxy_meter_provider, span_context_ids
+from otel_llm_cost._private_api import (
+    global_meter_provider_check,
+    is_proxy_meter_provider,
+    span_context_and_resource,
+    span_context_ids,
+)
 from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.enrich.metric_series import OVERFLOW_KEY, SAMPLED, Series, add_up, context_of
 
 __all__ = ["CostMetrics", "cost_metrics"]
 
@@ -58,45 +63,26 @@ _TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(14))
 # Beyond this many attribute sets, calls go to one overflow series (as the SDK does at its own
 # cardinality limit, 2,000 by default): a runaway tag must not grow memory without bound.
 _MAX_SERIES: Final = 2_000
-# Calls whose histogram measurements wait for a collection before the application thread records
-# them itself (~150 bytes each). Sized for 60 s (the periodic reader's default interval) at 1,000
-# calls per second: recording them costs ~25 us a call through the SDK, off the span thread.
+# Calls that wait for a collection before the application thread adds them up and records their
+# histogram measurements itself (~375 bytes each, with the strings and numbers they hold). Sized
+# for 60 s (the periodic reader's default interval) at 1,000 calls per second: recording them
+# costs ~25 us a call through the SDK, off the span thread.
 _MAX_PENDING: Final = 65_536
-_OVERFLOW_KEY: Final = ("__overflow__",)
-# Attribute names of a series, in key order (key[i] is the value of _KEY_NAMES[i]).
-_KEY_NAMES: Final = (
-    sc.LLM_MODEL,
-    sc.GEN_AI_PROVIDER_NAME,
-    sc.GEN_AI_OPERATION_NAME,
-    sc.COST_FEATURE,
-    sc.COST_AGENT,
-    sc.COST_ORG_ID,
-    sc.SERVICE_NAME,
-    sc.LLM_COST_DEPLOYMENT,
-    sc.LLM_COST_STATUS,
-    sc.COST_USER_ID,
-    sc.COST_SESSION_ID,
-)
-
-_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 # The same names as read from a call's enrichment (`extra`) and span attributes.
 _MODEL, _PROVIDER, _OPERATION = sc.LLM_MODEL, sc.LLM_PROVIDER_NAME, sc.LLM_OPERATION
 _FEATURE, _AGENT, _ORG = sc.COST_FEATURE, sc.COST_AGENT, sc.COST_ORG_ID
 _DEPLOYMENT, _STATUS = sc.LLM_COST_DEPLOYMENT, sc.LLM_COST_STATUS
 _USER, _SESSION = sc.COST_USER_ID, sc.COST_SESSION_ID
-# A call's figures in `extra`: cost, cache saving, then input, output, cache read, cache write and
-# reasoning tokens.
-_FIGURE_NAMES: Final = (
-    sc.LLM_COST_USD,
-    sc.LLM_CACHE_COST_SAVED_USD,
-    sc.LLM_TOKENS_INPUT,
-    sc.LLM_TOKENS_OUTPUT,
-    sc.LLM_TOKENS_CACHE_READ,
-    sc.LLM_TOKENS_CACHE_WRITE,
-    sc.LLM_TOKENS_REASONING,
-)
+# A call's figures in `extra` (token counts are the enrichment's own ints, absent when not reported).
+_COST, _SAVED = sc.LLM_COST_USD, sc.LLM_CACHE_COST_SAVED_USD
+_INPUT, _OUTPUT, _REASONING = sc.LLM_TOKENS_INPUT, sc.LLM_TOKENS_OUTPUT, sc.LLM_TOKENS_REASONING
+_CACHE_READ, _CACHE_WRITE = sc.LLM_TOKENS_CACHE_READ, sc.LLM_TOKENS_CACHE_WRITE
+# A queued call is this many items (see CostMetrics.record), two more with the user and session ids:
+# model, provider, operation, feature, agent, org, deployment, status, its seven figures, its
+# span's resource, trace id, span id, and 1 when it was sampled.
+_QUEUED_ITEMS: Final = 19
 
-# The counters: (instrument name, unit, the _Series total it reports, description).
+# The counters: (instrument name, unit, the Series total it reports, description).
 _COST_COUNTERS: Final[tuple[tuple[str, str, str, str], ...]] = (
     (sc.LLM_COST_METRIC, "USD", "cost_usd", "Spend on billable LLM calls, in US dollars."),
     (sc.LLM_CALLS_METRIC, "{call}", "calls", "Billable LLM calls, by llm.cost.status."),
@@ -132,50 +118,6 @@ _TOKEN_COUNTERS: Final[tuple[tuple[str, str, str, str], ...]] = (
 )
 
 
-class _Series:
-    """Running totals of one attribute set, and the attribute dicts its observations carry."""
-
-    __slots__ = (
-        "attributes",
-        "cache_read",
-        "cache_saved_usd",
-        "cache_write",
-        "calls",
-        "cost_usd",
-        "input_attributes",
-        "input_tokens",
-        "last_context",
-        "modality_attributes",
-        "output_attributes",
-        "output_tokens",
-        "reasoning",
-        "unpriced",
-    )
-
-    def __init__(self, key: tuple[Any, ...]) -> None:
-        if key is _OVERFLOW_KEY:
-            attributes: dict[str, AttributeValue] = {sc.OTEL_METRIC_OVERFLOW: True}
-        else:
-            attributes = {
-                name: value for name, value in zip(_KEY_NAMES, key, strict=False) if value is not None
-            }
-        self.attributes = attributes
-        self.input_attributes = {**attributes, sc.GEN_AI_TOKEN_TYPE: sc.GEN_AI_TOKEN_TYPE_INPUT}
-        self.output_attributes = {**attributes, sc.GEN_AI_TOKEN_TYPE: sc.GEN_AI_TOKEN_TYPE_OUTPUT}
-        self.modality_attributes = {**attributes, sc.GEN_AI_TOKEN_MODALITY: sc.GEN_AI_TOKEN_MODALITY_UNKNOWN}
-        self.calls = self.unpriced = 0
-        self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = self.reasoning = 0
-        self.cost_usd = self.cache_saved_usd = 0.0
-        self.last_context: SpanContext | None = None
-
-
-def _context(span_context: SpanContext | None) -> Context | None:
-    """The context a measurement is recorded in: the call's span, when it was sampled."""
-    if span_context is None or not span_context.trace_flags.sampled:
-        return None
-    return trace.set_span_in_context(NonRecordingSpan(span_context))
-
-
 class CostMetrics:
     """Records each billable LLM call's spend and tokens on instruments created once from ``meter``.
 
@@ -204,17 +146,18 @@ class CostMetrics:
         self._provider_set = global_meter_provider_check(_idle_while) if _idle_while is not None else None
         self._user_ids = _config.METRICS_USER_IDS.get() if user_ids is None else user_ids
         self._lock = threading.Lock()
-        self._series: dict[tuple[Any, ...], _Series] = {}
-        # Calls whose histogram measurements wait for the collecting thread: each call's series,
-        # and five ints (input and output tokens, trace id, span id, 1 when sampled). A tuple or span
+        self._series: dict[tuple[Any, ...], Series] = {}
+        # Calls waiting for the collecting thread, as one flat list of their items: a tuple or span
         # context kept per call made the garbage collector run ~4 times as often, on the
-        # application's thread; ints are not tracked by it.
-        self._pending: list[_Series] = []
-        self._pending_figures: list[int] = []
+        # application's thread (str, int, float and None items are not tracked by it).
+        self._pending: list[Any] = []
+        self._stride = _QUEUED_ITEMS + 2 if self._user_ids else _QUEUED_ITEMS
+        self._max_queued = _MAX_PENDING * self._stride
         self._drain_lock = threading.Lock()
         # A fork while another thread holds a lock would leave the child's copy held forever.
         reinit = weakref.WeakMethod(self._reinit_locks)
         os.register_at_fork(after_in_child=lambda: (method := reinit()) is not None and method())
+        # The collecting thread's latest resource and its service.name.
         self._last_resource: object = None
         self._last_service: object = None
         self._histogram = meter.create_histogram(
@@ -257,102 +200,116 @@ class CostMetrics:
         self, span: ReadableSpan, attributes: Mapping[str, AttributeValue], extra: Mapping[str, Any]
     ) -> None:
         """Add one billable LLM call (``extra``: its enrichment, overriding ``attributes``); never raises."""
+        # This runs on the application's thread for each call: it only reads the call's attribute
+        # values and figures (module constants as names: no module attribute lookup per name) and
+        # queues them, with no lock; the collecting thread finds their series and adds them up.
         try:
             if self._provider_set is not None:
                 if not self._provider_set():
                     return
                 self._provider_set = None
-            self._record(span, attributes, extra)
+            get, tag = extra.get, attributes.get
+            context, resource = span_context_and_resource(span)
+            trace_id, span_id, flags = span_context_ids(context)
+            # `flags & 1` is a plain int: a TraceFlags is tracked by the garbage collector.
+            call: tuple[Any, ...] = (
+                get(_MODEL),
+                get(_PROVIDER),
+                get(_OPERATION),
+                get(_FEATURE) or tag(_FEATURE),
+                get(_AGENT) or tag(_AGENT),
+                get(_ORG) or tag(_ORG),
+                get(_DEPLOYMENT),
+                get(_STATUS),
+                get(_COST),
+                get(_SAVED),
+                get(_INPUT),
+                get(_OUTPUT),
+                get(_CACHE_READ),
+                get(_CACHE_WRITE),
+                get(_REASONING),
+                resource,
+                trace_id,
+                span_id,
+                flags & 1,
+            )
+            if self._user_ids:
+                # The values the processor stores: cost.user_id is its keyed hash, never the raw id.
+                call += (get(_USER) or tag(_USER), get(_SESSION) or tag(_SESSION))
+            pending = self._pending
+            # One list extend by a tuple is one C call, atomic under the GIL: the items of calls
+            # queued by two threads never interleave.
+            pending += call
+            if len(pending) >= self._max_queued:
+                self._drain()
         except Exception as exc:
             log_once(_logger, "metrics.record", logging.ERROR, "recording LLM cost metrics failed: %r", exc)
 
-    def _record(
-        self, span: ReadableSpan, attributes: Mapping[str, AttributeValue], extra: Mapping[str, Any]
-    ) -> None:
-        # This runs on the application's thread for each call: the names are module constants (no
-        # module attribute lookup per name) and the figures are read in one C-level pass.
-        get, tag = extra.get, attributes.get
-        resource = span.resource
-        if resource is not self._last_resource:
-            # One resource per TracerProvider: its service.name is looked up once, not per call.
-            self._last_service = resource.attributes.get(sc.SERVICE_NAME) if resource is not None else None
-            self._last_resource = resource
-        key: tuple[Any, ...] = (
-            get(_MODEL),
-            get(_PROVIDER),
-            get(_OPERATION),
-            get(_FEATURE) or tag(_FEATURE),
-            get(_AGENT) or tag(_AGENT),
-            get(_ORG) or tag(_ORG),
-            self._last_service,
-            get(_DEPLOYMENT),
-            get(_STATUS),
-        )
-        if self._user_ids:
-            # The values the processor stores: cost.user_id is its keyed hash, never the raw id.
-            key += (get(_USER) or tag(_USER), get(_SESSION) or tag(_SESSION))
-        # Token counts in `extra` are the enrichment's own ints (absent when usage was not reported).
-        cost, saved, input_tokens, output_tokens, cache_read, cache_write, reasoning = map(get, _FIGURE_NAMES)
-        input_tokens = input_tokens or 0
-        output_tokens = output_tokens or 0
-        trace_id, span_id, sampled = span_context_ids(span.context)
+    def _new_series(self, key: tuple[Any, ...]) -> Series:
+        # Only the draining thread adds series; the lock keeps the counters' callbacks from
+        # reading the dict while it grows.
         with self._lock:
-            series = self._series.get(key)
-            if series is None:
-                series = self._new_series(key)
-            series.calls += 1
-            if cost is None:
-                series.unpriced += 1
-            else:
-                series.cost_usd += cost
-            if saved:
-                series.cache_saved_usd += saved
-            series.input_tokens += input_tokens
-            series.output_tokens += output_tokens
-            if cache_read:  # usually zero: no attribute write then
-                series.cache_read += cache_read
-            if cache_write:
-                series.cache_write += cache_write
-            if reasoning:
-                series.reasoning += reasoning
-            # The collecting thread sets the series' latest sampled call (its exemplar). `sampled & 1`
-            # is a plain int: a TraceFlags object would be tracked by the garbage collector.
-            pending = self._pending
-            pending.append(series)
-            self._pending_figures += (input_tokens, output_tokens, trace_id, span_id, sampled & 1)
-        if len(pending) >= _MAX_PENDING:
-            self._drain()
-
-    def _new_series(self, key: tuple[Any, ...]) -> _Series:
-        if len(self._series) >= _MAX_SERIES:
-            series = self._series.get(_OVERFLOW_KEY)
-            if series is None:
-                series = self._series[_OVERFLOW_KEY] = _Series(_OVERFLOW_KEY)
+            if len(self._series) >= _MAX_SERIES:
+                series = self._series.get(OVERFLOW_KEY)
+                if series is None:
+                    series = self._series[OVERFLOW_KEY] = Series(OVERFLOW_KEY)
+                return series
+            series = self._series[key] = Series(key)
             return series
-        series = self._series[key] = _Series(key)
-        return series
 
     def _drain(self) -> None:
-        """Record the queued histogram measurements (one thread at a time; others go on)."""
+        """Add the queued calls to their series' totals, then record their histogram measurements.
+
+        One thread at a time (others go on). Only whole calls are taken, by copying and then
+        deleting that many items: calls queued meanwhile stay at the end of the list, never lost.
+        """
         if not self._drain_lock.acquire(blocking=False):
             return
         try:
-            with self._lock:
-                pending, figures = self._pending, self._pending_figures
-                self._pending, self._pending_figures = [], []
-            record = self._histogram.record
-            for index, series in enumerate(pending):
-                input_tokens, output_tokens, trace_id, span_id, sampled = figures[5 * index : 5 * index + 5]
-                context = None
-                if sampled:  # the latest sampled call is its series' exemplar
-                    series.last_context = SpanContext(trace_id, span_id, False, _SAMPLED)
-                    context = _context(series.last_context)
-                record(input_tokens, series.input_attributes, context=context)
-                record(output_tokens, series.output_attributes, context=context)
-        except Exception as exc:
-            log_once(_logger, "metrics.histogram", logging.ERROR, "recording token usage failed: %r", exc)
+            pending, stride = self._pending, self._stride
+            count = len(pending) - len(pending) % stride
+            items = pending[:count]
+            del pending[:count]
+            calls = self._with_series(zip(*[iter(items)] * stride, strict=True))
+            add_up(calls)
+            self._record_histogram(calls)
         finally:
             self._drain_lock.release()
+
+    def _with_series(self, queued: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Each queued call as (its series, its seven figures, trace id, span id, 1 when sampled)."""
+        calls = []
+        series_of = self._series.get
+        for call in queued:
+            try:
+                resource = call[15]
+                if resource is not self._last_resource:
+                    # One resource per TracerProvider: its service.name is looked up once, not per call.
+                    self._last_service = (
+                        None if resource is None else resource.attributes.get(sc.SERVICE_NAME)
+                    )
+                    self._last_resource = resource
+                # In KEY_NAMES order (the queued layout is _QUEUED_ITEMS'); the user and session ids,
+                # when queued, are last.
+                key = (*call[:6], self._last_service, call[6], call[7], *call[19:])
+                calls.append((series_of(key) or self._new_series(key), *call[8:15], *call[16:19]))
+            except Exception as exc:  # an unhashable tag value: that call only is left out
+                log_once(
+                    _logger, "metrics.record", logging.ERROR, "recording LLM cost metrics failed: %r", exc
+                )
+        return calls
+
+    def _record_histogram(self, calls: list[tuple[Any, ...]]) -> None:
+        record = self._histogram.record
+        try:
+            for series, _, _, input_tokens, output_tokens, _, _, _, trace_id, span_id, sampled in calls:
+                context = None
+                if sampled:
+                    context = context_of(SpanContext(trace_id, span_id, False, SAMPLED))
+                record(input_tokens or 0, series.input_attributes, context=context)
+                record(output_tokens or 0, series.output_attributes, context=context)
+        except Exception as exc:
+            log_once(_logger, "metrics.histogram", logging.ERROR, "recording token usage failed: %r", exc)
 
     def _callback(self, field: str, name: str) -> Any:
         modality = name.startswith("gen_ai.")
@@ -363,7 +320,7 @@ class CostMetrics:
                 with self._lock:
                     rows = [(getattr(s, field), s, s.last_context) for s in self._series.values()]
                 return [
-                    Observation(value, s.modality_attributes if modality else s.attributes, _context(last))
+                    Observation(value, s.modality_attributes if modality else s.attributes, context_of(last))
                     for value, s, last in rows
                 ]
             except Exception as exc:

@@ -210,6 +210,14 @@ def _closer_loop(ref: weakref.ReferenceType[FileHolder]) -> None:
 
 # How often a writer waiting for a reader's turn checks the read request again.
 _READER_POLL_S: Final = 0.02
+# What the checkpoint run by a release may allocate beyond the memory DuckDB holds already (the rows
+# appended since the last one). That checkpoint compresses those rows and merges them into the row group
+# before them, rewriting up to a full one (122,880 rows): with no limit it took ~340 MiB on top of the
+# process, whose RSS then jumped to 2.3-2.7x its steady state while streaming 1M spans; DuckDB spills
+# what is beyond the limit to its temporary directory, for about the same CPU (measured with
+# benchmarks/bench_pipeline.py --case 1x1000000).
+_CHECKPOINT_EXTRA_BYTES: Final = 128 * 2**20
+_MEMORY_HELD: Final = "SELECT sum(memory_usage_bytes) FROM duckdb_memory()"
 
 
 class WriterLease:
@@ -225,6 +233,8 @@ class WriterLease:
         hold_max_s: Release after holding the file this long, even while batches keep coming.
         settings: Statements run on each opening (the writer's own connection settings).
         on_open: Called (lock held) each time the file is opened: starts whatever releases it.
+        checkpoint_extra_bytes: What the checkpoint of a release may allocate beyond the memory
+            DuckDB holds when it starts (DuckDB spills the rest).
     """
 
     def __init__(
@@ -235,9 +245,11 @@ class WriterLease:
         hold_max_s: float,
         settings: tuple[str, ...],
         on_open: Callable[[], None],
+        checkpoint_extra_bytes: int = _CHECKPOINT_EXTRA_BYTES,
     ) -> None:
         self.path = path
         self._settings = settings
+        self._checkpoint_extra_bytes = checkpoint_extra_bytes
         self._on_open = on_open
         self.lock = threading.Lock()
         self._timer = HoldTimer(hold_idle_s, hold_max_s)
@@ -314,9 +326,15 @@ class WriterLease:
         return self._held is not None and (self._timer.due(now) or self.reader_waiting())
 
     def release(self) -> None:
-        """Close the file (checkpoints: it is compact and readable by the next opener)."""
+        """Close the file (checkpoints, in bounded memory: it is compact and readable by the next opener)."""
         held, self._held = self._held, None
         if held is not None:
+            try:
+                row = held.execute(_MEMORY_HELD).fetchone()
+                used = int(row[0] or 0) if row else 0
+                held.execute(f"SET memory_limit = '{used + self._checkpoint_extra_bytes}B'")
+            except duckdb.Error as exc:  # the checkpoint runs unbounded then
+                log_once(_logger, "exporter.checkpoint_memory", logging.WARNING, "%s: %r", self.path, exc)
             try:
                 held.close()
             except duckdb.Error as exc:
