@@ -15,6 +15,7 @@ from otel_llm_cost.query import explore_sql as _sql
 from otel_llm_cost.query import rollup_reports as _rolled
 from otel_llm_cost.query import session_sql as _sessions
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.columns import many_values
 from otel_llm_cost.query.explore_results import CallDetail, Mover, SeriesPoint
 from otel_llm_cost.query.filters import where_conditions
 from otel_llm_cost.query.reader import Reader
@@ -63,7 +64,7 @@ class ExploreReports:
             planned = partial(_sessions.breakdown, start, end, limit)
             return self._reader.rows(CostRow, query, planned=planned)
         rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end, limit=limit)
-        return self._reader.rows(CostRow, query, rolled)
+        return self._reader.rows(CostRow, query, rolled, columnar=many_values(resolved))
 
     def daily_cost_where(
         self, start: datetime, end: datetime, tz: str = "UTC", filters: Filters = _NO_FILTERS

@@ -1,7 +1,8 @@
 """Running the query builders' SQL on a store and turning the rows into typed results.
 
 One execution of a prepared statement per report, rows fetched as plain tuples: ``connection.sql(...)``
-would bind the query once to describe it and again to run it (~1.5 ms more per report). Timestamps come
+would bind the query once to describe it and again to run it (1-5 ms more per report). Reports that may
+return many rows (one per user) pay that to fetch Arrow instead (see :mod:`.columns`). Timestamps come
 back in the session's zone and are handed out as UTC datetimes.
 """
 
@@ -18,12 +19,12 @@ import pyarrow as pa
 
 from otel_llm_cost.exceptions import QueryError, StorageError
 from otel_llm_cost.query.access import StoreAccess
+from otel_llm_cost.query.columns import build_all, fetch_columns
 from otel_llm_cost.query.sql import Query
 from otel_llm_cost.query.tabular import Rows, Source
 from otel_llm_cost.storage.rollup import watermark
-from otel_llm_cost.storage.schema import CALLS_TABLE
 
-__all__ = ["Planned", "Reader", "Rolled", "first_line", "utc"]
+__all__ = ["Planned", "Reader", "Rolled", "first_line", "typed_rows", "utc"]
 
 T = TypeVar("T")
 Rolled = Callable[[int | None], Query | None]
@@ -47,14 +48,22 @@ class Reader:
         self.access = access
 
     def execute(
-        self, query: Query, rolled: Rolled | None = None, *, planned: Planned | None = None
+        self,
+        query: Query,
+        rolled: Rolled | None = None,
+        *,
+        planned: Planned | None = None,
+        columnar: bool = False,
     ) -> Source:
         """The query's rows with their column names and DuckDB types.
 
         ``rolled(watermark)`` gives the same question's SQL over the rollup (None: it cannot answer);
         it is asked only when the file has a rollup, and both run in one transaction (one snapshot).
         ``planned(connection)`` does the same for a derived table that first reads its own state.
+        ``columnar``: fetch Arrow and convert a column at a time (see :mod:`.columns`), for reports
+        that may return many rows.
         """
+        columns = None
         with self.access.connect() as connection:
             began = False
             try:
@@ -62,9 +71,14 @@ class Reader:
                     planned = _over_rollup(rolled)
                 if planned is not None:
                     query, began = _choose(connection, query, planned)
-                connection.execute(query.sql, list(query.params))
-                description = connection.description or []
-                rows = connection.fetchall()
+                if columnar:
+                    names, types, columns, rows = fetch_columns(connection, query)
+                else:
+                    connection.execute(query.sql, list(query.params))
+                    description = connection.description or []
+                    names = [column[0] for column in description]
+                    types = [str(column[1]) for column in description]
+                    rows = connection.fetchall()
                 if began:
                     connection.execute("COMMIT")
             except duckdb.Error as exc:
@@ -74,11 +88,7 @@ class Reader:
                 where = self.access.path or "the connection"
                 raise StorageError(f"query failed on {where}: {first_line(exc)}") from exc
         return Source(
-            self.access.caller_connection,
-            query,
-            names=[column[0] for column in description],
-            types=[str(column[1]) for column in description],
-            rows=rows,
+            self.access.caller_connection, query, names=names, types=types, rows=rows, columns=columns
         )
 
     def records(self, query: Query, rolled: Rolled | None = None) -> tuple[Source, list[dict[str, Any]]]:
@@ -93,45 +103,18 @@ class Reader:
         rolled: Rolled | None = None,
         *,
         planned: Planned | None = None,
+        columnar: bool = False,
     ) -> Rows[T]:
-        """One ``cls`` (a result dataclass) per row; its fields are picked from the columns by name."""
-        source = self.execute(query, rolled, planned=planned)
-        names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
-        # Column-wise: pick the dataclass's columns by name, make timestamps UTC datetimes, zip back.
-        by_name = dict(zip(source.names, zip(*source.rows, strict=True), strict=False)) if source.rows else {}
-        if not by_name:
-            return Rows([], source)
-        timestamps = {n for n, t in zip(source.names, source.types, strict=True) if t.startswith("TIMESTAMP")}
-        columns = [[utc(v) for v in by_name[n]] if n in timestamps else by_name[n] for n in names]
-        return Rows([cls(*values, _source=source) for values in zip(*columns, strict=True)], source)
+        """One ``cls`` (a result dataclass) per row; its fields are picked from the columns by name.
+
+        ``planned`` and ``columnar``: see :meth:`execute`.
+        """
+        return typed_rows(cls, self.execute(query, rolled, planned=planned, columnar=columnar))
 
     def one(self, cls: Callable[..., T], query: Query, rolled: Rolled | None = None, **extra: Any) -> T:
         """A ``cls`` from the query's single row plus ``extra`` fields (a report's window, say)."""
         source, records = self.records(query, rolled)
         return build(cls, {**records[0], **extra}, source)
-
-    def rowid_range(
-        self, condition: str, params: tuple[object, ...]
-    ) -> tuple[str, tuple[object, ...]] | None:
-        """A condition on ``rowid`` that every ``llm_calls`` row meeting ``condition`` meets.
-
-        For a report made of several queries on one session: one scan finds where its rows lie, and
-        each query then reads only those row groups (DuckDB prunes them by rowid). None when the
-        store reads a connection it was given or a lake (whose row ids are not the file's) or no row
-        matches.
-        """
-        if self.access.path is None:
-            return None
-        try:
-            row = self.execute(
-                Query(f"SELECT min(rowid), max(rowid) FROM {CALLS_TABLE} WHERE {condition}", params)
-            )
-        except StorageError:
-            return None
-        low, high = row.rows[0] if row.rows else (None, None)
-        if low is None or high is None:
-            return None
-        return "rowid BETWEEN ? AND ?", (low, high)
 
     def sql(self, query: str, params: Sequence[object] | None = None) -> Rows[dict[str, Any]]:
         """Any SQL, as ``CostStore.sql``: Arrow straight from DuckDB (it can return any type)."""
@@ -148,6 +131,16 @@ class Reader:
             for r in table.to_pylist()
         ]
         return Rows(records, Source(self.access.caller_connection, bound, table=table))
+
+
+def typed_rows(cls: Callable[..., T], source: Source) -> Rows[T]:
+    """One ``cls`` (a result dataclass) per row of ``source``: its fields picked from the columns by
+    name, timestamps made UTC datetimes."""
+    names = [f.name for f in fields(cls) if f.name != "_source"]  # type: ignore[arg-type]
+    by_name = dict(zip(source.names, source.columns, strict=True))
+    timestamps = {n for n, t in zip(source.names, source.types, strict=True) if t.startswith("TIMESTAMP")}
+    columns = [[utc(v) for v in by_name[n]] if n in timestamps else by_name[n] for n in names]
+    return Rows(build_all(cls, columns, source), source)
 
 
 def _over_rollup(rolled: Rolled) -> Planned:

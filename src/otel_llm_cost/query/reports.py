@@ -14,11 +14,13 @@ from otel_llm_cost.query import pricing_sql as _pricing_sql
 from otel_llm_cost.query import rollup_reports as _rolled
 from otel_llm_cost.query import runs as _runs
 from otel_llm_cost.query import sql as _queries
+from otel_llm_cost.query.columns import many_values
 from otel_llm_cost.query.filters import Where, where_conditions
 from otel_llm_cost.query.reader import Reader
 from otel_llm_cost.query.results import CallRow, CostRow, DailyCost, Savings, Summary, WorkflowTotals
 from otel_llm_cost.query.runs import AgentRun
 from otel_llm_cost.query.session import SessionSummary
+from otel_llm_cost.query.session_totals import session_calls, summarize_session
 from otel_llm_cost.query.tabular import Rows
 
 __all__ = ["LedgerReports"]
@@ -60,7 +62,7 @@ class LedgerReports:
         conditions = where_conditions(where)
         query = _queries.cost_by(resolved, start, end, conditions=conditions)
         rolled = None if conditions else partial(_rolled.cost_by, resolved, start, end)
-        return self._reader.rows(CostRow, query, rolled)
+        return self._reader.rows(CostRow, query, rolled, columnar=many_values(resolved))
 
     def cost_by_model(
         self, start: datetime | None = None, end: datetime | None = None, *, where: Where | None = None
@@ -137,22 +139,7 @@ class LedgerReports:
 
         ``str(result)`` or ``result.format("compact" | "table")`` prints it.
         """
-        narrow = self._reader.rowid_range("session_id = ?", (session_id,))
-        where = (narrow,) if narrow is not None else ()
-        totals = self._reader.one(
-            Summary, _queries.totals(session_id=session_id, conditions=where), start=None, end=None
-        )
-        by_provider, by_model = (
-            self._reader.rows(
-                CostRow,
-                _queries.cost_by(
-                    _queries.resolve_dimension(name), None, None, session_id=session_id, conditions=where
-                ),
-            )
-            for name in ("provider", "model")
-        )
-        calls = self._reader.rows(CallRow, _runs.session_calls(session_id, where))
-        return SessionSummary(session_id, totals, by_provider, by_model, calls)
+        return summarize_session(session_id, self._reader.execute(session_calls(session_id)))
 
     def agent_runs(
         self,

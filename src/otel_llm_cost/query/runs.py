@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from otel_llm_cost.query.sql import CALL_COLUMNS_OUT, KNOWN_COST, TOKEN_SPLIT, UNPRICED, Query, billable_where
+from otel_llm_cost.query.sql import KNOWN_COST, TOKEN_SPLIT, UNPRICED, Query, billable_where
 from otel_llm_cost.query.tabular import Source, Tabular
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
-__all__ = ["AgentRun", "agent_runs", "session_calls"]
+__all__ = ["AgentRun", "agent_runs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +72,3 @@ def agent_runs(
         "ORDER BY started_at, agent, trace_id" + (" LIMIT ?" if limit is not None else "")
     )
     return Query(sql, params + ((limit,) if limit is not None else ()))
-
-
-def session_calls(session_id: str, conditions: tuple[tuple[str, tuple[object, ...]], ...] = ()) -> Query:
-    """One row per billable call of a session (``cost.session_id``), in start order."""
-    where, params = billable_where(None, None, (("session_id = ?", (session_id,)), *conditions))
-    sql = f"SELECT {CALL_COLUMNS_OUT} FROM {CALLS_TABLE} WHERE {where} ORDER BY start_time, span_id"
-    return Query(sql, params)

@@ -23,11 +23,12 @@ T = TypeVar("T")
 
 
 class Source:
-    """The SQL that produced a result, its rows as plain tuples with their DuckDB column names and types,
-    and the caller's connection if any; the Arrow table is built on first use (or given, for free SQL).
+    """The SQL that produced a result, its rows as plain tuples (or its columns as lists) with their
+    DuckDB column names and types, and the caller's connection if any; the Arrow table is built on
+    first use (or given, for free SQL).
     """
 
-    __slots__ = ("_table", "connection", "names", "query", "rows", "types")
+    __slots__ = ("_columns", "_rows", "_table", "connection", "names", "query", "types")
 
     def __init__(
         self,
@@ -37,23 +38,39 @@ class Source:
         names: Sequence[str] = (),
         types: Sequence[str] = (),
         rows: list[tuple[Any, ...]] | None = None,
+        columns: list[list[Any]] | None = None,
         table: pa.Table | None = None,
     ) -> None:
         self.connection = connection
         self.query = query
         self.names = tuple(names)
         self.types = tuple(types)
-        self.rows = rows if rows is not None else []
+        self._rows = rows if rows is not None or columns is not None else []
+        self._columns = columns
         self._table = table
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            self._rows = list(zip(*self._columns, strict=True)) if self._columns else []
+        return self._rows
+
+    @property
+    def columns(self) -> list[Sequence[Any]]:
+        """One sequence of values per column."""
+        if self._columns is not None:
+            return list(self._columns)
+        if not self.rows:
+            return [() for _ in self.names]
+        return list(zip(*self.rows, strict=True))
 
     @property
     def table(self) -> pa.Table:
         if self._table is None:
-            columns = list(zip(*self.rows, strict=True)) if self.rows else [() for _ in self.names]
             self._table = pa.table(
                 {
                     name: pa.array(values, type=arrow_type(duck_type))
-                    for name, duck_type, values in zip(self.names, self.types, columns, strict=True)
+                    for name, duck_type, values in zip(self.names, self.types, self.columns, strict=True)
                 }
             )
         return self._table
