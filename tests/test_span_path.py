@@ -7,9 +7,12 @@ checked against the result of the general path on real spans, real prices and re
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,13 +27,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM
 from otel_llm_cost.conventions import names as sc
-from otel_llm_cost.conventions.usage import Usage
+from otel_llm_cost.conventions.usage import Usage, normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, attribution
+from otel_llm_cost.enrich.enrichment import compute_enrichment
 from otel_llm_cost.enrich.metrics import CostMetrics
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.enrich.user_id import is_hashed_user_id
 from otel_llm_cost.pricing import CostBreakdown, CostStatus, PriceBook
 from otel_llm_cost.pricing.rates import Card, Rates, charge
+from otel_llm_cost.pricing.results import new_priced
 
 HASHER = UserIdHasher(key=b"span-path-test-key-0123456789abc")
 LABELS = CostBreakdown(status=CostStatus.PRICED, total_usd=None, source="test", model_id="m")
@@ -186,3 +191,130 @@ def test_metrics_stay_idle_until_a_global_meter_provider_is_set(monkeypatch: pyt
     ]
     assert points == [0.5]
     real.shutdown()
+
+
+def _recorded_span_attributes() -> list[tuple[dict[str, Any], str]]:
+    out = []
+    for path in sorted((Path(__file__).parent / "fixtures" / "spans").glob("*.json")):
+        for span in json.loads(path.read_text())["spans"]:
+            attributes = {k: tuple(v) if isinstance(v, list) else v for k, v in span["attributes"].items()}
+            out.append((attributes, span["scope"]["name"]))
+    return out
+
+
+RECORDED_SPANS = _recorded_span_attributes()
+
+
+def test_normalised_usage_is_an_ordinary_frozen_usage() -> None:
+    # Usage is built as a draft with the same slots and turned into a Usage by __class__ assignment.
+    seen = 0
+    for attributes, scope in RECORDED_SPANS:
+        usage = normalize_usage(attributes, scope)
+        if usage is None:
+            continue
+        seen += 1
+        rebuilt = Usage(**{f.name: getattr(usage, f.name) for f in dataclasses.fields(Usage)})
+        assert type(usage) is Usage
+        assert usage == rebuilt
+        assert hash(usage) == hash(rebuilt)
+        assert repr(usage) == repr(rebuilt)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            usage.input_tokens = 1  # type: ignore[misc]
+    assert seen >= 30
+
+
+def test_a_priced_breakdown_is_an_ordinary_frozen_cost_breakdown() -> None:
+    labels = CostBreakdown(
+        status=CostStatus.UNPRICED, total_usd=None, source="s", model_id="m", provider_id="p", reason="r",
+        deployment="d",
+    )  # fmt: skip
+    amounts = [Decimal(n).scaleb(-12) for n in range(1, 8)]
+    priced = new_priced(*amounts, labels)
+    expected = CostBreakdown(
+        status=CostStatus.PRICED, total_usd=amounts[0], input_usd=amounts[1], cache_read_usd=amounts[2],
+        cache_write_usd=amounts[3], output_usd=amounts[4], cache_saved_usd=amounts[5], source="s",
+        model_id="m", provider_id="p", reason=None, deployment="d", request_usd=amounts[6],
+    )  # fmt: skip
+    assert type(priced) is CostBreakdown
+    assert (priced, hash(priced), repr(priced)) == (expected, hash(expected), repr(expected))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        priced.total_usd = None  # type: ignore[misc]
+
+
+class _GeneralPathBook:
+    """The PriceBook's prices without its picodollar shortcut: what the enrichment writes for any
+    other pricer (compute_cost_at_ns, then the CostBreakdown converted attribute by attribute)."""
+
+    def __init__(self, book: PriceBook) -> None:
+        self._book = book
+
+    def compute_cost(self, usage: Usage, *, at: Any = None, reported_cost_usd: Any = None) -> CostBreakdown:
+        return self._book.compute_cost(usage, at=at, reported_cost_usd=reported_cost_usd)
+
+    def compute_cost_at_ns(self, usage: Usage, start_ns: int | None, reported: Any = None) -> CostBreakdown:
+        return self._book.compute_cost_at_ns(usage, start_ns, reported)
+
+
+BOOK = PriceBook()
+MODELS = st.sampled_from(
+    [
+        *("gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini", "o3", "claude-sonnet-4-20250514", "gemini-2.5-pro"),
+        *("claude-3-5-haiku-latest", "text-embedding-3-small", "sonar", "no-such-model"),
+    ]
+)
+COUNTS = st.one_of(st.integers(0, 3_000_000), st.sampled_from([2**50 - 1, 2**50, 2**53, 10**15]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    model=MODELS,
+    system=st.sampled_from(["openai", "anthropic", "gcp.gemini", "perplexity", None]),
+    input_tokens=COUNTS,
+    output_tokens=COUNTS,
+    cache_read=st.one_of(st.just(0), st.integers(0, 5000)),
+    tier=st.sampled_from([None, "default", "flex", "priority"]),
+    start_s=st.integers(1_650_000_000, 1_800_000_000),
+)
+def test_the_picodollar_shortcut_writes_what_the_general_path_writes(
+    *, model: str, system: str | None, input_tokens: int, output_tokens: int, cache_read: int,
+    tier: str | None, start_s: int,
+) -> None:  # fmt: skip
+    attributes: dict[str, Any] = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_REQUEST_MODEL: model,
+        sc.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+    }
+    if system is not None:
+        attributes[sc.GEN_AI_SYSTEM] = system
+    if cache_read:
+        attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = min(cache_read, input_tokens)
+    if tier is not None:
+        attributes[sc.GEN_AI_OPENAI_REQUEST_SERVICE_TIER] = tier
+    start_ns = start_s * 10**9
+    fast = compute_enrichment(
+        attributes, scope_name=None, start_time_ns=start_ns, pricebook=BOOK, hasher=HASHER
+    )
+    slow = compute_enrichment(
+        attributes, scope_name=None, start_time_ns=start_ns, pricebook=_GeneralPathBook(BOOK), hasher=HASHER
+    )
+    # Same names, same order, same values and types (0.0 is not 0, and a float must be the same float).
+    assert fast is not None
+    assert slow is not None
+    assert [(name, type(value), value) for name, value in fast.items()] == [
+        (name, type(value), value) for name, value in slow.items()
+    ]
+
+
+def test_the_common_call_takes_the_picodollar_shortcut() -> None:
+    usage = Usage(input_tokens=1200, output_tokens=300, request_model="gpt-4o", provider="openai")
+    quote = BOOK.plain_cost_pico(usage, None)
+    assert quote is not None
+    cost = BOOK.compute_cost_at_ns(usage, None)
+    assert (Decimal(quote[0]).scaleb(-12), Decimal(quote[1]).scaleb(-12)) == (cost.input_usd, cost.output_usd)
+    # Cache tokens, a dated price or a subclass: the general path.
+    assert (
+        BOOK.plain_cost_pico(Usage(input_tokens=1200, cache_read_tokens=1000, request_model="gpt-4o"), None)
+        is None
+    )
+    assert _DoublingBook().plain_cost_pico(usage, None) is None

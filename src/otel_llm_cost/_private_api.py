@@ -140,27 +140,28 @@ def span_attribute_dict(span: ReadableSpan) -> dict[str, Any] | None:
     Safe to read once the span has ended: ``end()`` freezes the map since SDK 1.43, and
     ``set_attribute`` after ``end()`` is dropped before that.
     """
-    raw = getattr(span, "_attributes", None)
-    if type(raw) is dict:
-        return raw
-    inner = getattr(raw, "_dict", None)
-    if isinstance(inner, dict):  # an OrderedDict once SDK 1.40-1.42 reaches the attribute limit
-        return inner
-    return None
+    try:  # attribute loads, not getattr() calls: this runs for every span
+        inner = span._attributes._dict  # type: ignore[union-attr]  # a BoundedAttributes
+    except AttributeError:
+        raw = getattr(span, "_attributes", None)
+        return raw if type(raw) is dict else None
+    # An OrderedDict once SDK 1.40-1.42 reaches the attribute limit.
+    return inner if isinstance(inner, dict) else None
 
 
 def add_string_attributes(span: ReadableSpan, values: Mapping[str, str]) -> bool:
     """Add new string attributes to a running SDK span as ``set_attributes`` would; False: not done.
 
     Only when the span's map is the known ``BoundedAttributes``, still mutable, without a value length
-    limit, with room for every value, and none of ``values`` is in it yet (the caller checked): then
-    the SDK's per-value cleaning has nothing to change. Otherwise the caller uses ``set_attributes``.
+    limit, with room for every value, and none of ``values`` is in it yet: then the SDK's per-value
+    cleaning has nothing to change. Otherwise the caller uses ``set_attributes``.
     """
     bounded = getattr(span, "_attributes", None)
     inner = getattr(bounded, "_dict", None)
     lock = getattr(bounded, "_lock", None)
     if (
         type(inner) is not dict
+        or not inner.keys().isdisjoint(values)
         or lock is None
         or getattr(bounded, "_immutable", True) is not False
         or getattr(bounded, "max_value_len", 0) is not None

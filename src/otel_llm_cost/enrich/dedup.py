@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sized
 from typing import Final, NamedTuple, TypeVar
 
 from opentelemetry.trace import format_span_id
@@ -122,11 +123,17 @@ class DoubleCountGuard:
         """Whether any open span is known to contain an LLM span (cheap, lock-free check)."""
         return bool(self._ancestors)
 
+    @property
+    def open_ancestors(self) -> Sized:
+        """The live table behind :attr:`tracking_ancestors` (non-empty exactly when it is true)."""
+        return self._ancestors
+
     def _remember_ancestor(self, parent_span_id: int | None) -> None:
         if parent_span_id is None:
             return
         ancestors = self._ancestors
-        ancestors.pop(parent_span_id, None)
+        if parent_span_id in ancestors:
+            ancestors.pop(parent_span_id, None)
         ancestors[parent_span_id] = None  # (re)inserted last: most recent
         if len(ancestors) > self._capacity:
             _evict_oldest(ancestors)
@@ -134,7 +141,8 @@ class DoubleCountGuard:
     def non_llm_span_ended(self, span_id: int, parent_span_id: int | None, trace_id: int = 0) -> None:
         """Pass "contains an LLM span" from an ended non-LLM span on to its parent."""
         with self._locks[trace_id % _STRIPES]:
-            if self._ancestors.pop(span_id, _MISSING) is not _MISSING:
+            ancestors = self._ancestors
+            if span_id in ancestors and ancestors.pop(span_id, _MISSING) is not _MISSING:
                 self._remember_ancestor(parent_span_id)
 
     def llm_span_ended(
@@ -172,20 +180,54 @@ class DoubleCountGuard:
         Returns:
             The :class:`Verdict`.
         """
+        return self.decide(
+            trace_id,
+            span_id,
+            parent_span_id,
+            start_ns,
+            end_ns,
+            native_sdk,
+            response_id,
+            input_tokens,
+            output_tokens,
+            aggregate,
+            root,
+        )
+
+    def decide(  # noqa: PLR0917 - positional on purpose: the per-span hot path
+        self,
+        trace_id: int,
+        span_id: int,
+        parent_span_id: int | None,
+        start_ns: int,
+        end_ns: int,
+        native_sdk: bool,
+        response_id: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        aggregate: bool,
+        root: RootSpan | None,
+    ) -> Verdict:
+        """:meth:`llm_span_ended` with its arguments in that order (a keyword call costs more)."""
+        # The rules' bookkeeping is inlined (one method call each costs as much as the dict
+        # operation it wraps); a table operation that cannot change anything (a miss) is a plain
+        # `in` test, which the OrderedDict answers from its dict without touching its links.
         with self._locks[trace_id % _STRIPES]:
-            was_ancestor = self._ancestors.pop(span_id, _MISSING) is not _MISSING
+            ancestors = self._ancestors
+            was_ancestor = span_id in ancestors and ancestors.pop(span_id, _MISSING) is not _MISSING
             # A child that reported no usage (a stream without include_usage) repeats nothing in
             # its parent: marking the parent would drop the only priced span of the call.
             if parent_span_id is not None and input_tokens is not None:
                 self._remember_ancestor(parent_span_id)
-            if response_id:
+            if response_id and response_id in self._by_response:
                 first = self._same_response(response_id)
                 if first is not None:
                     return first
             key: _UsageKey | None = None
             if input_tokens is not None and output_tokens is not None and (input_tokens or output_tokens):
                 key = (trace_id, input_tokens, output_tokens, native_sdk)
-                if not aggregate:
+                other_key = (trace_id, input_tokens, output_tokens, not native_sdk)
+                if not aggregate and other_key in self._by_usage:
                     twin = self._twin_of(key, start_ns, end_ns)
                     if twin is not None:
                         return twin
@@ -197,7 +239,21 @@ class DoubleCountGuard:
                     if response_id:  # the same span re-sent is a duplicate of the pair's billable span
                         self._remember_response(response_id, first_id)
                     return Verdict(False, format_span_id(first_id))
-            self._remember_billable(span_id, start_ns, end_ns, response_id, key)
+            capacity = self._capacity
+            if response_id:
+                by_response = self._by_response
+                by_response[response_id] = span_id
+                if len(by_response) > capacity:
+                    _evict_oldest(by_response)
+            if key is not None:
+                by_usage = self._by_usage
+                same = by_usage.get(key)
+                if same is None:
+                    by_usage[key] = [(span_id, start_ns, end_ns)]
+                    if len(by_usage) > capacity:
+                        _evict_oldest(by_usage)
+                else:
+                    _remember_same_usage(same, (span_id, start_ns, end_ns))
             return _YES
 
     def _same_response(self, response_id: str) -> Verdict | None:
@@ -223,29 +279,17 @@ class DoubleCountGuard:
                 return Verdict(False, format_span_id(seen_id))
         return None
 
-    def _remember_billable(
-        self, span_id: int, start_ns: int, end_ns: int, response_id: str | None, key: _UsageKey | None
-    ) -> None:
-        """Rule 5: remember a billable span for rules 1 and 2 (LRU-bounded)."""
-        if response_id:
-            self._remember_response(response_id, span_id)
-        if key is None:
-            return
-        entry: _Seen = (span_id, start_ns, end_ns)
-        same = self._by_usage.get(key)
-        if same is None:
-            self._by_usage[key] = [entry]
-            if len(self._by_usage) > self._capacity:
-                _evict_oldest(self._by_usage)
-        else:
-            same.append(entry)
-            if len(same) > _MAX_SEEN_PER_USAGE:
-                del same[0]  # forgotten: at worst over-counted, never under-counted
-
     def _remember_response(self, response_id: str, span_id: int) -> None:
         self._by_response[response_id] = span_id
         if len(self._by_response) > self._capacity:
             _evict_oldest(self._by_response)
+
+
+def _remember_same_usage(same: list[_Seen], entry: _Seen) -> None:
+    """Rule 5 for a span whose counts a billable span of its trace already had."""
+    same.append(entry)
+    if len(same) > _MAX_SEEN_PER_USAGE:
+        del same[0]  # forgotten: at worst over-counted, never under-counted
 
 
 def _evict_oldest(table: OrderedDict[_K, _V]) -> None:

@@ -22,6 +22,7 @@ from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.conventions.usage import Usage, invalid_count_problem, normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
+from otel_llm_cost.enrich.plain_cost import write_plain_cost
 from otel_llm_cost.pricing import CostBreakdown, CostStatus
 
 if TYPE_CHECKING:
@@ -224,12 +225,14 @@ def _map_association_properties(mapped: dict[str, str], attributes: Mapping[str,
                     mapped.setdefault(key, str(value))
 
 
-def _write_attribution(
-    out: dict[str, AttributeValue], attributes: Mapping[str, object], hasher: UserIdHasher | None
+def _write_mapped_ids(
+    out: dict[str, AttributeValue],
+    attributes: Mapping[str, object],
+    hasher: UserIdHasher | None,
+    association: bool,
 ) -> None:
-    """Map OpenInference/Traceloop ids onto ``cost.*`` when the span has no ``cost.*`` of its own."""
     mapped: dict[str, str] = {}
-    if not _ID_SOURCE_NAMES.isdisjoint(attributes):  # most spans carry none: one C-level test
+    if not _ID_SOURCE_NAMES.isdisjoint(attributes):
         session = attributes.get(sc.SESSION_ID)
         if isinstance(session, str | int) and not isinstance(session, bool):
             mapped["session_id"] = str(session)
@@ -238,8 +241,7 @@ def _write_attribution(
             if isinstance(user, str | int) and not isinstance(user, bool):
                 mapped["user_id"] = str(user)
                 break
-    # One search of the joined names (~0.2 us) instead of a startswith per name (~0.05 us each).
-    if _ASSOCIATION_MARK in "\0" + "\0".join(attributes):
+    if association:
         _map_association_properties(mapped, attributes)
     for key, value in mapped.items():
         name = sc.COST_PREFIX + key
@@ -248,6 +250,17 @@ def _write_attribution(
         if name == sc.COST_USER_ID:
             value = (hasher or default_user_id_hasher()).hash(value)  # noqa: PLW2901
         out[name] = value
+
+
+def _write_attribution(
+    out: dict[str, AttributeValue], attributes: Mapping[str, object], hasher: UserIdHasher | None
+) -> None:
+    """Map OpenInference/Traceloop ids onto ``cost.*`` when the span has no ``cost.*`` of its own."""
+    # One search of the joined names (~0.2 us) instead of a startswith per name (~0.05 us each).
+    names = "\0".join(attributes)
+    association = names.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX) or _ASSOCIATION_MARK in names
+    if association or not _ID_SOURCE_NAMES.isdisjoint(attributes):  # most spans carry none
+        _write_mapped_ids(out, attributes, hasher, association)
     existing = attributes.get(sc.COST_USER_ID)
     if existing is not None and not (isinstance(existing, str) and is_hashed_user_id(existing)):
         # Set directly on the span with a raw id (an int too): the copy carries the hash instead.
@@ -358,6 +371,11 @@ def _enrichment(
         )
         return out
     try:
+        plain = getattr(pricebook, "plain_cost_pico", None)
+        if reported is None and plain is not None:
+            amounts = plain(usage, start_time_ns)
+            if amounts is not None and write_plain_cost(out, *amounts):
+                return out
         price_at_ns = getattr(pricebook, "compute_cost_at_ns", None)
         if price_at_ns is not None:  # a PriceBook: no datetime unless the price depends on the date
             cost = price_at_ns(usage, start_time_ns, reported)

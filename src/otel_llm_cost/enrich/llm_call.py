@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -114,6 +114,12 @@ class LLMCallEnricher:
         """Whether a span that is no call may still have to pass "contains a call" on to its parent."""
         return self._guard.tracking_ancestors
 
+    @property
+    def open_ancestors(self) -> Sized:
+        """The guard's live table behind :attr:`tracking_ancestors` (only :meth:`enrich` after a fork
+        replaces the guard: a span-by-span caller may keep it)."""
+        return self._guard.open_ancestors
+
     def _decide(
         self, span: ReadableSpan, attributes: Mapping[str, Any], scope_name: str | None, candidate: bool
     ) -> dict[str, Any] | None:
@@ -139,8 +145,9 @@ class LLMCallEnricher:
             if self._guard.tracking_ancestors:
                 self._pass_on_ancestry(span)
             return None
-        self._mark_billable(span, attributes, extra, scope_name)
-        add_call_timing(extra, start_ns, span.end_time, attributes)
+        end_ns = span.end_time
+        self._mark_billable(span, attributes, extra, scope_name, start_ns or 0, end_ns)
+        add_call_timing(extra, start_ns, end_ns, attributes)
         return extra
 
     def _trusted(self, span: ReadableSpan) -> bool:
@@ -157,8 +164,14 @@ class LLMCallEnricher:
                 context.span_id, parent.span_id if parent is not None else None, context.trace_id
             )
 
-    def _mark_billable(
-        self, span: ReadableSpan, attributes: Mapping[str, Any], extra: dict[str, Any], scope_name: str | None
+    def _mark_billable(  # noqa: PLR0917 - positional: the per-span hot path
+        self,
+        span: ReadableSpan,
+        attributes: Mapping[str, Any],
+        extra: dict[str, Any],
+        scope_name: str | None,
+        start_ns: int,
+        end_ns: int | None,
     ) -> None:
         context = span.context
         if context is None:
@@ -167,25 +180,28 @@ class LLMCallEnricher:
         response_id = attributes.get(sc.GEN_AI_RESPONSE_ID)
         input_tokens = extra.get(sc.LLM_TOKENS_INPUT)
         output_tokens = extra.get(sc.LLM_TOKENS_OUTPUT)
-        start_ns = span.start_time or 0
-        verdict = self._guard.llm_span_ended(
-            trace_id=context.trace_id,
-            span_id=context.span_id,
-            parent_span_id=parent.span_id if parent is not None else None,
-            start_ns=start_ns,
-            end_ns=span.end_time or start_ns,
-            native_sdk=scope_name == sc.ANTHROPIC_SDK_SCOPE,
-            response_id=response_id if isinstance(response_id, str) else None,
-            input_tokens=input_tokens if isinstance(input_tokens, int) else None,
-            output_tokens=output_tokens if isinstance(output_tokens, int) else None,
-            aggregate=extra.get(sc.LLM_COST_BILLABLE) is False,
-            root=None if parent is not None else (span.resource, extra),
+        span_id = context.span_id
+        verdict = self._guard.decide(
+            context.trace_id,
+            span_id,
+            parent.span_id if parent is not None else None,
+            start_ns,
+            end_ns or start_ns,
+            scope_name == sc.ANTHROPIC_SDK_SCOPE,
+            response_id if isinstance(response_id, str) else None,
+            input_tokens if isinstance(input_tokens, int) else None,
+            output_tokens if isinstance(output_tokens, int) else None,
+            extra.get(sc.LLM_COST_BILLABLE) is False,
+            None if parent is not None else (span.resource, extra),
         )
-        if verdict.duplicate_of is not None and verdict.duplicate_of == format_span_id(context.span_id):
+        duplicate_of = verdict.duplicate_of
+        if duplicate_of is None:
+            extra[sc.LLM_COST_BILLABLE] = verdict.billable
+            return
+        if duplicate_of == format_span_id(span_id):
             return  # the same span seen again (a retried batch, a re-sent span): never its own duplicate
         extra[sc.LLM_COST_BILLABLE] = verdict.billable
-        if verdict.duplicate_of is not None:
-            extra[sc.LLM_COST_DUPLICATE_OF] = verdict.duplicate_of
+        extra[sc.LLM_COST_DUPLICATE_OF] = duplicate_of
 
     def _pricer(self) -> _Pricer:
         if self._pricing is None:

@@ -152,6 +152,8 @@ class LLMCostSpanProcessor(SpanProcessor):
             self._metrics.add_drop_source(lambda: sum(queue.dropped_calls for queue in queues))
         # Agent, workflow and session spans get the totals of the calls below them.
         self._rollups = RollupTracker()
+        # While both are empty a usual span passes untouched: tested on every span (no property call).
+        self._open_work = (self._rollups.waiting_traces, self._calls.open_ancestors)
         # The last span's scope, its name and whether it is an LLM instrumentation's (one tuple:
         # threads replace it whole).
         self._last_scope: tuple[object, str | None, bool] = (_NO_SCOPE, None, False)
@@ -178,17 +180,14 @@ class LLMCostSpanProcessor(SpanProcessor):
         """Copy the context's attribution tags onto ``span`` as ``cost.*`` (never raises)."""
         try:
             tags = span_tag_attributes(parent_context, self._hasher)
-            if tags:
+            # Usually none of the tags is on the span yet: the block's own (read-only) mapping is
+            # added as it is, in one step.
+            if tags and not _private_api.add_string_attributes(span, tags):
                 # The span's own dict, for point lookups only: `in` on span.attributes runs the
                 # SDK's Mapping code (a miss raises and catches KeyError), and set() of it copies
-                # under a lock (~0.9 us). Usually none of the tags is there yet: the block's own
-                # (read-only) mapping is added as it is.
+                # under a lock (~0.9 us).
                 present = span_attributes(span)
-                missing = (
-                    tags
-                    if present.keys().isdisjoint(tags)
-                    else {name: value for name, value in tags.items() if name not in present}
-                )
+                missing = {name: value for name, value in tags.items() if name not in present}
                 if missing and not _private_api.add_string_attributes(span, missing):
                     span.set_attributes(missing)
         except Exception as exc:
@@ -226,7 +225,7 @@ class LLMCostSpanProcessor(SpanProcessor):
         try:
             # The span's own plain dict, read-only: every lookup through span.attributes runs
             # Python code in the SDK's BoundedAttributes, and this runs for every span.
-            attributes = span_attributes(span)
+            attributes = _private_api.span_attribute_dict(span) or span_attributes(span)
             scope = span.instrumentation_scope
             last_scope, scope_name, llm_scope = self._last_scope  # one tracer's spans come in runs
             if scope is not last_scope:
@@ -236,10 +235,11 @@ class LLMCostSpanProcessor(SpanProcessor):
             # The usual span (HTTP, DB..., in an attribution block or not): no name that makes it a
             # call, carries a raw user id or an agent/session total, and nothing below it to pass
             # on: handed on as it is.
+            waiting_totals, open_ancestors = self._open_work
             if (
                 (not NOTABLE_NAMES.isdisjoint(attributes) and has_notable_names(attributes))
-                or self._rollups.pending
-                or self._calls.tracking_ancestors
+                or waiting_totals
+                or open_ancestors
                 or llm_scope
             ):
                 forwarded = self._enriched(span, attributes, scope_name)

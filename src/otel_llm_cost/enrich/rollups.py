@@ -14,7 +14,7 @@ that ends after its parent, leaves totals nobody collects).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from decimal import Decimal
 from typing import Any, Final
 
@@ -144,6 +144,12 @@ class RollupTracker:
     def pending(self) -> bool:
         """Whether any trace has totals waiting for a parent (cheap, lock-free check)."""
         return bool(self._traces)
+
+    @property
+    def waiting_traces(self) -> Sized:
+        """The live table behind :attr:`pending` (non-empty exactly when it is true), for a caller
+        that tests it on every span without a property call."""
+        return self._traces
 
     @property
     def tracked_traces(self) -> int:

@@ -75,25 +75,6 @@ _MAX_WAITING_PER_KEY: Final = 64
 _OPENINFERENCE: Final = OPENINFERENCE.convention
 
 
-class _ProcessKeys:
-    """A resource's attributes as a frozenset (which caches its hash), memoised for the last resource
-    seen: in a process every span carries the provider's one resource object; the receiver decodes
-    one per request."""
-
-    __slots__ = ("_last",)
-
-    def __init__(self) -> None:
-        self._last: tuple[object, Hashable] = (object(), None)
-
-    def __call__(self, resource: Resource | None) -> Hashable:
-        last, key = self._last
-        if resource is last:
-            return key
-        key = _content(resource)
-        self._last = (resource, key)
-        return key
-
-
 def _content(resource: Resource | None) -> Hashable:
     if resource is None:
         return None
@@ -104,20 +85,10 @@ def _content(resource: Resource | None) -> Hashable:
         return frozenset((name, repr(value)) for name, value in items)
 
 
-_process_key: Final = _ProcessKeys()
-
-
-def _call_of(resource: Resource | None, extra: Mapping[str, Any]) -> tuple[Hashable, str, bool] | None:
-    """(process, normalised model, read as OpenInference) of a root LLM span; ``None``: no model."""
-    model = extra.get(sc.LLM_COST_MODEL_ID)
-    if not isinstance(model, str):
-        model = extra.get(sc.LLM_MODEL)
-        if not isinstance(model, str):
-            return None
-        model = model.strip().lower()
-    if not model:
-        return None
-    return _process_key(resource), model, extra.get(sc.LLM_CONVENTION) == _OPENINFERENCE
+def _span_model(extra: Mapping[str, Any]) -> str | None:
+    """The span's own model, normalised, for a root LLM span that pricing matched to no price entry."""
+    model = extra.get(sc.LLM_MODEL)
+    return model.strip().lower() if isinstance(model, str) else None
 
 
 class RootPairs:
@@ -127,10 +98,14 @@ class RootPairs:
         capacity: Maximum keys remembered (LRU).
     """
 
-    __slots__ = ("_capacity", "_locks", "_waiting")
+    __slots__ = ("_capacity", "_locks", "_process", "_waiting")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
+        # The last resource seen and its attributes as a frozenset (which caches its hash): in a
+        # process every span carries the provider's one resource object; the receiver decodes one
+        # per request.
+        self._process: tuple[object, Hashable] = (object(), None)
         self._locks = tuple(threading.Lock() for _ in range(_STRIPES))
         # Per key, the waiting spans read under another convention [0] and as OpenInference [1].
         self._waiting: OrderedDict[_Key, tuple[list[_Waiting], list[_Waiting]]] = OrderedDict()
@@ -140,11 +115,17 @@ class RootPairs:
     ) -> int | None:
         """The span id of the waiting span this root span duplicates, else ``None`` (it now waits,
         unless it names no model)."""
-        call = _call_of(*root)
-        if call is None:
+        resource, extra = root
+        model = extra.get(sc.LLM_COST_MODEL_ID)
+        if not isinstance(model, str):
+            model = _span_model(extra)
+        if not model:
             return None
-        process, model, openinference = call
-        key: _Key = (process, model, input_tokens, output_tokens)
+        openinference = extra.get(sc.LLM_CONVENTION) == _OPENINFERENCE
+        process = self._process
+        if resource is not process[0]:
+            process = self._process = (resource, _content(resource))
+        key: _Key = (process[1], model, input_tokens, output_tokens)
         entry: _Waiting = (span_id, start_ns, end_ns)
         waiting = self._waiting
         lists = waiting.get(key)
@@ -153,7 +134,10 @@ class RootPairs:
             # convention): nothing to match, so join the waiting without the lock. Under one lock,
             # sixteen threads ending spans of equal counts queued on it. Each step is one atomic list
             # operation; a twin ending at the same instant on another thread is at worst over-counted.
-            _wait(lists[openinference], entry)
+            same = lists[openinference]
+            same.append(entry)
+            if len(same) > _MAX_WAITING_PER_KEY:
+                _trim(same)
             return None
         # Both spans of a pair have the same counts, so the same lock; no hashing needed to choose it.
         with self._locks[(input_tokens + output_tokens) % _STRIPES]:
@@ -171,15 +155,20 @@ class RootPairs:
                     except ValueError:  # trimmed meanwhile: forgotten, at worst over-counted
                         continue
                     return seen[0]
-            _wait(lists[openinference], entry)
+            same = lists[openinference]
+            same.append(entry)
+            if len(same) > _MAX_WAITING_PER_KEY:
+                _trim(same)
         return None
 
 
-def _wait(same: list[_Waiting], entry: _Waiting) -> None:
-    same.append(entry)
-    if len(same) > _MAX_WAITING_PER_KEY:
-        with contextlib.suppress(IndexError):  # another thread trimmed it meanwhile
-            del same[0]  # forgotten: at worst over-counted, never under-counted
+def _trim(same: list[_Waiting]) -> None:
+    # try/except, not contextlib.suppress: a full list trims on every root span (~0.3 us for the
+    # context manager object each time).
+    try:  # noqa: SIM105 - the hot path: see above
+        del same[0]  # forgotten: at worst over-counted, never under-counted
+    except IndexError:  # another thread trimmed it meanwhile
+        pass
 
 
 def _evict_oldest(table: OrderedDict[_K, _V]) -> None:

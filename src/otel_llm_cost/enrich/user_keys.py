@@ -19,6 +19,7 @@ from otel_llm_cost.enrich.user_id import is_hashed_user_id
 __all__ = ["USER_ID_KEYS", "hashed_user_ids"]
 
 USER_ID_KEYS: Final = frozenset(sc.USER_ID_ATTRIBUTE_NAMES)
+_RAW_KEYS: Final = USER_ID_KEYS - {sc.COST_USER_ID}
 
 
 def hashed_user_ids(attributes: Mapping[str, Any], hasher: UserIdHasher | None) -> dict[str, str] | None:
@@ -30,6 +31,8 @@ def hashed_user_ids(attributes: Mapping[str, Any], hasher: UserIdHasher | None) 
     """
     if USER_ID_KEYS.isdisjoint(attributes):  # the usual span: one C-level pass over its names
         return None
+    if _hashed(attributes.get(sc.COST_USER_ID)) and _RAW_KEYS.isdisjoint(attributes):
+        return None  # an attribution block's cost.user_id, hashed when the block was entered
     raw = [name for name in USER_ID_KEYS.intersection(attributes) if not _hashed(attributes[name])]
     if not raw:  # e.g. an attribution block's cost.user_id, hashed when the block was entered
         return None

@@ -38,7 +38,7 @@ from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM
 from otel_llm_cost.exceptions import PriceFileError, UnknownModelError
 from otel_llm_cost.pricing.corrections import Corrections, load_corrections
 from otel_llm_cost.pricing.price_file import load_price_file
-from otel_llm_cost.pricing.rates import charge
+from otel_llm_cost.pricing.rates import charge, plain_pico
 from otel_llm_cost.pricing.resolution import Resolved, Resolver, unit_prices_of
 from otel_llm_cost.pricing.results import CostBreakdown, CostStatus, UnitPrices
 from otel_llm_cost.pricing.service_tiers import STANDARD_TIERS
@@ -210,6 +210,19 @@ class PriceBook:
             at = None if start_time_ns is None else datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC)
             return self.compute_cost(usage, at=at, reported_cost_usd=reported_cost_usd)
         return self._compute(usage, None, start_time_ns, reported_cost_usd)
+
+    def plain_cost_pico(self, usage: Usage, start_ns: int | None) -> tuple[int, int, CostBreakdown] | None:
+        """The span path's shortcut (:func:`.rates.plain_pico`) with the labels; ``None``: not plain."""
+        if type(self) is not PriceBook or not usage.usage_reported:
+            return None
+        resolved = self._lookup(usage.response_model or usage.request_model, usage.provider)
+        schedule = resolved.schedule
+        tier = usage.service_tier
+        if schedule is None or not (tier is None or tier in STANDARD_TIERS or resolved.service_tiers is None):
+            return None
+        card = schedule.fixed or schedule.card_at(_start(None, start_ns))
+        amounts = plain_pico(usage, card)
+        return None if amounts is None else (amounts[0], amounts[1], resolved.outcome)
 
     def _compute(
         self, usage: Usage, at: datetime | None, start_time_ns: int | None, reported_cost_usd: Decimal | None

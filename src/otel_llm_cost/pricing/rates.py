@@ -15,13 +15,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM, TOKENS_PER_MILLION
+from otel_llm_cost._money import MONEY_CONTEXT, MONEY_QUANTUM, MONEY_SCALE, TOKENS_PER_MILLION
 from otel_llm_cost.pricing.results import CostBreakdown, new_priced
 
 if TYPE_CHECKING:
     from otel_llm_cost.conventions.usage import Usage
 
-__all__ = ["ZERO", "Card", "Rates", "Schedule", "charge", "per_million", "per_token"]
+__all__ = ["ZERO", "Card", "Rates", "Schedule", "charge", "per_million", "per_token", "plain_pico"]
 
 _CTX: Final = MONEY_CONTEXT
 ZERO: Final = Decimal(0)
@@ -73,9 +73,16 @@ class Card:
     """``(threshold, rates)`` in DECREASING threshold order: the first with input > threshold wins."""
     base_io_money_places: tuple[Decimal, Decimal] | None = field(init=False, repr=False, compare=False)
     """``base``'s input and output rates with 12 decimal places (``None``: not exact so)."""
+    base_io_pico: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    """The same rates as whole picodollars per token, when there is no per-request fee either."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "base_io_money_places", _money_places_io(self.base))
+        exact = _money_places_io(self.base)
+        object.__setattr__(self, "base_io_money_places", exact)
+        pico = None
+        if exact is not None and not self.base.request:
+            pico = (int(exact[0].scaleb(MONEY_SCALE, _CTX)), int(exact[1].scaleb(MONEY_SCALE, _CTX)))
+        object.__setattr__(self, "base_io_pico", pico)
 
     def rates_for(self, input_tokens: int) -> Rates:
         for threshold, rates in self.tiers:
@@ -248,3 +255,23 @@ def _charge_plain(
     return new_priced(
         total, input_usd, _ZERO_MONEY, _ZERO_MONEY, output_usd, _ZERO_MONEY, _ZERO_MONEY, labels
     )
+
+
+def plain_pico(usage: Usage, card: Card) -> tuple[int, int] | None:
+    """The input and output cost of ``usage`` at ``card`` in whole picodollars, or ``None``.
+
+    Only for the common call that :func:`charge` prices through its exact shortcut (no cache tokens,
+    no per-request fee, the base rates in force, each written exactly with 12 decimal places): its
+    quantized amounts are these integers times 10**-12, so the span path can turn them into floats
+    without building Decimals (``n / 1e12`` is the float nearest the amount, as ``float(Decimal)`` is,
+    while ``n`` < 2**53). ``None``: price it with :func:`charge`.
+    """
+    pico = card.base_io_pico
+    if pico is None or usage.cache_read_tokens or usage.cache_write_tokens or usage.cache_write_1h_tokens:
+        return None
+    input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+    if card.tiers and card.rates_for(input_tokens) is not card.base:
+        return None
+    if not 0 <= (input_tokens | output_tokens) < _EXACT_TOKENS_LIMIT:
+        return None
+    return pico[0] * input_tokens, pico[1] * output_tokens
