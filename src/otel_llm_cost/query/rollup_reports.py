@@ -17,18 +17,11 @@ from typing import Final
 from otel_llm_cost.query.dimensions import Dimension
 from otel_llm_cost.query.explore_sql import ranked_per_day
 from otel_llm_cost.query.rollup_sql import grain_of, partials, zone_aligned
-from otel_llm_cost.query.sql import Query, day_range, every_day
+from otel_llm_cost.query.sql import TOKEN_KINDS, Query, day_range, every_day
 from otel_llm_cost.storage.rollup import DIMENSION_COLUMNS
 
 __all__ = ["cost_by", "daily_cost", "movers", "savings", "spend_series", "totals"]
 
-_TOKENS: Final = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 _MODEL_DIMENSIONS: Final = frozenset({"model", "upstream_model", "deployment"})
 
 
@@ -52,7 +45,7 @@ _TOTAL_COLUMNS: Final = (
     "unpriced_calls",
     "priced_calls",
     "cost_usd",
-    *_TOKENS,
+    *TOKEN_KINDS,
     "total_tokens",
     "priced_tokens",
     "cache_saved_usd",
@@ -74,7 +67,7 @@ def totals(start: datetime | None, end: datetime | None, watermark: int | None) 
     sql = (
         f"SELECT {_count('call_count')} AS call_count, {_count('unpriced_calls')} AS unpriced_calls, "
         f"{_known_cost()} AS cost_usd, "
-        + ", ".join(f"{_tokens(c)} AS {c}" for c in (*_TOKENS, "total_tokens", "priced_tokens"))
+        + ", ".join(f"{_tokens(c)} AS {c}" for c in (*TOKEN_KINDS, "total_tokens", "priced_tokens"))
         + ", COALESCE(sum(cache_saved_usd), 0) AS cache_saved_usd, "
         f"{_count('cache_hit_calls')} AS cache_hit_calls, {_count('from_cache_calls')} AS from_cache_calls, "
         "COALESCE(sum(latency_ms), 0) AS latency_ms, min(first_start) AS first_start, "
@@ -128,7 +121,7 @@ def cost_by(
     sql = (
         f"SELECT key, {_known_cost()} AS total_cost_usd, {_tokens('total_tokens')} AS total_tokens, "
         f"{_count('call_count')} AS call_count, {_count('unpriced_calls')} AS unpriced_calls, "
-        + ", ".join(f"{_tokens(c)} AS {c}" for c in _TOKENS)
+        + ", ".join(f"{_tokens(c)} AS {c}" for c in TOKEN_KINDS)
         + f", {providers} AS provider FROM ({rows}) GROUP BY key HAVING sum(call_count) > 0 "
         "ORDER BY total_cost_usd DESC NULLS LAST, call_count DESC, key NULLS LAST"
     )

@@ -22,20 +22,13 @@ from typing import Final
 
 import duckdb
 
-from otel_llm_cost.query.sql import BILLABLE, Query, half_open_window
+from otel_llm_cost.query.sql import BILLABLE, TOKEN_KINDS, Query, half_open_window
 from otel_llm_cost.storage import sessions as _sessions
 from otel_llm_cost.storage.rollup import partial_aggregates
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = ["breakdown"]
 
-_TOKENS: Final = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 _ORDER: Final = "ORDER BY total_cost_usd DESC NULLS LAST, call_count DESC, key NULLS LAST"
 _KNOWN: Final = "CASE WHEN {p} > 0 THEN {c} WHEN COALESCE({u}, 0) = 0 THEN 0 END"
 
@@ -44,7 +37,7 @@ def _report_columns(wrap: str) -> str:
     """The raw ``cost_by`` columns from partial sums (``wrap``: ``"{}"`` for one stored row,
     ``"sum({})"`` over several partial rows)."""
     w = wrap.format
-    tokens = ", ".join(f"CAST(COALESCE({w(t)}, 0) AS HUGEINT) AS {t}" for t in _TOKENS)
+    tokens = ", ".join(f"CAST(COALESCE({w(t)}, 0) AS HUGEINT) AS {t}" for t in TOKEN_KINDS)
     return (
         f"{_KNOWN.format(p=w('priced_calls'), c=w('cost_usd'), u=w('unpriced_calls'))} AS total_cost_usd, "
         f"CAST(COALESCE({w('total_tokens')}, 0) AS HUGEINT) AS total_tokens, "

@@ -33,7 +33,7 @@ from otel_llm_cost.query.columns import build_all
 from otel_llm_cost.query.reader import typed_rows, utc
 from otel_llm_cost.query.results import CallRow, CostRow, Summary
 from otel_llm_cost.query.session import SessionSummary
-from otel_llm_cost.query.sql import CALL_COLUMNS_OUT, Query, billable_where
+from otel_llm_cost.query.sql import CALL_COLUMNS_OUT, TOKEN_KINDS, Query, billable_where
 from otel_llm_cost.query.tabular import Rows, Source
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
@@ -41,13 +41,6 @@ __all__ = ["session_calls", "summarize_session"]
 
 _SUM: Final = f"DECIMAL({SUM_PRECISION},{MONEY_SCALE})"
 _ZERO_USD: Final = Decimal(0).scaleb(-MONEY_SCALE)  # a DECIMAL(38,12) zero, as DuckDB returns it
-_SPLIT: Final = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 _EXTRA: Final = ("cache_saved_usd", "cache_hit")  # read for the totals only
 # The type DuckDB gives a bare NULL column (the provider breakdown's ``NULL AS provider``): its own
 # NULL type since duckdb 2.0, INTEGER before.
@@ -57,7 +50,7 @@ _TOTALS_COLUMNS: Final = (
     ("call_count", "BIGINT"),
     ("unpriced_calls", "BIGINT"),
     ("cost_usd", _SUM),
-    *((name, "HUGEINT") for name in (*_SPLIT, "total_tokens", "priced_tokens")),
+    *((name, "HUGEINT") for name in (*TOKEN_KINDS, "total_tokens", "priced_tokens")),
     ("cache_saved_usd", _SUM),
     ("cache_hit_calls", "BIGINT"),
     ("from_cache_calls", "BIGINT"),
@@ -77,7 +70,7 @@ def _group_columns(provider_type: str) -> tuple[tuple[str, str], ...]:
         ("total_tokens", "HUGEINT"),
         ("call_count", "BIGINT"),
         ("unpriced_calls", "BIGINT"),
-        *((name, "HUGEINT") for name in _SPLIT),
+        *((name, "HUGEINT") for name in TOKEN_KINDS),
         ("provider", provider_type),
     )
 
@@ -117,7 +110,7 @@ def _figures(calls: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
         "call_count": len(calls["span_id"]),
         "unpriced_calls": unpriced,
         "cost_usd": spent if spent is not None else (_ZERO_USD if unpriced == 0 else None),
-        **{name: _ints(calls[name]) for name in (*_SPLIT, "total_tokens")},
+        **{name: _ints(calls[name]) for name in (*TOKEN_KINDS, "total_tokens")},
     }
 
 
@@ -163,7 +156,7 @@ def _breakdown(
                 figures["total_tokens"],
                 figures["call_count"],
                 figures["unpriced_calls"],
-                *(figures[name] for name in _SPLIT),
+                *(figures[name] for name in TOKEN_KINDS),
                 providers(group["provider"]) if providers is not None else None,
             )
         )

@@ -138,16 +138,15 @@ def billable_where(
     return " AND ".join(conditions), tuple(params)
 
 
-TOKEN_SPLIT: Final = ", ".join(
-    f"CAST(COALESCE(sum({col}), 0) AS HUGEINT) AS {col}"
-    for col in (
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-    )
+TOKEN_KINDS: Final = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
+"""The token columns a breakdown splits its tokens into."""
+TOKEN_SPLIT: Final = ", ".join(f"CAST(COALESCE(sum({col}), 0) AS HUGEINT) AS {col}" for col in TOKEN_KINDS)
 """The token sums of a group by kind (input includes cache reads and writes; output includes reasoning)."""
 
 GROUP_AGGREGATES: Final = (

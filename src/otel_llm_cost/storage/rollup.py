@@ -25,6 +25,7 @@ from typing import Final
 import duckdb
 
 from otel_llm_cost.conventions.names import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
+from otel_llm_cost.storage.coverage import checked_watermark, rows_from
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
@@ -261,26 +262,12 @@ def watermark(con: duckdb.DuckDBPyConnection) -> int | None:
     Raises:
         duckdb.CatalogException: the file has no rollup (written before it existed; a lake).
     """
-    state = _state(con)
-    if state is None:
-        return None
-    mark, rows = state
-    if mark == 0:
-        return 0
-    row = con.execute(
-        f"SELECT (SELECT count(*) FROM {CALLS_TABLE}) "
-        f"- (SELECT count(*) FROM {CALLS_TABLE} WHERE rowid >= ?)",
-        [mark],
-    ).fetchone()
-    return mark if row is not None and row[0] == rows else None
+    return checked_watermark(con, _state(con))
 
 
 def pending_rows(con: duckdb.DuckDBPyConnection) -> int:
     """How many ``llm_calls`` rows the rollup does not cover yet."""
-    row = con.execute(
-        f"SELECT count(*) FROM {CALLS_TABLE} WHERE rowid >= ?", [watermark(con) or 0]
-    ).fetchone()
-    return int(row[0]) if row else 0
+    return rows_from(con, watermark(con) or 0)
 
 
 def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = _CHUNK_ROWS) -> int:
