@@ -12,7 +12,18 @@ import duckdb
 
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
-__all__ = ["checked_watermark", "rows_from"]
+__all__ = ["checked_watermark", "read_state", "rows_from"]
+
+
+def read_state(con: duckdb.DuckDBPyConnection, state_table: str, layout: int) -> tuple[int, int] | None:
+    """(watermark, rows covered) from a derived table's state table ((0, 0): nothing summed yet);
+    None when the table was written in another layout than ``layout``."""
+    row = con.execute(
+        f"SELECT max(covered_rowid), max(covered_rows), max(layout) FROM {state_table}"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return 0, 0
+    return (int(row[0]), int(row[1])) if row[2] == layout else None
 
 
 def checked_watermark(con: duckdb.DuckDBPyConnection, state: tuple[int, int] | None) -> int | None:

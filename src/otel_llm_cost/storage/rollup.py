@@ -25,7 +25,7 @@ from typing import Final
 import duckdb
 
 from otel_llm_cost.conventions.names import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
-from otel_llm_cost.storage.coverage import checked_watermark, rows_from
+from otel_llm_cost.storage.coverage import checked_watermark, read_state, rows_from
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
@@ -247,12 +247,7 @@ def has_rollup(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
     """(watermark, rows covered); None when the rollup was written in another layout."""
-    row = con.execute(
-        f"SELECT max(covered_rowid), max(covered_rows), max(layout) FROM {ROLLUP_STATE_TABLE}"
-    ).fetchone()
-    if row is None or row[0] is None:
-        return 0, 0
-    return (int(row[0]), int(row[1])) if row[2] == ROLLUP_LAYOUT else None
+    return read_state(con, ROLLUP_STATE_TABLE, ROLLUP_LAYOUT)
 
 
 def watermark(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -26,7 +26,7 @@ from typing import Final
 
 import duckdb
 
-from otel_llm_cost.storage.coverage import checked_watermark, rows_from
+from otel_llm_cost.storage.coverage import checked_watermark, read_state, rows_from
 from otel_llm_cost.storage.rollup import DIMENSION_COLUMNS, PARTIAL_COLUMNS, partial_aggregates
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
@@ -87,12 +87,7 @@ _MERGED: Final = ", ".join(
 
 def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
     """(watermark, rows covered); None when the table was written in another layout."""
-    row = con.execute(
-        f"SELECT max(covered_rowid), max(covered_rows), max(layout) FROM {SESSIONS_STATE_TABLE}"
-    ).fetchone()
-    if row is None or row[0] is None:
-        return 0, 0
-    return (int(row[0]), int(row[1])) if row[2] == SESSIONS_LAYOUT else None
+    return read_state(con, SESSIONS_STATE_TABLE, SESSIONS_LAYOUT)
 
 
 def watermark(con: duckdb.DuckDBPyConnection) -> int | None:
