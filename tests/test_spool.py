@@ -239,6 +239,9 @@ def test_a_full_disk_keeps_batches_waiting_elsewhere_and_stores_them_once_space_
     assert _waiting(exporter) == 1
     filler.unlink()
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+    # Waited for here, not by shutdown: shutdown's wait is the 0.2 s lock timeout, and an attempt that
+    # began before the space was freed can take most of that to fail before the next one succeeds.
+    assert exporter.force_flush(timeout_millis=30_000)
     exporter.shutdown()
     assert _waiting(exporter) == 0
     assert count(db) == 2001
