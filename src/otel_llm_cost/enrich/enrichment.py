@@ -22,7 +22,7 @@ from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.conventions.usage import Usage, invalid_count_problem, normalize_usage
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
-from otel_llm_cost.enrich.plain_cost import write_plain_cost
+from otel_llm_cost.enrich.plain_cost import write_cost_labels, write_plain_cost
 from otel_llm_cost.pricing import CostBreakdown, CostStatus
 
 if TYPE_CHECKING:
@@ -191,25 +191,7 @@ def _write_cost(out: dict[str, AttributeValue], cost: CostBreakdown) -> None:
     amount = cost.cache_saved_usd
     if amount is not None:
         out[sc.LLM_CACHE_COST_SAVED_USD] = float(amount) if amount else 0.0
-    _write_cost_labels(out, cost)
-
-
-def _write_cost_labels(out: dict[str, AttributeValue], cost: CostBreakdown) -> None:
-    if cost.source is not None:
-        out[sc.LLM_COST_SOURCE] = cost.source
-    if cost.reason is not None:
-        out[sc.LLM_COST_REASON] = cost.reason
-    if cost.model_id is not None:
-        out[sc.LLM_COST_MODEL_ID] = cost.model_id
-    provider_id = cost.provider_id
-    if provider_id is not None:
-        out[sc.LLM_COST_PROVIDER_ID] = provider_id
-        # The span named no provider but pricing knew it (a Claude model is Anthropic's): reports
-        # group the call under that provider instead of under none.
-        out.setdefault(sc.LLM_PROVIDER_NAME, provider_id)
-    deployment = getattr(cost, "deployment", None)
-    if deployment is not None:
-        out[sc.LLM_COST_DEPLOYMENT] = deployment
+    write_cost_labels(out, cost)
 
 
 def _map_association_properties(mapped: dict[str, str], attributes: Mapping[str, object]) -> None:

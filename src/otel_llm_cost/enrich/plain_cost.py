@@ -20,7 +20,7 @@ from otel_llm_cost.pricing import CostStatus
 if TYPE_CHECKING:
     from otel_llm_cost.pricing import CostBreakdown
 
-__all__ = ["write_plain_cost"]
+__all__ = ["write_cost_labels", "write_plain_cost"]
 
 _PICO_PER_USD: Final = 1e12
 _MAX_EXACT: Final = 1 << 53
@@ -49,15 +49,24 @@ def write_plain_cost(
     out[sc.LLM_COST_CACHE_WRITE_USD] = 0.0
     out[sc.LLM_COST_OUTPUT_USD] = output_pico / _PICO_PER_USD
     out[sc.LLM_CACHE_COST_SAVED_USD] = 0.0
-    # A priced result carries the labels' source, ids and deployment, never a reason.
-    if labels.source is not None:
-        out[sc.LLM_COST_SOURCE] = labels.source
-    if labels.model_id is not None:
-        out[sc.LLM_COST_MODEL_ID] = labels.model_id
-    provider_id = labels.provider_id
+    write_cost_labels(out, labels)
+    return True
+
+
+def write_cost_labels(out: dict[str, AttributeValue], cost: CostBreakdown) -> None:
+    """Add where the price came from: its source, why it is missing, the model, provider and deployment."""
+    if cost.source is not None:
+        out[sc.LLM_COST_SOURCE] = cost.source
+    if cost.reason is not None:
+        out[sc.LLM_COST_REASON] = cost.reason
+    if cost.model_id is not None:
+        out[sc.LLM_COST_MODEL_ID] = cost.model_id
+    provider_id = cost.provider_id
     if provider_id is not None:
         out[sc.LLM_COST_PROVIDER_ID] = provider_id
+        # The span named no provider but pricing knew it (a Claude model is Anthropic's): reports
+        # group the call under that provider instead of under none.
         out.setdefault(sc.LLM_PROVIDER_NAME, provider_id)
-    if labels.deployment is not None:
-        out[sc.LLM_COST_DEPLOYMENT] = labels.deployment
-    return True
+    deployment = getattr(cost, "deployment", None)
+    if deployment is not None:
+        out[sc.LLM_COST_DEPLOYMENT] = deployment
