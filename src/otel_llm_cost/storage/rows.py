@@ -34,7 +34,7 @@ from otel_llm_cost.storage.columns import (
 )
 from otel_llm_cost.storage.enricher import default_enricher
 from otel_llm_cost.storage.invariants import enforce_call_invariants
-from otel_llm_cost.storage.values import tag_map_array, tag_value, to_array, to_json_bytes, to_json_rows
+from otel_llm_cost.storage.values import json_object_column, tag_map_array, tag_value, to_array, to_json_bytes
 
 __all__ = [
     "CALLS_ARROW_SCHEMA",
@@ -260,9 +260,10 @@ def _calls_table(
     attribute_columns = _attribute_columns(runs[0][0], runs[0][1], hash_user_id) if len(runs) == 1 else None
     if attribute_columns is None and runs:
         parts = [_attribute_columns(plan, run, hash_user_id) for plan, run in runs]
-        tags = CALL_INDEX["tags"]
-        attribute_columns = {tags: pa.concat_arrays([part[tags] for part in parts])}
-        for column in {column for part in parts for column in part} - {tags}:
+        attribute_columns = {
+            column: pa.concat_arrays([part[column] for part in parts]) for column in _ARRAY_COLUMNS
+        }
+        for column in {column for part in parts for column in part} - _ARRAY_COLUMNS:
             values: list[Any] = []
             for part, (_, run) in zip(parts, runs, strict=True):
                 piece = part.get(column)
@@ -296,10 +297,15 @@ def _service_names(spans: list[ReadableSpan]) -> list[Any]:
     return names
 
 
+# The attribute-fed columns _attribute_columns returns as Arrow arrays rather than value lists.
+_ARRAY_COLUMNS: Final = frozenset({CALL_INDEX["tags"], CALL_INDEX["attributes"]})
+
+
 def _attribute_columns(
     plan: Plan, run: list[Mapping[str, Any]], hash_user_id: Callable[[object], str]
 ) -> dict[int, Sequence[Any]]:
-    """The attribute-fed columns of spans that share ``plan``: column index -> values (``tags``: an array)."""
+    """The attribute-fed columns of spans that share ``plan``: column index -> values (an array for
+    ``tags`` and ``attributes``)."""
     out: dict[int, Sequence[Any]] = {}
     picked = list(zip(*map(plan.pick, run), strict=True)) if plan.columns else []
     for column, positions in plan.columns:
@@ -313,7 +319,7 @@ def _attribute_columns(
             ]
         out[column] = values
     keys, rest = plan.rest_keys, plan.rest_pick
-    out[CALL_INDEX["attributes"]] = to_json_rows(keys, map(rest, run))
+    out[CALL_INDEX["attributes"]] = json_object_column(keys, list(map(rest, run)))
     tags = plan.tag_pick
     values = list(itertools.chain.from_iterable(map(tags, run)))
     if plan.hashed_tags:

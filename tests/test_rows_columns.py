@@ -1,0 +1,159 @@
+"""Property: the column-at-a-time builders of the row tables give exactly what the row-at-a-time ones give.
+
+``json_object_column`` encodes the JSON column a whole attribute at a time and splits it back in Arrow;
+``build_rows`` gathers and checks whole columns. Neither may change one stored byte: each is compared
+with a plain row-by-row reference on odd input (NaN and infinities, integers beyond 64 bits, strings
+holding quotes, commas, backslashes and "null", mixed types in one column, several attribute shapes
+and key orders in one batch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from otel_llm_cost.storage.rows import build_rows
+from otel_llm_cost.storage.values import json_object_column, to_json_bytes
+
+_TRICKY_TEXT = st.sampled_from(
+    ['a","b', 'x",', '",', "q\\", "null", "", "é", "\u2028", 'say "hi"', ",", "\x00"]
+)
+_TEXT = st.one_of(_TRICKY_TEXT, st.text(max_size=8))
+_NUMBER = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+)
+_OTHER = st.one_of(
+    st.none(),
+    st.tuples(_NUMBER, _TEXT),
+    st.binary(max_size=4),
+)
+# A column of one kind (what the column-at-a-time path takes) or of any mix (what it hands back).
+_COLUMN_KIND = st.sampled_from([_TEXT, _NUMBER, st.one_of(_TEXT, _NUMBER, _OTHER)])
+_KEYS = st.lists(
+    st.one_of(
+        st.sampled_from(["gen_ai.request.max_tokens", "server.address", "null.key", 'k"ey', "k\\ey"]), _TEXT
+    ),
+    max_size=5,
+    unique=True,
+)
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> tuple[list[str], list[tuple[Any, ...]]]:
+    keys = draw(_KEYS)
+    count = draw(st.integers(min_value=0, max_value=12))
+    columns = [draw(st.lists(draw(_COLUMN_KIND), min_size=count, max_size=count)) for _ in keys]
+    return keys, list(zip(*columns, strict=True)) if keys else [()] * count
+
+
+@given(_rows())
+@settings(max_examples=400, deadline=None)
+def test_json_column_equals_one_encoding_per_row(case: tuple[list[str], list[tuple[Any, ...]]]) -> None:
+    keys, rows = case
+    expected = pa.array([to_json_bytes(dict(zip(keys, row, strict=True))) for row in rows], pa.string())
+    assert json_object_column(keys, rows).equals(expected)
+
+
+def test_json_column_splits_strings_around_escaped_quotes() -> None:
+    # An escaped quote followed by a comma looks like a delimiter: such a column is encoded row by row.
+    rows = [('x",',), ("y",), ('",',), ("q\\",)]
+    expected = [to_json_bytes({"k": row[0]}).decode() for row in rows]
+    assert json_object_column(["k"], rows).to_pylist() == expected
+
+
+def _span(index: int, attributes: dict[str, Any]) -> ReadableSpan:
+    start = 1_736_942_400_000_000_000 + index * 1_000
+    return ReadableSpan(
+        name=f"chat {index}",
+        context=SpanContext(index + 1, index + 1, False, TraceFlags(1)),
+        parent=SpanContext(7, index + 100, False) if index % 2 else None,
+        resource=Resource.create({"service.name": f"svc-{index % 3}"}),
+        attributes=attributes,
+        kind=SpanKind.CLIENT,
+        status=Status(StatusCode.ERROR, "boom") if index % 5 == 0 else Status(StatusCode.UNSET),
+        start_time=start,
+        end_time=start + 1_000_000,
+    )
+
+
+_ATTRIBUTE_NAMES = st.sampled_from(
+    [
+        "gen_ai.request.model",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "llm.tokens.input",
+        "llm.tokens.output",
+        "llm.tokens.total",
+        "llm.cost_usd",
+        "llm.cost.input_usd",
+        "cost.feature",
+        "cost.user_id",
+        "cost.team",
+        "user.id",
+        "gen_ai.input.messages",
+        "server.address",
+        "custom.flag",
+    ]
+)
+_VALUE = st.one_of(_TEXT, _NUMBER, _OTHER)
+
+
+@st.composite
+def _batch(draw: st.DrawFn) -> list[ReadableSpan]:
+    """Spans sharing a few attribute shapes (as instrumentations do), some with odd values."""
+    shapes = draw(st.lists(st.lists(_ATTRIBUTE_NAMES, unique=True, max_size=8), min_size=1, max_size=3))
+    spans = []
+    for index in range(draw(st.integers(min_value=1, max_value=20))):
+        names = draw(st.sampled_from(shapes))
+        attributes: dict[str, Any] = {
+            "llm.cost.status": draw(st.sampled_from(["priced", "unpriced", "free"]))
+        }
+        for name in names:
+            attributes[name] = draw(_VALUE) if draw(st.integers(0, 3)) == 0 else _plain(name, index)
+        spans.append(_span(index, attributes))
+    return spans
+
+
+def _plain(name: str, index: int) -> Any:
+    """A realistic value for ``name``: most spans of a batch carry these."""
+    if "tokens" in name:
+        return 100 + index
+    if "usd" in name:
+        return 0.001 * index
+    return f"value-{index % 4}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store_all_spans", [False, True])
+@given(batch=_batch(), capture_content=st.booleans())
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_batch_stores_what_each_span_alone_stores(
+    batch: list[ReadableSpan], capture_content: bool, store_all_spans: bool
+) -> None:
+    """Whole-column work (gathers, checks, encodings) gives each row what converting its span alone gives."""
+
+    def rows(spans: list[ReadableSpan]) -> list[pa.Table]:
+        built = build_rows(
+            spans,
+            enrich=None,
+            capture_content=capture_content,
+            store_all_spans=store_all_spans,
+            hash_user_id=lambda raw: "h:" + format(abs(hash(raw)) % 2**64, "032x"),
+        )
+        return [built.calls] + ([built.spans] if built.spans is not None else [])
+
+    together = rows(batch)
+    alone = [rows([span]) for span in batch]
+    for position, table in enumerate(together):
+        expected = pa.concat_tables([tables[position] for tables in alone])
+        assert table.schema == expected.schema
+        assert table.equals(expected)
