@@ -84,18 +84,21 @@ class Plan:
 
     Spans from one instrumentation carry the same attribute names span after span, so the per-name
     work (which column a name feeds, which names go to the JSON column) is done once per name set;
-    each span then costs one C-level gather (``itemgetter``) instead of a Python step per attribute.
+    each span then costs one C-level gather (``pick``, an ``itemgetter``) instead of a Python step per
+    attribute. Its values are, in order: those of ``columns`` (positions), ``rest`` (the JSON column's,
+    named ``rest_keys``) and ``tags`` (named ``tag_keys``).
     """
 
     __slots__ = (
         "columns",
         "hashed_tags",
         "pick",
+        "rest",
         "rest_keys",
-        "rest_pick",
         "tag_keys",
         "tag_names",
-        "tag_pick",
+        "tags",
+        "width",
     )
 
     def __init__(self, keys: tuple[str, ...], capture_content: bool) -> None:
@@ -120,13 +123,16 @@ class Plan:
             names = [name for _, name in sorted(sources)]
             columns.append((column, tuple(range(len(picked), len(picked) + len(names)))))
             picked.extend(names)
-        self.pick = _getter(picked)
+        # One gather per span for the column names, then the JSON column's, then the tags: each pass
+        # over a batch's attribute dicts costs cache misses of its own.
+        self.pick = _getter([*picked, *rest, *tags])
+        self.width = len(picked) + len(rest) + len(tags)
         self.columns = tuple(columns)
+        self.rest = slice(len(picked), len(picked) + len(rest))
         self.rest_keys = tuple(rest)
-        self.rest_pick = _getter(rest)
+        self.tags = slice(len(picked) + len(rest), self.width)
         self.tag_keys = tuple(tags)
         self.tag_names = tuple(name[COST_PREFIX_LEN:] for name in tags)
-        self.tag_pick = _getter(tags)
         self.hashed_tags = _USER_ID_TAGS.intersection(tags)
 
 

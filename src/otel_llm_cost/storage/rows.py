@@ -108,7 +108,7 @@ def build_rows(
         calls, call_attributes = _enriched_calls(calls, call_attributes, raw_slots, enrich(raw))
     hash_id = _UserIdHash(hash_user_id)
     return RowBatch(
-        _calls_table(calls, call_attributes, capture_content, hash_id),
+        _calls_in_blocks(calls, call_attributes, capture_content, hash_id),
         _spans_table(unique, attributes, capture_content, hash_id) if store_all_spans else None,
     )
 
@@ -231,6 +231,32 @@ def _spans_table(
     )
 
 
+# Rows per block of _calls_in_blocks: DuckDB's vector size. Each column pass walks every span's
+# attribute dict; 8,192 of them (~20 MB) do not stay in the CPU cache between passes, 2,048 do.
+_BLOCK_ROWS: Final = 2048
+
+
+def _calls_in_blocks(
+    calls: list[ReadableSpan],
+    call_attributes: list[Mapping[str, Any]],
+    capture_content: bool,
+    hash_user_id: Callable[[object], str],
+) -> pa.Table:
+    """:func:`_calls_table` a block of rows at a time: each row depends on its span alone."""
+    if len(calls) <= _BLOCK_ROWS:
+        return _calls_table(calls, call_attributes, capture_content, hash_user_id)
+    blocks = [
+        _calls_table(
+            calls[start : start + _BLOCK_ROWS],
+            call_attributes[start : start + _BLOCK_ROWS],
+            capture_content,
+            hash_user_id,
+        )
+        for start in range(0, len(calls), _BLOCK_ROWS)
+    ]
+    return pa.concat_tables(blocks).combine_chunks()
+
+
 def _calls_table(
     calls: list[ReadableSpan],
     call_attributes: list[Mapping[str, Any]],
@@ -307,7 +333,7 @@ def _attribute_columns(
     """The attribute-fed columns of spans that share ``plan``: column index -> values (an array for
     ``tags`` and ``attributes``)."""
     out: dict[int, Sequence[Any]] = {}
-    picked = list(zip(*map(plan.pick, run), strict=True)) if plan.columns else []
+    picked = list(zip(*map(plan.pick, run), strict=True)) if plan.width else []
     for column, positions in plan.columns:
         values: Sequence[Any] = picked[positions[0]]
         for position in positions[1:]:
@@ -318,10 +344,9 @@ def _attribute_columns(
                 for first, second in zip(values, picked[position], strict=True)
             ]
         out[column] = values
-    keys, rest = plan.rest_keys, plan.rest_pick
-    out[CALL_INDEX["attributes"]] = json_object_column(keys, list(map(rest, run)))
-    tags = plan.tag_pick
-    values = list(itertools.chain.from_iterable(map(tags, run)))
+    out[CALL_INDEX["attributes"]] = json_object_column(plan.rest_keys, picked[plan.rest], len(run))
+    tag_columns = picked[plan.tags]
+    values = list(itertools.chain.from_iterable(zip(*tag_columns, strict=True))) if tag_columns else []
     if plan.hashed_tags:
         hashed = [name in plan.hashed_tags for name in plan.tag_keys] * len(run)
         values = [
