@@ -157,3 +157,28 @@ def test_a_batch_stores_what_each_span_alone_stores(
         expected = pa.concat_tables([tables[position] for tables in alone])
         assert table.schema == expected.schema
         assert table.equals(expected)
+
+
+def test_only_ids_in_the_hashed_form_are_stored_as_they_are() -> None:
+    hashed = "h:" + "0123456789abcdef" * 2
+    near_misses = [
+        "h:" + "A" * 32,
+        "h:" + "a" * 31 + "g",
+        "h:" + "a" * 33,
+        "x" * 34,
+        "h:" + "a" * 31,
+        "alice",
+    ]
+    spans = [
+        _span(index, {"llm.cost.status": "priced", "llm.cost_usd": 0.5, "cost.user_id": user})
+        for index, user in enumerate([hashed, *near_misses, hashed])
+    ]
+    built = build_rows(
+        spans,
+        enrich=None,
+        capture_content=False,
+        store_all_spans=False,
+        hash_user_id=lambda raw: f"h:{len(raw):032x}",
+    )
+    expected = [hashed, *(f"h:{len(user):032x}" for user in near_misses), hashed]
+    assert built.calls.column("user_id").to_pylist() == expected

@@ -44,6 +44,8 @@ COST_STATUSES: Final = frozenset({"priced", "unpriced", "reported", "free", "inv
 _MONEY_LIMIT: Final = 1e6  # DECIMAL(18,12) holds 6 integer digits
 _MAX_NANOS: Final = 2**63 - 1  # the timestamp column's range, as the Arrow int64 nanoseconds it is built from
 _HASHED_USER_ID: Final = re.compile(r"h:[0-9a-f]{32}")
+_HASHED_USER_IDS: Final = re.compile(r"(?:h:[0-9a-f]{32})+")
+_HASHED_LENGTH: Final = len("h:") + 32
 _COUNTS: Final = (
     "input_tokens",
     "output_tokens",
@@ -196,8 +198,12 @@ def _within(values: Sequence[Any], kinds: set[type], low: float, high: float, *,
     if not values:
         return True
     top = max(values)
-    # min/max skip a NaN between numbers; the sum of the values does not.
-    return min(values) >= low and (top <= high if closed else top < high) and not math.isnan(sum(values))
+    # min/max skip a NaN between numbers; the sum of the values does not (only a float can be NaN).
+    return (
+        min(values) >= low
+        and (top <= high if closed else top < high)
+        and (float not in types or not math.isnan(sum(values)))
+    )
 
 
 def _check_counts(batch: _Batch) -> None:
@@ -366,6 +372,19 @@ def _move_unbilled(batch: _Batch) -> None:
             batch.set("cost_usd", row, None)
 
 
+def _all_hashed(users: set[Any]) -> bool:
+    """Whether every one of ``users`` is in the stored hashed form, in one regular-expression pass."""
+    if not users:
+        return True
+    # Joined, ids of the hashed form's one length sit at fixed offsets: a match of the repeated form
+    # over the whole text is a match of each id.
+    return (
+        set(map(type, users)) == {str}
+        and set(map(len, users)) == {_HASHED_LENGTH}
+        and (_HASHED_USER_IDS.fullmatch("".join(users)) is not None)
+    )
+
+
 def _hash_user_ids(batch: _Batch, hash_user_id: Callable[[object], str]) -> None:
     users = batch.get("user_id")
     if users is None:
@@ -376,7 +395,8 @@ def _hash_user_ids(batch: _Batch, hash_user_id: Callable[[object], str]) -> None
     except TypeError:  # an unhashable value: checked row by row
         pass
     else:
-        if all(user is None or (isinstance(user, str) and match(user)) for user in distinct):
+        distinct.discard(None)
+        if _all_hashed(distinct):
             return  # the usual batch: every id already hashed (a user's calls share one id)
     for row, user in enumerate(users):
         if user is not None and not (isinstance(user, str) and match(user)):
