@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -49,12 +49,19 @@ _KEYS = st.lists(
 
 @st.composite
 def _columns(draw: st.DrawFn) -> tuple[list[str], list[list[Any]], int]:
+    """Up to 12 drawn rows, half the time repeated past 256 rows (smaller batches are encoded row by row)."""
     keys = draw(_KEYS)
     count = draw(st.integers(min_value=0, max_value=12))
-    return keys, [draw(st.lists(draw(_COLUMN_KIND), min_size=count, max_size=count)) for _ in keys], count
+    columns = [draw(st.lists(draw(_COLUMN_KIND), min_size=count, max_size=count)) for _ in keys]
+    if count and draw(st.booleans()):
+        times = -(-260 // count)
+        columns, count = [values * times for values in columns], count * times
+    return keys, columns, count
 
 
 @given(_columns())
+@example((["t", "null.key"], [[float("nan"), 1.5, True, 2**63] * 65, ["a", "b"] * 130], 260))
+@example((["n", "s"], [[0.1, float("inf"), -7] * 90, ["annulled", "", "é,"] * 90], 270))
 @settings(max_examples=400, deadline=None)
 def test_json_column_equals_one_encoding_per_row(case: tuple[list[str], list[list[Any]], int]) -> None:
     keys, columns, count = case
@@ -109,9 +116,10 @@ _VALUE = st.one_of(_TEXT, _NUMBER, _OTHER)
 
 @st.composite
 def _batch(draw: st.DrawFn) -> list[ReadableSpan]:
-    """Spans sharing a few attribute shapes (as instrumentations do), some with odd values."""
+    """Spans sharing a few attribute shapes (as instrumentations do), some with odd values; half the
+    time repeated (with their own ids) past 256 spans, where whole-column encodings take over."""
     shapes = draw(st.lists(st.lists(_ATTRIBUTE_NAMES, unique=True, max_size=8), min_size=1, max_size=3))
-    spans = []
+    drawn = []
     for index in range(draw(st.integers(min_value=1, max_value=20))):
         names = draw(st.sampled_from(shapes))
         attributes: dict[str, Any] = {
@@ -119,8 +127,9 @@ def _batch(draw: st.DrawFn) -> list[ReadableSpan]:
         }
         for name in names:
             attributes[name] = draw(_VALUE) if draw(st.integers(0, 3)) == 0 else _plain(name, index)
-        spans.append(_span(index, attributes))
-    return spans
+        drawn.append(attributes)
+    count = 300 if draw(st.booleans()) else len(drawn)
+    return [_span(index, drawn[index % len(drawn)]) for index in range(count)]
 
 
 def _plain(name: str, index: int) -> Any:
@@ -132,53 +141,57 @@ def _plain(name: str, index: int) -> Any:
     return f"value-{index % 4}"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("store_all_spans", [False, True])
-@given(batch=_batch(), capture_content=st.booleans())
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_a_batch_stores_what_each_span_alone_stores(
-    batch: list[ReadableSpan], capture_content: bool, store_all_spans: bool
-) -> None:
-    """Whole-column work (gathers, checks, encodings) gives each row what converting its span alone gives."""
+def _tables(spans: list[ReadableSpan], *, capture_content: bool, store_all_spans: bool) -> list[pa.Table]:
+    built = build_rows(
+        spans,
+        enrich=None,
+        capture_content=capture_content,
+        store_all_spans=store_all_spans,
+        hash_user_id=lambda raw: "h:" + format(abs(hash(raw)) % 2**64, "032x"),
+    )
+    return [built.calls] + ([built.spans] if built.spans is not None else [])
 
-    def rows(spans: list[ReadableSpan]) -> list[pa.Table]:
-        built = build_rows(
-            spans,
-            enrich=None,
-            capture_content=capture_content,
-            store_all_spans=store_all_spans,
-            hash_user_id=lambda raw: "h:" + format(abs(hash(raw)) % 2**64, "032x"),
-        )
-        return [built.calls] + ([built.spans] if built.spans is not None else [])
 
-    together = rows(batch)
-    alone = [rows([span]) for span in batch]
+def _assert_rows_match_parts(batch: list[ReadableSpan], part: int, **options: bool) -> None:
+    """``batch`` converted whole gives the rows of its parts of ``part`` spans converted one by one."""
+    together = _tables(batch, **options)
+    parts = [_tables(batch[start : start + part], **options) for start in range(0, len(batch), part)]
     for position, table in enumerate(together):
-        expected = pa.concat_tables([tables[position] for tables in alone])
+        expected = pa.concat_tables([tables[position] for tables in parts])
         assert table.schema == expected.schema
         assert table.equals(expected)
 
 
-def test_only_ids_in_the_hashed_form_are_stored_as_they_are() -> None:
-    hashed = "h:" + "0123456789abcdef" * 2
-    near_misses = [
-        "h:" + "A" * 32,
-        "h:" + "a" * 31 + "g",
-        "h:" + "a" * 33,
-        "x" * 34,
-        "h:" + "a" * 31,
-        "alice",
+@pytest.mark.slow
+@pytest.mark.parametrize("store_all_spans", [False, True])
+@given(batch=_batch(), capture_content=st.booleans())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_batch_stores_what_its_parts_store(
+    batch: list[ReadableSpan], capture_content: bool, store_all_spans: bool
+) -> None:
+    """Whole-column work (gathers, checks, encodings) gives each row what converting its span alone
+    (or in a part of 100, encoded row by row) gives."""
+    part = 1 if len(batch) <= 20 else 100
+    _assert_rows_match_parts(batch, part, capture_content=capture_content, store_all_spans=store_all_spans)
+
+
+@pytest.mark.slow
+def test_a_batch_over_a_block_stores_what_its_parts_store() -> None:
+    """Past 2,048 calls a batch is converted a block at a time: the same rows as in parts of 100."""
+    shapes = [
+        {
+            "llm.cost.status": "priced",
+            "gen_ai.request.model": "m",
+            "llm.tokens.input": 5,
+            "server.address": 'a",',
+        },
+        {"llm.cost.status": "unpriced", "custom.flag": float("nan"), "cost.team": "t", "user.id": "alice"},
+        {
+            "llm.cost.status": "priced",
+            "llm.cost_usd": 0.5,
+            "gen_ai.usage.input_tokens": 2**70,
+            "cost.user_id": "u",
+        },
     ]
-    spans = [
-        _span(index, {"llm.cost.status": "priced", "llm.cost_usd": 0.5, "cost.user_id": user})
-        for index, user in enumerate([hashed, *near_misses, hashed])
-    ]
-    built = build_rows(
-        spans,
-        enrich=None,
-        capture_content=False,
-        store_all_spans=False,
-        hash_user_id=lambda raw: f"h:{len(raw):032x}",
-    )
-    expected = [hashed, *(f"h:{len(user):032x}" for user in near_misses), hashed]
-    assert built.calls.column("user_id").to_pylist() == expected
+    batch = [_span(index, shapes[(index // 700) % len(shapes)]) for index in range(5000)]
+    _assert_rows_match_parts(batch, 100, capture_content=False, store_all_spans=True)

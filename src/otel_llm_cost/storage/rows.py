@@ -161,6 +161,10 @@ class _UserIdHash:
 
 
 _STATUS_NAMES: Final = {code: code.name for code in StatusCode}
+# An Arrow scalar, not a Python float: pyarrow converts a Python number argument of a compute
+# function by first trying to import dateutil, again on every call when it is not installed
+# (0.1 ms a call here, 0.2 us a span at batches of 512).
+_NANOS_PER_MILLI: Final = pa.scalar(1e6, pa.float64())
 _NO_ATTRIBUTES: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
@@ -204,7 +208,7 @@ def _arrow_table(columns: list[Sequence[Any] | None], schema: pa.Schema, count: 
     nanos = pc.subtract(
         arrays[index("end_time")].cast(pa.int64()), arrays[index("start_time")].cast(pa.int64())
     )
-    arrays[index("duration_ms")] = pc.divide(nanos.cast(pa.float64(), safe=False), 1e6)
+    arrays[index("duration_ms")] = pc.divide(nanos.cast(pa.float64(), safe=False), _NANOS_PER_MILLI)
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
