@@ -34,7 +34,13 @@ from otel_llm_cost.storage.columns import (
 )
 from otel_llm_cost.storage.enricher import default_enricher
 from otel_llm_cost.storage.invariants import enforce_call_invariants
-from otel_llm_cost.storage.values import json_object_column, tag_map_array, tag_value, to_array, to_json_bytes
+from otel_llm_cost.storage.values import (
+    json_object_column,
+    tag_map_array,
+    tag_value,
+    to_arrays,
+    to_json_bytes,
+)
 
 __all__ = [
     "CALLS_ARROW_SCHEMA",
@@ -192,15 +198,8 @@ def _common_columns(spans: list[ReadableSpan]) -> dict[str, Sequence[Any]]:
 
 
 def _arrow_table(columns: list[Sequence[Any] | None], schema: pa.Schema, count: int) -> pa.Table:
-    """One Arrow conversion per column (None: all NULL); ``duration_ms`` is computed here, in C."""
-    arrays = [
-        values
-        if isinstance(values, pa.Array)
-        else to_array(values, field.type)
-        if values is not None
-        else pa.nulls(count, field.type)
-        for values, field in zip(columns, schema, strict=True)
-    ]
+    """One Arrow conversion per column type (None: all NULL); ``duration_ms`` is computed here, in C."""
+    arrays = to_arrays(columns, schema.types, count)
     # (end - start) / 1e6 as a float, as Python would compute it; NULL when either is missing. The
     # cast rounds to the nearest float as Python's int / float does: a "safe" cast would refuse
     # durations over 2**53 ns (about 104 days, hand-built spans) and cost the whole batch.

@@ -15,7 +15,15 @@ import pyarrow.compute as pc
 
 from otel_llm_cost._money import MONEY_QUANTUM
 
-__all__ = ["json_object_column", "tag_map_array", "tag_value", "to_array", "to_json_bytes", "to_json_rows"]
+__all__ = [
+    "json_object_column",
+    "tag_map_array",
+    "tag_value",
+    "to_array",
+    "to_arrays",
+    "to_json_bytes",
+    "to_json_rows",
+]
 
 # Largest magnitude DECIMAL(18,12) holds: 6 integer digits.
 _MONEY_LIMIT: Final = 1e6
@@ -152,18 +160,60 @@ def _to_json(value: object) -> str:
     return to_json_bytes(value).decode()
 
 
+_MISFIT: Final = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError)
+
+
 def to_array(values: Sequence[Any], arrow_type: pa.DataType) -> pa.Array:
-    if pa.types.is_decimal(arrow_type):
-        try:
-            # Arrow's float64 -> decimal cast rounds to the nearest 12-place value, exactly what
-            # Decimal(value).quantize(1e-12) gives (checked by a property test), in C.
-            return pc.cast(pa.array(values, pa.float64()), arrow_type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-            return pa.array([_money(value) for value in values], arrow_type)
     try:
-        return pa.array(values, arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return _fits(values, arrow_type)
+    except _MISFIT:
+        if pa.types.is_decimal(arrow_type):
+            return pa.array([_money(value) for value in values], arrow_type)
         return pa.array([_coerce(value, arrow_type) for value in values], arrow_type)
+
+
+def _fits(values: Sequence[Any], arrow_type: pa.DataType) -> pa.Array:
+    """``values`` as an array of ``arrow_type``, raising when one does not fit."""
+    if pa.types.is_decimal(arrow_type):
+        # Arrow's float64 -> decimal cast rounds to the nearest 12-place value, exactly what
+        # Decimal(value).quantize(1e-12) gives (checked by a property test), in C.
+        return pc.cast(pa.array(values, pa.float64()), arrow_type)
+    return pa.array(values, arrow_type)
+
+
+def to_arrays(
+    columns: Sequence[Sequence[Any] | pa.Array | None], types: Sequence[pa.DataType], count: int
+) -> list[pa.Array]:
+    """:func:`to_array` of each column of ``count`` values (None: all NULL; an array: kept as it is).
+
+    The columns of one type are converted together and sliced apart (value by value, the same
+    conversion): each ``pa.array`` call costs ~4 us whatever its length, 0.3 us a span at batches of
+    512 when made per column. When a value of the type does not fit, each column is converted alone.
+    """
+    arrays: list[pa.Array | None] = [values if isinstance(values, pa.Array) else None for values in columns]
+    by_type: dict[pa.DataType, list[int]] = {}
+    for position, arrow_type in enumerate(types):
+        if arrays[position] is None:
+            by_type.setdefault(arrow_type, []).append(position)
+    for arrow_type, positions in by_type.items():
+        together: list[Any] = []
+        for position in positions:
+            values = columns[position]
+            together += itertools.repeat(None, count) if values is None else values
+        try:
+            if len(together) != count * len(positions):
+                raise ValueError("a column of another length")  # from_arrays will say which
+            whole = _fits(together, arrow_type)
+        except (*_MISFIT, ValueError):
+            for position in positions:
+                values = columns[position]
+                arrays[position] = (
+                    pa.nulls(count, arrow_type) if values is None else to_array(values, arrow_type)
+                )
+        else:
+            for part, position in enumerate(positions):
+                arrays[position] = whole.slice(part * count, count)
+    return arrays
 
 
 def _money(value: object) -> Decimal | None:
