@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
+from otel_llm_cost.collector.storing import StoringPipeline
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
@@ -42,7 +43,9 @@ __all__ = [
     "RECEIVER_MAX_EXPORT_BATCH_SIZE",
     "RECEIVER_MAX_QUEUE_SIZE",
     "RECEIVER_SCHEDULE_DELAY_MILLIS",
+    "AdmissionPipeline",
     "ReceiverPipeline",
+    "StoringPipeline",
     "build_processor",
 ]
 
@@ -176,6 +179,10 @@ class ReceiverPipeline(SpanProcessor):
         return self._batch.force_flush(timeout_millis)
 
 
+AdmissionPipeline = ReceiverPipeline | StoringPipeline
+"""What the receiver admits requests against: a capacity, the room left, and where spans go."""
+
+
 class _ReceiverEnricher:
     """The exporter's enricher, plus what the processor does for each billable call: budgets, metrics.
 
@@ -227,12 +234,12 @@ def build_processor(
     *,
     pricing: PriceBook | None = None,
     budgets: Sequence[Budget] = (),
-) -> tuple[SpanProcessor, ReceiverPipeline]:
-    """The receiver's pipeline: ``ReceiverPipeline(DuckDBSpanExporter(db))``, enriching as it stores.
+) -> tuple[SpanProcessor, StoringPipeline]:
+    """The receiver's pipeline: ``StoringPipeline(DuckDBSpanExporter(db))``, enriching as it stores.
 
     The same enrichment as in-process use (usage normalisation, pricing, the double-count guard,
     per-call and window budgets, cost metrics) and the same writer, applied by the exporter a batch
-    at a time, with a batching stage sized for a receiver (large export batches, a deep queue).
+    at a time: each accepted request's spans are one batch (:mod:`otel_llm_cost.collector.storing`).
     Given to :class:`~otel_llm_cost.collector.receiver.OTLPReceiver` as both its processor and its
     pipeline, it lets the receiver decode spans straight into what storage reads
     (:mod:`otel_llm_cost.collector.received`).
@@ -260,7 +267,7 @@ def build_processor(
     exporter = DuckDBSpanExporter(path, enricher=enricher)
     if hook is not None:
         exporter.add_commit_listener(hook.on_commit)
-    pipeline = ReceiverPipeline(exporter)
+    pipeline = StoringPipeline(exporter, capacity=RECEIVER_MAX_QUEUE_SIZE)
     if hook is not None:
         pipeline.after_shutdown(hook.shutdown)
     return pipeline, pipeline

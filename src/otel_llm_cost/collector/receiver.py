@@ -59,7 +59,7 @@ from otel_llm_cost.collector.connections import (
     is_loopback,
 )
 from otel_llm_cost.collector.handler import TRACES_PATH, ReceiverStats, TraceHandler
-from otel_llm_cost.collector.pipeline import ReceiverPipeline, build_processor
+from otel_llm_cost.collector.pipeline import AdmissionPipeline, ReceiverPipeline, build_processor
 
 if TYPE_CHECKING:
     from otel_llm_cost.budgets import Budget
@@ -108,7 +108,7 @@ class OTLPReceiver:
         port: TCP port; 0 picks a free one (see :attr:`url`).
         token: When set, every request must carry ``Authorization: Bearer <token>`` (else 401).
         max_body_bytes: Largest request body accepted, before and after decompression (else 413).
-        pipeline: The :class:`ReceiverPipeline` behind ``processor``; when given, the receiver
+        pipeline: The pipeline behind ``processor`` (``build_processor``); when given, the receiver
             answers 503 with ``Retry-After`` instead of letting its queue overflow and drop spans.
         busy_timeout_s: How long a request waits for room in that pipeline before the 503.
         insecure: Allow a non-loopback ``host`` without a token (anyone who reaches it can write
@@ -145,7 +145,7 @@ class OTLPReceiver:
         port: int = DEFAULT_PORT,
         token: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        pipeline: ReceiverPipeline | None = None,
+        pipeline: AdmissionPipeline | None = None,
         busy_timeout_s: float = _BUSY_TIMEOUT_S,
         insecure: bool = False,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
