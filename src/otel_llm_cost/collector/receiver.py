@@ -3,15 +3,14 @@
 A DuckDB file has exactly one read-write process: a second process cannot even open it read-only
 while the writer holds it. Applications with several processes (gunicorn or uvicorn workers, Celery
 workers, services in other languages, an OpenTelemetry Collector) export their spans with any standard
-OTLP/HTTP exporter to this receiver, which enriches them as an in-process
-:class:`~otel_llm_cost.processor.LLMCostSpanProcessor` would and stores them with the same
-:class:`~otel_llm_cost.exporter.DuckDBSpanExporter` (the same rows for the same spans).
+OTLP/HTTP exporter to this receiver, which enriches them as an in-process ``LLMCostSpanProcessor``
+would and stores them with the same ``DuckDBSpanExporter`` (the same rows for the same spans).
 
 This module is the server's lifecycle (socket, uvicorn, signals, draining); the request handling is in
 :mod:`otel_llm_cost.collector.handler`, the decoding straight into what storage reads in
-:mod:`otel_llm_cost.collector.received`, the batching stage with its backpressure counters and
-enrichment in :mod:`otel_llm_cost.collector.pipeline`, and the read deadlines and connection cap in
-:mod:`otel_llm_cost.collector.connections`.
+:mod:`otel_llm_cost.collector.received`, the storing stage with its backpressure counters in
+:mod:`otel_llm_cost.collector.storing` (built by :mod:`~otel_llm_cost.collector.pipeline`), the read
+deadlines and connection cap in :mod:`otel_llm_cost.collector.connections`.
 
 The receiver follows the OTLP/HTTP specification for traces: ``POST /v1/traces`` with
 ``application/x-protobuf`` or ``application/json`` bodies, optionally gzip-compressed; a 200 answer
@@ -59,6 +58,7 @@ from otel_llm_cost.collector.connections import (
     is_loopback,
 )
 from otel_llm_cost.collector.handler import TRACES_PATH, ReceiverStats, TraceHandler
+from otel_llm_cost.collector.heap import settle_heap
 from otel_llm_cost.collector.pipeline import AdmissionPipeline, ReceiverPipeline, build_processor
 
 if TYPE_CHECKING:
@@ -383,6 +383,7 @@ def serve(
     if on_ready is not None:
         on_ready(receiver)
     _warn_without_shared_user_id_key()
+    settle_heap()  # this process only receives from now on
     receiver.serve_forever()
     return receiver.stats
 
