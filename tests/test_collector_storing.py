@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 
+from helpers import wait_until
+from otel_llm_cost import CostStore
 from otel_llm_cost.collector.heap import RECEIVER_GC_THRESHOLDS
 from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
 from otel_llm_cost.collector.storing import StoringPipeline
@@ -92,3 +96,31 @@ def test_settle_heap_freezes_the_start_up_heap_and_sets_the_receivers_thresholds
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split(")", 1)[1].strip() == f"{RECEIVER_GC_THRESHOLDS} True"
+
+
+@pytest.mark.slow
+def test_a_reader_gets_the_file_while_the_receiver_keeps_storing(tmp_path: Path) -> None:
+    db = tmp_path / "served.duckdb"
+    with serve_process("--db", str(db)) as (process, url, _):
+        assert request(url, protobuf_body(llm_spans(20))).status == 200
+        wait_until(db.is_file, timeout_s=30, what="the receiver to create its file")
+        # Requests keep coming, so the receiver never lets go for being idle, and it holds the file
+        # for up to ten seconds; a reader asks for it and is let in within its own 2 s timeout.
+        done = threading.Event()
+
+        def send() -> None:
+            first = 21
+            while not done.is_set():
+                assert request(url, protobuf_body(llm_spans(5, first=first))).status == 200
+                first += 5
+                time.sleep(0.05)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            with CostStore(db, timeout_s=2.0) as store:
+                assert store.summary().call_count >= 20
+        finally:
+            done.set()
+            sender.join()
+        assert process.poll() is None
