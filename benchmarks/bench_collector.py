@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import resource
 import socket
 import subprocess
@@ -33,13 +34,14 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import uvicorn
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -55,9 +57,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from otel_llm_cost import LLMCostSpanProcessor
+from otel_llm_cost.collector.heap import settle_heap
+from otel_llm_cost.collector.otlp import WireFormat, parse_request
+from otel_llm_cost.collector.received import decode_for_storage
 from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
+from otel_llm_cost.enrich.llm_call import LLMCallEnricher
+from otel_llm_cost.pricing import PriceBook
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
+from otel_llm_cost.storage.rows import build_rows
 
 MAKE_SPANS = textwrap.dedent(
     """
@@ -166,10 +174,23 @@ def run_clients(url: str, workers: int, count: int, stop: Callable[[], None]) ->
 def bench_receiver(db: Path, workers: int, count: int) -> tuple[float, float, int]:
     processor, pipeline = build_processor(db)
     receiver = OTLPReceiver(processor, port=0, pipeline=pipeline).start()
-    # stop() drains requests, flushes the batch processor, commits the last rows.
-    elapsed, cpu = run_clients(receiver.url, workers, count, receiver.stop)
+    with serve_heap():
+        # stop() drains requests, flushes the pipeline, commits the last rows.
+        elapsed, cpu = run_clients(receiver.url, workers, count, receiver.stop)
     print(f"  receiver stats: {receiver.stats}")
     return elapsed, cpu, stored_rows(db)
+
+
+@contextlib.contextmanager
+def serve_heap() -> Iterator[None]:
+    """The garbage-collector settings ``otel-llm-cost serve`` runs with, then this process's again."""
+    thresholds = gc.get_threshold()
+    settle_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 FLOOR_KEYS = frozenset({"gen_ai.request.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"})
@@ -263,6 +284,40 @@ def bench_in_process(db: Path, workers: int, count: int) -> tuple[float, int]:
     return elapsed, stored_rows(db)
 
 
+def bench_stages(workers: int, count: int, db: Path) -> None:
+    """CPU per span of each stage of the receiver's work, on one thread (no HTTP, no senders)."""
+    spans = [span for w in range(workers) for span in make_spans(w, count)]
+    bodies = [encode_spans(spans[i : i + 512]).SerializeToString() for i in range(0, len(spans), 512)]
+    processor, pipeline = build_processor(db)
+    enricher = LLMCallEnricher(pricing=PriceBook.default())
+    clock = time.process_time
+    with serve_heap():
+        started = clock()
+        requests = [parse_request(body, WireFormat.PROTOBUF) for body in bodies]
+        parsed = clock()
+        batches = [decode_for_storage(request, all_spans=False).spans for request in requests]
+        decoded = clock()
+        extras = [enricher.enrich(batch) for batch in batches]
+        enriched = clock()
+        for batch, extra in zip(batches, extras, strict=True):
+            build_rows(batch, enrich=lambda _, e=extra: e, capture_content=False, store_all_spans=False)
+        built = clock()
+        for batch in batches:  # enriched again by the pipeline's own enricher: a fresh guard
+            pipeline.store(batch)
+        processor.shutdown()
+        stored = clock()
+    per_span = 1e6 / len(spans)
+    print(f"stages on one thread, CPU per span ({len(spans)} LLM spans, requests of 512):")
+    for name, cpu in (
+        ("parse the protobuf", parsed - started),
+        ("decode for storage", decoded - parsed),
+        ("enrich (normalise, price, double-count guard)", enriched - decoded),
+        ("Arrow rows", built - enriched),
+        ("store: enrich + rows + journal + commit", stored - built),
+    ):
+        print(f"  {name:<48} {cpu * per_span:6.1f} us")
+
+
 def report(name: str, elapsed: float, cpu: float, rows: int, total: int) -> None:
     print(
         f"{name:<10} {rows} rows in {elapsed:.2f} s = {total / elapsed:>7,.0f} spans/s; "
@@ -276,8 +331,13 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--spans", type=int, default=20_000, help="spans per worker")
+    parser.add_argument("--stages", action="store_true", help="only the CPU of each stage, on one thread")
     args = parser.parse_args()
     total = args.workers * args.spans
+    if args.stages:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_stages(args.workers, args.spans, Path(tmp) / "stages.duckdb")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{args.workers} exporter processes x {args.spans} LLM spans = {total} spans")
         receiver = bench_receiver(Path(tmp) / "receiver.duckdb", args.workers, args.spans)

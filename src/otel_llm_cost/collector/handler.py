@@ -37,9 +37,10 @@ from otel_llm_cost.collector.http import (
     wire_format_of,
 )
 from otel_llm_cost.collector.otlp import WireFormat, decode_spans
-from otel_llm_cost.collector.pipeline import ReceiverPipeline
+from otel_llm_cost.collector.pipeline import AdmissionPipeline
 from otel_llm_cost.collector.received import decode_for_storage
 from otel_llm_cost.collector.responses import encode_export_response, encode_status
+from otel_llm_cost.collector.storing import StoringPipeline
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
 __all__ = ["HEALTH_PATH", "READY_PATH", "TRACES_PATH", "ReceiverStats", "TraceHandler"]
@@ -83,7 +84,7 @@ class TraceHandler:
         *,
         token: bytes | None,
         max_body_bytes: int,
-        pipeline: ReceiverPipeline | None,
+        pipeline: AdmissionPipeline | None,
         busy_timeout_s: float,
     ) -> None:
         self._processor = processor
@@ -91,6 +92,9 @@ class TraceHandler:
         self._max_body_bytes = max_body_bytes
         self._pipeline = pipeline
         self._decode = _decoder_for(processor, pipeline)
+        # A storing pipeline takes a request's spans as one batch; any other processor span by span.
+        storing = pipeline if isinstance(pipeline, StoringPipeline) and processor is pipeline else None
+        self._store = storing.store if storing is not None else None
         self._busy_timeout_s = busy_timeout_s
         self.stats = ReceiverStats()
         self._admit_lock: asyncio.Lock | None = None
@@ -258,6 +262,9 @@ class TraceHandler:
             return await run_in_threadpool(self._emit, spans)
 
     def _emit(self, spans: Sequence[ReadableSpan]) -> tuple[int, list[str]]:
+        if self._store is not None:
+            self._store(spans)  # never raises
+            return 0, []
         pipeline = self._pipeline
         chunk = max(1, pipeline.capacity // 2) if pipeline is not None else len(spans)
         failed = 0
@@ -295,7 +302,7 @@ class TraceHandler:
         return response(status, encode_status(wire_format, status, message), wire_format, headers)
 
 
-def _decoder_for(processor: SpanProcessor, pipeline: ReceiverPipeline | None) -> Decoder:
+def _decoder_for(processor: SpanProcessor, pipeline: AdmissionPipeline | None) -> Decoder:
     """Light spans, LLM calls only, when spans go straight to storage; else full SDK spans."""
     if pipeline is not None and processor is pipeline:
         exporter = pipeline.span_exporter

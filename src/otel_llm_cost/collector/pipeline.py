@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
+from otel_llm_cost.collector.storing import StoringPipeline
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
@@ -42,7 +43,9 @@ __all__ = [
     "RECEIVER_MAX_EXPORT_BATCH_SIZE",
     "RECEIVER_MAX_QUEUE_SIZE",
     "RECEIVER_SCHEDULE_DELAY_MILLIS",
+    "AdmissionPipeline",
     "ReceiverPipeline",
+    "StoringPipeline",
     "build_processor",
 ]
 
@@ -54,6 +57,14 @@ _logger = logging.getLogger("otel_llm_cost.collector")
 RECEIVER_MAX_QUEUE_SIZE: Final = 131_072
 RECEIVER_MAX_EXPORT_BATCH_SIZE: Final = 8_192
 RECEIVER_SCHEDULE_DELAY_MILLIS: Final = 1_000
+# The receiver holds its file longer than an application's exporter (0.2 s idle, 2 s at most): every
+# release checkpoints and closes the database, and under steady traffic that was the writer thread's
+# second cost after the inserts (3-4 of ~75 us receiver CPU per span; 68-73 us against 74-83 us with
+# the defaults, back to back, in `benchmarks/bench_collector.py --workers 4 --spans 10000`). A reader
+# kept waiting still gets the file at once (it asks through its read-request file); what grows is the
+# write-ahead log a restart after kill -9 replays: at most ten seconds of rows.
+RECEIVER_HOLD_IDLE_S: Final = 1.0
+RECEIVER_HOLD_MAX_S: Final = 10.0
 
 
 class _CountingExporter(SpanExporter):
@@ -176,6 +187,10 @@ class ReceiverPipeline(SpanProcessor):
         return self._batch.force_flush(timeout_millis)
 
 
+AdmissionPipeline = ReceiverPipeline | StoringPipeline
+"""What the receiver admits requests against: a capacity, the room left, and where spans go."""
+
+
 class _ReceiverEnricher:
     """The exporter's enricher, plus what the processor does for each billable call: budgets, metrics.
 
@@ -227,12 +242,12 @@ def build_processor(
     *,
     pricing: PriceBook | None = None,
     budgets: Sequence[Budget] = (),
-) -> tuple[SpanProcessor, ReceiverPipeline]:
-    """The receiver's pipeline: ``ReceiverPipeline(DuckDBSpanExporter(db))``, enriching as it stores.
+) -> tuple[SpanProcessor, StoringPipeline]:
+    """The receiver's pipeline: ``StoringPipeline(DuckDBSpanExporter(db))``, enriching as it stores.
 
     The same enrichment as in-process use (usage normalisation, pricing, the double-count guard,
     per-call and window budgets, cost metrics) and the same writer, applied by the exporter a batch
-    at a time, with a batching stage sized for a receiver (large export batches, a deep queue).
+    at a time: each accepted request's spans are one batch (:mod:`otel_llm_cost.collector.storing`).
     Given to :class:`~otel_llm_cost.collector.receiver.OTLPReceiver` as both its processor and its
     pipeline, it lets the receiver decode spans straight into what storage reads
     (:mod:`otel_llm_cost.collector.received`).
@@ -257,10 +272,12 @@ def build_processor(
         pricing = PriceBook.default()
     hook = budget_hook_for(budgets, None) if budgets else None
     enricher = _ReceiverEnricher(LLMCallEnricher(pricing=pricing), hook, cost_metrics(None, None))
-    exporter = DuckDBSpanExporter(path, enricher=enricher)
+    exporter = DuckDBSpanExporter(
+        path, enricher=enricher, hold_idle_s=RECEIVER_HOLD_IDLE_S, hold_max_s=RECEIVER_HOLD_MAX_S
+    )
     if hook is not None:
         exporter.add_commit_listener(hook.on_commit)
-    pipeline = ReceiverPipeline(exporter)
+    pipeline = StoringPipeline(exporter, capacity=RECEIVER_MAX_QUEUE_SIZE)
     if hook is not None:
         pipeline.after_shutdown(hook.shutdown)
     return pipeline, pipeline

@@ -19,11 +19,10 @@ validation is :mod:`otel_llm_cost.collector.otlp`'s: the same rejections, the sa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -146,11 +145,7 @@ def decode_for_storage(request: ExportTraceServiceRequest, *, all_spans: bool) -
                 if isinstance(ids, str):
                     rejection(result, ids)
                     continue
-                key_values = pb.attributes
-                if all_spans or llm_scope or _names_a_call(key_values):
-                    attributes: Mapping[str, Any] = attributes_of(key_values)
-                else:
-                    attributes = _NO_ATTRIBUTES  # storage skips it; the guard needs its ids only
+                attributes = attributes_of(pb.attributes) if all_spans or llm_scope else _call_attributes(pb)
                 status = pb.status
                 spans.append(
                     ReceivedSpan(
@@ -169,11 +164,17 @@ def decode_for_storage(request: ExportTraceServiceRequest, *, all_spans: bool) -
     return result
 
 
-def _names_a_call(key_values: Iterable[KeyValue]) -> bool:
-    """The enricher's pre-test on the attribute names alone (values of a span that is no call stay
-    undecoded)."""
+def _call_attributes(pb: PBSpan) -> Mapping[str, Any]:
+    """The span's attributes if one of their names says it may be an LLM call (the enricher's
+    pre-test), else none: a span that is no call keeps its values undecoded, and storage skips it
+    (the guard needs its ids only)."""
+    # One list of the key-value messages for both passes: the protobuf builds a wrapper object on
+    # every access to an element, and that is most of the cost of decoding an attribute.
+    key_values = list(pb.attributes)
     # is_llm_candidate reads only the names of the mapping it is given: one call for all of them.
-    return is_llm_candidate(cast("Mapping[str, object]", [kv.key for kv in key_values]), None)
+    if is_llm_candidate(cast("Mapping[str, object]", [kv.key for kv in key_values]), None):
+        return attributes_of(key_values)
+    return _NO_ATTRIBUTES
 
 
 def _ids(pb: PBSpan, r: int, s: int, i: int) -> tuple[SpanIds, SpanIds | None] | str:

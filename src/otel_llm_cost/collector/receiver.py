@@ -3,15 +3,14 @@
 A DuckDB file has exactly one read-write process: a second process cannot even open it read-only
 while the writer holds it. Applications with several processes (gunicorn or uvicorn workers, Celery
 workers, services in other languages, an OpenTelemetry Collector) export their spans with any standard
-OTLP/HTTP exporter to this receiver, which enriches them as an in-process
-:class:`~otel_llm_cost.processor.LLMCostSpanProcessor` would and stores them with the same
-:class:`~otel_llm_cost.exporter.DuckDBSpanExporter` (the same rows for the same spans).
+OTLP/HTTP exporter to this receiver, which enriches them as an in-process ``LLMCostSpanProcessor``
+would and stores them with the same ``DuckDBSpanExporter`` (the same rows for the same spans).
 
 This module is the server's lifecycle (socket, uvicorn, signals, draining); the request handling is in
 :mod:`otel_llm_cost.collector.handler`, the decoding straight into what storage reads in
-:mod:`otel_llm_cost.collector.received`, the batching stage with its backpressure counters and
-enrichment in :mod:`otel_llm_cost.collector.pipeline`, and the read deadlines and connection cap in
-:mod:`otel_llm_cost.collector.connections`.
+:mod:`otel_llm_cost.collector.received`, the storing stage with its backpressure counters in
+:mod:`otel_llm_cost.collector.storing` (built by :mod:`~otel_llm_cost.collector.pipeline`), the read
+deadlines and connection cap in :mod:`otel_llm_cost.collector.connections`.
 
 The receiver follows the OTLP/HTTP specification for traces: ``POST /v1/traces`` with
 ``application/x-protobuf`` or ``application/json`` bodies, optionally gzip-compressed; a 200 answer
@@ -59,7 +58,8 @@ from otel_llm_cost.collector.connections import (
     is_loopback,
 )
 from otel_llm_cost.collector.handler import TRACES_PATH, ReceiverStats, TraceHandler
-from otel_llm_cost.collector.pipeline import ReceiverPipeline, build_processor
+from otel_llm_cost.collector.heap import settle_heap
+from otel_llm_cost.collector.pipeline import AdmissionPipeline, ReceiverPipeline, build_processor
 
 if TYPE_CHECKING:
     from otel_llm_cost.budgets import Budget
@@ -108,7 +108,7 @@ class OTLPReceiver:
         port: TCP port; 0 picks a free one (see :attr:`url`).
         token: When set, every request must carry ``Authorization: Bearer <token>`` (else 401).
         max_body_bytes: Largest request body accepted, before and after decompression (else 413).
-        pipeline: The :class:`ReceiverPipeline` behind ``processor``; when given, the receiver
+        pipeline: The pipeline behind ``processor`` (``build_processor``); when given, the receiver
             answers 503 with ``Retry-After`` instead of letting its queue overflow and drop spans.
         busy_timeout_s: How long a request waits for room in that pipeline before the 503.
         insecure: Allow a non-loopback ``host`` without a token (anyone who reaches it can write
@@ -145,7 +145,7 @@ class OTLPReceiver:
         port: int = DEFAULT_PORT,
         token: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        pipeline: ReceiverPipeline | None = None,
+        pipeline: AdmissionPipeline | None = None,
         busy_timeout_s: float = _BUSY_TIMEOUT_S,
         insecure: bool = False,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
@@ -383,6 +383,7 @@ def serve(
     if on_ready is not None:
         on_ready(receiver)
     _warn_without_shared_user_id_key()
+    settle_heap()  # this process only receives from now on
     receiver.serve_forever()
     return receiver.stats
 

@@ -1,0 +1,126 @@
+"""The receiver's storing stage: a request's spans are journaled before the 200, as one batch."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+
+from helpers import wait_until
+from otel_llm_cost import CostStore
+from otel_llm_cost.collector.heap import RECEIVER_GC_THRESHOLDS
+from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
+from otel_llm_cost.collector.storing import StoringPipeline
+from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.storage.exporter import DuckDBSpanExporter
+from test_collector import protobuf_body, request
+from test_collector_pipeline import LLM_ATTRIBUTES, query, serve_process
+from test_exporter import make_span
+
+
+def llm_spans(count: int, first: int = 1) -> list[ReadableSpan]:
+    return [
+        make_span({**LLM_ATTRIBUTES, sc.GEN_AI_RESPONSE_ID: f"r-{i}"}, span_id=i, trace_id=i)
+        for i in range(first, first + count)
+    ]
+
+
+@pytest.mark.slow
+def test_serve_killed_right_after_a_200_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
+    db = tmp_path / "served.duckdb"
+    with serve_process("--db", str(db)) as (process, url, _):
+        reply = request(url, protobuf_body(llm_spans(40)))
+        assert reply.status == 200
+        process.kill()  # SIGKILL: no flush, no shutdown hook
+        process.wait(timeout=30)
+
+    # The next writer on the file commits what the killed receiver had journaled.
+    exporter = DuckDBSpanExporter(db)
+    assert exporter.force_flush(30_000)
+    exporter.shutdown()
+    assert query(db, "SELECT count(*), count(DISTINCT response_id) FROM llm_calls") == [(40, 40)]
+
+
+def test_each_request_is_stored_as_one_batch_and_counted_in_the_room(tmp_path: Path) -> None:
+    db = tmp_path / "costs.duckdb"
+    processor, pipeline = build_processor(db)
+    assert isinstance(pipeline, StoringPipeline)
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
+        assert request(receiver.url, protobuf_body(llm_spans(30))).status == 200
+        # Answered: nothing waits in a queue any more; the rows are the writer's (or committed).
+        assert pipeline.queued == 0
+        assert pipeline.room() == pipeline.capacity - pipeline.span_exporter.uncommitted_rows
+        assert request(receiver.url, protobuf_body(llm_spans(10, first=31))).status == 200
+    assert receiver.stats.spans_accepted == 40
+    assert query(db, "SELECT count(*) FROM llm_calls WHERE billable") == [(40,)]
+
+
+def test_spans_handed_over_after_shutdown_are_logged_not_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "costs.duckdb"
+    pipeline = StoringPipeline(DuckDBSpanExporter(db), capacity=100)
+    pipeline.store(llm_spans(3))
+    pipeline.shutdown()
+    with caplog.at_level(logging.WARNING, logger="otel_llm_cost.collector"):
+        pipeline.store(llm_spans(2, first=4))  # never raises
+        pipeline.on_end(llm_spans(1, first=6)[0])
+    assert "after the receiver's pipeline shut down" in caplog.text
+    assert pipeline.queued == 0
+    assert query(db, "SELECT count(*) FROM llm_calls") == [(3,)]
+
+
+def test_a_storing_pipeline_needs_a_positive_capacity(tmp_path: Path) -> None:
+    exporter = DuckDBSpanExporter(tmp_path / "costs.duckdb")
+    try:
+        with pytest.raises(ValueError, match="capacity must be positive"):
+            StoringPipeline(exporter, capacity=0)
+    finally:
+        exporter.shutdown()
+
+
+def test_settle_heap_freezes_the_start_up_heap_and_sets_the_receivers_thresholds() -> None:
+    # In a process of its own: the settings are process-wide, and only `serve`'s process takes them.
+    code = (
+        "import gc\n"
+        "from otel_llm_cost.collector.heap import settle_heap\n"
+        "before = gc.get_threshold()\n"
+        "settle_heap()\n"
+        "print(before, gc.get_threshold(), gc.get_freeze_count() > 1000)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split(")", 1)[1].strip() == f"{RECEIVER_GC_THRESHOLDS} True"
+
+
+@pytest.mark.slow
+def test_a_reader_gets_the_file_while_the_receiver_keeps_storing(tmp_path: Path) -> None:
+    db = tmp_path / "served.duckdb"
+    with serve_process("--db", str(db)) as (process, url, _):
+        assert request(url, protobuf_body(llm_spans(20))).status == 200
+        wait_until(db.is_file, timeout_s=30, what="the receiver to create its file")
+        # Requests keep coming, so the receiver never lets go for being idle, and it holds the file
+        # for up to ten seconds; a reader asks for it and is let in within its own 2 s timeout.
+        done = threading.Event()
+
+        def send() -> None:
+            first = 21
+            while not done.is_set():
+                assert request(url, protobuf_body(llm_spans(5, first=first))).status == 200
+                first += 5
+                time.sleep(0.05)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            with CostStore(db, timeout_s=2.0) as store:
+                assert store.summary().call_count >= 20
+        finally:
+            done.set()
+            sender.join()
+        assert process.poll() is None
