@@ -1,6 +1,6 @@
 """Property: the column-at-a-time builders of the row tables give exactly what the row-at-a-time ones give.
 
-``json_object_column`` encodes the JSON column a whole attribute at a time and splits it back in Arrow;
+``json_object_column`` encodes the JSON column a whole attribute at a time and joins the rows in Arrow;
 ``build_rows`` gathers and checks whole columns. Neither may change one stored byte: each is compared
 with a plain row-by-row reference on odd input (NaN and infinities, integers beyond 64 bits, strings
 holding quotes, commas, backslashes and "null", mixed types in one column, several attribute shapes

@@ -373,15 +373,12 @@ def _move_unbilled(batch: _Batch) -> None:
 
 
 def _all_hashed(users: set[Any]) -> bool:
-    """Whether every one of ``users`` is in the stored hashed form, in one regular-expression pass."""
-    if not users:
-        return True
-    # Joined, ids of the hashed form's one length sit at fixed offsets: a match of the repeated form
-    # over the whole text is a match of each id.
-    return (
+    """Whether every one of ``users`` is in the stored hashed form, in one regular-expression pass:
+    joined, ids of the form's one length sit at fixed offsets, so the repeated form matches each."""
+    return not users or (
         set(map(type, users)) == {str}
         and set(map(len, users)) == {_HASHED_LENGTH}
-        and (_HASHED_USER_IDS.fullmatch("".join(users)) is not None)
+        and _HASHED_USER_IDS.fullmatch("".join(users)) is not None
     )
 
 
