@@ -167,6 +167,7 @@ class _UserIdHash:
 
 
 _STATUS_NAMES: Final = {code: code.name for code in StatusCode}
+_STATUS_NAME_BY_ID: Final = {id(code): code.name for code in StatusCode}  # the members live as long
 # An Arrow scalar, not a Python float: pyarrow converts a Python number argument of a compute
 # function by first trying to import dateutil, again on every call when it is not installed
 # (0.1 ms a call here, 0.2 us a span at batches of 512).
@@ -178,7 +179,6 @@ def _common_columns(spans: list[ReadableSpan]) -> dict[str, Sequence[Any]]:
     """The span-level columns both tables share, one comprehension (in C where possible) each."""
     contexts = [span.context for span in spans]
     statuses = [span.status for span in spans]
-    names = _STATUS_NAMES
     return {
         "span_id": list(map("%016x".__mod__, [context.span_id for context in contexts])),
         "trace_id": list(map("%032x".__mod__, [context.trace_id for context in contexts])),
@@ -192,9 +192,17 @@ def _common_columns(spans: list[ReadableSpan]) -> dict[str, Sequence[Any]]:
         "span_name": [span.name for span in spans],
         "start_time": [span.start_time for span in spans],
         "end_time": [span.end_time for span in spans],
-        "status_code": [names.get(status.status_code) or status.status_code.name for status in statuses],
+        "status_code": _status_names([status.status_code for status in statuses]),
         "status_message": [status.description for status in statuses],
     }
+
+
+def _status_names(codes: list[StatusCode]) -> list[str]:
+    # By identity, in C: hashing a StatusCode (an Enum) runs Python code, 0.08 us a span.
+    names = list(map(_STATUS_NAME_BY_ID.get, map(id, codes)))
+    if None in names:  # not one of StatusCode's members
+        return [_STATUS_NAMES.get(code) or code.name for code in codes]
+    return names  # type: ignore[return-value]
 
 
 def _arrow_table(columns: list[Sequence[Any] | None], schema: pa.Schema, count: int) -> pa.Table:
