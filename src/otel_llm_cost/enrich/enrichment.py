@@ -20,9 +20,10 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
-from otel_llm_cost.conventions.usage import Usage, invalid_count_problem, normalize_usage
+from otel_llm_cost.conventions.usage import Usage, invalid_count_problem
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
 from otel_llm_cost.enrich.plain_cost import write_cost_labels, write_plain_cost
+from otel_llm_cost.enrich.span_plan import ID_SOURCE_NAMES, span_plan
 from otel_llm_cost.pricing import CostBreakdown, CostStatus
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ _ASSOCIATION_USER_KEYS: Final = frozenset(
     if name.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX)
 )
 _ASSOCIATION_MARK: Final = "\0" + sc.TRACELOOP_ASSOCIATION_PREFIX
-_ID_SOURCE_NAMES: Final = frozenset((sc.SESSION_ID, *sc.USER_ID_SOURCE_NAMES))
+_ID_SOURCE_NAMES: Final = ID_SOURCE_NAMES
 _PROVIDER_COST_SOURCE: Final = "provider"
 _ZERO_USD: Final = Decimal(0)
 # An answer served from the application's response cache made no API call (issue 5): its cost is
@@ -317,8 +318,9 @@ def _enrichment(
     hasher: UserIdHasher | None,
 ) -> dict[str, AttributeValue] | None:
     """:func:`compute_enrichment` for a span that already passed :func:`is_llm_candidate`."""
+    plan = span_plan(attributes, scope_name)
     try:
-        usage = normalize_usage(attributes, scope_name)
+        usage = plan.read_usage(attributes, scope_name)
     except Exception as exc:
         log_once(_logger, "enrich.normalize_usage", logging.ERROR, "normalize_usage failed: %r", exc)
         return None
@@ -337,12 +339,15 @@ def _enrichment(
                 "ignored invalid usage attributes on an LLM span: %s",
                 "; ".join(problems),
             )
-        reported = _reported_cost(out, attributes)
+        # The plan skips each step that would find none of its names on this shape of span.
+        if plan.reported_cost:
+            reported = _reported_cost(out, attributes)
         out[sc.LLM_COST_BILLABLE] = not usage.is_aggregate
-        _write_attribution(out, attributes, hasher)
+        if plan.attribution:
+            _write_attribution(out, attributes, hasher)
     except Exception as exc:
         log_once(_logger, "enrich.attributes", logging.ERROR, "building LLM span attributes failed: %r", exc)
-    if attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:
+    if plan.response_cache and attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:
         out[sc.LLM_CACHE_HIT] = True
         _write_cost(out, _RESPONSE_CACHE_COST)
         return out
