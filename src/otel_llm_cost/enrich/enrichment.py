@@ -244,6 +244,12 @@ def _write_attribution(
     association = names.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX) or _ASSOCIATION_MARK in names
     if association or not _ID_SOURCE_NAMES.isdisjoint(attributes):  # most spans carry none
         _write_mapped_ids(out, attributes, hasher, association)
+    _hash_cost_user_id(out, attributes, hasher)
+
+
+def _hash_cost_user_id(
+    out: dict[str, AttributeValue], attributes: Mapping[str, object], hasher: UserIdHasher | None
+) -> None:
     existing = attributes.get(sc.COST_USER_ID)
     if existing is not None and not (isinstance(existing, str) and is_hashed_user_id(existing)):
         # Set directly on the span with a raw id (an int too): the copy carries the hash instead.
@@ -343,8 +349,10 @@ def _enrichment(
         if plan.reported_cost:
             reported = _reported_cost(out, attributes)
         out[sc.LLM_COST_BILLABLE] = not usage.is_aggregate
-        if plan.attribution:
+        if plan.mapped_ids:
             _write_attribution(out, attributes, hasher)
+        elif plan.cost_user_id:  # an attribution block's, hashed already: usually nothing to add
+            _hash_cost_user_id(out, attributes, hasher)
     except Exception as exc:
         log_once(_logger, "enrich.attributes", logging.ERROR, "building LLM span attributes failed: %r", exc)
     if plan.response_cache and attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:

@@ -5,7 +5,8 @@ Keyed by the scope name and the tuple of attribute names (one tuple build and on
 span), a :class:`SpanPlan` holds the compiled usage reading
 (:class:`~otel_llm_cost.conventions.usage_plan.UsagePlan`) and which of enrichment's optional steps
 can find anything on such a span: a cost the span reports itself, ids to map onto ``cost.*``, the
-response-cache flag. Each step a plan skips would have found none of its names.
+response-cache flag, a ``cost.user_id`` that may need hashing. Each step a plan skips would have
+found none of its names.
 
 At most ``_MAX_PLANS`` shapes are kept; spans of further shapes (an instrumentation whose names
 vary from call to call) take the general path, as every span did before plans.
@@ -24,7 +25,6 @@ __all__ = ["ID_SOURCE_NAMES", "SpanPlan", "span_plan"]
 
 ID_SOURCE_NAMES: Final = frozenset((sc.SESSION_ID, *sc.USER_ID_SOURCE_NAMES))
 """Names whose values enrichment maps onto ``cost.session_id``/``cost.user_id``."""
-_ATTRIBUTION_NAMES: Final = ID_SOURCE_NAMES | {sc.COST_USER_ID}
 _REPORTED_COST_NAMES: Final = frozenset(
     (sc.GEN_AI_USAGE_COST, sc.GEN_AI_USAGE_COST_SOURCE, sc.LLM_COST_TOTAL)
 )
@@ -34,14 +34,21 @@ _MAX_PLANS: Final = 1024
 class SpanPlan:
     """Per shape: the usage plan (``None``: general path) and which optional steps may find something."""
 
-    __slots__ = ("attribution", "reported_cost", "response_cache", "usage")
+    __slots__ = ("cost_user_id", "mapped_ids", "reported_cost", "response_cache", "usage")
 
     def __init__(
-        self, usage: UsagePlan | None, *, reported_cost: bool, attribution: bool, response_cache: bool
+        self,
+        usage: UsagePlan | None,
+        *,
+        reported_cost: bool,
+        mapped_ids: bool,
+        cost_user_id: bool,
+        response_cache: bool,
     ) -> None:
         self.usage = usage
         self.reported_cost = reported_cost
-        self.attribution = attribution
+        self.mapped_ids = mapped_ids
+        self.cost_user_id = cost_user_id
         self.response_cache = response_cache
 
     def read_usage(self, attributes: Mapping[str, Any], scope_name: str | None) -> Usage | None:
@@ -57,7 +64,7 @@ class SpanPlan:
         return normalize_usage(attributes, scope_name)
 
 
-_GENERAL: Final = SpanPlan(None, reported_cost=True, attribution=True, response_cache=True)
+_GENERAL: Final = SpanPlan(None, reported_cost=True, mapped_ids=True, cost_user_id=True, response_cache=True)
 _PLANS: dict[tuple[Any, tuple[str, ...]], SpanPlan] = {}
 
 
@@ -66,9 +73,8 @@ def _compile(names: tuple[str, ...], scope_name: str | None) -> SpanPlan:
     return SpanPlan(
         compile_usage_plan(names, scope_name),
         reported_cost=not _REPORTED_COST_NAMES.isdisjoint(names),
-        attribution=(
-            not _ATTRIBUTION_NAMES.isdisjoint(names) or any(name.startswith(prefix) for name in names)
-        ),
+        mapped_ids=not ID_SOURCE_NAMES.isdisjoint(names) or any(name.startswith(prefix) for name in names),
+        cost_user_id=sc.COST_USER_ID in names,
         response_cache=sc.LLM_RESPONSE_FROM_CACHE in names,
     )
 
