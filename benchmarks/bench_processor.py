@@ -36,6 +36,7 @@ from otel_llm_cost.enrich.attribution import UserIdHasher, attribution, span_tag
 from otel_llm_cost.enrich.enrichment import _enrichment, is_llm_candidate
 from otel_llm_cost.enrich.processor import LLMCostSpanProcessor
 from otel_llm_cost.enrich.span_copy import _enriched_copy_of, span_attributes
+from otel_llm_cost.enrich.span_plan import span_plan
 from otel_llm_cost.pricing import PriceBook
 
 HTTP_ATTRIBUTES: dict[str, Any] = {
@@ -153,6 +154,9 @@ def breakdown(pricebook: PriceBook) -> list[tuple[str, float]]:
 
     enrichment = _best_us(lambda: _enrichment(attributes, "bench", llm_span.start_time, pricebook, hasher))
     normalize = _best_us(lambda: normalize_usage(attributes, "bench"))
+    # What the span path does: the plan kept for the span's shape reads its usage (normalize_usage
+    # only for a shape with no plan or a value the plan does not read).
+    planned = _best_us(lambda: span_plan(attributes, "bench").read_usage(attributes, "bench"))
     # The common call is priced in whole picodollars; compute_cost is the general path (cache tokens...).
     cost = _best_us(lambda: pricebook.plain_cost_pico(usage, llm_span.start_time))
     general = _best_us(lambda: pricebook.compute_cost(usage, at=at))
@@ -164,10 +168,11 @@ def breakdown(pricebook: PriceBook) -> list[tuple[str, float]]:
         ("on_start: SDK set_attributes, 4 tags", _best_us(lambda: live.set_attributes(tags))),
         ("LLM: span_attributes + is_llm_candidate", _best_us(
             lambda: is_llm_candidate(span_attributes(llm_span), "bench"))),
-        ("LLM: normalize_usage", normalize),
+        ("LLM: usage read through the span shape's plan", planned),
+        ("LLM: normalize_usage (general path, for reference)", normalize),
         ("LLM: plain_cost_pico (the common call's price)", cost),
         ("LLM: compute_cost (general path, for reference)", general),
-        ("LLM: attributes to add (rest of enrichment)", enrichment - normalize - cost),
+        ("LLM: attributes to add (rest of enrichment)", enrichment - planned - cost),
         ("LLM: double-count guard", _best_us(guard)),
         ("LLM: enriched copy", _best_us(lambda: _enriched_copy_of(llm_span, dict(attributes), extra))),
     ]  # fmt: skip
