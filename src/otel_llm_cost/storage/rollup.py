@@ -25,7 +25,8 @@ from typing import Final
 import duckdb
 
 from otel_llm_cost.conventions.names import MODEL_RECOMMENDATION, PROMPT_COULD_USE_HAIKU
-from otel_llm_cost.storage.coverage import checked_watermark, read_state, rows_from
+from otel_llm_cost.storage import coverage
+from otel_llm_cost.storage.coverage import CHUNK_ROWS, checked_watermark, read_state, rows_from
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
 __all__ = [
@@ -140,9 +141,6 @@ CREATE_ROLLUP_STATE: Final = (
     "(covered_rowid BIGINT, covered_rows BIGINT, layout INTEGER)"
 )
 ROLLUP_LAYOUT: Final = 1
-
-# Rows caught up per transaction when catching up in one go (~0.5 s on one core).
-_CHUNK_ROWS: Final = 262_144
 
 # A downgradable call carries the app's hint in its attributes JSON (flat attribute names as keys).
 # The substring test first keeps JSON parsing off the rows that cannot match (almost all of them).
@@ -265,46 +263,27 @@ def pending_rows(con: duckdb.DuckDBPyConnection) -> int:
     return rows_from(con, watermark(con) or 0)
 
 
-def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = _CHUNK_ROWS) -> int:
+def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = CHUNK_ROWS) -> int:
     """Roll up the next rows not covered yet (at most ``max_rows``; None: all), one transaction each.
 
     Run on a read-write connection by the writer that appends ``llm_calls`` rows (under its commit lock,
     so that no other append of this process runs meanwhile). Returns the rows rolled up.
     """
-    done = 0
-    while max_rows is None or done < max_rows:
-        chunk = _CHUNK_ROWS if max_rows is None else min(_CHUNK_ROWS, max_rows - done)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            low = watermark(con)
-            if low is None:  # rows deleted under the rollup, or another layout: start again
-                _forget(con)
-                low = 0
-            covered = (_state(con) or (0, 0))[1]
-            row = con.execute(f"SELECT max(rowid) FROM {CALLS_TABLE} WHERE rowid >= ?", [low]).fetchone()
-            top = None if row is None or row[0] is None else int(row[0]) + 1
-            if top is None:
-                con.execute("COMMIT")
-                return done
-            high = min(top, low + chunk)
-            con.execute(_CHUNK_SQL, [low, high])
-            _merge_touched(con, high)
-            counted = con.execute(
-                f"SELECT count(*) FROM {CALLS_TABLE} WHERE rowid >= ? AND rowid < ?", [low, high]
-            ).fetchone()
-            con.execute(f"DELETE FROM {ROLLUP_STATE_TABLE}")
-            con.execute(
-                f"INSERT INTO {ROLLUP_STATE_TABLE} VALUES (?, ?, ?)",
-                [high, covered + (counted or (0,))[0], ROLLUP_LAYOUT],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        done += high - low
-        if high == top:
-            return done
-    return done
+    return coverage.catch_up(
+        con,
+        state_table=ROLLUP_STATE_TABLE,
+        layout=ROLLUP_LAYOUT,
+        reset=_forget,
+        add_rows=_add_rows,
+        max_rows=max_rows,
+    )
+
+
+def _add_rows(con: duckdb.DuckDBPyConnection, low: int, high: int) -> int:
+    """Append the partial sums of the rows ``low <= rowid < high``; returns how many rows there are."""
+    con.execute(_CHUNK_SQL, [low, high])
+    _merge_touched(con, high)
+    return coverage.rows_between(con, low, high)
 
 
 _MERGED_COLUMNS: Final = (

@@ -26,7 +26,8 @@ from typing import Final
 
 import duckdb
 
-from otel_llm_cost.storage.coverage import checked_watermark, read_state, rows_from
+from otel_llm_cost.storage import coverage
+from otel_llm_cost.storage.coverage import CHUNK_ROWS, checked_watermark, read_state, rows_from
 from otel_llm_cost.storage.rollup import DIMENSION_COLUMNS, PARTIAL_COLUMNS, partial_aggregates
 from otel_llm_cost.storage.schema import CALLS_TABLE
 
@@ -68,8 +69,6 @@ CREATE_SESSIONS_STATE: Final = (
 CREATE: Final = (CREATE_SESSIONS, CREATE_SESSIONS_STATE)
 """The table and its state, created by every open of a writable file (idempotent)."""
 
-# Rows summed per transaction when catching up in one go.
-_CHUNK_ROWS: Final = 262_144
 _ROW_SUMS: Final = (
     f"SELECT session_id, min(start_time) AS first_start, max(start_time) AS last_start, "
     f"{partial_aggregates(SUM_COLUMNS)} FROM {CALLS_TABLE} "
@@ -105,42 +104,24 @@ def pending_rows(con: duckdb.DuckDBPyConnection) -> int:
     return rows_from(con, watermark(con) or 0)
 
 
-def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = _CHUNK_ROWS) -> int:
+def catch_up(con: duckdb.DuckDBPyConnection, *, max_rows: int | None = CHUNK_ROWS) -> int:
     """Add the next rows not covered yet (at most ``max_rows``; None: all) to their sessions, one
     transaction per chunk, and return how many rows were covered.
 
     Run, as the rollup's catch-up, by the writer that appends ``llm_calls`` rows, under its commit lock.
     """
-    done = 0
-    while max_rows is None or done < max_rows:
-        chunk = _CHUNK_ROWS if max_rows is None else min(_CHUNK_ROWS, max_rows - done)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            low = watermark(con)
-            if low is None:  # rows deleted under the table, or another layout: start again
-                con.execute(f"DELETE FROM {SESSIONS_TABLE}")
-                low = 0
-            covered = (_state(con) or (0, 0))[1] if low else 0
-            row = con.execute(f"SELECT max(rowid) FROM {CALLS_TABLE} WHERE rowid >= ?", [low]).fetchone()
-            top = None if row is None or row[0] is None else int(row[0]) + 1
-            if top is None:
-                con.execute("COMMIT")
-                return done
-            high = min(top, low + chunk)
-            counted = _add_rows(con, low, high)
-            con.execute(f"DELETE FROM {SESSIONS_STATE_TABLE}")
-            con.execute(
-                f"INSERT INTO {SESSIONS_STATE_TABLE} VALUES (?, ?, ?)",
-                [high, covered + counted, SESSIONS_LAYOUT],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        done += high - low
-        if high == top:
-            return done
-    return done
+    return coverage.catch_up(
+        con,
+        state_table=SESSIONS_STATE_TABLE,
+        layout=SESSIONS_LAYOUT,
+        reset=_forget,
+        add_rows=_add_rows,
+        max_rows=max_rows,
+    )
+
+
+def _forget(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DELETE FROM {SESSIONS_TABLE}")
 
 
 def _add_rows(con: duckdb.DuckDBPyConnection, low: int, high: int) -> int:
@@ -161,10 +142,7 @@ def _add_rows(con: duckdb.DuckDBPyConnection, low: int, high: int) -> int:
         f"ANTI JOIN {SESSIONS_TABLE} s ON s.session_id = c.session_id ORDER BY c.first_start"
     )
     con.execute("DROP TABLE _sessions_chunk")
-    row = con.execute(
-        f"SELECT count(*) FROM {CALLS_TABLE} WHERE rowid >= ? AND rowid < ?", [low, high]
-    ).fetchone()
-    return int(row[0]) if row else 0
+    return coverage.rows_between(con, low, high)
 
 
 def refresh(con: duckdb.DuckDBPyConnection, sessions_sql: str) -> None:
