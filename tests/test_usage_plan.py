@@ -140,3 +140,26 @@ def test_a_span_of_a_kept_shape_is_enriched_as_without_plans(
     assert planned == general
     assert list(planned or ()) == list(general or ())  # the same names in the same order
     assert [type(v) for v in (planned or {}).values()] == [type(v) for v in (general or {}).values()]
+
+
+def test_the_usual_recorded_calls_are_enriched_in_one_pass_as_the_general_path_does(
+    pricebook: PriceBook,
+) -> None:
+    one_pass = 0
+    for scope, attributes, _ in RECORDED:
+        plain = span_plans.span_plan(attributes, scope).plain_attributes(attributes, pricebook)
+        if plain is None:
+            continue
+        one_pass += 1
+        kept = span_plans._PLANS.copy()
+        try:
+            span_plans._PLANS.clear()
+            span_plans._PLANS.update(dict.fromkeys(((n, ()) for n in range(span_plans._MAX_PLANS)), None))  # type: ignore[arg-type]
+            expected = _enrichment(attributes, scope, START_NS, pricebook, HASHER)
+        finally:
+            span_plans._PLANS.clear()
+            span_plans._PLANS.update(kept)
+        assert expected is not None
+        assert list(plain.items()) == list(expected.items())
+        assert [type(v) for v in plain.values()] == [type(v) for v in expected.values()]
+    assert one_pass >= 5  # most recorded calls read cache tokens: the general path prices those

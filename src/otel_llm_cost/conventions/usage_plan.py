@@ -31,7 +31,20 @@ from otel_llm_cost.conventions.tables import (
 from otel_llm_cost.conventions.usage import Usage, _lower_text, _read_counts, _streaming, _UsageDraft
 from otel_llm_cost.conventions.values import MAX_COUNT, Names
 
-__all__ = ["UsagePlan", "compile_usage_plan"]
+__all__ = ["UsagePlan", "UsageValues", "compile_usage_plan"]
+
+UsageValues = tuple[
+    str | None,
+    bool,
+    tuple[bool, int, int, int, int, int, int],
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    bool | None,
+    str | None,
+]
+"""See :meth:`UsagePlan.values`."""
 
 _MAX_TEXT_LEN: Final = 256
 _SEEDED: Final = frozenset((sc.LLM_TOKENS_INPUT, sc.LLM_TOKENS_OUTPUT))
@@ -85,10 +98,63 @@ class UsagePlan:
         )
         self._tier = not _TIER_NAMES.isdisjoint(names)
 
+    @property
+    def convention(self) -> str:
+        """The convention the counts are read from."""
+        return self._convention
+
+    @property
+    def plain_counts(self) -> bool:
+        """Whether the shape has no cache, reasoning or extra count names (those counts are 0)."""
+        return self._simple_counts
+
     def read(self, attributes: Mapping[str, Any]) -> Usage | None:
         """The span's :class:`Usage`, or ``None``: some value is not well formed (take the general path).
 
         ``attributes`` must have exactly the names the plan was compiled for."""
+        values = self.values(attributes)
+        if values is None:
+            return None
+        (
+            operation,
+            aggregate,
+            counts,
+            request_model,
+            response_model,
+            provider,
+            response_id,
+            streaming,
+            tier,
+        ) = values
+        # Unpacked, not *counts[1:]: a call with a starred argument costs ~0.13 us more.
+        reported, input_tokens, output_tokens, cache_read, cache_write, cache_write_1h, reasoning = counts
+        usage = _UsageDraft(
+            input_tokens,
+            output_tokens,
+            cache_read,
+            cache_write,
+            cache_write_1h,
+            reasoning,
+            request_model,
+            response_model,
+            provider,
+            operation,
+            self._convention,
+            reported,
+            aggregate,
+            response_id,
+            streaming,
+            (),
+            tier,
+        )
+        usage.__class__ = Usage  # type: ignore[assignment]
+        return usage  # type: ignore[return-value]  # a Usage now (no cast(): a call per span)
+
+    def values(self, attributes: Mapping[str, Any]) -> UsageValues | None:
+        """What :meth:`read` puts in the Usage, as a tuple: (operation, is_aggregate, (usage_reported,
+        input, output, cache_read, cache_write, cache_write_1h, reasoning), request_model,
+        response_model, provider (lower-cased), response_id, streaming, service_tier); ``None`` as
+        for :meth:`read`."""
         table = self._table
         problems: list[str] = []
         name = self._operation
@@ -118,7 +184,7 @@ class UsagePlan:
                 return None  # the general path may try the span's other conventions
         if counts is None:
             return None
-        return self._usage(attributes, operation, aggregate, counts)
+        return self._texts_and_flags(attributes, operation, aggregate, counts)
 
     def _plain_counts(
         self, attributes: Mapping[str, Any]
@@ -146,14 +212,14 @@ class UsagePlan:
             output_tokens = max(total - input_tokens, 0) if total is not None else 0
         return True, input_tokens, output_tokens, 0, 0, 0, 0
 
-    def _usage(
+    def _texts_and_flags(
         self,
         attributes: Mapping[str, Any],
         operation: str | None,
         aggregate: bool,
         counts: tuple[bool, int, int, int, int, int, int],
-    ) -> Usage | None:
-        """:meth:`read` from the models on: the texts, streaming and service tier, then the Usage."""
+    ) -> UsageValues | None:
+        """:meth:`values` from the models on: the texts, streaming and service tier."""
         texts: list[str | None] = [None, None, None, None]
         for index, name in self._texts:
             value = attributes[name]
@@ -174,29 +240,17 @@ class UsagePlan:
             if problems:
                 return None
         request_model, response_model, provider, response_id = texts
-        # Unpacked, not *counts[1:]: a call with a starred argument costs ~0.13 us more.
-        reported, input_tokens, output_tokens, cache_read, cache_write, cache_write_1h, reasoning = counts
-        usage = _UsageDraft(
-            input_tokens,
-            output_tokens,
-            cache_read,
-            cache_write,
-            cache_write_1h,
-            reasoning,
+        return (
+            operation,
+            aggregate,
+            counts,
             request_model,
             response_model,
             provider.lower() if provider is not None else None,
-            operation,
-            self._convention,
-            reported,
-            aggregate,
             response_id,
             streaming,
-            (),
             tier,
         )
-        usage.__class__ = Usage  # type: ignore[assignment]
-        return usage  # type: ignore[return-value]  # a Usage now (no cast(): a call per span)
 
 
 def compile_usage_plan(names: Collection[str], scope_name: str | None) -> UsagePlan | None:

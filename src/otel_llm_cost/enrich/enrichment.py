@@ -316,6 +316,16 @@ def _reported_cost(
     return None
 
 
+def _log_usage_problems(problems: tuple[str, ...]) -> None:
+    log_once(
+        _logger,
+        "enrich.usage_problems",
+        logging.WARNING,
+        "ignored invalid usage attributes on an LLM span: %s",
+        "; ".join(problems),
+    )
+
+
 def _enrichment(
     attributes: Mapping[str, AttributeValue],
     scope_name: str | None,
@@ -325,6 +335,9 @@ def _enrichment(
 ) -> dict[str, AttributeValue] | None:
     """:func:`compute_enrichment` for a span that already passed :func:`is_llm_candidate`."""
     plan = span_plan(attributes, scope_name)
+    plain = plan.plain_attributes(attributes, pricebook)
+    if plain is not None:
+        return plain
     try:
         usage = plan.read_usage(attributes, scope_name)
     except Exception as exc:
@@ -336,15 +349,8 @@ def _enrichment(
     reported: Decimal | None = None
     try:
         _write_usage(out, usage)
-        problems = usage.problems
-        if problems:
-            log_once(
-                _logger,
-                "enrich.usage_problems",
-                logging.WARNING,
-                "ignored invalid usage attributes on an LLM span: %s",
-                "; ".join(problems),
-            )
+        if usage.problems:
+            _log_usage_problems(usage.problems)
         # The plan skips each step that would find none of its names on this shape of span.
         if plan.reported_cost:
             reported = _reported_cost(out, attributes)

@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from opentelemetry.util.types import AttributeValue
+
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.conventions.usage import Usage, normalize_usage
 from otel_llm_cost.conventions.usage_plan import UsagePlan, compile_usage_plan
+from otel_llm_cost.enrich.plain_call import plain_call_attributes
 
 __all__ = ["ID_SOURCE_NAMES", "SpanPlan", "span_plan"]
 
@@ -34,7 +37,7 @@ _MAX_PLANS: Final = 1024
 class SpanPlan:
     """Per shape: the usage plan (``None``: general path) and which optional steps may find something."""
 
-    __slots__ = ("cost_user_id", "mapped_ids", "reported_cost", "response_cache", "usage")
+    __slots__ = ("cost_user_id", "mapped_ids", "plain", "reported_cost", "response_cache", "usage")
 
     def __init__(
         self,
@@ -50,6 +53,22 @@ class SpanPlan:
         self.mapped_ids = mapped_ids
         self.cost_user_id = cost_user_id
         self.response_cache = response_cache
+        # The usual call: no cache, reasoning, reported-cost, id or response-cache names to read.
+        self.plain = (
+            usage is not None and usage.plain_counts and not (reported_cost or mapped_ids or response_cache)
+        )
+
+    def plain_attributes(
+        self, attributes: Mapping[str, Any], pricebook: object
+    ) -> dict[str, AttributeValue] | None:
+        """What enrichment adds to a span of this shape when it is the usual call, plainly priced
+        (:mod:`otel_llm_cost.enrich.plain_call`); ``None``: the general path. Never raises."""
+        if not self.plain or self.usage is None:
+            return None
+        try:
+            return plain_call_attributes(self.usage, self.cost_user_id, attributes, pricebook)
+        except Exception:  # the general path runs next: it copes with, and logs, whatever failed here
+            return None
 
     def read_usage(self, attributes: Mapping[str, Any], scope_name: str | None) -> Usage | None:
         """:func:`~otel_llm_cost.conventions.usage.normalize_usage` of a span of this shape."""
