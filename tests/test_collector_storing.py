@@ -66,14 +66,28 @@ def test_spans_handed_over_after_shutdown_are_logged_not_stored(
 ) -> None:
     db = tmp_path / "costs.duckdb"
     pipeline = StoringPipeline(DuckDBSpanExporter(db), capacity=100)
-    pipeline.store(llm_spans(3))
+    assert pipeline.store(llm_spans(3))
     pipeline.shutdown()
     with caplog.at_level(logging.WARNING, logger="otel_llm_cost.collector"):
-        pipeline.store(llm_spans(2, first=4))  # never raises
+        assert not pipeline.store(llm_spans(2, first=4))  # never raises
         pipeline.on_end(llm_spans(1, first=6)[0])
     assert "after the receiver's pipeline shut down" in caplog.text
     assert pipeline.queued == 0
     assert query(db, "SELECT count(*) FROM llm_calls") == [(3,)]
+
+
+def test_a_request_the_exporter_does_not_take_is_answered_503_for_the_sender_to_retry(tmp_path: Path) -> None:
+    db = tmp_path / "costs.duckdb"
+    processor, pipeline = build_processor(db)
+    with OTLPReceiver(processor, port=0, pipeline=pipeline) as receiver:
+        assert request(receiver.url, protobuf_body(llm_spans(5))).status == 200
+        pipeline.span_exporter.shutdown()  # from now on export() refuses every batch
+        refused = request(receiver.url, protobuf_body(llm_spans(5, first=6)))
+        assert refused.status == 503
+        assert refused.headers["retry-after"]
+    assert receiver.stats.spans_accepted == 5
+    assert receiver.stats.responses[503] == 1
+    assert query(db, "SELECT count(*) FROM llm_calls") == [(5,)]
 
 
 def test_a_storing_pipeline_needs_a_positive_capacity(tmp_path: Path) -> None:

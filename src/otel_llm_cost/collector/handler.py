@@ -263,7 +263,12 @@ class TraceHandler:
 
     def _emit(self, spans: Sequence[ReadableSpan]) -> tuple[int, list[str]]:
         if self._store is not None:
-            self._store(spans)  # never raises
+            if not self._store(spans):  # never raises
+                raise RequestError(
+                    503,
+                    "the receiver could not store the spans; retry later",
+                    {"Retry-After": str(_RETRY_AFTER_S)},
+                )
             return 0, []
         pipeline = self._pipeline
         chunk = max(1, pipeline.capacity // 2) if pipeline is not None else len(spans)

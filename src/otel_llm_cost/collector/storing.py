@@ -24,6 +24,7 @@ from typing import Final
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
@@ -78,14 +79,17 @@ class StoringPipeline(SpanProcessor):
         """Free places: the capacity less the spans being stored, and less the exporter's backlog."""
         return self.capacity - self.queued - (self.backlog if with_backlog else 0)
 
-    def store(self, spans: Sequence[ReadableSpan]) -> None:
+    def store(self, spans: Sequence[ReadableSpan]) -> bool:
         """Enrich, convert and journal ``spans`` as one batch; never raises.
 
-        The exporter logs what it refuses (after shutdown) or cannot convert, and spools what it
-        cannot write yet; spans handed over after :meth:`shutdown` are logged here and not stored.
+        Returns:
+            True when the exporter took the batch (journaled, so it survives a crash); False when it
+            did not (after :meth:`shutdown`, or when the batch could be neither journaled nor
+            written): the receiver then answers 503 and the sender sends the spans again, which
+            stores each span once even where part of the batch was stored.
         """
         if not spans:
-            return
+            return True
         with self._count_lock:
             self._storing += len(spans)
         try:
@@ -97,10 +101,11 @@ class StoringPipeline(SpanProcessor):
                         logging.WARNING,
                         "spans handed over after the receiver's pipeline shut down were not stored",
                     )
-                    return
-                self.span_exporter.export(spans)
+                    return False
+                return self.span_exporter.export(spans) is SpanExportResult.SUCCESS
         except Exception as exc:  # export promises not to raise; log it if it does
             log_once(_logger, "collector.store", logging.ERROR, "storing received spans failed: %r", exc)
+            return False
         finally:
             with self._count_lock:
                 self._storing -= len(spans)
