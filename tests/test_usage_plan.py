@@ -163,3 +163,48 @@ def test_the_usual_recorded_calls_are_enriched_in_one_pass_as_the_general_path_d
         assert list(plain.items()) == list(expected.items())
         assert [type(v) for v in plain.values()] == [type(v) for v in expected.values()]
     assert one_pass >= 5  # most recorded calls read cache tokens: the general path prices those
+
+
+def _general_enrichment(attributes: dict[str, Any], scope: Any, pricebook: PriceBook) -> Any:
+    """The enrichment with the plan table full: the general path throughout."""
+    kept = span_plans._PLANS.copy()
+    try:
+        span_plans._PLANS.clear()
+        span_plans._PLANS.update(dict.fromkeys(((n, ()) for n in range(span_plans._MAX_PLANS)), None))  # type: ignore[arg-type]
+        return _enrichment(attributes, scope, START_NS, pricebook, HASHER)
+    finally:
+        span_plans._PLANS.clear()
+        span_plans._PLANS.update(kept)
+
+
+class _Scope(str):
+    """A scope name of a str subclass: equal to (and hashed as) the plain str, read as no scope."""
+
+
+@pytest.mark.parametrize(
+    "first", [sc.ANTHROPIC_SDK_SCOPE, _Scope(sc.ANTHROPIC_SDK_SCOPE)], ids=["str-first", "subclass-first"]
+)
+def test_a_scope_name_equal_to_another_of_another_type_gets_its_own_reading(
+    first: str, pricebook: PriceBook
+) -> None:
+    # The conventions pick a table by scope only for a plain str: a str subclass of the same text is
+    # read by its attribute names. A plan compiled for one must not be used for the other.
+    attributes = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_REQUEST_MODEL: "claude-3-5-haiku-20241022",
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 10,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 5,
+    }
+    second = sc.ANTHROPIC_SDK_SCOPE if type(first) is _Scope else _Scope(sc.ANTHROPIC_SDK_SCOPE)
+    kept = span_plans._PLANS.copy()
+    try:
+        span_plans._PLANS.clear()
+        _enrichment(attributes, first, START_NS, pricebook, HASHER)
+        planned = _enrichment(attributes, second, START_NS, pricebook, HASHER)
+    finally:
+        span_plans._PLANS.clear()
+        span_plans._PLANS.update(kept)
+    general = _general_enrichment(attributes, second, pricebook)
+    assert planned is not None
+    assert general is not None
+    assert list(planned.items()) == list(general.items())

@@ -100,6 +100,10 @@ def _compile(names: tuple[str, ...], scope_name: str | None) -> SpanPlan:
 
 def span_plan(attributes: Mapping[str, Any], scope_name: str | None) -> SpanPlan:
     """The plan for spans shaped as this one (the general plan when it cannot be kept); never raises."""
+    if scope_name is not None and type(scope_name) is not str:
+        # The conventions read a scope only when it is a str; a subclass equal to one (same key)
+        # would share, or leave behind, a plan compiled for the other reading.
+        return _GENERAL
     try:
         names = tuple(attributes)
         key = (scope_name, names)
