@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otel_llm_cost.storage.rows import build_rows
-from otel_llm_cost.storage.values import json_object_column, to_json_bytes
+from otel_llm_cost.storage.values import json_object_column, to_array, to_arrays, to_json_bytes
 
 _TRICKY_TEXT = st.sampled_from(
     ['a","b', 'x",', '",', "q\\", "null", "", "é", "\u2028", 'say "hi"', ",", "\x00"]
@@ -195,3 +195,49 @@ def test_a_batch_over_a_block_stores_what_its_parts_store() -> None:
     ]
     batch = [_span(index, shapes[(index // 700) % len(shapes)]) for index in range(5000)]
     _assert_rows_match_parts(batch, 100, capture_content=False, store_all_spans=True)
+
+
+_ARROW_TYPES = st.sampled_from(
+    [pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.decimal128(18, 12), pa.timestamp("ns", tz="UTC")]
+)
+_ARRAY_VALUE = st.one_of(
+    _VALUE,
+    st.sampled_from([1_700_000_000_000_000_000, 10**6, 0.5, "12", "\ud800", 2**63, -(2**63)]),
+)
+
+
+def _converted(convert: Any) -> list[tuple[pa.DataType, list[Any]]] | type[BaseException]:
+    """What ``convert()`` gives (types and values, timestamps as integers), or the type of its error."""
+    try:
+        arrays = convert()
+    except Exception as exc:  # the row builder raises too: compared as such
+        return type(exc)
+    return [
+        (array.type, (array.cast(pa.int64()) if pa.types.is_timestamp(array.type) else array).to_pylist())
+        for array in arrays
+    ]
+
+
+@given(
+    columns=st.lists(
+        st.tuples(_ARROW_TYPES, st.one_of(st.none(), st.lists(_ARRAY_VALUE, min_size=3, max_size=3))),
+        min_size=1,
+        max_size=6,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_columns_converted_together_equal_each_converted_alone(
+    columns: list[tuple[pa.DataType, list[Any] | None]],
+) -> None:
+    """``to_arrays`` converts the columns of one type in one call and slices them apart: each array is
+    what ``to_array`` gives its column alone (a value that does not fit one column nulls it there
+    only), and a column ``to_array`` cannot convert makes both raise."""
+    types = [arrow_type for arrow_type, _ in columns]
+    alone = _converted(
+        lambda: [pa.nulls(3, t) if values is None else to_array(values, t) for t, values in columns]
+    )
+    together = _converted(lambda: to_arrays([values for _, values in columns], types, 3))
+    if isinstance(alone, type):
+        assert isinstance(together, type)
+    else:
+        assert repr(together) == repr(alone)  # repr: NaN equals NaN, 1 differs from True
