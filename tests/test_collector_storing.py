@@ -168,3 +168,49 @@ def test_requests_queued_behind_a_busy_one_are_answered_503_within_the_busy_time
         assert [reply.status for reply in replies] == [503] * senders
         assert all(reply.headers["retry-after"] for reply in replies)
         assert waited < senders * busy_timeout_s / 2
+
+
+_MEASURED_RECEIVER = """
+import sys
+from otel_llm_cost.collector.receiver import OTLPReceiver, build_processor
+
+def high_water_kib():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+
+processor, pipeline = build_processor(sys.argv[1])
+with OTLPReceiver(processor, port=0, pipeline=pipeline, max_body_bytes=64 * 2**20) as receiver:
+    before = high_water_kib()
+    print(receiver.url, flush=True)
+    sys.stdin.readline()
+    print(high_water_kib() - before, flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the peak memory from /proc")
+def test_a_large_request_is_stored_in_parts_not_with_all_its_rows_alive_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "costs.duckdb"
+    spans = [
+        make_span({**LLM_ATTRIBUTES, sc.GEN_AI_RESPONSE_ID: f"r-{i}", "app.note": "n" * 100}, span_id=i)
+        for i in range(1, 100_001)
+    ]
+    body = protobuf_body(spans)
+    del spans
+    with subprocess.Popen(
+        [sys.executable, "-c", _MEASURED_RECEIVER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as receiver:
+        assert receiver.stdin is not None
+        assert receiver.stdout is not None
+        url = receiver.stdout.readline().strip()
+        assert request(url, body).status == 200
+        receiver.stdin.write("\n")
+        receiver.stdin.flush()
+        added_bytes = int(receiver.stdout.readline()) * 1024
+    assert receiver.returncode == 0
+    # The decoded request stays alive until it is answered (about 11 times its 39 MB body); one
+    # batch of 100,000 rows on top of it took 28 times the body.
+    assert added_bytes < 18 * len(body)
+    assert query(db, "SELECT count(*), count(DISTINCT response_id) FROM llm_calls") == [(100_000, 100_000)]
