@@ -20,9 +20,10 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
-from otel_llm_cost.conventions.usage import Usage, invalid_count_problem, normalize_usage
+from otel_llm_cost.conventions.usage import Usage, invalid_count_problem
 from otel_llm_cost.enrich.attribution import UserIdHasher, default_user_id_hasher, is_hashed_user_id
 from otel_llm_cost.enrich.plain_cost import write_cost_labels, write_plain_cost
+from otel_llm_cost.enrich.span_plan import ID_SOURCE_NAMES, span_plan
 from otel_llm_cost.pricing import CostBreakdown, CostStatus
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ _ASSOCIATION_USER_KEYS: Final = frozenset(
     if name.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX)
 )
 _ASSOCIATION_MARK: Final = "\0" + sc.TRACELOOP_ASSOCIATION_PREFIX
-_ID_SOURCE_NAMES: Final = frozenset((sc.SESSION_ID, *sc.USER_ID_SOURCE_NAMES))
+_ID_SOURCE_NAMES: Final = ID_SOURCE_NAMES
 _PROVIDER_COST_SOURCE: Final = "provider"
 _ZERO_USD: Final = Decimal(0)
 # An answer served from the application's response cache made no API call (issue 5): its cost is
@@ -243,6 +244,12 @@ def _write_attribution(
     association = names.startswith(sc.TRACELOOP_ASSOCIATION_PREFIX) or _ASSOCIATION_MARK in names
     if association or not _ID_SOURCE_NAMES.isdisjoint(attributes):  # most spans carry none
         _write_mapped_ids(out, attributes, hasher, association)
+    _hash_cost_user_id(out, attributes, hasher)
+
+
+def _hash_cost_user_id(
+    out: dict[str, AttributeValue], attributes: Mapping[str, object], hasher: UserIdHasher | None
+) -> None:
     existing = attributes.get(sc.COST_USER_ID)
     if existing is not None and not (isinstance(existing, str) and is_hashed_user_id(existing)):
         # Set directly on the span with a raw id (an int too): the copy carries the hash instead.
@@ -309,6 +316,16 @@ def _reported_cost(
     return None
 
 
+def _log_usage_problems(problems: tuple[str, ...]) -> None:
+    log_once(
+        _logger,
+        "enrich.usage_problems",
+        logging.WARNING,
+        "ignored invalid usage attributes on an LLM span: %s",
+        "; ".join(problems),
+    )
+
+
 def _enrichment(
     attributes: Mapping[str, AttributeValue],
     scope_name: str | None,
@@ -317,8 +334,12 @@ def _enrichment(
     hasher: UserIdHasher | None,
 ) -> dict[str, AttributeValue] | None:
     """:func:`compute_enrichment` for a span that already passed :func:`is_llm_candidate`."""
+    plan = span_plan(attributes, scope_name)
+    plain = plan.plain_attributes(attributes, pricebook)
+    if plain is not None:
+        return plain
     try:
-        usage = normalize_usage(attributes, scope_name)
+        usage = plan.read_usage(attributes, scope_name)
     except Exception as exc:
         log_once(_logger, "enrich.normalize_usage", logging.ERROR, "normalize_usage failed: %r", exc)
         return None
@@ -328,21 +349,19 @@ def _enrichment(
     reported: Decimal | None = None
     try:
         _write_usage(out, usage)
-        problems = usage.problems
-        if problems:
-            log_once(
-                _logger,
-                "enrich.usage_problems",
-                logging.WARNING,
-                "ignored invalid usage attributes on an LLM span: %s",
-                "; ".join(problems),
-            )
-        reported = _reported_cost(out, attributes)
+        if usage.problems:
+            _log_usage_problems(usage.problems)
+        # The plan skips each step that would find none of its names on this shape of span.
+        if plan.reported_cost:
+            reported = _reported_cost(out, attributes)
         out[sc.LLM_COST_BILLABLE] = not usage.is_aggregate
-        _write_attribution(out, attributes, hasher)
+        if plan.mapped_ids:
+            _write_attribution(out, attributes, hasher)
+        elif plan.cost_user_id:  # an attribution block's, hashed already: usually nothing to add
+            _hash_cost_user_id(out, attributes, hasher)
     except Exception as exc:
         log_once(_logger, "enrich.attributes", logging.ERROR, "building LLM span attributes failed: %r", exc)
-    if attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:
+    if plan.response_cache and attributes.get(sc.LLM_RESPONSE_FROM_CACHE) is True:
         out[sc.LLM_CACHE_HIT] = True
         _write_cost(out, _RESPONSE_CACHE_COST)
         return out
