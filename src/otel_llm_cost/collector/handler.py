@@ -244,13 +244,16 @@ class TraceHandler:
             return 0, []
         if self._admit_lock is None:  # the lifespan startup creates it on the server's event loop
             self._admit_lock = asyncio.Lock()
+        # The busy timeout runs from the request's arrival, the wait for the lock included: requests
+        # queued behind one waiting for room are answered 503 once theirs is up, not one timeout each
+        # after another.
+        deadline = time.monotonic() + self._busy_timeout_s
         # One request at a time is admitted and emitted, so the room check cannot be raced by another
         # request filling the queue in between. Decoding, the expensive part, stays concurrent.
         async with self._admit_lock:
             pipeline = self._pipeline
             if pipeline is not None:
                 needed = min(len(spans), pipeline.capacity // 2)
-                deadline = time.monotonic() + self._busy_timeout_s
                 while pipeline.room() < needed:
                     if time.monotonic() > deadline:
                         raise RequestError(
