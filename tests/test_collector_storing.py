@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -91,6 +92,22 @@ def test_a_request_the_exporter_does_not_take_is_answered_503_for_the_sender_to_
     assert receiver.stats.spans_accepted == 5
     assert receiver.stats.responses[503] == 1
     assert query(db, "SELECT count(*) FROM llm_calls") == [(5,)]
+
+
+def test_the_receivers_pipeline_given_only_as_the_processor_still_stores_requests_with_backpressure(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "costs.duckdb"
+    processor, pipeline = build_processor(db)
+    batches: list[int] = []
+    export = pipeline.span_exporter.export
+    pipeline.span_exporter.export = lambda spans: batches.append(len(spans)) or export(spans)  # type: ignore[method-assign]
+    with OTLPReceiver(processor, port=0) as receiver:  # no pipeline= argument
+        assert request(receiver.url, protobuf_body(llm_spans(30))).status == 200
+        ready = request(receiver.url, method="GET", path="/ready", content_type=None)
+    assert json.loads(ready.body)["capacity"] == pipeline.capacity
+    assert batches == [30]  # one batch for the request, not one per span
+    assert query(db, "SELECT count(*) FROM llm_calls") == [(30,)]
 
 
 def test_a_storing_pipeline_needs_a_positive_capacity(tmp_path: Path) -> None:

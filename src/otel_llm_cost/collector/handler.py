@@ -90,6 +90,8 @@ class TraceHandler:
         self._processor = processor
         self._token = token
         self._max_body_bytes = max_body_bytes
+        if pipeline is None and isinstance(processor, AdmissionPipeline):
+            pipeline = processor  # the receiver's pipeline given alone: it still brings its backpressure
         self._pipeline = pipeline
         self._decode = _decoder_for(processor, pipeline)
         # A storing pipeline takes a request's spans as one batch; any other processor span by span.
