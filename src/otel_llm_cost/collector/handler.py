@@ -90,6 +90,8 @@ class TraceHandler:
         self._processor = processor
         self._token = token
         self._max_body_bytes = max_body_bytes
+        if pipeline is None and isinstance(processor, AdmissionPipeline):
+            pipeline = processor  # the receiver's pipeline given alone: it still brings its backpressure
         self._pipeline = pipeline
         self._decode = _decoder_for(processor, pipeline)
         # A storing pipeline takes a request's spans as one batch; any other processor span by span.
@@ -244,13 +246,16 @@ class TraceHandler:
             return 0, []
         if self._admit_lock is None:  # the lifespan startup creates it on the server's event loop
             self._admit_lock = asyncio.Lock()
+        # The busy timeout runs from the request's arrival, the wait for the lock included: requests
+        # queued behind one waiting for room are answered 503 once theirs is up, not one timeout each
+        # after another.
+        deadline = time.monotonic() + self._busy_timeout_s
         # One request at a time is admitted and emitted, so the room check cannot be raced by another
         # request filling the queue in between. Decoding, the expensive part, stays concurrent.
         async with self._admit_lock:
             pipeline = self._pipeline
             if pipeline is not None:
                 needed = min(len(spans), pipeline.capacity // 2)
-                deadline = time.monotonic() + self._busy_timeout_s
                 while pipeline.room() < needed:
                     if time.monotonic() > deadline:
                         raise RequestError(

