@@ -689,7 +689,8 @@ def test_json_columns_keep_their_exact_text() -> None:
     ("value", "text"),
     [
         (2**70, "1180591620717411303424"),  # beyond 64 bits: orjson refuses, the standard library writes it
-        ("lone \ud800", '"lone \\ud800"'),  # not UTF-8 encodable: escaped instead
+        # Not UTF-8 encodable, and an escape of it is JSON that no reader (DuckDB included) accepts.
+        ("lone \ud800", '"lone \\ufffd"'),  # U+FFFD instead, escaped
         ("nullable", '"nullable"'),  # "null" in the text alone changes nothing
         ((None, float("nan")), '[null,"nan"]'),
     ],
@@ -725,6 +726,61 @@ def test_a_span_that_cannot_become_a_row_is_dropped_alone_logged_and_counted(
     assert ERROR_COUNTS["exporter.span_dropped"] == 1
     assert len([r for r in caplog.records if "could not convert" in r.getMessage()]) == 1
     assert exporter.export([make_span()]) is SpanExportResult.SUCCESS  # and the next batch is fine
+
+
+def test_text_utf8_cannot_encode_is_stored_with_a_replacement_character_not_dropped(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A lone surrogate ("\udc80" from a surrogateescape decode) in any text a row holds: a column, the
+    # JSON attributes, a tag, the span's name; one span enriched in-process, one nothing enriched.
+    bad = "bad \udc80 text"
+    enriched = make_span(
+        enriched_attributes(**{sc.COST_FEATURE: bad, "custom.note": bad, "cost.team": bad}), name=bad
+    )
+    raw_attributes = {
+        sc.GEN_AI_OPERATION_NAME: "chat",
+        sc.GEN_AI_PROVIDER_NAME: "openai",
+        sc.GEN_AI_REQUEST_MODEL: "gpt-4o" + bad,
+        sc.GEN_AI_USAGE_INPUT_TOKENS: 10,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: 5,
+    }
+    raw = make_span(raw_attributes, name="chat gpt-4o", start_ns=START_NS + 1)
+    good = [make_span(start_ns=START_NS + 2 + i) for i in range(3)]
+    exporter = DuckDBSpanExporter(db, store_all_spans=True)
+    with caplog.at_level(logging.WARNING, logger="otel_llm_cost"):
+        assert exporter.export([enriched, raw, *good]) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert ERROR_COUNTS["exporter.span_dropped"] == 0
+    assert "lone surrogate" in caplog.text
+    clean = "bad \ufffd text"
+    with contextlib.closing(_storage.connect(db, read_only=True)) as con:
+        rows = con.execute(
+            f"SELECT span_name, feature, tags['team'], attributes->>'$.\"custom.note\"', request_model, "
+            f"billable FROM {_schema.CALLS_TABLE} ORDER BY start_time"
+        ).fetchall()
+        names = con.execute(f"SELECT span_name FROM {_schema.SPANS_TABLE} ORDER BY start_time").fetchall()
+    assert rows[0] == (clean, clean, clean, clean, "claude-sonnet-4-0", True)
+    # The span nothing enriched keeps its one verdict of the double-count guard: billable.
+    assert rows[1][4:] == ("gpt-4o" + clean, True)
+    assert len(rows) == 5
+    assert names[0] == (clean,)
+
+
+def test_a_lone_surrogate_in_the_json_attributes_does_not_cost_the_batch(db: Path) -> None:
+    # Only the JSON column holds it: the rows build, and an escaped lone surrogate there made DuckDB
+    # refuse the whole insert, so the batch went to quarantine. 300 spans: the column-wise JSON path.
+    spans = [make_span(start_ns=START_NS + i) for i in range(300)]
+    spans[150] = make_span(enriched_attributes(**{"custom.note": "x \ud800"}), start_ns=START_NS + 150)
+    exporter = DuckDBSpanExporter(db)
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert count(db) == 300
+    with contextlib.closing(_storage.connect(db, read_only=True)) as con:
+        notes = con.execute(
+            f"SELECT attributes->>'$.\"custom.note\"' FROM {_schema.CALLS_TABLE} "
+            "WHERE attributes LIKE '%note%'"
+        ).fetchall()
+    assert notes == [("x \ufffd",)]
 
 
 def test_a_span_lasting_longer_than_a_float_holds_exactly_is_stored_with_its_batch(db: Path) -> None:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
+from otel_llm_cost.storage.clean_text import CleanedSpan, clean_value, cleaned_span
 from otel_llm_cost.storage.enricher import SpanEnricher
 from otel_llm_cost.storage.rows import Enricher, RowBatch, build_rows
 
@@ -35,6 +36,12 @@ class _Memo:
         if missing:
             done.update(zip(map(id, missing), self._enrich(missing), strict=True))
         return [done[id(span)] for span in spans]
+
+    def stand_in(self, copy: object, span: ReadableSpan) -> None:
+        """Give ``copy`` (kept alive by the caller) the enrichment of ``span``, its text cleaned:
+        the double-count guard must not see one call twice."""
+        if id(span) in self._done:
+            self._done[id(copy)] = clean_value(self._done[id(span)])
 
 
 class BatchConverter:
@@ -95,6 +102,9 @@ class BatchConverter:
                     middle = len(part) // 2
                     pending += (part[middle:], part[:middle])  # popped first half first: span order
                     continue
+                cleaned = cleaned_span(part[0])
+                if cleaned is not None and self._build_cleaned(cleaned, part[0], enrich, parts):
+                    continue
                 dropped += 1
                 log_once(
                     _logger,
@@ -109,3 +119,21 @@ class BatchConverter:
         calls = pa.concat_tables([part.calls for part in parts])
         all_spans = [part.spans for part in parts if part.spans is not None]
         return RowBatch(calls, pa.concat_tables(all_spans) if all_spans else None), dropped
+
+    def _build_cleaned(
+        self, cleaned: CleanedSpan, span: ReadableSpan, enrich: _Memo, parts: list[RowBatch]
+    ) -> bool:
+        """Append the rows of ``span`` with its lone surrogates replaced; False if they do not build."""
+        enrich.stand_in(cleaned, span)
+        try:
+            parts.append(self._build([cleaned], enrich))  # type: ignore[list-item]
+        except Exception:
+            return False
+        log_once(
+            _logger,
+            "exporter.text_cleaned",
+            logging.WARNING,
+            "span %r held text UTF-8 cannot encode (a lone surrogate): stored with U+FFFD in its place",
+            cleaned.name,
+        )
+        return True

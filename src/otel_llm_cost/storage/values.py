@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from otel_llm_cost._money import MONEY_QUANTUM
+from otel_llm_cost.storage.clean_text import clean_value
 
 __all__ = [
     "json_object_column",
@@ -61,7 +62,9 @@ def to_json_bytes(value: object) -> bytes:
     try:
         encoded = orjson.dumps(value, default=_json_default)
     except TypeError:  # orjson.JSONEncodeError is one
-        return _ENCODER.encode(_finite(value)).encode()
+        # What orjson refuses: an int beyond 64 bits, or a lone surrogate, which the standard library
+        # would write as an escape that no JSON reader (DuckDB included) accepts: U+FFFD instead.
+        return _ENCODER.encode(_finite(clean_value(value))).encode()
     if b"null" in encoded:
         # orjson writes NaN and Infinity as null (so would a None, or text containing "null"): keep
         # the non-finite numbers readable, as strings.
