@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from otel_llm_cost import _config
 from otel_llm_cost._logging import log_once
-from otel_llm_cost.collector.storing import StoringPipeline
+from otel_llm_cost.collector.storing import StoringPipeline, run_after_shutdown
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.enrich.budget_hook import BudgetHook, budget_hook_for
 from otel_llm_cost.enrich.llm_call import LLMCallEnricher
@@ -177,11 +177,7 @@ class ReceiverPipeline(SpanProcessor):
 
     def shutdown(self) -> None:
         self._batch.shutdown()
-        for callback in self._after_shutdown:
-            try:
-                callback()
-            except Exception as exc:
-                log_once(_logger, "collector.shutdown_hook", logging.ERROR, "shutting down failed: %r", exc)
+        run_after_shutdown(self._after_shutdown)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._batch.force_flush(timeout_millis)

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.storage.exporter import DuckDBSpanExporter
 
-__all__ = ["STORE_BATCH_SPANS", "StoringPipeline"]
+__all__ = ["STORE_BATCH_SPANS", "StoringPipeline", "run_after_shutdown"]
 
 _logger = logging.getLogger("otel_llm_cost.collector")
 
@@ -148,14 +148,19 @@ class StoringPipeline(SpanProcessor):
             self.span_exporter.shutdown()
         except Exception as exc:
             log_once(_logger, "collector.shutdown", logging.ERROR, "flushing the exporter failed: %r", exc)
-        for callback in self._after_shutdown:
-            try:
-                callback()
-            except Exception as exc:
-                log_once(_logger, "collector.shutdown_hook", logging.ERROR, "shutting down failed: %r", exc)
+        run_after_shutdown(self._after_shutdown)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self.span_exporter.force_flush(timeout_millis)
+
+
+def run_after_shutdown(callbacks: Sequence[Callable[[], object]]) -> None:
+    """Call each of a pipeline's ``after_shutdown`` callbacks; a failing one is logged, the rest run."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception as exc:
+            log_once(_logger, "collector.shutdown_hook", logging.ERROR, "shutting down failed: %r", exc)
 
 
 def _end_time(span: ReadableSpan) -> int:
