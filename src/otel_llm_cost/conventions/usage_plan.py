@@ -29,7 +29,7 @@ from otel_llm_cost.conventions.tables import (
     pick_table,
 )
 from otel_llm_cost.conventions.usage import Usage, _lower_text, _read_counts, _streaming, _UsageDraft
-from otel_llm_cost.conventions.values import MAX_COUNT, Names
+from otel_llm_cost.conventions.values import MAX_COUNT, MAX_TEXT_LEN, Names
 
 __all__ = ["UsagePlan", "UsageValues", "compile_usage_plan"]
 
@@ -46,7 +46,6 @@ UsageValues = tuple[
 ]
 """See :meth:`UsagePlan.values`."""
 
-_MAX_TEXT_LEN: Final = 256
 _SEEDED: Final = frozenset((sc.LLM_TOKENS_INPUT, sc.LLM_TOKENS_OUTPUT))
 _TIER_NAMES: Final = frozenset(sc.SERVICE_TIER_NAMES)
 
@@ -163,7 +162,7 @@ class UsagePlan:
             if type(value) is not str:
                 return None
             operation: str | None = value.strip()
-            if not operation or len(operation) > _MAX_TEXT_LEN:
+            if not operation or len(operation) > MAX_TEXT_LEN:
                 return None
             operation = operation.lower()
             operation = _TRACELOOP_OPERATIONS.get(operation, operation)
@@ -226,7 +225,7 @@ class UsagePlan:
             if type(value) is not str:
                 return None
             text = value.strip()
-            if not text or len(text) > _MAX_TEXT_LEN:
+            if not text or len(text) > MAX_TEXT_LEN:
                 return None
             texts[index] = text
         streaming = self._streaming

@@ -11,13 +11,14 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["MAX_COUNT", "Names", "read_count", "read_flag", "read_text", "str_value"]
+__all__ = ["MAX_COUNT", "MAX_TEXT_LEN", "Names", "read_count", "read_flag", "read_text", "str_value"]
 
 Names = tuple[str, ...]
 """Attribute names that may carry one value, best first."""
 
 MAX_COUNT: Final = 2**63 - 1  # DuckDB BIGINT; anything larger is garbage, not a token count
-_MAX_NAME_LEN: Final = 256
+MAX_TEXT_LEN: Final = 256
+"""Longest text (a model, a provider, an operation) read from a span; a longer one is not used."""
 _PROBLEM_VALUE_LEN: Final = 40
 
 
@@ -76,7 +77,7 @@ def read_text(attributes: Mapping[str, Any], names: Names, problems: list[str]) 
             continue
         if type(value) is str:
             text = value.strip()
-            if text and len(text) <= _MAX_NAME_LEN:
+            if text and len(text) <= MAX_TEXT_LEN:
                 return text
             problems.append(f"{name}: {'empty' if not text else 'over-long'} string dropped")
         else:
