@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +22,7 @@ import pytest
 from otel_llm_cost._logging import reset_log_once
 from otel_llm_cost.enrich import attribution as _attribution
 from otel_llm_cost.pricing import PriceBook
+from otel_llm_cost.query import CostStore
 from otel_llm_cost.storage import connect as _storage
 from otel_llm_cost.storage import schema as _schema
 
@@ -154,6 +155,37 @@ def insert_calls(connection: duckdb.DuckDBPyConnection, rows: Iterable[Mapping[s
         connection.execute(f"INSERT INTO {_schema.CALLS_TABLE} SELECT * FROM _new_calls")
     finally:
         connection.unregister("_new_calls")
+
+
+def insert_second_long_calls(
+    connection: duckdb.DuckDBPyConnection, rows: Iterable[Mapping[str, Any]]
+) -> None:
+    """:func:`insert_calls` of ``call(**row)`` for each row, each call ending one second after it starts."""
+    insert_calls(
+        connection, [call(**{**row, "end_time": row["start_time"] + timedelta(seconds=1)}) for row in rows]
+    )
+
+
+def _memory_store() -> tuple[duckdb.DuckDBPyConnection, CostStore]:
+    connection = duckdb.connect()
+    _storage.ensure_schema(connection)
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection, CostStore(connection)
+
+
+@contextlib.contextmanager
+def twin_stores() -> Iterator[
+    tuple[duckdb.DuckDBPyConnection, CostStore, duckdb.DuckDBPyConnection, CostStore]
+]:
+    """Two in-memory databases with a CostStore each: a test fills a derived table (the rollup, the
+    session table) in the first only, so that reports on the second read raw rows to compare with."""
+    summed, summed_store = _memory_store()
+    raw, raw_store = _memory_store()
+    try:
+        yield summed, summed_store, raw, raw_store
+    finally:
+        summed.close()
+        raw.close()
 
 
 class CallsDB:

@@ -4,7 +4,6 @@ inserted, in any order, rolled up in any number of steps, deleted or repriced si
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from conftest import call, insert_calls
+from conftest import insert_second_long_calls, twin_stores
 from helpers import wait_until
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.pricing import PriceBook
@@ -60,27 +59,6 @@ rows_strategy = st.lists(
 )
 
 
-def _store() -> tuple[duckdb.DuckDBPyConnection, CostStore]:
-    connection = duckdb.connect()
-    _storage.ensure_schema(connection)
-    connection.execute("SET TimeZone = 'UTC'")
-    return connection, CostStore(connection)
-
-
-@contextlib.contextmanager
-def twin_stores() -> Iterator[
-    tuple[duckdb.DuckDBPyConnection, CostStore, duckdb.DuckDBPyConnection, CostStore]
-]:
-    """Two in-memory databases: the first gets rolled up, the second never (reports read raw rows)."""
-    rolled, rolled_store = _store()
-    raw, raw_store = _store()
-    try:
-        yield rolled, rolled_store, raw, raw_store
-    finally:
-        rolled.close()
-        raw.close()
-
-
 def _reports(store: CostStore, start: datetime | None, end: datetime | None) -> dict[str, Any]:
     answers: dict[str, Any] = {
         "summary": store.summary(start, end),
@@ -97,12 +75,6 @@ def _reports(store: CostStore, start: datetime | None, end: datetime | None) -> 
     return answers
 
 
-def _insert(connection: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    insert_calls(
-        connection, [call(**{**row, "end_time": row["start_time"] + timedelta(seconds=1)}) for row in rows]
-    )
-
-
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
@@ -117,8 +89,8 @@ def test_every_report_from_the_rollup_equals_the_raw_answer(
         start, end = (end, start) if end < start else (start, None)
     with twin_stores() as (rolled, rolled_store, raw, raw_store):
         for rows, rolled_up in batches:
-            _insert(rolled, rows)
-            _insert(raw, rows)
+            insert_second_long_calls(rolled, rows)
+            insert_second_long_calls(raw, rows)
             _rollup.catch_up(rolled, max_rows=rolled_up)  # partly: some rows stay above the watermark
         assert _reports(rolled_store, start, end) == _reports(raw_store, start, end)
 
@@ -139,8 +111,8 @@ def _some_calls(n: int = 40) -> list[dict[str, Any]]:
 
 def test_reports_read_the_rollup_once_it_has_caught_up() -> None:
     with twin_stores() as (rolled, rolled_store, raw, raw_store):
-        _insert(rolled, _some_calls())
-        _insert(raw, _some_calls())
+        insert_second_long_calls(rolled, _some_calls())
+        insert_second_long_calls(raw, _some_calls())
         assert _rollup.catch_up(rolled, max_rows=None) == 40
         assert _rollup.pending_rows(rolled) == 0
         summary = rolled_store.summary(T0, T0 + SPAN)
@@ -152,7 +124,7 @@ def test_reports_read_the_rollup_once_it_has_caught_up() -> None:
 def test_a_delete_under_the_watermark_makes_reports_read_raw_rows_until_the_writer_rolls_up_again() -> None:
     with twin_stores() as (rolled, rolled_store, raw, raw_store):
         for connection in (rolled, raw):
-            _insert(connection, _some_calls())
+            insert_second_long_calls(connection, _some_calls())
         _rollup.catch_up(rolled, max_rows=None)
         for connection in (rolled, raw):
             connection.execute("DELETE FROM llm_calls WHERE feature = 'a'")
@@ -170,7 +142,7 @@ def test_reprice_keeps_the_rollup_exact(tmp_path: Path) -> None:
     paths = (tmp_path / "rolled.duckdb", tmp_path / "raw.duckdb")
     for path in paths:
         with contextlib.closing(_storage.connect(path)) as connection:
-            _insert(connection, rows)
+            insert_second_long_calls(connection, rows)
     with contextlib.closing(_storage.connect(paths[0])) as connection:
         _rollup.catch_up(connection, max_rows=None)
     answers = []
@@ -227,7 +199,7 @@ def test_the_exporting_writer_rolls_up_when_idle(tmp_path: Path) -> None:
 def test_a_file_from_before_the_rollup_is_read_raw_and_gets_it_on_the_next_write(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     with contextlib.closing(_storage.connect(path)) as connection:
-        _insert(connection, _some_calls())
+        insert_second_long_calls(connection, _some_calls())
         for table in (_rollup.ROLLUP_TABLE, _rollup.ROLLUP_STATE_TABLE):
             connection.execute(f"DROP TABLE {table}")
     with CostStore(path) as store:
@@ -250,7 +222,7 @@ def test_the_rollup_counts_the_same_downgradable_calls_as_the_savings_report() -
         {"start_time": T0, "attributes": "{}"},
     ]
     with twin_stores() as (rolled, rolled_store, raw, raw_store):
-        _insert(rolled, rows)
-        _insert(raw, rows)
+        insert_second_long_calls(rolled, rows)
+        insert_second_long_calls(raw, rows)
         _rollup.catch_up(rolled, max_rows=None)
         assert rolled_store.savings().downgradable_calls == raw_store.savings().downgradable_calls == 2

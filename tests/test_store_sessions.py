@@ -4,7 +4,6 @@ whatever was inserted, caught up in any number of steps, deleted or repriced sin
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from conftest import call, insert_calls
+from conftest import insert_second_long_calls, twin_stores
 from helpers import wait_until
 from otel_llm_cost.conventions import names as sc
 from otel_llm_cost.pricing import PriceBook
@@ -81,33 +80,6 @@ batches_strategy = st.lists(
 )
 
 
-def _store() -> tuple[duckdb.DuckDBPyConnection, CostStore]:
-    connection = duckdb.connect()
-    _storage.ensure_schema(connection)
-    connection.execute("SET TimeZone = 'UTC'")
-    return connection, CostStore(connection)
-
-
-@contextlib.contextmanager
-def twin_stores() -> Iterator[
-    tuple[duckdb.DuckDBPyConnection, CostStore, duckdb.DuckDBPyConnection, CostStore]
-]:
-    """Two in-memory databases: the first gets the session table, the second never (raw rows)."""
-    summed, summed_store = _store()
-    raw, raw_store = _store()
-    try:
-        yield summed, summed_store, raw, raw_store
-    finally:
-        summed.close()
-        raw.close()
-
-
-def _insert(connection: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    insert_calls(
-        connection, [call(**{**row, "end_time": row["start_time"] + timedelta(seconds=1)}) for row in rows]
-    )
-
-
 def _from_table(rows: Rows[CostRow]) -> bool:
     return _sessions.SESSIONS_TABLE in rows._source.query.sql  # type: ignore[union-attr]
 
@@ -139,7 +111,7 @@ def test_the_breakdown_by_session_from_the_table_equals_the_raw_answer(
     with twin_stores() as (summed, summed_store, raw, raw_store):
         for rows, caught_up, delete in batches:
             for connection in (summed, raw):
-                _insert(connection, rows)
+                insert_second_long_calls(connection, rows)
                 if delete:  # under the watermark or above it, as it falls
                     connection.execute("DELETE FROM llm_calls WHERE feature = 'a' AND input_tokens % 2 = 0")
             _sessions.catch_up(summed, max_rows=caught_up)  # partly: some rows stay above the watermark
@@ -174,10 +146,10 @@ def test_every_window_over_sessions_cut_at_either_edge_or_both_equals_the_raw_an
     ]
     with twin_stores() as (summed, summed_store, raw, raw_store):
         for connection in (summed, raw):
-            _insert(connection, rows)
+            insert_second_long_calls(connection, rows)
         _sessions.catch_up(summed, max_rows=None)
         for connection in (summed, raw):
-            _insert(connection, more)  # above the watermark
+            insert_second_long_calls(connection, more)  # above the watermark
         for start, end in windows:
             assert _breakdowns(summed_store, start, end) == _breakdowns(raw_store, start, end), (start, end)
         assert _from_table(summed_store.breakdown("session", edges[3], edges[-3]))
@@ -203,7 +175,7 @@ WINDOWS = [(None, None), (T0 + timedelta(hours=5), T0 + timedelta(hours=40)), (T
 def test_the_page_reads_whole_sessions_from_the_table_once_it_has_caught_up() -> None:
     with twin_stores() as (summed, summed_store, raw, raw_store):
         for connection in (summed, raw):
-            _insert(connection, _some_calls())
+            insert_second_long_calls(connection, _some_calls())
         assert not _from_table(summed_store.breakdown("session"))  # nothing covered yet: raw rows
         assert _sessions.catch_up(summed, max_rows=None) == 40
         assert _sessions.pending_rows(summed) == 0
@@ -220,7 +192,7 @@ def test_the_page_reads_whole_sessions_from_the_table_once_it_has_caught_up() ->
 def test_a_delete_under_the_watermark_makes_the_page_read_raw_rows_until_the_writer_sums_again() -> None:
     with twin_stores() as (summed, summed_store, raw, raw_store):
         for connection in (summed, raw):
-            _insert(connection, _some_calls())
+            insert_second_long_calls(connection, _some_calls())
         _sessions.catch_up(summed, max_rows=None)
         for connection in (summed, raw):
             connection.execute("DELETE FROM llm_calls WHERE feature = 'a'")
@@ -237,7 +209,7 @@ def test_a_delete_under_the_watermark_makes_the_page_read_raw_rows_until_the_wri
 def test_a_table_far_behind_its_file_is_left_for_raw_rows() -> None:
     with twin_stores() as (summed, summed_store, raw, raw_store):
         for connection in (summed, raw):
-            _insert(connection, _some_calls(4))
+            insert_second_long_calls(connection, _some_calls(4))
         _sessions.catch_up(summed, max_rows=None)
         for connection in (summed, raw):  # a new session on each of 65,537 rows above the watermark
             connection.execute(
@@ -257,7 +229,7 @@ def test_reprice_keeps_the_session_table_exact(tmp_path: Path) -> None:
     paths = (tmp_path / "summed.duckdb", tmp_path / "raw.duckdb")
     for path in paths:
         with contextlib.closing(_storage.connect(path)) as connection:
-            _insert(connection, _some_calls())
+            insert_second_long_calls(connection, _some_calls())
     with contextlib.closing(_storage.connect(paths[0])) as connection:
         _sessions.catch_up(connection, max_rows=30)  # ten rows above the watermark
     answers = []
@@ -277,7 +249,7 @@ def test_a_file_from_before_the_session_table_gets_it_and_a_table_of_another_lay
 ) -> None:
     path = tmp_path / "old.duckdb"
     with contextlib.closing(_storage.connect(path)) as connection:
-        _insert(connection, _some_calls())
+        insert_second_long_calls(connection, _some_calls())
         _rollup.catch_up(connection, max_rows=None)
         for table in (_sessions.SESSIONS_TABLE, _sessions.SESSIONS_STATE_TABLE):
             connection.execute(f"DROP TABLE {table}")
@@ -351,7 +323,7 @@ def test_calls_without_a_session_above_the_watermark_are_counted() -> None:
     rows.append({"session_id": None, "start_time": at - timedelta(hours=10), "cost_usd": None})
     with twin_stores() as (summed, summed_store, raw, raw_store):
         for connection in (summed, raw):
-            _insert(connection, rows)
+            insert_second_long_calls(connection, rows)
         assert _sessions.catch_up(summed, max_rows=4) == 4
         assert _from_table(summed_store.breakdown("session", None, None))
         assert _breakdowns(summed_store, None, None) == _breakdowns(raw_store, None, None)
