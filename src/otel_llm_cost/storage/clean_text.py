@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Status
 
 __all__ = ["clean_value", "cleaned_span"]
 
@@ -45,77 +48,45 @@ def clean_value(value: Any) -> Any:
     return value
 
 
-class _Named:
-    """What storage reads of a span's scope or status, with its text cleaned."""
+def cleaned_span(span: ReadableSpan) -> ReadableSpan | None:
+    """``span`` with its lone surrogates replaced, or ``None`` when it has none (or cannot be read).
 
-    __slots__ = ("description", "name", "status_code", "version")
-
-    def __init__(self, source: Any, **texts: Any) -> None:
-        self.name = getattr(source, "name", None)
-        self.version = getattr(source, "version", None)
-        self.status_code = getattr(source, "status_code", None)
-        self.description = getattr(source, "description", None)
-        for field, text in texts.items():
-            setattr(self, field, text)
-
-
-class _Resource:
-    __slots__ = ("attributes", "schema_url")
-
-    def __init__(self, attributes: Mapping[str, Any], schema_url: str) -> None:
-        self.attributes = attributes
-        self.schema_url = schema_url
-
-
-class CleanedSpan:
-    """The fields of a span that storage reads, every string in them UTF-8 encodable."""
-
-    __slots__ = (
-        "attributes",
-        "context",
-        "end_time",
-        "instrumentation_scope",
-        "kind",
-        "name",
-        "parent",
-        "resource",
-        "start_time",
-        "status",
-    )
-
-    def __init__(self, span: ReadableSpan) -> None:
-        self.name = clean_value(span.name)
-        self.context = span.context
-        self.parent = span.parent
-        resource = span.resource
-        self.resource = (
-            _Resource(clean_value(resource.attributes), resource.schema_url) if resource is not None else None
-        )
-        scope = span.instrumentation_scope
-        self.instrumentation_scope = (
-            _Named(scope, name=clean_value(scope.name)) if scope is not None else None
-        )
-        self.attributes = clean_value(span.attributes or {})
-        self.start_time = span.start_time
-        self.end_time = span.end_time
-        status = span.status
-        self.status = _Named(status, description=clean_value(status.description))
-        self.kind = span.kind
-
-
-def cleaned_span(span: ReadableSpan) -> CleanedSpan | None:
-    """``span`` with its lone surrogates replaced, or ``None`` when it has none (or cannot be read)."""
+    The copy has what storage reads (names, ids, resource, scope, attributes, times, status, kind);
+    events and links, which storage never reads, are left out.
+    """
     try:
-        cleaned = CleanedSpan(span)
-        scope = span.instrumentation_scope
+        name = clean_value(span.name)
+        original = span.attributes or {}
+        attributes = clean_value(original)
         resource = span.resource
+        if resource is not None and (cleaned := clean_value(resource.attributes)) is not resource.attributes:
+            resource = Resource(cleaned, resource.schema_url)
+        scope = span.instrumentation_scope
+        if scope is not None and (scope_name := clean_value(scope.name)) is not scope.name:
+            scope = InstrumentationScope(scope_name, scope.version, scope.schema_url, scope.attributes)
+        status = span.status
+        if (description := clean_value(status.description)) is not status.description:
+            status = Status(status.status_code, description)
         changed = (
-            cleaned.name is not span.name
-            or cleaned.attributes is not (span.attributes or cleaned.attributes)
-            or (resource is not None and cleaned.resource.attributes is not resource.attributes)
-            or (scope is not None and cleaned.instrumentation_scope.name is not scope.name)  # type: ignore[union-attr]
-            or cleaned.status.description is not span.status.description
+            name is not span.name
+            or attributes is not original
+            or resource is not span.resource
+            or scope is not span.instrumentation_scope
+            or status is not span.status
+        )
+        if not changed:
+            return None
+        return ReadableSpan(
+            name=name,
+            context=span.context,
+            parent=span.parent,
+            resource=resource,
+            attributes=attributes,
+            kind=span.kind,
+            status=status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=scope,
         )
     except Exception:  # a span that cannot even be read: the caller drops it, as before
         return None
-    return cleaned if changed else None

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_llm_cost._logging import log_once
 from otel_llm_cost.conventions import names as sc
-from otel_llm_cost.storage.clean_text import CleanedSpan, clean_value, cleaned_span
+from otel_llm_cost.storage.clean_text import clean_value, cleaned_span
 from otel_llm_cost.storage.enricher import SpanEnricher
 from otel_llm_cost.storage.rows import Enricher, RowBatch, build_rows
 
@@ -121,12 +121,12 @@ class BatchConverter:
         return RowBatch(calls, pa.concat_tables(all_spans) if all_spans else None), dropped
 
     def _build_cleaned(
-        self, cleaned: CleanedSpan, span: ReadableSpan, enrich: _Memo, parts: list[RowBatch]
+        self, cleaned: ReadableSpan, span: ReadableSpan, enrich: _Memo, parts: list[RowBatch]
     ) -> bool:
         """Append the rows of ``span`` with its lone surrogates replaced; False if they do not build."""
         enrich.stand_in(cleaned, span)
         try:
-            parts.append(self._build([cleaned], enrich))  # type: ignore[list-item]
+            parts.append(self._build([cleaned], enrich))
         except Exception:
             return False
         log_once(
